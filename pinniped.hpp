@@ -1,0 +1,3170 @@
+// pinniped.hpp: a small, dependency-light Pinniped Concierge for edge Kubernetes.
+//
+// One header, read top to bottom in the order a request travels:
+//   0. tunables, includes, the error type, logging
+//   1. wire types (TokenCredentialRequest, TokenReview, Status, ...) + JSON
+//   2. crypto helpers and the certificate authority (cluster signer)
+//   3. TLS transport on mbedTLS (server for cpp-httplib, HTTPS client)
+//   4. authenticators (TokenReview webhooks, the registry, config files)
+//   5. the concierge (HTTP handlers, discovery, health, reloaders)
+//   6. the client side (exchange a token for a credential)
+// A section may call the sections above it, never below. Machinery lives in
+// `pinniped::detail`; everything else is the public API.
+//
+// Build: needs cpp-httplib 0.11.4 (header-only, without OpenSSL), picojson,
+// libyaml and mbedTLS 2.28 (-lmbedtls -lmbedx509 -lmbedcrypto -lyaml).
+#pragma once
+
+// ---------------------------------------------------------------------------
+// 0. Tunables
+// ---------------------------------------------------------------------------
+#ifndef PINNIPED_VERSION
+#define PINNIPED_VERSION "0.1.0"
+#endif
+#ifndef PINNIPED_DEFAULT_API_GROUP_SUFFIX
+#define PINNIPED_DEFAULT_API_GROUP_SUFFIX "pinniped.dev"
+#endif
+#ifndef PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES
+#define PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES (1024 * 1024)
+#endif
+
+// poll(2) instead of select(2): no FD_SETSIZE ceiling on busy servers.
+#ifndef CPPHTTPLIB_USE_POLL
+#define CPPHTTPLIB_USE_POLL
+#endif
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+#error "pinniped.hpp brings its own TLS (mbedTLS); build cpp-httplib without OpenSSL"
+#endif
+#ifndef PICOJSON_USE_INT64
+#define PICOJSON_USE_INT64
+#endif
+
+#include <httplib.h>
+#include <picojson.h>
+#include <yaml.h>
+
+#include <mbedtls/asn1.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/md.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/rsa.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509_crt.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if MBEDTLS_VERSION_NUMBER < 0x021C0000 || MBEDTLS_VERSION_NUMBER >= 0x03000000
+#error "pinniped.hpp is written for mbedTLS 2.28"
+#endif
+
+namespace pinniped {
+
+using Clock = std::chrono::system_clock;
+using Steady = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+
+// ---------------------------------------------------------------------------
+// 0. The error type and logging
+// ---------------------------------------------------------------------------
+
+// One field-level reason inside a Status (metav1.StatusCause).
+struct StatusCause {
+  std::string reason;  // e.g. FieldValueRequired
+  std::string field;   // e.g. spec.token.value
+  std::string message;
+};
+
+// The library's one error type. `code` is an HTTP status and `reason` the
+// matching Kubernetes StatusReason, so the HTTP edge can turn it into a
+// Status and the CLI edge into one line. Messages never carry secrets.
+class Error : public std::runtime_error {
+ public:
+  Error(int code, std::string reason, const std::string &message,
+        std::vector<StatusCause> causes = {})
+      : std::runtime_error(message), code(code), reason(std::move(reason)),
+        causes(std::move(causes)) {}
+  int code;
+  std::string reason;
+  std::vector<StatusCause> causes;
+};
+
+// Kubernetes StatusReason for an HTTP code.
+inline std::string reason_for_code(int code) {
+  switch (code) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 406: return "NotAcceptable";
+    case 409: return "Conflict";
+    case 410: return "Expired";
+    case 413: return "RequestEntityTooLarge";
+    case 415: return "UnsupportedMediaType";
+    case 422: return "Invalid";
+    case 429: return "TooManyRequests";
+    case 503: return "ServiceUnavailable";
+    case 504: return "Timeout";
+    default: return code >= 500 ? "InternalError" : "BadRequest";
+  }
+}
+
+inline Error bad_request(const std::string &msg) { return Error(400, "BadRequest", msg); }
+inline Error internal_error(const std::string &msg) { return Error(500, "InternalError", msg); }
+
+// Structured logs: one JSON object per line. Callers pass fields; nothing
+// here knows about tokens or keys, and callers never hand them over.
+class Logger {
+ public:
+  enum class Level { debug = 0, info = 1, warn = 2, error = 3 };
+  using Sink = std::function<void(const std::string &line)>;
+  using Fields = std::vector<std::pair<std::string, picojson::value>>;
+
+  explicit Logger(Level min = Level::info, Sink sink = nullptr)
+      : min_(min), sink_(std::move(sink)) {}
+
+  void set_level(Level l) { min_ = l; }
+  bool enabled(Level l) const { return l >= min_; }
+
+  void log(Level l, const std::string &msg, const Fields &fields = {}) const;
+  void debug(const std::string &m, const Fields &f = {}) const { log(Level::debug, m, f); }
+  void info(const std::string &m, const Fields &f = {}) const { log(Level::info, m, f); }
+  void warn(const std::string &m, const Fields &f = {}) const { log(Level::warn, m, f); }
+  void error(const std::string &m, const Fields &f = {}) const { log(Level::error, m, f); }
+
+  static std::optional<Level> parse_level(const std::string &s) {
+    if (s == "debug") return Level::debug;
+    if (s == "info") return Level::info;
+    if (s == "warn" || s == "warning") return Level::warn;
+    if (s == "error") return Level::error;
+    return std::nullopt;
+  }
+
+ private:
+  Level min_;
+  Sink sink_;
+  mutable std::mutex mu_;
+};
+
+// Serialises JSON as Go does it: '/' is not escaped (picojson writes "\/").
+inline std::string to_json_string(const picojson::value &v) {
+  std::string in = v.serialize(), out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); i++) {
+    if (in[i] == '\\' && i + 1 < in.size()) {
+      if (in[i + 1] != '/') out += in[i];
+      out += in[++i];
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+// Small helpers to build log fields.
+inline picojson::value jv(const std::string &s) { return picojson::value(s); }
+inline picojson::value jv(const char *s) { return picojson::value(std::string(s)); }
+inline picojson::value jv(int64_t n) { return picojson::value(n); }
+inline picojson::value jv(int n) { return picojson::value(static_cast<int64_t>(n)); }
+inline picojson::value jv(size_t n) { return picojson::value(static_cast<int64_t>(n)); }
+inline picojson::value jv(double d) { return picojson::value(d); }
+inline picojson::value jv(bool b) { return picojson::value(b); }
+
+// RFC 3339 UTC with second precision, as Kubernetes writes metav1.Time.
+inline std::string format_rfc3339(Clock::time_point t) {
+  std::time_t tt = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Parses "2026-11-28T20:15:00Z" (and fractional seconds / numeric offsets).
+inline std::optional<Clock::time_point> parse_rfc3339(const std::string &s) {
+  std::tm tm{};
+  int y, mo, d, h, mi, sec;
+  char tail[40] = {0};
+  if (s.size() < 20 || s.size() > 40) return std::nullopt;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
+    return std::nullopt;
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  std::time_t tt = timegm(&tm);
+  if (tt == static_cast<std::time_t>(-1)) return std::nullopt;
+  std::string rest = tail;
+  if (!rest.empty() && rest[0] == '.') {
+    size_t i = 1;
+    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) i++;
+    rest = rest.substr(i);
+  }
+  long offset = 0;
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    offset = (std::stol(rest.substr(1, 2)) * 60 + std::stol(rest.substr(4, 2))) * 60;
+    if (rest[0] == '-') offset = -offset;
+  } else {
+    return std::nullopt;
+  }
+  return Clock::from_time_t(tt - offset);
+}
+
+// Go-style durations: "10s", "500ms", "5m", "1h30m", "2m3.5s".
+inline std::optional<Millis> parse_duration(const std::string &s) {
+  if (s.empty()) return std::nullopt;
+  double total_ms = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) i++;
+    if (start == i) return std::nullopt;
+    double v;
+    try {
+      v = std::stod(s.substr(start, i - start));
+    } catch (...) {
+      return std::nullopt;
+    }
+    size_t ustart = i;
+    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) i++;
+    std::string unit = s.substr(ustart, i - ustart);
+    if (unit == "ms") total_ms += v;
+    else if (unit == "s") total_ms += v * 1000;
+    else if (unit == "m") total_ms += v * 60000;
+    else if (unit == "h") total_ms += v * 3600000;
+    else return std::nullopt;
+  }
+  if (total_ms > 1e12) return std::nullopt;
+  return Millis(static_cast<int64_t>(total_ms));
+}
+
+inline void Logger::log(Level l, const std::string &msg, const Fields &fields) const {
+  if (!enabled(l)) return;
+  static const char *names[] = {"debug", "info", "warn", "error"};
+  auto now = Clock::now();
+  auto ms = std::chrono::duration_cast<Millis>(now.time_since_epoch()).count() % 1000;
+  std::string ts = format_rfc3339(now);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms));
+  ts.insert(ts.size() - 1, frac);
+  // Keys in a fixed order: ts, level, msg, then the caller's fields.
+  std::string line = "{\"ts\":" + to_json_string(picojson::value(ts)) + ",\"level\":\"" +
+                     names[static_cast<int>(l)] + "\",\"msg\":" + to_json_string(picojson::value(msg));
+  for (const auto &f : fields) line += "," + to_json_string(picojson::value(f.first)) + ":" + to_json_string(f.second);
+  line += "}\n";
+  std::lock_guard<std::mutex> lk(mu_);
+  if (sink_) {
+    sink_(line);
+  } else {
+    (void)!::write(2, line.data(), line.size());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Wire types
+// Owns the JSON shapes of wire.md. Calls nothing but picojson.
+// ---------------------------------------------------------------------------
+
+namespace json {
+// Typed accessors that throw Error(400) with the field path on a wrong type,
+// so a hostile body gets a precise BadRequest and never a crash.
+inline const picojson::value *field(const picojson::value &obj, const std::string &key) {
+  if (!obj.is<picojson::object>()) return nullptr;
+  const auto &o = obj.get<picojson::object>();
+  auto it = o.find(key);
+  if (it == o.end() || it->second.is<picojson::null>()) return nullptr;
+  return &it->second;
+}
+inline std::string get_string(const picojson::value &obj, const std::string &key,
+                              const std::string &path) {
+  const auto *v = field(obj, key);
+  if (!v) return "";
+  if (!v->is<std::string>()) throw bad_request(path + ": expected a string");
+  return v->get<std::string>();
+}
+inline bool get_bool(const picojson::value &obj, const std::string &key, const std::string &path) {
+  const auto *v = field(obj, key);
+  if (!v) return false;
+  if (!v->is<bool>()) throw bad_request(path + ": expected a boolean");
+  return v->get<bool>();
+}
+inline const picojson::value *get_object(const picojson::value &obj, const std::string &key,
+                                         const std::string &path) {
+  const auto *v = field(obj, key);
+  if (!v) return nullptr;
+  if (!v->is<picojson::object>()) throw bad_request(path + ": expected an object");
+  return v;
+}
+inline std::vector<std::string> get_string_list(const picojson::value &obj, const std::string &key,
+                                                const std::string &path) {
+  std::vector<std::string> out;
+  const auto *v = field(obj, key);
+  if (!v) return out;
+  if (!v->is<picojson::array>()) throw bad_request(path + ": expected a list of strings");
+  for (const auto &e : v->get<picojson::array>()) {
+    if (!e.is<std::string>()) throw bad_request(path + ": expected a list of strings");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+// Parses a JSON document; a parse error is a BadRequest naming the position.
+inline picojson::value parse(const std::string &text) {
+  picojson::value v;
+  std::string err;
+  // picojson recurses per nesting level; refuse absurd depth before parsing.
+  int depth = 0, max_depth = 0;
+  bool in_str = false, esc = false;
+  for (char c : text) {
+    if (in_str) {
+      if (esc) esc = false;
+      else if (c == '\\') esc = true;
+      else if (c == '"') in_str = false;
+      continue;
+    }
+    if (c == '"') in_str = true;
+    else if (c == '{' || c == '[') max_depth = std::max(max_depth, ++depth);
+    else if (c == '}' || c == ']') depth--;
+  }
+  if (max_depth > 64) throw bad_request("request body nests too deeply");
+  picojson::parse(v, text.begin(), text.end(), &err);
+  if (!err.empty()) {
+    auto nl = err.find('\n');
+    throw bad_request("malformed JSON: " + err.substr(0, nl));
+  }
+  return v;
+}
+}  // namespace json
+
+// metav1.ObjectMeta, the parts this project reads or writes.
+struct ObjectMeta {
+  std::string name;
+  std::string namespace_;
+  std::string generate_name;
+  std::string resource_version;
+  int64_t generation = 0;
+
+  picojson::value to_json() const {
+    picojson::object o;
+    if (!name.empty()) o["name"] = jv(name);
+    if (!namespace_.empty()) o["namespace"] = jv(namespace_);
+    if (!generate_name.empty()) o["generateName"] = jv(generate_name);
+    if (!resource_version.empty()) o["resourceVersion"] = jv(resource_version);
+    if (generation) o["generation"] = jv(generation);
+    o["creationTimestamp"] = picojson::value();
+    return picojson::value(o);
+  }
+  static ObjectMeta from_json(const picojson::value &v) {
+    ObjectMeta m;
+    m.name = json::get_string(v, "name", "metadata.name");
+    m.namespace_ = json::get_string(v, "namespace", "metadata.namespace");
+    m.generate_name = json::get_string(v, "generateName", "metadata.generateName");
+    m.resource_version = json::get_string(v, "resourceVersion", "metadata.resourceVersion");
+    if (const auto *g = json::field(v, "generation")) {
+      if (!g->is<int64_t>()) throw bad_request("metadata.generation: expected an integer");
+      m.generation = g->get<int64_t>();
+    }
+    return m;
+  }
+};
+
+// corev1.TypedLocalObjectReference: which authenticator to use.
+struct AuthenticatorRef {
+  std::string api_group;  // authentication.concierge.<suffix>
+  std::string kind;       // WebhookAuthenticator
+  std::string name;
+
+  picojson::value to_json() const {
+    picojson::object o;
+    o["apiGroup"] = api_group.empty() ? picojson::value() : jv(api_group);
+    o["kind"] = jv(kind);
+    o["name"] = jv(name);
+    return picojson::value(o);
+  }
+  static AuthenticatorRef from_json(const picojson::value &v) {
+    AuthenticatorRef r;
+    r.api_group = json::get_string(v, "apiGroup", "spec.authenticator.apiGroup");
+    r.kind = json::get_string(v, "kind", "spec.authenticator.kind");
+    r.name = json::get_string(v, "name", "spec.authenticator.name");
+    return r;
+  }
+};
+
+// The credential handed to kubectl: a short-lived client certificate.
+struct ClusterCredential {
+  std::string expiration_timestamp;  // RFC 3339
+  std::string token;                 // unused by this concierge; kept for the shape
+  std::string client_certificate_data;
+  std::string client_key_data;
+
+  picojson::value to_json() const {
+    picojson::object o;
+    o["expirationTimestamp"] = jv(expiration_timestamp);
+    if (!token.empty()) o["token"] = jv(token);
+    if (!client_certificate_data.empty()) o["clientCertificateData"] = jv(client_certificate_data);
+    if (!client_key_data.empty()) o["clientKeyData"] = jv(client_key_data);
+    return picojson::value(o);
+  }
+  static ClusterCredential from_json(const picojson::value &v) {
+    ClusterCredential c;
+    c.expiration_timestamp =
+        json::get_string(v, "expirationTimestamp", "status.credential.expirationTimestamp");
+    c.token = json::get_string(v, "token", "status.credential.token");
+    c.client_certificate_data =
+        json::get_string(v, "clientCertificateData", "status.credential.clientCertificateData");
+    c.client_key_data = json::get_string(v, "clientKeyData", "status.credential.clientKeyData");
+    return c;
+  }
+};
+
+inline std::string login_group(const std::string &suffix) { return "login.concierge." + suffix; }
+inline std::string authentication_group(const std::string &suffix) {
+  return "authentication.concierge." + suffix;
+}
+
+// login.concierge.<suffix>/v1alpha1 TokenCredentialRequest.
+struct TokenCredentialRequest {
+  std::string api_version;  // login.concierge.<suffix>/v1alpha1
+  ObjectMeta metadata;
+  std::string token;  // spec.token
+  AuthenticatorRef authenticator;
+  std::optional<ClusterCredential> credential;  // status.credential
+  std::string message;                          // status.message
+
+  // Serialises the object. The token is written only when `with_token`:
+  // requests carry it, responses never do.
+  picojson::value to_json(bool with_token) const {
+    picojson::object o, spec, status;
+    o["apiVersion"] = jv(api_version);
+    o["kind"] = jv("TokenCredentialRequest");
+    o["metadata"] = metadata.to_json();
+    if (with_token) {
+      spec["token"] = jv(token);
+      spec["authenticator"] = authenticator.to_json();
+    }
+    o["spec"] = picojson::value(spec);
+    if (credential) status["credential"] = credential->to_json();
+    if (!message.empty()) status["message"] = jv(message);
+    o["status"] = picojson::value(status);
+    return picojson::value(o);
+  }
+  static TokenCredentialRequest from_json(const picojson::value &v) {
+    if (!v.is<picojson::object>()) throw bad_request("request body must be a JSON object");
+    TokenCredentialRequest r;
+    r.api_version = json::get_string(v, "apiVersion", "apiVersion");
+    if (const auto *m = json::get_object(v, "metadata", "metadata")) r.metadata = ObjectMeta::from_json(*m);
+    if (const auto *s = json::get_object(v, "spec", "spec")) {
+      r.token = json::get_string(*s, "token", "spec.token");
+      if (const auto *a = json::get_object(*s, "authenticator", "spec.authenticator"))
+        r.authenticator = AuthenticatorRef::from_json(*a);
+    }
+    if (const auto *st = json::get_object(v, "status", "status")) {
+      if (const auto *c = json::get_object(*st, "credential", "status.credential"))
+        r.credential = ClusterCredential::from_json(*c);
+      r.message = json::get_string(*st, "message", "status.message");
+    }
+    return r;
+  }
+};
+
+// metav1.Status, the body of every error answer.
+struct Status {
+  int code = 500;
+  std::string reason;
+  std::string message;
+  std::string details_name;
+  std::string details_group;
+  std::string details_kind;
+  std::vector<StatusCause> causes;
+
+  static Status from_error(const Error &e) {
+    Status s;
+    s.code = e.code;
+    s.reason = e.reason.empty() ? reason_for_code(e.code) : e.reason;
+    s.message = e.what();
+    s.causes = e.causes;
+    return s;
+  }
+  picojson::value to_json() const {
+    picojson::object o, meta;
+    o["kind"] = jv("Status");
+    o["apiVersion"] = jv("v1");
+    o["metadata"] = picojson::value(meta);
+    o["status"] = jv("Failure");
+    o["message"] = jv(message);
+    o["reason"] = jv(reason);
+    o["code"] = jv(code);
+    if (!causes.empty() || !details_name.empty() || !details_kind.empty()) {
+      picojson::object d;
+      if (!details_name.empty()) d["name"] = jv(details_name);
+      if (!details_group.empty()) d["group"] = jv(details_group);
+      if (!details_kind.empty()) d["kind"] = jv(details_kind);
+      if (!causes.empty()) {
+        picojson::array arr;
+        for (const auto &c : causes) {
+          picojson::object co;
+          co["reason"] = jv(c.reason);
+          co["message"] = jv(c.message);
+          co["field"] = jv(c.field);
+          arr.push_back(picojson::value(co));
+        }
+        d["causes"] = picojson::value(arr);
+      }
+      o["details"] = picojson::value(d);
+    }
+    return picojson::value(o);
+  }
+  // Reads a Status body; nullopt when the body is not a Status.
+  static std::optional<Status> from_body(const std::string &body) {
+    picojson::value v;
+    std::string err = picojson::parse(v, body);
+    if (!err.empty() || !v.is<picojson::object>()) return std::nullopt;
+    try {
+      if (json::get_string(v, "kind", "kind") != "Status") return std::nullopt;
+      Status s;
+      s.message = json::get_string(v, "message", "message");
+      s.reason = json::get_string(v, "reason", "reason");
+      if (const auto *c = json::field(v, "code"); c && c->is<int64_t>())
+        s.code = static_cast<int>(c->get<int64_t>());
+      return s;
+    } catch (const Error &) {
+      return std::nullopt;
+    }
+  }
+};
+
+// authentication.k8s.io UserInfo.
+struct UserInfo {
+  std::string username;
+  std::string uid;
+  std::vector<std::string> groups;
+  std::map<std::string, std::vector<std::string>> extra;
+
+  picojson::value to_json() const {
+    picojson::object o;
+    o["username"] = jv(username);
+    if (!uid.empty()) o["uid"] = jv(uid);
+    picojson::array g;
+    for (const auto &x : groups) g.push_back(jv(x));
+    o["groups"] = picojson::value(g);
+    if (!extra.empty()) {
+      picojson::object e;
+      for (const auto &kv : extra) {
+        picojson::array a;
+        for (const auto &x : kv.second) a.push_back(jv(x));
+        e[kv.first] = picojson::value(a);
+      }
+      o["extra"] = picojson::value(e);
+    }
+    return picojson::value(o);
+  }
+  static UserInfo from_json(const picojson::value &v, const std::string &path) {
+    UserInfo u;
+    u.username = json::get_string(v, "username", path + ".username");
+    u.uid = json::get_string(v, "uid", path + ".uid");
+    u.groups = json::get_string_list(v, "groups", path + ".groups");
+    if (const auto *e = json::get_object(v, "extra", path + ".extra")) {
+      for (const auto &kv : e->get<picojson::object>()) {
+        if (kv.second.is<picojson::null>()) continue;
+        u.extra[kv.first] = json::get_string_list(*e, kv.first, path + ".extra");
+      }
+    }
+    return u;
+  }
+};
+
+// authentication.k8s.io/{v1,v1beta1} TokenReview (we are the client).
+struct TokenReview {
+  std::string api_version = "authentication.k8s.io/v1beta1";
+  std::string token;
+  std::vector<std::string> audiences;
+  bool authenticated = false;
+  UserInfo user;
+  std::string error;
+
+  picojson::value to_json(bool with_token) const {
+    picojson::object o, spec, status;
+    o["apiVersion"] = jv(api_version);
+    o["kind"] = jv("TokenReview");
+    o["metadata"] = ObjectMeta().to_json();
+    if (with_token) spec["token"] = jv(token);
+    if (!audiences.empty()) {
+      picojson::array a;
+      for (const auto &x : audiences) a.push_back(jv(x));
+      spec["audiences"] = picojson::value(a);
+    }
+    o["spec"] = picojson::value(spec);
+    status["authenticated"] = jv(authenticated);
+    if (authenticated) status["user"] = user.to_json();
+    if (!error.empty()) status["error"] = jv(error);
+    o["status"] = picojson::value(status);
+    return picojson::value(o);
+  }
+  static TokenReview from_json(const picojson::value &v) {
+    if (!v.is<picojson::object>()) throw bad_request("TokenReview must be a JSON object");
+    TokenReview r;
+    r.api_version = json::get_string(v, "apiVersion", "apiVersion");
+    if (json::get_string(v, "kind", "kind") != "TokenReview")
+      throw bad_request("kind must be TokenReview");
+    if (const auto *s = json::get_object(v, "spec", "spec")) {
+      r.token = json::get_string(*s, "token", "spec.token");
+      r.audiences = json::get_string_list(*s, "audiences", "spec.audiences");
+    }
+    if (const auto *st = json::get_object(v, "status", "status")) {
+      r.authenticated = json::get_bool(*st, "authenticated", "status.authenticated");
+      if (const auto *u = json::get_object(*st, "user", "status.user"))
+        r.user = UserInfo::from_json(*u, "status.user");
+      r.error = json::get_string(*st, "error", "status.error");
+    }
+    return r;
+  }
+};
+
+// authentication.concierge.<suffix>/v1alpha1 WebhookAuthenticator, as the
+// CRD (and our config file) describes one IDP.
+struct WebhookAuthenticatorSpec {
+  std::string endpoint;                    // https://...
+  std::string certificate_authority_data;  // base64 PEM; empty: system roots
+  // Extensions of this project (absent upstream; defaults match upstream):
+  std::string token_review_version = "v1beta1";  // or "v1"
+  std::optional<Millis> timeout;                 // whole exchange with the IDP
+};
+
+struct WebhookAuthenticatorObject {
+  ObjectMeta metadata;
+  WebhookAuthenticatorSpec spec;
+
+  static WebhookAuthenticatorObject from_json(const picojson::value &v) {
+    WebhookAuthenticatorObject w;
+    if (const auto *m = json::get_object(v, "metadata", "metadata")) w.metadata = ObjectMeta::from_json(*m);
+    if (const auto *s = json::get_object(v, "spec", "spec")) {
+      w.spec.endpoint = json::get_string(*s, "endpoint", "spec.endpoint");
+      if (const auto *t = json::get_object(*s, "tls", "spec.tls"))
+        w.spec.certificate_authority_data =
+            json::get_string(*t, "certificateAuthorityData", "spec.tls.certificateAuthorityData");
+      auto trv = json::get_string(*s, "tokenReviewVersion", "spec.tokenReviewVersion");
+      if (!trv.empty()) w.spec.token_review_version = trv;
+      auto to = json::get_string(*s, "timeout", "spec.timeout");
+      if (!to.empty()) {
+        auto d = parse_duration(to);
+        if (!d || d->count() <= 0) throw bad_request("spec.timeout: not a duration: " + to);
+        w.spec.timeout = d;
+      }
+    }
+    return w;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// 2. Crypto helpers and the certificate authority
+// Owns keys, DER building, certificate issuance and the cluster signer.
+// Calls mbedTLS and section 0/1 only.
+// ---------------------------------------------------------------------------
+
+namespace detail {
+
+inline std::string mbed_error(int ret) {
+  char buf[160];
+  mbedtls_strerror(ret, buf, sizeof buf);
+  return buf;
+}
+
+// One DRBG per thread: no lock on the issuing path. `rng_fill` is the
+// callback handed to mbedTLS; it always uses the calling thread's DRBG.
+struct Rng {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  Rng() {
+    mbedtls_entropy_init(&entropy);
+    mbedtls_ctr_drbg_init(&drbg);
+    static const unsigned char pers[] = "pinniped";
+    int ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, pers, sizeof pers - 1);
+    if (ret != 0) throw internal_error("cannot seed the random generator: " + mbed_error(ret));
+  }
+  ~Rng() {
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&entropy);
+  }
+  Rng(const Rng &) = delete;
+  Rng &operator=(const Rng &) = delete;
+};
+inline Rng &thread_rng() {
+  thread_local Rng r;
+  return r;
+}
+inline int rng_fill(void *, unsigned char *out, size_t n) {
+  return mbedtls_ctr_drbg_random(&thread_rng().drbg, out, n);
+}
+inline std::string random_bytes(size_t n) {
+  std::string out(n, '\0');
+  if (rng_fill(nullptr, reinterpret_cast<unsigned char *>(&out[0]), n) != 0)
+    throw internal_error("random generator failed");
+  return out;
+}
+
+// Minimal forward DER writer: enough for names, extensions and certificates.
+namespace der {
+inline std::string length(size_t n) {
+  if (n < 0x80) return std::string(1, static_cast<char>(n));
+  std::string b;
+  while (n) {
+    b.insert(b.begin(), static_cast<char>(n & 0xff));
+    n >>= 8;
+  }
+  return std::string(1, static_cast<char>(0x80 | b.size())) + b;
+}
+inline std::string tlv(unsigned char tag, const std::string &content) {
+  return std::string(1, static_cast<char>(tag)) + length(content.size()) + content;
+}
+inline std::string seq(const std::string &c) { return tlv(0x30, c); }
+inline std::string set(const std::string &c) { return tlv(0x31, c); }
+inline std::string oid(const std::string &raw) { return tlv(0x06, raw); }
+inline std::string octets(const std::string &c) { return tlv(0x04, c); }
+inline std::string boolean(bool b) { return tlv(0x01, std::string(1, b ? '\xff' : '\0')); }
+inline std::string null() { return std::string("\x05\x00", 2); }
+inline std::string bits(const std::string &c, unsigned unused = 0) {
+  return tlv(0x03, std::string(1, static_cast<char>(unused)) + c);
+}
+// Non-negative INTEGER from big-endian magnitude bytes.
+inline std::string uint(std::string mag) {
+  size_t i = 0;
+  while (i + 1 < mag.size() && mag[i] == 0) i++;
+  mag = mag.substr(i);
+  if (mag.empty()) mag = std::string(1, '\0');
+  if (static_cast<unsigned char>(mag[0]) & 0x80) mag.insert(mag.begin(), '\0');
+  return tlv(0x02, mag);
+}
+inline std::string small_int(unsigned v) {
+  std::string mag;
+  do {
+    mag.insert(mag.begin(), static_cast<char>(v & 0xff));
+    v >>= 8;
+  } while (v);
+  return uint(mag);
+}
+// UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5).
+inline std::string time(Clock::time_point t) {
+  std::time_t tt = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  if (tm.tm_year + 1900 >= 1950 && tm.tm_year + 1900 < 2050) {
+    std::strftime(buf, sizeof buf, "%y%m%d%H%M%SZ", &tm);
+    return tlv(0x17, buf);
+  }
+  std::strftime(buf, sizeof buf, "%Y%m%d%H%M%SZ", &tm);
+  return tlv(0x18, buf);
+}
+}  // namespace der
+
+// OIDs (content bytes only).
+namespace oid {
+const std::string cn("\x55\x04\x03", 3);
+const std::string org("\x55\x04\x0a", 3);
+const std::string ec_public_key("\x2a\x86\x48\xce\x3d\x02\x01", 7);
+const std::string ecdsa_sha256("\x2a\x86\x48\xce\x3d\x04\x03\x02", 8);
+const std::string ecdsa_sha384("\x2a\x86\x48\xce\x3d\x04\x03\x03", 8);
+const std::string ecdsa_sha512("\x2a\x86\x48\xce\x3d\x04\x03\x04", 8);
+const std::string rsa_sha256("\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0b", 9);
+const std::string key_usage("\x55\x1d\x0f", 3);
+const std::string ext_key_usage("\x55\x1d\x25", 3);
+const std::string basic_constraints("\x55\x1d\x13", 3);
+const std::string subject_key_id("\x55\x1d\x0e", 3);
+const std::string authority_key_id("\x55\x1d\x23", 3);
+const std::string subject_alt_name("\x55\x1d\x11", 3);
+const std::string client_auth("\x2b\x06\x01\x05\x05\x07\x03\x02", 8);
+const std::string server_auth("\x2b\x06\x01\x05\x05\x07\x03\x01", 8);
+}  // namespace oid
+
+inline std::string base64_encode(const std::string &in) {
+  size_t olen = 0;
+  mbedtls_base64_encode(nullptr, 0, &olen, reinterpret_cast<const unsigned char *>(in.data()), in.size());
+  std::string out(olen, '\0');
+  if (mbedtls_base64_encode(reinterpret_cast<unsigned char *>(&out[0]), out.size(), &olen,
+                            reinterpret_cast<const unsigned char *>(in.data()), in.size()) != 0)
+    throw internal_error("base64 encoding failed");
+  out.resize(olen);
+  return out;
+}
+
+// Decodes standard base64; whitespace and newlines are tolerated, as in PEM.
+inline std::optional<std::string> base64_decode(const std::string &in) {
+  std::string clean;
+  clean.reserve(in.size());
+  for (char c : in)
+    if (!std::isspace(static_cast<unsigned char>(c))) clean += c;
+  size_t olen = 0;
+  std::string out(clean.size() * 3 / 4 + 3, '\0');
+  if (mbedtls_base64_decode(reinterpret_cast<unsigned char *>(&out[0]), out.size(), &olen,
+                            reinterpret_cast<const unsigned char *>(clean.data()), clean.size()) != 0)
+    return std::nullopt;
+  out.resize(olen);
+  return out;
+}
+
+inline std::string pem_encode(const std::string &label, const std::string &der) {
+  std::string b64 = base64_encode(der);
+  std::string out = "-----BEGIN " + label + "-----\n";
+  for (size_t i = 0; i < b64.size(); i += 64) out += b64.substr(i, 64) + "\n";
+  out += "-----END " + label + "-----\n";
+  return out;
+}
+
+inline std::string sha256(const std::string &in) {
+  unsigned char h[32];
+  mbedtls_sha256_ret(reinterpret_cast<const unsigned char *>(in.data()), in.size(), h, 0);
+  return std::string(reinterpret_cast<char *>(h), 32);
+}
+
+inline std::string hex(const std::string &in) {
+  static const char *d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : in) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+// Strict UTF-8 check (no overlongs, no surrogates).
+inline bool valid_utf8(const std::string &s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = s[i];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) { i++; continue; }
+    if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+    else return false;
+    for (size_t k = 1; k <= n; k++) {
+      if (i + k >= s.size()) return false;
+      unsigned char cc = s[i + k];
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// X.520 DirectoryString as Go writes it: PrintableString when every
+// character allows it, else UTF8String.
+inline std::string directory_string(const std::string &v) {
+  bool printable = std::all_of(v.begin(), v.end(), [](char ch) {
+    unsigned char c = ch;
+    return std::isalnum(c) || std::strchr(" '()+,-./:=?", c) != nullptr;
+  });
+  return der::tlv(printable ? 0x13 : 0x0c, v);
+}
+
+inline std::string rdn(const std::string &attr_oid, const std::string &value) {
+  return der::set(der::seq(der::oid(attr_oid) + directory_string(value)));
+}
+
+inline Clock::time_point from_x509_time(const mbedtls_x509_time &t) {
+  std::tm tm{};
+  tm.tm_year = t.year - 1900;
+  tm.tm_mon = t.mon - 1;
+  tm.tm_mday = t.day;
+  tm.tm_hour = t.hour;
+  tm.tm_min = t.min;
+  tm.tm_sec = t.sec;
+  return Clock::from_time_t(timegm(&tm));
+}
+
+// Walks a parsed certificate's extensions; returns the extnValue contents.
+inline std::optional<std::string> find_extension(const mbedtls_x509_crt &crt, const std::string &want) {
+  if (crt.version != 3 || crt.v3_ext.p == nullptr) return std::nullopt;
+  unsigned char *p = crt.v3_ext.p;
+  const unsigned char *end = crt.v3_ext.p + crt.v3_ext.len;
+  size_t len;
+  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+    return std::nullopt;
+  end = p + len;
+  while (p < end) {
+    size_t elen;
+    if (mbedtls_asn1_get_tag(&p, end, &elen, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+      return std::nullopt;
+    const unsigned char *eend = p + elen;
+    size_t olen;
+    if (mbedtls_asn1_get_tag(&p, eend, &olen, MBEDTLS_ASN1_OID) != 0) return std::nullopt;
+    std::string id(reinterpret_cast<char *>(p), olen);
+    p += olen;
+    int crit;
+    if (mbedtls_asn1_get_bool(&p, eend, &crit) != 0 && *p == MBEDTLS_ASN1_BOOLEAN) return std::nullopt;
+    size_t vlen;
+    if (mbedtls_asn1_get_tag(&p, eend, &vlen, MBEDTLS_ASN1_OCTET_STRING) != 0) return std::nullopt;
+    if (id == want) return std::string(reinterpret_cast<char *>(p), vlen);
+    p = const_cast<unsigned char *>(eend);
+  }
+  return std::nullopt;
+}
+
+// The subjectKeyIdentifier of a certificate, if it carries one.
+inline std::string subject_key_id(const mbedtls_x509_crt &crt) {
+  auto v = find_extension(crt, oid::subject_key_id);
+  if (!v) return "";
+  unsigned char *p = reinterpret_cast<unsigned char *>(&(*v)[0]);
+  size_t len;
+  if (mbedtls_asn1_get_tag(&p, p + v->size(), &len, MBEDTLS_ASN1_OCTET_STRING) != 0) return "";
+  return std::string(reinterpret_cast<char *>(p), len);
+}
+
+// iPAddress entries of subjectAltName (4 or 16 raw bytes each).
+inline std::vector<std::string> san_ip_addresses(const mbedtls_x509_crt &crt) {
+  std::vector<std::string> out;
+  auto v = find_extension(crt, oid::subject_alt_name);
+  if (!v) return out;
+  unsigned char *p = reinterpret_cast<unsigned char *>(&(*v)[0]);
+  const unsigned char *end = p + v->size();
+  size_t len;
+  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0) return out;
+  end = p + len;
+  while (p < end) {
+    unsigned char tag = *p++;
+    size_t l;
+    if (mbedtls_asn1_get_len(&p, end, &l) != 0) break;
+    if (tag == 0x87) out.emplace_back(reinterpret_cast<char *>(p), l);
+    p += l;
+  }
+  return out;
+}
+
+inline std::string x509_name_string(const mbedtls_x509_name *name) {
+  char buf[1024];
+  int n = mbedtls_x509_dn_gets(buf, sizeof buf, name);
+  return n < 0 ? std::string("?") : std::string(buf, static_cast<size_t>(n));
+}
+
+// First commonName of a parsed name (a peer's identity).
+inline std::string common_name(const mbedtls_x509_name *name) {
+  for (const mbedtls_x509_name *n = name; n; n = n->next) {
+    if (n->oid.len == 3 && std::memcmp(n->oid.p, oid::cn.data(), 3) == 0)
+      return std::string(reinterpret_cast<char *>(n->val.p), n->val.len);
+  }
+  return "";
+}
+inline std::vector<std::string> organizations(const mbedtls_x509_name *name) {
+  std::vector<std::string> out;
+  for (const mbedtls_x509_name *n = name; n; n = n->next) {
+    if (n->oid.len == 3 && std::memcmp(n->oid.p, oid::org.data(), 3) == 0)
+      out.emplace_back(reinterpret_cast<char *>(n->val.p), n->val.len);
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// A private key (EC or RSA) with its PEM and DER forms.
+class PrivateKey {
+ public:
+  PrivateKey() { mbedtls_pk_init(&pk_); }
+  ~PrivateKey() { mbedtls_pk_free(&pk_); }
+  PrivateKey(const PrivateKey &) = delete;
+  PrivateKey &operator=(const PrivateKey &) = delete;
+
+  // Fresh ECDSA key on a NIST curve (P-256 unless told otherwise).
+  static std::unique_ptr<PrivateKey> generate_ec(mbedtls_ecp_group_id curve = MBEDTLS_ECP_DP_SECP256R1) {
+    auto k = std::make_unique<PrivateKey>();
+    int ret = mbedtls_pk_setup(&k->pk_, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+    if (ret == 0) ret = mbedtls_ecp_gen_key(curve, mbedtls_pk_ec(k->pk_), detail::rng_fill, nullptr);
+    if (ret != 0) throw internal_error("EC key generation failed: " + detail::mbed_error(ret));
+    return k;
+  }
+  static std::unique_ptr<PrivateKey> generate_rsa(unsigned bits) {
+    auto k = std::make_unique<PrivateKey>();
+    int ret = mbedtls_pk_setup(&k->pk_, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA));
+    if (ret == 0) ret = mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk_), detail::rng_fill, nullptr, bits, 65537);
+    if (ret != 0) throw internal_error("RSA key generation failed: " + detail::mbed_error(ret));
+    return k;
+  }
+  // SEC1, PKCS#1 or PKCS#8 (unencrypted), PEM or DER. Never echoes the input.
+  static std::unique_ptr<PrivateKey> parse(const std::string &data) {
+    auto k = std::make_unique<PrivateKey>();
+    std::string buf = data;
+    buf.push_back('\0');  // PEM parsing wants the terminating NUL counted
+    int ret = mbedtls_pk_parse_key(&k->pk_, reinterpret_cast<const unsigned char *>(buf.data()), buf.size(),
+                                   nullptr, 0);
+    if (ret != 0 && !data.empty() && data[0] == 0x30)
+      ret = mbedtls_pk_parse_key(&k->pk_, reinterpret_cast<const unsigned char *>(data.data()), data.size(),
+                                 nullptr, 0);
+    mbedtls_platform_zeroize(&buf[0], buf.size());
+    if (ret != 0) throw Error(400, "BadRequest", "cannot parse private key: " + detail::mbed_error(ret));
+    return k;
+  }
+
+  bool is_ec() const { return mbedtls_pk_get_type(&pk_) == MBEDTLS_PK_ECKEY; }
+  bool is_rsa() const { return mbedtls_pk_get_type(&pk_) == MBEDTLS_PK_RSA; }
+  size_t bits() const { return mbedtls_pk_get_bitlen(&pk_); }
+  std::string describe() const { return (is_ec() ? "ECDSA P-" : "RSA ") + std::to_string(bits()); }
+
+  // SubjectPublicKeyInfo DER.
+  std::string public_der() const {
+    unsigned char buf[2048];
+    int n = mbedtls_pk_write_pubkey_der(const_cast<mbedtls_pk_context *>(&pk_), buf, sizeof buf);
+    if (n < 0) throw internal_error("cannot encode public key: " + detail::mbed_error(n));
+    return std::string(reinterpret_cast<char *>(buf + sizeof buf - n), static_cast<size_t>(n));
+  }
+  // PKCS#8 "PRIVATE KEY" PEM for EC keys (as upstream), PKCS#1 for RSA.
+  std::string to_pem() const {
+    std::vector<unsigned char> buf(8192);
+    int n = mbedtls_pk_write_key_der(const_cast<mbedtls_pk_context *>(&pk_), buf.data(), buf.size());
+    if (n < 0) throw internal_error("cannot encode private key: " + detail::mbed_error(n));
+    std::string inner(reinterpret_cast<char *>(buf.data() + buf.size() - n), static_cast<size_t>(n));
+    mbedtls_platform_zeroize(buf.data(), buf.size());
+    std::string pem;
+    if (is_ec()) {
+      const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(pk_);
+      const char *curve_oid;
+      size_t curve_len;
+      if (mbedtls_oid_get_oid_by_ec_grp(ec->grp.id, &curve_oid, &curve_len) != 0)
+        throw internal_error("unknown EC curve");
+      namespace der = detail::der;
+      std::string algo = der::seq(der::oid(detail::oid::ec_public_key) +
+                                  der::oid(std::string(curve_oid, curve_len)));
+      std::string info = der::seq(der::small_int(0) + algo + der::octets(inner));
+      pem = detail::pem_encode("PRIVATE KEY", info);
+      mbedtls_platform_zeroize(&info[0], info.size());
+    } else {
+      pem = detail::pem_encode("RSA PRIVATE KEY", inner);
+    }
+    mbedtls_platform_zeroize(&inner[0], inner.size());
+    return pem;
+  }
+
+  mbedtls_pk_context *get() { return &pk_; }
+  const mbedtls_pk_context *get() const { return &pk_; }
+
+ private:
+  mbedtls_pk_context pk_;
+};
+
+// A parsed X.509 certificate chain (PEM bundle or DER).
+class CertificateChain {
+ public:
+  CertificateChain() { mbedtls_x509_crt_init(&crt_); }
+  ~CertificateChain() { mbedtls_x509_crt_free(&crt_); }
+  CertificateChain(const CertificateChain &) = delete;
+  CertificateChain &operator=(const CertificateChain &) = delete;
+
+  // Strict: every certificate in the bundle must parse, and there must be one.
+  static std::unique_ptr<CertificateChain> parse(const std::string &data) {
+    auto c = std::make_unique<CertificateChain>();
+    std::string buf = data;
+    buf.push_back('\0');
+    int ret = mbedtls_x509_crt_parse(&c->crt_, reinterpret_cast<const unsigned char *>(buf.data()),
+                                     data.find("-----BEGIN") != std::string::npos ? buf.size() : data.size());
+    if (ret < 0) throw Error(400, "BadRequest", "cannot parse certificate: " + detail::mbed_error(ret));
+    if (ret > 0) throw Error(400, "BadRequest", std::to_string(ret) + " certificate(s) in the bundle do not parse");
+    if (c->crt_.raw.len == 0) throw Error(400, "BadRequest", "no certificate found");
+    return c;
+  }
+  // Lenient, for the system's root store: skips entries that do not parse.
+  static std::unique_ptr<CertificateChain> system_roots() {
+    static const char *paths[] = {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                                  "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem"};
+    auto c = std::make_unique<CertificateChain>();
+    for (const char *p : paths) {
+      if (access(p, R_OK) != 0) continue;
+      int ret = mbedtls_x509_crt_parse_file(&c->crt_, p);
+      if (ret >= 0 && c->crt_.raw.len) return c;
+    }
+    if (access("/etc/ssl/certs", R_OK) == 0) mbedtls_x509_crt_parse_path(&c->crt_, "/etc/ssl/certs");
+    return c;
+  }
+
+  size_t size() const {
+    size_t n = 0;
+    for (const mbedtls_x509_crt *p = &crt_; p && p->raw.len; p = p->next) n++;
+    return n;
+  }
+  mbedtls_x509_crt *get() { return &crt_; }
+  const mbedtls_x509_crt *get() const { return &crt_; }
+  std::string pem() const {
+    std::string out;
+    for (const mbedtls_x509_crt *p = &crt_; p && p->raw.len; p = p->next)
+      out += detail::pem_encode("CERTIFICATE", std::string(reinterpret_cast<char *>(p->raw.p), p->raw.len));
+    return out;
+  }
+
+ private:
+  mbedtls_x509_crt crt_;
+};
+
+// What a new certificate says. Used for client certificates, and for the
+// self-made CAs and serving certificates of tests and the concierge.
+struct CertificateTemplate {
+  std::string common_name;
+  std::vector<std::string> organizations;  // one O attribute per entry, in order
+  bool is_ca = false;
+  unsigned key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;  // MBEDTLS_X509_KU_* bits
+  bool client_auth = false;
+  bool server_auth = false;
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ip_addresses;  // textual IPv4/IPv6
+  Clock::time_point not_before;
+  Clock::time_point not_after;
+  std::string serial;  // big-endian bytes; empty: 128 random bits
+};
+
+namespace detail {
+
+inline std::string encode_name(const CertificateTemplate &t) {
+  // Same attribute order as Go's pkix.Name: O before CN.
+  std::string rdns;
+  for (const auto &o : t.organizations) rdns += rdn(oid::org, o);
+  if (!t.common_name.empty()) rdns += rdn(oid::cn, t.common_name);
+  return der::seq(rdns);
+}
+
+inline std::string key_usage_bits(unsigned ku) {
+  unsigned char b = static_cast<unsigned char>(ku & 0xff);
+  unsigned unused = 0;
+  if (b == 0) return der::bits(std::string(), 0);
+  while (!(b & (1u << unused))) unused++;
+  return der::bits(std::string(1, static_cast<char>(b)), unused);
+}
+
+inline std::string extension(const std::string &id, bool critical, const std::string &value) {
+  return der::seq(der::oid(id) + (critical ? der::boolean(true) : std::string()) + der::octets(value));
+}
+
+// Signature algorithm and digest for an issuer key, as Go chooses them.
+inline std::pair<std::string, mbedtls_md_type_t> signature_algorithm(const PrivateKey &key) {
+  if (key.is_rsa()) return {der::seq(der::oid(oid::rsa_sha256) + der::null()), MBEDTLS_MD_SHA256};
+  if (key.is_ec()) {
+    size_t bits = key.bits();
+    if (bits > 384) return {der::seq(der::oid(oid::ecdsa_sha512)), MBEDTLS_MD_SHA512};
+    if (bits > 256) return {der::seq(der::oid(oid::ecdsa_sha384)), MBEDTLS_MD_SHA384};
+    return {der::seq(der::oid(oid::ecdsa_sha256)), MBEDTLS_MD_SHA256};
+  }
+  throw internal_error("unsupported signer key type");
+}
+
+inline std::string parse_ip(const std::string &s) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, s.c_str(), buf) == 1) return std::string(reinterpret_cast<char *>(buf), 4);
+  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) return std::string(reinterpret_cast<char *>(buf), 16);
+  return "";
+}
+
+// Builds and signs a certificate. `issuer_name_der` is copied byte for byte
+// (Go compares issuer bytes exactly), `issuer_key_id` becomes the AKI.
+inline std::string sign_certificate(const CertificateTemplate &t, const std::string &subject_spki_der,
+                                    const std::string &issuer_name_der, const PrivateKey &issuer_key,
+                                    const std::string &issuer_key_id) {
+  auto alg = signature_algorithm(issuer_key);
+  std::string serial = t.serial;
+  if (serial.empty()) {
+    serial = random_bytes(16);
+    serial[0] = static_cast<char>(serial[0] & 0x7f);  // positive, at most 128 bits
+    if (serial[0] == 0) serial[0] = 1;
+  }
+  std::string exts;
+  exts += extension(oid::key_usage, true, key_usage_bits(t.key_usage));
+  std::string eku;
+  if (t.server_auth) eku += der::oid(oid::server_auth);
+  if (t.client_auth) eku += der::oid(oid::client_auth);
+  if (!eku.empty()) exts += extension(oid::ext_key_usage, false, der::seq(eku));
+  exts += extension(oid::basic_constraints, true, der::seq(t.is_ca ? der::boolean(true) : std::string()));
+  if (t.is_ca) {
+    // SKI from a truncated SHA-256 of the public key (RFC 7093, method 1).
+    exts += extension(oid::subject_key_id, false, der::octets(sha256(subject_spki_der).substr(0, 20)));
+  }
+  if (!issuer_key_id.empty())
+    exts += extension(oid::authority_key_id, false, der::seq(der::tlv(0x80, issuer_key_id)));
+  std::string san;
+  for (const auto &d : t.dns_names) san += der::tlv(0x82, d);
+  for (const auto &ip : t.ip_addresses) {
+    std::string raw = parse_ip(ip);
+    if (raw.empty()) throw bad_request("not an IP address: " + ip);
+    san += der::tlv(0x87, raw);
+  }
+  if (!san.empty()) exts += extension(oid::subject_alt_name, false, der::seq(san));
+
+  std::string tbs = der::seq(der::tlv(0xa0, der::small_int(2)) + der::uint(serial) + alg.first + issuer_name_der +
+                             der::seq(der::time(t.not_before) + der::time(t.not_after)) + encode_name(t) +
+                             subject_spki_der + der::tlv(0xa3, der::seq(exts)));
+  const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg.second);
+  unsigned char hash[64];
+  if (mbedtls_md(md, reinterpret_cast<const unsigned char *>(tbs.data()), tbs.size(), hash) != 0)
+    throw internal_error("hashing failed");
+  unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+  size_t sig_len = 0;
+  int ret = mbedtls_pk_sign(const_cast<mbedtls_pk_context *>(issuer_key.get()), alg.second, hash,
+                            mbedtls_md_get_size(md), sig, &sig_len, rng_fill, nullptr);
+  if (ret != 0) throw internal_error("signing failed: " + mbed_error(ret));
+  return der::seq(tbs + alg.first + der::bits(std::string(reinterpret_cast<char *>(sig), sig_len)));
+}
+
+}  // namespace detail
+
+// A self-signed CA (for serving certificates and tests): PEM cert and key.
+struct CertificateAndKey {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+inline CertificateAndKey make_self_signed_ca(const std::string &common_name, Millis ttl,
+                                             std::unique_ptr<PrivateKey> key = nullptr) {
+  if (!key) key = PrivateKey::generate_ec();
+  CertificateTemplate t;
+  t.common_name = common_name;
+  t.is_ca = true;
+  t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE | MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN;
+  auto now = Clock::now();
+  t.not_before = now - std::chrono::minutes(5);
+  t.not_after = now + ttl;
+  std::string name = detail::encode_name(t);
+  std::string spki = key->public_der();
+  std::string der = detail::sign_certificate(t, spki, name, *key, "");
+  return {detail::pem_encode("CERTIFICATE", der), key->to_pem()};
+}
+
+// Issues a certificate from `tmpl` for a new EC key, signed by the CA given
+// as PEM. Used for serving certificates and for test fixtures.
+inline CertificateAndKey issue_with_ca(const CertificateAndKey &ca, CertificateTemplate tmpl,
+                                       std::unique_ptr<PrivateKey> key = nullptr) {
+  auto ca_chain = CertificateChain::parse(ca.cert_pem);
+  auto ca_key = PrivateKey::parse(ca.key_pem);
+  if (!key) key = PrivateKey::generate_ec();
+  const mbedtls_x509_crt *c = ca_chain->get();
+  std::string issuer(reinterpret_cast<const char *>(c->subject_raw.p), c->subject_raw.len);
+  std::string der = detail::sign_certificate(tmpl, key->public_der(), issuer, *ca_key, detail::subject_key_id(*c));
+  return {detail::pem_encode("CERTIFICATE", der), key->to_pem()};
+}
+
+// A client certificate issued by the signer.
+struct IssuedCertificate {
+  std::string cert_pem;
+  std::string key_pem;
+  Clock::time_point not_before;
+  Clock::time_point not_after;
+};
+
+// A ready client key: public part for the certificate, PEM for the caller.
+struct ClientKey {
+  std::string spki_der;
+  std::string key_pem;
+  static ClientKey generate() {
+    auto k = PrivateKey::generate_ec();
+    return {k->public_der(), k->to_pem()};
+  }
+};
+
+// Keeps a few fresh P-256 keys ready so that key generation runs off the
+// request path, in one background thread that refills as keys are taken.
+class KeyPool {
+ public:
+  explicit KeyPool(size_t capacity) : capacity_(capacity) {
+    if (capacity_ > 0) worker_ = std::thread([this] { run(); });
+  }
+  ~KeyPool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+  KeyPool(const KeyPool &) = delete;
+  KeyPool &operator=(const KeyPool &) = delete;
+
+  ClientKey take() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!keys_.empty()) {
+        ClientKey k = std::move(keys_.front());
+        keys_.pop_front();
+        cv_.notify_one();
+        return k;
+      }
+    }
+    cv_.notify_one();
+    return ClientKey::generate();
+  }
+  size_t ready() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return keys_.size();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!stop_) {
+      if (keys_.size() >= capacity_) {
+        cv_.wait(lk, [this] { return stop_ || keys_.size() < capacity_; });
+        continue;
+      }
+      lk.unlock();
+      ClientKey k;
+      try {
+        k = ClientKey::generate();
+      } catch (const Error &) {
+        lk.lock();
+        continue;
+      }
+      lk.lock();
+      keys_.push_back(std::move(k));
+    }
+  }
+  size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<ClientKey> keys_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// The cluster signer: the CA kube-apiserver trusts for client certificates
+// (--client-ca-file), with its private key. Immutable once loaded.
+class Signer {
+ public:
+  // Loads a signer from PEM. The cert file may be a bundle (rotation): the
+  // certificate whose public key matches the key is the one used.
+  static std::shared_ptr<const Signer> from_pem(const std::string &cert_pem, const std::string &key_pem,
+                                                Clock::time_point now = Clock::now()) {
+    auto s = std::shared_ptr<Signer>(new Signer());
+    try {
+      s->chain_ = CertificateChain::parse(cert_pem);
+    } catch (const Error &e) {
+      throw Error(500, "InternalError", std::string("signer certificate: ") + e.what());
+    }
+    try {
+      s->key_ = PrivateKey::parse(key_pem);
+    } catch (const Error &e) {
+      throw Error(500, "InternalError", std::string("signer key: ") + e.what());
+    }
+    if (!s->key_->is_ec() && !s->key_->is_rsa())
+      throw internal_error("signer key: only ECDSA and RSA keys are supported");
+    if (s->key_->is_rsa() && s->key_->bits() < 2048) throw internal_error("signer key: RSA keys under 2048 bits are refused");
+    for (const mbedtls_x509_crt *c = s->chain_->get(); c && c->raw.len; c = c->next) {
+      if (mbedtls_pk_check_pair(&c->pk, s->key_->get()) == 0) {
+        s->cert_ = c;
+        break;
+      }
+    }
+    if (!s->cert_) throw internal_error("signer certificate and key do not match");
+    const mbedtls_x509_crt *c = s->cert_;
+    if (!c->ca_istrue) throw internal_error("signer certificate is not a CA (basicConstraints CA:FALSE or absent)");
+    if ((c->ext_types & MBEDTLS_X509_EXT_KEY_USAGE) && !(c->key_usage & MBEDTLS_X509_KU_KEY_CERT_SIGN))
+      throw internal_error("signer certificate may not sign certificates (keyUsage lacks keyCertSign)");
+    s->not_before_ = detail::from_x509_time(c->valid_from);
+    s->not_after_ = detail::from_x509_time(c->valid_to);
+    if (s->not_after_ <= now) throw internal_error("signer certificate expired at " + format_rfc3339(s->not_after_));
+    if (s->not_before_ > now + std::chrono::minutes(5))
+      throw internal_error("signer certificate is not valid before " + format_rfc3339(s->not_before_));
+    s->subject_der_.assign(reinterpret_cast<const char *>(c->subject_raw.p), c->subject_raw.len);
+    s->subject_ = detail::x509_name_string(&c->subject);
+    s->key_id_ = detail::subject_key_id(*c);
+    s->cert_pem_ = detail::pem_encode("CERTIFICATE", std::string(reinterpret_cast<const char *>(c->raw.p), c->raw.len));
+    s->fingerprint_ = detail::hex(detail::sha256(std::string(reinterpret_cast<const char *>(c->raw.p), c->raw.len)));
+    return s;
+  }
+
+  // Issues a client certificate: CN = username, one O per group, clientAuth
+  // only, valid from now - skew to now + ttl (clamped to the signer's life).
+  IssuedCertificate issue(const std::string &username, const std::vector<std::string> &groups, Millis ttl,
+                          const ClientKey &key, Clock::time_point now = Clock::now(),
+                          Millis skew = std::chrono::minutes(5)) const {
+    if (username.empty()) throw bad_request("username must not be empty");
+    CertificateTemplate t;
+    t.common_name = username;
+    for (const auto &g : groups)
+      if (!g.empty()) t.organizations.push_back(g);  // X.520 forbids empty strings
+    t.client_auth = true;
+    t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+    now = std::chrono::time_point_cast<std::chrono::seconds>(now);
+    t.not_before = std::max(now - skew, not_before_);
+    t.not_after = std::min(now + ttl, not_after_);
+    std::string der = detail::sign_certificate(t, key.spki_der, subject_der_, *key_, key_id_);
+    return {detail::pem_encode("CERTIFICATE", der), key.key_pem, t.not_before, t.not_after};
+  }
+
+  const std::string &cert_pem() const { return cert_pem_; }
+  const std::string &subject() const { return subject_; }
+  const std::string &fingerprint() const { return fingerprint_; }  // SHA-256 of the DER
+  std::string key_type() const { return key_->describe(); }
+  Clock::time_point not_before() const { return not_before_; }
+  Clock::time_point not_after() const { return not_after_; }
+
+ private:
+  Signer() = default;
+  std::unique_ptr<CertificateChain> chain_;
+  std::unique_ptr<PrivateKey> key_;
+  const mbedtls_x509_crt *cert_ = nullptr;
+  std::string subject_der_, subject_, key_id_, cert_pem_, fingerprint_;
+  Clock::time_point not_before_, not_after_;
+};
+
+// Where distributions keep the cluster signer (wire.md), k3s first.
+struct SignerLocation {
+  std::string distribution;
+  std::string cert_path;
+  std::string key_path;
+};
+inline std::vector<SignerLocation> known_signer_locations() {
+  return {
+      {"k3s", "/var/lib/rancher/k3s/server/tls/client-ca.crt", "/var/lib/rancher/k3s/server/tls/client-ca.key"},
+      {"rke2", "/var/lib/rancher/rke2/server/tls/client-ca.crt", "/var/lib/rancher/rke2/server/tls/client-ca.key"},
+      {"kubeadm", "/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/ca.key"},
+      {"k0s", "/var/lib/k0s/pki/ca.crt", "/var/lib/k0s/pki/ca.key"},
+      {"microk8s", "/var/snap/microk8s/current/certs/ca.crt", "/var/snap/microk8s/current/certs/ca.key"},
+  };
+}
+
+// First known location under `root` ("/" on the host, the hostPath mount
+// point in a pod) where both files exist.
+inline std::optional<SignerLocation> find_signer(const std::string &root) {
+  std::string prefix = root == "/" ? "" : root;
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  for (auto loc : known_signer_locations()) {
+    loc.cert_path = prefix + loc.cert_path;
+    loc.key_path = prefix + loc.key_path;
+    if (access(loc.cert_path.c_str(), R_OK) == 0 && access(loc.key_path.c_str(), R_OK) == 0) return loc;
+  }
+  return std::nullopt;
+}
+
+inline std::string read_file(const std::string &path, size_t max_bytes = 4 * 1024 * 1024) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(500, "InternalError", "cannot read " + path + ": " + std::strerror(errno));
+  std::string out;
+  char buf[8192];
+  while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(f.gcount()));
+    if (out.size() > max_bytes) throw internal_error(path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  return out;
+}
+
+// Identity of a file's current content for change polling: follows
+// symlinks, so Kubernetes' atomic "..data" swaps are seen too.
+inline std::string file_version(const std::string &path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+// Issues client certificates with the current signer. The signer can be
+// swapped at any time (rotation); requests in flight keep the one they took.
+class CertificateAuthority {
+ public:
+  explicit CertificateAuthority(size_t key_pool = 16) : pool_(key_pool) {}
+
+  void set_signer(std::shared_ptr<const Signer> s) {
+    std::lock_guard<std::mutex> lk(mu_);
+    signer_ = std::move(s);
+  }
+  std::shared_ptr<const Signer> signer() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return signer_;
+  }
+  IssuedCertificate issue(const std::string &username, const std::vector<std::string> &groups,
+                          Millis ttl = std::chrono::minutes(5)) {
+    auto s = signer();
+    if (!s) throw Error(503, "ServiceUnavailable", "no cluster signer is loaded");
+    return s->issue(username, groups, ttl, pool_.take());
+  }
+  KeyPool &key_pool() { return pool_; }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Signer> signer_;
+  KeyPool pool_;
+};
+
+// ---------------------------------------------------------------------------
+// 3. TLS transport on mbedTLS
+// Owns TLS configs, the HTTPS server (a cpp-httplib Server whose sockets we
+// wrap in TLS) and the HTTPS client. Calls sections 0-2.
+// ---------------------------------------------------------------------------
+
+// Server side TLS material, PEM. An empty client CA: no client certificate
+// is requested.
+struct TlsServerCredentials {
+  std::string cert_chain_pem;
+  std::string key_pem;
+  std::string client_ca_pem;
+};
+
+// What TLS established about the peer of the current connection.
+struct PeerCertificate {
+  bool present = false;   // the client sent a certificate
+  bool verified = false;  // ...and it chains to the configured client CA, with clientAuth
+  std::string common_name;
+  std::vector<std::string> organizations;
+};
+
+// Client side TLS settings. An empty CA uses the system roots.
+struct ClientTlsOptions {
+  std::string ca_pem;
+  std::string server_name;  // name to verify (and send as SNI) instead of the URL's host
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  bool insecure_skip_verify = false;
+};
+
+// A parsed https:// URL.
+struct Url {
+  std::string scheme;
+  std::string host;  // without brackets for IPv6
+  int port = 443;
+  std::string path;  // "/..." (never empty)
+
+  static Url parse(const std::string &s) {
+    Url u;
+    auto sep = s.find("://");
+    if (sep == std::string::npos) throw bad_request("URL must start with https://");
+    u.scheme = s.substr(0, sep);
+    for (auto &c : u.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string rest = s.substr(sep + 3);
+    auto slash = rest.find_first_of("/?#");
+    std::string hostport = rest.substr(0, slash);
+    u.path = slash == std::string::npos ? "/" : rest.substr(slash);
+    if (!u.path.empty() && u.path[0] != '/') u.path = "/" + u.path;
+    auto hash = u.path.find('#');
+    if (hash != std::string::npos) u.path.resize(hash);
+    if (hostport.find('@') != std::string::npos) throw bad_request("URL must not carry user information");
+    if (!hostport.empty() && hostport[0] == '[') {
+      auto close = hostport.find(']');
+      if (close == std::string::npos) throw bad_request("URL has an unterminated IPv6 address");
+      u.host = hostport.substr(1, close - 1);
+      std::string after = hostport.substr(close + 1);
+      if (!after.empty()) {
+        if (after[0] != ':') throw bad_request("URL has garbage after the host");
+        hostport = after;
+      } else {
+        hostport.clear();
+      }
+    } else {
+      auto colon = hostport.rfind(':');
+      u.host = hostport.substr(0, colon);
+      hostport = colon == std::string::npos ? "" : hostport.substr(colon);
+    }
+    if (!hostport.empty()) {
+      std::string p = hostport.substr(1);
+      if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit))
+        throw bad_request("URL has an invalid port");
+      u.port = std::stoi(p);
+      if (u.port < 1 || u.port > 65535) throw bad_request("URL has an invalid port");
+    } else if (u.scheme == "http") {
+      u.port = 80;
+    }
+    if (u.host.empty()) throw bad_request("URL has no host");
+    for (char c : u.host)
+      if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '\\') throw bad_request("URL has an invalid host");
+    return u;
+  }
+  std::string host_for_url() const { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
+  std::string base() const { return scheme + "://" + host_for_url() + ":" + std::to_string(port); }
+};
+
+namespace detail {
+
+// ECDHE with AEAD ciphers only (what Go and kube-apiserver prefer).
+inline const int *cipher_suites() {
+  static const int suites[] = {MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                               MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                               MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                               MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                               MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                               MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+                               0};
+  return suites;
+}
+
+// An immutable TLS configuration with everything it points to.
+struct TlsConfig {
+  mbedtls_ssl_config conf;
+  std::unique_ptr<CertificateChain> own_chain;
+  std::unique_ptr<PrivateKey> own_key;
+  std::unique_ptr<CertificateChain> ca;
+  std::string verify_name;  // client: expected server name
+  bool verify_ip = false;   // client: verify_name is an IP literal
+  bool skip_verify = false;
+  TlsConfig() { mbedtls_ssl_config_init(&conf); }
+  ~TlsConfig() { mbedtls_ssl_config_free(&conf); }
+  TlsConfig(const TlsConfig &) = delete;
+  TlsConfig &operator=(const TlsConfig &) = delete;
+};
+
+inline const char **alpn_http11() {
+  static const char *protos[] = {"http/1.1", nullptr};
+  return protos;
+}
+
+inline void base_config(TlsConfig &c, int endpoint) {
+  int ret = mbedtls_ssl_config_defaults(&c.conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+  if (ret != 0) throw internal_error("TLS config: " + mbed_error(ret));
+  mbedtls_ssl_conf_rng(&c.conf, rng_fill, nullptr);
+  mbedtls_ssl_conf_min_version(&c.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_ciphersuites(&c.conf, cipher_suites());
+  mbedtls_ssl_conf_alpn_protocols(&c.conf, alpn_http11());
+  mbedtls_ssl_conf_renegotiation(&c.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+}
+
+inline std::shared_ptr<TlsConfig> make_server_config(const TlsServerCredentials &cr) {
+  auto c = std::make_shared<TlsConfig>();
+  base_config(*c, MBEDTLS_SSL_IS_SERVER);
+  try {
+    c->own_chain = CertificateChain::parse(cr.cert_chain_pem);
+  } catch (const Error &e) {
+    throw bad_request(std::string("serving certificate: ") + e.what());
+  }
+  try {
+    c->own_key = PrivateKey::parse(cr.key_pem);
+  } catch (const Error &e) {
+    throw bad_request(std::string("serving key: ") + e.what());
+  }
+  if (mbedtls_pk_check_pair(&c->own_chain->get()->pk, c->own_key->get()) != 0)
+    throw bad_request("serving certificate and key do not match");
+  int ret = mbedtls_ssl_conf_own_cert(&c->conf, c->own_chain->get(), c->own_key->get());
+  if (ret != 0) throw bad_request("serving certificate: " + mbed_error(ret));
+  if (!cr.client_ca_pem.empty()) {
+    try {
+      c->ca = CertificateChain::parse(cr.client_ca_pem);
+    } catch (const Error &e) {
+      throw bad_request(std::string("client CA: ") + e.what());
+    }
+    mbedtls_ssl_conf_ca_chain(&c->conf, c->ca->get(), nullptr);
+    mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
+  } else {
+    mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_NONE);
+  }
+  return c;
+}
+
+inline bool is_ip_literal(const std::string &h) { return !parse_ip(h).empty(); }
+
+inline std::shared_ptr<TlsConfig> make_client_config(const ClientTlsOptions &o, const std::string &host) {
+  auto c = std::make_shared<TlsConfig>();
+  base_config(*c, MBEDTLS_SSL_IS_CLIENT);
+  c->skip_verify = o.insecure_skip_verify;
+  c->verify_name = o.server_name.empty() ? host : o.server_name;
+  c->verify_ip = is_ip_literal(c->verify_name);
+  if (o.insecure_skip_verify) {
+    mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_NONE);
+  } else {
+    if (o.ca_pem.empty()) {
+      c->ca = CertificateChain::system_roots();
+    } else {
+      try {
+        c->ca = CertificateChain::parse(o.ca_pem);
+      } catch (const Error &e) {
+        throw bad_request(std::string("certificate authority data: ") + e.what());
+      }
+    }
+    mbedtls_ssl_conf_ca_chain(&c->conf, c->ca->get(), nullptr);
+    mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+  }
+  if (!o.client_cert_pem.empty() || !o.client_key_pem.empty()) {
+    c->own_chain = CertificateChain::parse(o.client_cert_pem);
+    c->own_key = PrivateKey::parse(o.client_key_pem);
+    if (mbedtls_pk_check_pair(&c->own_chain->get()->pk, c->own_key->get()) != 0)
+      throw bad_request("client certificate and key do not match");
+    int ret = mbedtls_ssl_conf_own_cert(&c->conf, c->own_chain->get(), c->own_key->get());
+    if (ret != 0) throw bad_request("client certificate: " + mbed_error(ret));
+  }
+  return c;
+}
+
+// Socket I/O for mbedTLS with a per-operation timeout and an overall
+// deadline, MSG_NOSIGNAL on send (no SIGPIPE) and EINTR handled.
+struct Bio {
+  int fd = -1;
+  int timeout_ms = 10000;
+  Steady::time_point deadline = Steady::time_point::max();
+
+  int wait_ms() const {
+    if (deadline == Steady::time_point::max()) return timeout_ms;
+    auto left = std::chrono::duration_cast<Millis>(deadline - Steady::now()).count();
+    if (left <= 0) return 0;
+    return static_cast<int>(std::min<int64_t>(left, timeout_ms));
+  }
+  static int wait(const Bio *b, short events) {
+    pollfd p{b->fd, events, 0};
+    for (;;) {
+      int ms = b->wait_ms();
+      if (ms == 0) return 0;
+      int r = ::poll(&p, 1, ms);
+      if (r < 0 && errno == EINTR) continue;
+      return r;
+    }
+  }
+  static int send(void *ctx, const unsigned char *buf, size_t len) {
+    auto *b = static_cast<Bio *>(ctx);
+    for (;;) {
+      int w = wait(b, POLLOUT);
+      if (w == 0) return MBEDTLS_ERR_SSL_TIMEOUT;
+      if (w < 0) return MBEDTLS_ERR_NET_SEND_FAILED;
+      ssize_t n = ::send(b->fd, buf, len, MSG_NOSIGNAL);
+      if (n >= 0) return static_cast<int>(n);
+      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EPIPE || errno == ECONNRESET) return MBEDTLS_ERR_NET_CONN_RESET;
+      return MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+  }
+  static int recv(void *ctx, unsigned char *buf, size_t len) {
+    auto *b = static_cast<Bio *>(ctx);
+    for (;;) {
+      int w = wait(b, POLLIN);
+      if (w == 0) return MBEDTLS_ERR_SSL_TIMEOUT;
+      if (w < 0) return MBEDTLS_ERR_NET_RECV_FAILED;
+      ssize_t n = ::recv(b->fd, buf, len, 0);
+      if (n >= 0) return static_cast<int>(n);
+      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == ECONNRESET) return MBEDTLS_ERR_NET_CONN_RESET;
+      return MBEDTLS_ERR_NET_RECV_FAILED;
+    }
+  }
+};
+
+// One TLS connection over an already connected socket.
+struct TlsSession {
+  mbedtls_ssl_context ssl;
+  Bio bio;
+  std::shared_ptr<TlsConfig> config;  // keeps the certs alive for the connection
+
+  TlsSession(int fd, std::shared_ptr<TlsConfig> cfg, int timeout_ms) : config(std::move(cfg)) {
+    mbedtls_ssl_init(&ssl);
+    bio.fd = fd;
+    bio.timeout_ms = timeout_ms;
+    int ret = mbedtls_ssl_setup(&ssl, &config->conf);
+    if (ret != 0) throw internal_error("TLS setup: " + mbed_error(ret));
+    mbedtls_ssl_set_bio(&ssl, &bio, Bio::send, Bio::recv, nullptr);
+  }
+  ~TlsSession() { mbedtls_ssl_free(&ssl); }
+  TlsSession(const TlsSession &) = delete;
+  TlsSession &operator=(const TlsSession &) = delete;
+
+  // Returns 0 or an mbedTLS error.
+  int handshake(Steady::time_point deadline) {
+    bio.deadline = deadline;
+    int ret;
+    do {
+      ret = mbedtls_ssl_handshake(&ssl);
+    } while ((ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) && Steady::now() < deadline);
+    bio.deadline = Steady::time_point::max();
+    return ret;
+  }
+  void close_notify() {
+    bio.timeout_ms = std::min(bio.timeout_ms, 1000);
+    mbedtls_ssl_close_notify(&ssl);
+  }
+};
+
+// httplib::Stream over a TLS session. `budget` caps the bytes one request
+// may send (headers plus body), whatever its framing.
+class TlsStream : public httplib::Stream {
+ public:
+  explicit TlsStream(TlsSession &s) : s_(s) {}
+  void set_budget(size_t b) {
+    budget_ = b;
+    used_ = 0;
+  }
+  void set_deadline(Steady::time_point d) { s_.bio.deadline = d; }
+
+  bool is_readable() const override {
+    if (mbedtls_ssl_get_bytes_avail(&s_.ssl) > 0) return true;
+    return Bio::wait(&s_.bio, POLLIN) > 0;
+  }
+  bool is_writable() const override { return Bio::wait(&s_.bio, POLLOUT) > 0; }
+  ssize_t read(char *ptr, size_t size) override {
+    if (used_ >= budget_) return -1;
+    size = std::min(size, budget_ - used_);
+    for (;;) {
+      int r = mbedtls_ssl_read(&s_.ssl, reinterpret_cast<unsigned char *>(ptr), size);
+      if (r > 0) {
+        used_ += static_cast<size_t>(r);
+        return r;
+      }
+      if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) continue;
+      if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
+      return -1;
+    }
+  }
+  ssize_t write(const char *ptr, size_t size) override {
+    size_t off = 0;
+    while (off < size) {
+      int r = mbedtls_ssl_write(&s_.ssl, reinterpret_cast<const unsigned char *>(ptr + off), size - off);
+      if (r > 0) off += static_cast<size_t>(r);
+      else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE) return -1;
+    }
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string &ip, int &port) const override { addr(false, ip, port); }
+  void get_local_ip_and_port(std::string &ip, int &port) const override { addr(true, ip, port); }
+  socket_t socket() const override { return s_.bio.fd; }
+
+ private:
+  void addr(bool local, std::string &ip, int &port) const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int r = local ? getsockname(s_.bio.fd, reinterpret_cast<sockaddr *>(&ss), &len)
+                  : getpeername(s_.bio.fd, reinterpret_cast<sockaddr *>(&ss), &len);
+    if (r != 0) return;
+    char buf[INET6_ADDRSTRLEN] = {0};
+    if (ss.ss_family == AF_INET) {
+      auto *a = reinterpret_cast<sockaddr_in *>(&ss);
+      inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+      port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      auto *a = reinterpret_cast<sockaddr_in6 *>(&ss);
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      port = ntohs(a->sin6_port);
+    }
+    ip = buf;
+  }
+  TlsSession &s_;
+  size_t budget_ = SIZE_MAX;
+  size_t used_ = 0;
+};
+
+// Worker pool with a bounded queue. When the queue is full the accepted
+// socket is refused at once (closed by the accept thread), so a flood of
+// slow clients cannot pile up unbounded work.
+inline thread_local bool t_refuse_connection = false;
+
+class BoundedPool : public httplib::TaskQueue {
+ public:
+  BoundedPool(size_t threads, size_t max_queue) : max_queue_(max_queue) {
+    for (size_t i = 0; i < threads; i++) workers_.emplace_back([this] { run(); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (queue_.size() < max_queue_) {
+        queue_.push_back(std::move(fn));
+        cv_.notify_one();
+        return;
+      }
+    }
+    t_refuse_connection = true;
+    fn();
+    t_refuse_connection = false;
+  }
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto &t : workers_) t.join();
+  }
+  size_t pending() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return queue_.size();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop_ and drained
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      fn();
+    }
+  }
+  size_t max_queue_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  std::vector<std::thread> workers_;
+  bool stop_ = false;
+};
+
+// The peer of the request this thread is handling (handlers run on the
+// connection's thread, synchronously).
+inline thread_local const PeerCertificate *t_current_peer = nullptr;
+
+inline PeerCertificate peer_of(TlsSession &s) {
+  PeerCertificate p;
+  const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&s.ssl);
+  if (!crt) return p;
+  p.present = true;
+  // VERIFY_OPTIONAL finishes the handshake with a bad chain; trust only a
+  // clean result (it also enforces clientAuth when the cert has an EKU).
+  p.verified = s.config->ca && mbedtls_ssl_get_verify_result(&s.ssl) == 0;
+  p.common_name = common_name(&crt->subject);
+  p.organizations = organizations(&crt->subject);
+  return p;
+}
+
+}  // namespace detail
+
+// HTTPS server: cpp-httplib's routing and HTTP/1.1 on top of mbedTLS.
+// Connections run on a bounded pool; each request must arrive within
+// `request_timeout`; idle keep-alive connections give way when others wait.
+struct TlsServerOptions {
+  Millis handshake_timeout = std::chrono::seconds(10);
+  Millis request_timeout = std::chrono::seconds(10);  // whole request, headers and body
+  Millis idle_timeout = std::chrono::seconds(30);     // keep-alive wait
+  size_t threads = 16;
+  size_t max_queue = 64;
+  size_t max_request_bytes = 64 * 1024 + 16 * 1024;  // body limit + room for headers
+  size_t max_requests_per_connection = 1000;
+};
+
+class TlsServer : public httplib::Server {
+ public:
+  explicit TlsServer(TlsServerOptions o = TlsServerOptions()) : opt_(o) {
+    new_task_queue = [this] {
+      auto *p = new detail::BoundedPool(opt_.threads, opt_.max_queue);
+      pool_.store(p);
+      return p;
+    };
+    set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(opt_.request_timeout).count() + 1);
+    set_write_timeout(10);
+  }
+
+  // Installs (or replaces) certificate, key and client CA. New connections
+  // use the new material; open ones finish with what they started with.
+  void set_credentials(const TlsServerCredentials &c) {
+    auto cfg = detail::make_server_config(c);
+    std::lock_guard<std::mutex> lk(mu_);
+    config_ = std::move(cfg);
+  }
+  bool has_credentials() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return config_ != nullptr;
+  }
+
+  // The TLS peer of the request being handled on this thread.
+  static const PeerCertificate &peer() {
+    static const PeerCertificate none;
+    return detail::t_current_peer ? *detail::t_current_peer : none;
+  }
+
+  // Graceful stop: no new connections; requests in progress finish and
+  // their connections close; listen() returns when all workers are done.
+  void shutdown() {
+    stopping_ = true;
+    stop();
+  }
+
+  size_t refused_connections() const { return refused_.load(); }
+  size_t failed_handshakes() const { return failed_handshakes_.load(); }
+  size_t open_connections() const { return open_.load(); }
+
+ private:
+  std::shared_ptr<detail::TlsConfig> config() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return config_;
+  }
+
+  static void close_fd(socket_t sock) {
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+
+  // Waits for the next request on an idle connection. Gives up when the
+  // server stops, when the idle timeout passes, or when other connections
+  // queue for a worker while this one is idle.
+  bool wait_for_request(detail::TlsSession &s) {
+    if (mbedtls_ssl_get_bytes_avail(&s.ssl) > 0) return true;
+    auto until = Steady::now() + opt_.idle_timeout;
+    pollfd p{s.bio.fd, POLLIN, 0};
+    while (!stopping_) {
+      int r = ::poll(&p, 1, 50);
+      if (r > 0) return true;
+      if (r < 0 && errno != EINTR) return false;
+      auto *pool = pool_.load();
+      if (pool && pool->pending() > 0) return false;
+      if (Steady::now() >= until) return false;
+    }
+    return false;
+  }
+
+  bool process_and_close_socket(socket_t sock) override {
+    if (detail::t_refuse_connection || stopping_) {
+      refused_++;
+      close_fd(sock);
+      return false;
+    }
+    auto cfg = config();
+    if (!cfg) {
+      close_fd(sock);
+      return false;
+    }
+    open_++;
+    bool ok = false;
+    try {
+      detail::TlsSession session(sock, cfg, static_cast<int>(opt_.request_timeout.count()));
+      int ret = session.handshake(Steady::now() + opt_.handshake_timeout);
+      if (ret != 0) {
+        failed_handshakes_++;
+      } else {
+        PeerCertificate peer = detail::peer_of(session);
+        detail::TlsStream stream(session);
+        size_t count = opt_.max_requests_per_connection;
+        while (count > 0 && wait_for_request(session)) {
+          stream.set_deadline(Steady::now() + opt_.request_timeout);
+          stream.set_budget(opt_.max_request_bytes);
+          bool close_connection = count == 1 || stopping_;
+          bool closed = false;
+          detail::t_current_peer = &peer;
+          ok = process_request(stream, close_connection, closed, nullptr);
+          detail::t_current_peer = nullptr;
+          stream.set_deadline(Steady::time_point::max());
+          if (!ok || closed || close_connection) break;
+          count--;
+        }
+        session.close_notify();
+      }
+    } catch (const std::exception &) {
+      detail::t_current_peer = nullptr;
+    }
+    close_fd(sock);
+    open_--;
+    return ok;
+  }
+
+  TlsServerOptions opt_;
+  mutable std::mutex mu_;
+  std::shared_ptr<detail::TlsConfig> config_;
+  std::atomic<detail::BoundedPool *> pool_{nullptr};
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> refused_{0}, failed_handshakes_{0}, open_{0};
+};
+
+// An HTTP answer.
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  httplib::Headers headers;
+  std::string header(const std::string &k) const {
+    auto it = headers.find(k);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+namespace detail {
+
+// cpp-httplib's client with our TLS in its socket hooks.
+class MbedClient : public httplib::ClientImpl {
+ public:
+  MbedClient(const std::string &host, int port, std::shared_ptr<TlsConfig> cfg)
+      : httplib::ClientImpl(host, port), cfg_(std::move(cfg)) {}
+  ~MbedClient() override { stop(); }
+
+  std::string last_error;
+  Steady::time_point deadline = Steady::time_point::max();
+
+  // Drops the kept-alive connection when the server already closed or sent
+  // anything (an alert): a request on it would fail.
+  void drop_if_stale() {
+    std::lock_guard<std::mutex> guard(socket_mutex_);
+    if (!socket_.is_open() || !session_) return;
+    pollfd p{socket_.sock, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 0 && mbedtls_ssl_get_bytes_avail(&session_->ssl) == 0) {
+      shutdown_ssl(socket_, false);
+      shutdown_socket(socket_);
+      close_socket(socket_);
+    }
+  }
+
+ protected:
+  bool create_and_connect_socket(Socket &socket, httplib::Error &error) override {
+    if (!httplib::ClientImpl::create_and_connect_socket(socket, error)) {
+      last_error = "cannot connect to " + host_and_port_ + ": " +
+                   (error == httplib::Error::ConnectionTimeout ? "connect timed out" : "connection failed");
+      return false;
+    }
+    try {
+      auto s = std::make_unique<TlsSession>(socket.sock, cfg_, static_cast<int>(read_timeout_sec_ * 1000 + 1000));
+      if (!cfg_->verify_ip && !cfg_->verify_name.empty())
+        mbedtls_ssl_set_hostname(&s->ssl, cfg_->verify_name.c_str());
+      int ret = s->handshake(deadline);
+      if (ret == 0 && !cfg_->skip_verify && cfg_->verify_ip) {
+        const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&s->ssl);
+        std::string want = parse_ip(cfg_->verify_name);
+        auto ips = crt ? san_ip_addresses(*crt) : std::vector<std::string>();
+        if (std::find(ips.begin(), ips.end(), want) == ips.end()) {
+          last_error = "TLS: server certificate is not valid for IP address " + cfg_->verify_name;
+          error = httplib::Error::SSLServerVerification;
+          ret = -1;
+        }
+      } else if (ret != 0) {
+        uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
+        if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags) {
+          char buf[512];
+          int n = mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags);
+          std::string info = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+          std::replace(info.begin(), info.end(), '\n', ';');
+          while (!info.empty() && (info.back() == ';' || info.back() == ' ')) info.pop_back();
+          last_error = "TLS: server certificate verification failed: " + info;
+          error = httplib::Error::SSLServerVerification;
+        } else if (ret == MBEDTLS_ERR_SSL_TIMEOUT) {
+          last_error = "TLS handshake with " + host_and_port_ + " timed out";
+          error = httplib::Error::SSLConnection;
+        } else {
+          last_error = "TLS handshake with " + host_and_port_ + " failed: " + mbed_error(ret);
+          error = httplib::Error::SSLConnection;
+        }
+      }
+      if (ret != 0) {
+        s.reset();
+        ::close(socket.sock);
+        socket.sock = INVALID_SOCKET;
+        return false;
+      }
+      session_ = std::move(s);
+      return true;
+    } catch (const Error &e) {
+      last_error = e.what();
+      ::close(socket.sock);
+      socket.sock = INVALID_SOCKET;
+      error = httplib::Error::SSLConnection;
+      return false;
+    }
+  }
+  void shutdown_ssl(Socket &, bool gracefully) override {
+    if (session_ && gracefully) session_->close_notify();
+    session_.reset();
+  }
+
+ private:
+  bool process_socket(const Socket &, std::function<bool(httplib::Stream &)> callback) override {
+    if (!session_) return false;
+    TlsStream strm(*session_);
+    strm.set_deadline(deadline);
+    bool r = callback(strm);
+    strm.set_deadline(Steady::time_point::max());
+    return r;
+  }
+  std::shared_ptr<TlsConfig> cfg_;
+  std::unique_ptr<TlsSession> session_;
+};
+
+}  // namespace detail
+
+// An HTTPS client for one server, on mbedTLS: verifies the chain and the
+// host name or IP SAN, keeps the connection alive between calls. Not
+// thread-safe: use one per thread, or a pool. Throws Error(503) on
+// transport failures, with a message that names the cause.
+class HttpsClient {
+ public:
+  HttpsClient(const std::string &base_url, const ClientTlsOptions &tls) : url_(Url::parse(base_url)) {
+    if (url_.scheme != "https") throw bad_request("URL must use https://, got " + url_.scheme + "://");
+    init(detail::make_client_config(tls, url_.host));
+  }
+  // Shares one parsed TLS configuration between many clients (a pool).
+  HttpsClient(const std::string &base_url, std::shared_ptr<detail::TlsConfig> cfg) : url_(Url::parse(base_url)) {
+    if (url_.scheme != "https") throw bad_request("URL must use https://, got " + url_.scheme + "://");
+    init(std::move(cfg));
+  }
+  static std::shared_ptr<detail::TlsConfig> make_config(const std::string &base_url, const ClientTlsOptions &tls) {
+    return detail::make_client_config(tls, Url::parse(base_url).host);
+  }
+
+  const Url &url() const { return url_; }
+
+  // One request; `timeout` bounds the whole call (connect, TLS, answer).
+  HttpResponse request(const std::string &method, const std::string &path, const httplib::Headers &headers,
+                       const std::string &body, Millis timeout, size_t max_response_bytes = 16 * 1024 * 1024) {
+    auto deadline = Steady::now() + timeout;
+    auto secs = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+    auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+    cli_->set_connection_timeout(usecs / 1000000, usecs % 1000000);
+    cli_->set_read_timeout(secs, 0);
+    cli_->set_write_timeout(secs, 0);
+    cli_->deadline = deadline;
+    cli_->last_error.clear();
+    cli_->drop_if_stale();
+
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    req.headers = headers;
+    if (req.headers.find("User-Agent") == req.headers.end())
+      req.headers.emplace("User-Agent", "pinniped/" PINNIPED_VERSION);
+    req.body = body;
+    if (!body.empty() && req.headers.find("Content-Type") == req.headers.end())
+      req.headers.emplace("Content-Type", "application/json");
+    size_t received = 0;
+    bool too_large = false;
+    std::string out;
+    req.content_receiver = [&](const char *data, size_t len, uint64_t, uint64_t) {
+      received += len;
+      if (received > max_response_bytes) {
+        too_large = true;
+        return false;
+      }
+      out.append(data, len);
+      return true;
+    };
+    auto res = cli_->send(req);
+    if (too_large) throw Error(503, "ServiceUnavailable", "response from " + url_.base() + " is too large");
+    if (!res) {
+      std::string why = cli_->last_error;
+      if (why.empty()) {
+        why = httplib::to_string(res.error());
+        if (Steady::now() >= deadline) why = "timed out after " + std::to_string(timeout.count()) + "ms";
+      }
+      throw Error(503, "ServiceUnavailable", "request to " + url_.base() + " failed: " + why);
+    }
+    HttpResponse r;
+    r.status = res->status;
+    r.headers = res->headers;
+    r.body = std::move(out);
+    return r;
+  }
+
+ private:
+  void init(std::shared_ptr<detail::TlsConfig> cfg) {
+    cli_ = std::make_unique<detail::MbedClient>(url_.host, url_.port, std::move(cfg));
+    cli_->set_keep_alive(true);
+  }
+  Url url_;
+  std::unique_ptr<detail::MbedClient> cli_;
+};
+
+// ---------------------------------------------------------------------------
+// 4. Authenticators
+// Owns TokenReview webhooks, the registry of authenticators by name, and
+// reading them from a YAML/JSON file. Calls sections 0-3.
+// ---------------------------------------------------------------------------
+
+namespace detail {
+
+// Builds JSON values from libyaml events. Aliases are refused (no "billion
+// laughs"), depth and size are bounded.
+class YamlReader {
+ public:
+  explicit YamlReader(const std::string &text) : text_(text) {}
+
+  std::vector<picojson::value> documents() {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) throw internal_error("cannot initialise the YAML parser");
+    yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char *>(text_.data()), text_.size());
+    std::vector<picojson::value> docs;
+    try {
+      for (;;) {
+        Event ev(parser);
+        if (ev.e.type == YAML_STREAM_END_EVENT) break;
+        if (ev.e.type == YAML_DOCUMENT_START_EVENT) {
+          Event first(parser);
+          if (first.e.type == YAML_DOCUMENT_END_EVENT) continue;
+          picojson::value v = node(parser, first, 0);
+          Event end(parser);
+          if (!v.is<picojson::null>()) docs.push_back(std::move(v));
+        }
+      }
+    } catch (...) {
+      yaml_parser_delete(&parser);
+      throw;
+    }
+    yaml_parser_delete(&parser);
+    return docs;
+  }
+
+ private:
+  struct Event {
+    yaml_event_t e;
+    explicit Event(yaml_parser_t &p) {
+      if (!yaml_parser_parse(&p, &e)) {
+        std::string msg = p.problem ? p.problem : "syntax error";
+        throw bad_request("YAML: " + msg + " at line " + std::to_string(p.problem_mark.line + 1) + " column " +
+                          std::to_string(p.problem_mark.column + 1));
+      }
+    }
+    ~Event() { yaml_event_delete(&e); }
+  };
+
+  picojson::value scalar(const yaml_event_t &e) {
+    std::string s(reinterpret_cast<const char *>(e.data.scalar.value), e.data.scalar.length);
+    if (e.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return picojson::value(s);
+    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return picojson::value();
+    if (s == "true" || s == "True" || s == "TRUE") return picojson::value(true);
+    if (s == "false" || s == "False" || s == "FALSE") return picojson::value(false);
+    char *end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(s.c_str(), &end, 10);
+    if (*end == '\0' && errno == 0 && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+'))
+      return picojson::value(static_cast<int64_t>(n));
+    double d = std::strtod(s.c_str(), &end);
+    if (*end == '\0' && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
+      return picojson::value(d);
+    return picojson::value(s);
+  }
+
+  picojson::value node(yaml_parser_t &p, Event &ev, int depth) {
+    if (depth > 64) throw bad_request("YAML nests too deeply");
+    if (++nodes_ > 200000) throw bad_request("YAML document is too large");
+    switch (ev.e.type) {
+      case YAML_ALIAS_EVENT: throw bad_request("YAML aliases are not supported");
+      case YAML_SCALAR_EVENT: return scalar(ev.e);
+      case YAML_SEQUENCE_START_EVENT: {
+        picojson::array a;
+        for (;;) {
+          Event child(p);
+          if (child.e.type == YAML_SEQUENCE_END_EVENT) break;
+          a.push_back(node(p, child, depth + 1));
+        }
+        return picojson::value(a);
+      }
+      case YAML_MAPPING_START_EVENT: {
+        picojson::object o;
+        for (;;) {
+          Event k(p);
+          if (k.e.type == YAML_MAPPING_END_EVENT) break;
+          picojson::value key = node(p, k, depth + 1);
+          if (!key.is<std::string>()) key = picojson::value(key.to_str());
+          Event v(p);
+          o[key.get<std::string>()] = node(p, v, depth + 1);
+        }
+        return picojson::value(o);
+      }
+      default: throw bad_request("YAML: unexpected event");
+    }
+  }
+  const std::string &text_;
+  size_t nodes_ = 0;
+};
+
+}  // namespace detail
+
+// Parses YAML (1.1, as Kubernetes tools write it) or JSON into JSON values,
+// one per document of the stream.
+inline std::vector<picojson::value> parse_yaml_documents(const std::string &text) {
+  return detail::YamlReader(text).documents();
+}
+
+// The outcome of authenticating a token. `reason` is for logs and metrics
+// and never contains the token.
+struct AuthResult {
+  bool authenticated = false;
+  UserInfo user;
+  std::string reason;        // human readable
+  std::string reason_class;  // short, for metrics: rejected, webhook_error, invalid_user, unknown_authenticator
+};
+
+// Knobs shared by all webhooks.
+struct WebhookOptions {
+  Millis timeout = std::chrono::seconds(10);  // whole authentication, retries included
+  int attempts = 3;                           // tries on connection errors and 5xx
+  Millis backoff = Millis(100);               // doubles per retry
+  size_t max_idle_connections = 8;
+};
+
+// Checks a user the IDP vouched for against what a certificate can carry.
+// Empty when acceptable, else why not.
+inline std::string certificate_user_problem(const UserInfo &u) {
+  if (u.username.empty()) return "webhook returned an empty username";
+  if (!u.uid.empty()) return "webhook returned a uid, which a certificate cannot carry";
+  if (!u.extra.empty()) return "webhook returned extra fields, which a certificate cannot carry";
+  auto bad = [](const std::string &s) { return s.find('\0') != std::string::npos || !detail::valid_utf8(s); };
+  if (bad(u.username)) return "webhook returned a username that is not valid UTF-8 text";
+  for (const auto &g : u.groups)
+    if (bad(g)) return "webhook returned a group that is not valid UTF-8 text";
+  return "";
+}
+
+// A TokenReview webhook IDP (WebhookAuthenticator). Thread-safe; keeps a
+// few kept-alive connections for reuse.
+class WebhookAuthenticator {
+ public:
+  WebhookAuthenticator(std::string name, WebhookAuthenticatorSpec spec, WebhookOptions opt = WebhookOptions())
+      : name_(std::move(name)), spec_(std::move(spec)), opt_(opt) {
+    if (spec_.timeout) opt_.timeout = *spec_.timeout;
+    url_ = Url::parse(spec_.endpoint);
+    if (url_.scheme != "https") throw bad_request("spec.endpoint must be an https:// URL");
+    if (spec_.token_review_version != "v1" && spec_.token_review_version != "v1beta1")
+      throw bad_request("spec.tokenReviewVersion must be v1 or v1beta1");
+    if (!spec_.certificate_authority_data.empty()) {
+      auto pem = detail::base64_decode(spec_.certificate_authority_data);
+      if (!pem) throw bad_request("spec.tls.certificateAuthorityData is not valid base64");
+      tls_.ca_pem = *pem;
+      try {
+        CertificateChain::parse(tls_.ca_pem);
+      } catch (const Error &e) {
+        throw bad_request(std::string("spec.tls.certificateAuthorityData: ") + e.what());
+      }
+    }
+    // Fail now on a broken TLS configuration rather than per request.
+    tls_config_ = HttpsClient::make_config(url_.base(), tls_);
+  }
+
+  const std::string &name() const { return name_; }
+  const WebhookAuthenticatorSpec &spec() const { return spec_; }
+
+  AuthResult authenticate(const std::string &token) {
+    AuthResult r;
+    TokenReview review;
+    review.api_version = "authentication.k8s.io/" + spec_.token_review_version;
+    review.token = token;
+    std::string body = review.to_json(true).serialize();
+    auto deadline = Steady::now() + opt_.timeout;
+    Millis backoff = opt_.backoff;
+    std::string last_problem;
+    for (int attempt = 1; attempt <= std::max(1, opt_.attempts); attempt++) {
+      auto left = std::chrono::duration_cast<Millis>(deadline - Steady::now());
+      if (left.count() <= 0) {
+        last_problem = "timed out after " + std::to_string(opt_.timeout.count()) + "ms";
+        break;
+      }
+      auto client = borrow();
+      HttpResponse res;
+      try {
+        res = client->request("POST", url_.path,
+                              {{"Accept", "application/json"}, {"Content-Type", "application/json"}}, body, left,
+                              PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES);
+      } catch (const Error &e) {
+        last_problem = e.what();
+        retry_sleep(backoff, deadline);
+        backoff *= 2;
+        continue;  // connection-level error: retry
+      }
+      if (res.status >= 500) {
+        give_back(std::move(client));
+        last_problem = "webhook answered HTTP " + std::to_string(res.status);
+        retry_sleep(backoff, deadline);
+        backoff *= 2;
+        continue;
+      }
+      give_back(std::move(client));
+      if (res.status != 200 && res.status != 201) {
+        r.reason = "webhook answered HTTP " + std::to_string(res.status);
+        r.reason_class = "webhook_error";
+        return r;
+      }
+      TokenReview answer;
+      try {
+        answer = TokenReview::from_json(json::parse(res.body));
+      } catch (const Error &e) {
+        r.reason = std::string("webhook answer is not a TokenReview: ") + e.what();
+        r.reason_class = "webhook_error";
+        return r;
+      }
+      if (answer.api_version != review.api_version) {
+        r.reason = "webhook answered apiVersion \"" + answer.api_version + "\", expected \"" + review.api_version + "\"";
+        r.reason_class = "webhook_error";
+        return r;
+      }
+      if (!answer.authenticated) {
+        r.reason = answer.error.empty() ? "webhook did not authenticate the token"
+                                        : "webhook did not authenticate the token: " + answer.error;
+        r.reason_class = "rejected";
+        return r;
+      }
+      std::string problem = certificate_user_problem(answer.user);
+      if (!problem.empty()) {
+        r.reason = problem;
+        r.reason_class = "invalid_user";
+        return r;
+      }
+      r.authenticated = true;
+      r.user = std::move(answer.user);
+      return r;
+    }
+    r.reason = "webhook unreachable: " + last_problem;
+    r.reason_class = "webhook_error";
+    return r;
+  }
+
+ private:
+  static void retry_sleep(Millis d, Steady::time_point deadline) {
+    auto until = std::min(Steady::now() + d, deadline);
+    std::this_thread::sleep_until(until);
+  }
+  std::unique_ptr<HttpsClient> borrow() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        return c;
+      }
+    }
+    return std::make_unique<HttpsClient>(url_.base(), tls_config_);
+  }
+  void give_back(std::unique_ptr<HttpsClient> c) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (idle_.size() < opt_.max_idle_connections) idle_.push_back(std::move(c));
+  }
+
+  std::string name_;
+  WebhookAuthenticatorSpec spec_;
+  WebhookOptions opt_;
+  Url url_;
+  ClientTlsOptions tls_;
+  std::shared_ptr<detail::TlsConfig> tls_config_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<HttpsClient>> idle_;
+};
+
+// Authenticators by kind and name. The source (a config file now, the CRD
+// watch later) calls replace/put/remove; the exchange only calls find.
+class AuthenticatorRegistry {
+ public:
+  using Ptr = std::shared_ptr<WebhookAuthenticator>;
+  static constexpr const char *webhook_kind = "WebhookAuthenticator";
+
+  Ptr find(const std::string &kind, const std::string &name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = items_.find({kind, name});
+    return it == items_.end() ? nullptr : it->second;
+  }
+  void put(Ptr a) {
+    std::lock_guard<std::mutex> lk(mu_);
+    items_[{webhook_kind, a->name()}] = std::move(a);
+  }
+  void remove(const std::string &kind, const std::string &name) {
+    std::lock_guard<std::mutex> lk(mu_);
+    items_.erase({kind, name});
+  }
+  // Replaces every authenticator of a kind at once (a reloaded file).
+  void replace_all(const std::string &kind, std::vector<Ptr> list) {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto it = items_.begin(); it != items_.end();) it = it->first.first == kind ? items_.erase(it) : std::next(it);
+    for (auto &a : list) items_[{kind, a->name()}] = std::move(a);
+  }
+  std::vector<std::string> names() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::vector<std::string> out;
+    for (const auto &kv : items_) out.push_back(kv.first.first + "/" + kv.first.second);
+    return out;
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return items_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Ptr> items_;
+};
+
+// Reads WebhookAuthenticators from a YAML or JSON text: one object, a
+// multi-document stream, or a List. Throws Error(400) naming the problem.
+inline std::vector<WebhookAuthenticatorObject> parse_authenticators(const std::string &text,
+                                                                    const std::string &suffix) {
+  std::vector<picojson::value> objs;
+  for (auto &doc : parse_yaml_documents(text)) {
+    if (!doc.is<picojson::object>()) throw bad_request("authenticators: each document must be an object");
+    std::string kind = json::get_string(doc, "kind", "kind");
+    if (kind == "List" || kind == "WebhookAuthenticatorList") {
+      const auto *items = json::field(doc, "items");
+      if (items && !items->is<picojson::array>()) throw bad_request("authenticators: items must be a list");
+      if (items)
+        for (const auto &i : items->get<picojson::array>()) objs.push_back(i);
+    } else {
+      objs.push_back(doc);
+    }
+  }
+  std::vector<WebhookAuthenticatorObject> out;
+  std::string want_version = authentication_group(suffix) + "/v1alpha1";
+  for (const auto &o : objs) {
+    if (!o.is<picojson::object>()) throw bad_request("authenticators: each item must be an object");
+    std::string kind = json::get_string(o, "kind", "kind");
+    if (kind != "WebhookAuthenticator")
+      throw bad_request("authenticators: kind \"" + kind + "\" is not supported (want WebhookAuthenticator)");
+    std::string av = json::get_string(o, "apiVersion", "apiVersion");
+    if (!av.empty() && av != want_version)
+      throw bad_request("authenticators: apiVersion \"" + av + "\" (want " + want_version + ")");
+    auto w = WebhookAuthenticatorObject::from_json(o);
+    if (w.metadata.name.empty()) throw bad_request("authenticators: metadata.name is required");
+    if (w.spec.endpoint.empty())
+      throw bad_request("authenticators: " + w.metadata.name + ": spec.endpoint is required");
+    for (const auto &prev : out)
+      if (prev.metadata.name == w.metadata.name)
+        throw bad_request("authenticators: duplicate name \"" + w.metadata.name + "\"");
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// 5. The concierge
+// Owns the aggregated API's HTTP surface (TokenCredentialRequest, discovery,
+// health), the exchange itself and the reloading of files. Calls 0-4.
+// ---------------------------------------------------------------------------
+
+struct ConciergeConfig {
+  std::string listen_host = "0.0.0.0";
+  int port = 10250;  // 0: any free port
+  std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
+  // Serving certificate files; when empty a self-signed CA and certificate
+  // are made in memory (for `tls_sans`) and the CA written to serving_ca_out.
+  std::string tls_cert_file, tls_key_file;
+  std::vector<std::string> tls_sans = {"localhost", "127.0.0.1", "::1"};
+  std::string serving_ca_out;
+  std::string client_ca_file;  // optional: request and verify client certificates
+  // The cluster signer; when both are empty it is looked for under
+  // signer_root at the distributions' paths.
+  std::string signer_cert_file, signer_key_file;
+  std::string signer_root = "/";
+  std::string authenticators_file;
+  Millis credential_ttl = std::chrono::minutes(5);
+  Millis reload_interval = std::chrono::seconds(5);
+  size_t max_body_bytes = 64 * 1024;
+  size_t key_pool = 16;
+  WebhookOptions webhook;
+  TlsServerOptions server;
+};
+
+// Counters for logs now and /metrics later.
+struct ConciergeStats {
+  std::atomic<uint64_t> exchanges_ok{0};
+  std::atomic<uint64_t> exchanges_failed{0};
+  std::atomic<uint64_t> certificates_issued{0};
+  std::atomic<uint64_t> requests{0};
+};
+
+namespace detail {
+
+inline std::string lower(std::string s) {
+  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+inline std::string trim(const std::string &s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+inline std::vector<std::string> split(const std::string &s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+// True when the media type (parameters ignored) is JSON.
+inline bool is_json_media_type(const std::string &content_type) {
+  std::string mt = lower(trim(split(content_type, ';')[0]));
+  return mt == "application/json";
+}
+
+// True when an Accept header lets us answer plain JSON.
+inline bool accepts_json(const std::string &accept) {
+  if (trim(accept).empty()) return true;
+  for (const auto &entry : split(accept, ',')) {
+    auto parts = split(entry, ';');
+    std::string mt = lower(trim(parts[0]));
+    if (mt != "application/json" && mt != "application/*" && mt != "*/*") continue;
+    bool plain = true;
+    for (size_t i = 1; i < parts.size(); i++) {
+      std::string p = lower(trim(parts[i]));
+      if (p.rfind("as=", 0) == 0 || p.rfind("g=", 0) == 0 || p.rfind("v=", 0) == 0) plain = false;
+      if (p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000") plain = false;
+    }
+    if (plain) return true;
+  }
+  return false;
+}
+
+}  // namespace detail
+
+class Concierge {
+ public:
+  Concierge(ConciergeConfig cfg, Logger &log)
+      : cfg_(std::move(cfg)), log_(log), ca_(cfg_.key_pool), server_(cfg_.server) {
+    login_group_ = login_group(cfg_.api_group_suffix);
+    auth_group_ = authentication_group(cfg_.api_group_suffix);
+    install_routes();
+  }
+  ~Concierge() { stop_reloader(); }
+  Concierge(const Concierge &) = delete;
+  Concierge &operator=(const Concierge &) = delete;
+
+  // Loads serving certificate, signer and authenticators, and binds. A bad
+  // serving certificate or an unusable port is fatal; a missing signer or a
+  // broken authenticators file is not (not ready / retried on reload).
+  void start() {
+    load_serving_cert(true);
+    reload_signer(true);
+    if (!cfg_.authenticators_file.empty()) reload_authenticators(true);
+    server_.set_payload_max_length(cfg_.max_body_bytes);
+    int port = cfg_.port == 0 ? server_.bind_to_any_port(cfg_.listen_host)
+                              : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
+    if (port <= 0) throw Error(500, "InternalError", "cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.port));
+    port_ = port;
+    reloader_ = std::thread([this] { reload_loop(); });
+    log_.info("serving", {{"address", jv(cfg_.listen_host)},
+                          {"port", jv(port_)},
+                          {"apiGroupSuffix", jv(cfg_.api_group_suffix)},
+                          {"authenticators", jv(authenticators_.size())},
+                          {"ready", jv(ready())}});
+  }
+  // Serves until shutdown(); returns after in-flight requests finished.
+  void run() {
+    server_.listen_after_bind();
+    stop_reloader();
+    log_.info("stopped", {{"exchangesOk", jv(static_cast<int64_t>(stats_.exchanges_ok.load()))},
+                          {"exchangesFailed", jv(static_cast<int64_t>(stats_.exchanges_failed.load()))}});
+  }
+  void shutdown() {
+    log_.info("shutting down");
+    server_.shutdown();
+  }
+
+  int port() const { return port_; }
+  bool ready() const { return ca_.signer() != nullptr && server_.has_credentials(); }
+  CertificateAuthority &ca() { return ca_; }
+  AuthenticatorRegistry &authenticators() { return authenticators_; }
+  const ConciergeStats &stats() const { return stats_; }
+  TlsServer &server() { return server_; }
+  const std::string &serving_ca_pem() const { return serving_ca_pem_; }
+
+  // The exchange, without HTTP: validates, authenticates, issues. Bad input
+  // throws Error (turned into a Status); an authentication that does not
+  // succeed returns the object with status.message "authentication failed".
+  TokenCredentialRequest exchange(const TokenCredentialRequest &in) {
+    if (!in.metadata.namespace_.empty())
+      throw bad_request("TokenCredentialRequest is cluster-scoped; metadata.namespace must be empty");
+    if (in.token.empty())
+      throw Error(422, "Invalid", "TokenCredentialRequest.login.concierge." + cfg_.api_group_suffix +
+                                      " \"\" is invalid: spec.token.value: Required value: token must be supplied",
+                  {{"FieldValueRequired", "spec.token.value", "Required value: token must be supplied"}});
+    TokenCredentialRequest out;
+    out.api_version = login_group_ + "/v1alpha1";
+    auto started = Steady::now();
+    auto fail = [&](const std::string &why, const std::string &cls) {
+      stats_.exchanges_failed++;
+      log_.info("exchange", {{"outcome", jv("failed")},
+                             {"reasonClass", jv(cls)},
+                             {"reason", jv(why)},
+                             {"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)},
+                             {"ms", jv(ms_since(started))}});
+      out.message = "authentication failed";
+      return out;
+    };
+    if (in.authenticator.api_group != auth_group_)
+      return fail("authenticator apiGroup \"" + in.authenticator.api_group + "\" is not " + auth_group_,
+                  "unknown_authenticator");
+    auto a = authenticators_.find(in.authenticator.kind, in.authenticator.name);
+    if (!a) return fail("no such authenticator", "unknown_authenticator");
+    AuthResult r = a->authenticate(in.token);
+    if (!r.authenticated) return fail(r.reason, r.reason_class);
+    IssuedCertificate cert;
+    try {
+      cert = ca_.issue(r.user.username, r.user.groups, cfg_.credential_ttl);
+    } catch (const Error &e) {
+      return fail(std::string("cannot issue certificate: ") + e.what(), "signer_error");
+    }
+    stats_.exchanges_ok++;
+    stats_.certificates_issued++;
+    log_.info("exchange", {{"outcome", jv("success")},
+                           {"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)},
+                           {"user", jv(r.user.username)},
+                           {"groups", jv(r.user.groups.size())},
+                           {"expires", jv(format_rfc3339(cert.not_after))},
+                           {"ms", jv(ms_since(started))}});
+    ClusterCredential c;
+    c.expiration_timestamp = format_rfc3339(cert.not_after);
+    c.client_certificate_data = std::move(cert.cert_pem);
+    c.client_key_data = std::move(cert.key_pem);
+    out.credential = std::move(c);
+    return out;
+  }
+
+ private:
+  static double ms_since(Steady::time_point t) {
+    return std::round(std::chrono::duration<double, std::milli>(Steady::now() - t).count() * 10) / 10;
+  }
+
+  // --- HTTP surface -------------------------------------------------------
+
+  static void send_json(httplib::Response &res, int code, const picojson::value &v) {
+    res.status = code;
+    res.set_content(to_json_string(v), "application/json");
+  }
+  static void send_status(httplib::Response &res, const Error &e) {
+    res.status = e.code;
+    res.set_content(to_json_string(Status::from_error(e).to_json()), "application/json");
+  }
+
+  void install_routes() {
+    auto h = [this](const httplib::Request &req, httplib::Response &res) { dispatch(req, res); };
+    server_.Get(".*", h);
+    server_.Post(".*", h);
+    server_.Put(".*", h);
+    server_.Patch(".*", h);
+    server_.Delete(".*", h);
+    server_.Options(".*", h);
+    // Anything cpp-httplib answers itself (400 bad request line, 413, 414,
+    // 404) still gets a Status body.
+    server_.set_error_handler([](const httplib::Request &, httplib::Response &res) {
+      if (!res.body.empty()) return;
+      int code = res.status;
+      std::string msg = httplib::detail::status_message(code);
+      if (code == 413) msg = "request body is too large";
+      send_status(res, Error(code, reason_for_code(code), msg));
+    });
+    server_.set_exception_handler([this](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const Error &e) {
+        send_status(res, e);
+      } catch (const std::exception &e) {
+        log_.error("handler failed", {{"path", jv(req.path)}, {"error", jv(e.what())}});
+        send_status(res, internal_error("internal error"));
+      }
+    });
+    server_.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
+      stats_.requests++;
+      if (log_.enabled(Logger::Level::debug))
+        log_.debug("request", {{"method", jv(req.method)},
+                               {"path", jv(req.path)},
+                               {"code", jv(res.status)},
+                               {"remote", jv(req.remote_addr)},
+                               {"peer", jv(TlsServer::peer().verified ? TlsServer::peer().common_name : "")}});
+    });
+  }
+
+  void dispatch(const httplib::Request &req, httplib::Response &res) {
+    std::string path = req.path;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    const std::string &m = req.method;
+    bool get = m == "GET" || m == "HEAD";
+    if (path == "/healthz" || path == "/livez" || path == "/readyz") {
+      if (!get) throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
+      bool ok = path != "/readyz" || ready();
+      res.status = ok ? 200 : 500;
+      res.set_content(ok ? "ok" : "not ready: no cluster signer loaded", "text/plain; charset=utf-8");
+      return;
+    }
+    if (path == "/version") {
+      if (!get) throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
+      picojson::object o;
+      o["gitVersion"] = jv("v" PINNIPED_VERSION);
+      o["platform"] = jv("linux");
+      return send_json(res, 200, picojson::value(o));
+    }
+    auto parts = detail::split(path, '/');  // "", "apis", group, version, ...
+    if (parts.size() < 2 || parts[1] != "apis" || !parts[0].empty())
+      throw Error(404, "NotFound", "the server could not find the requested resource");
+    if (!get && parts.size() <= 4)
+      throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
+    if (parts.size() == 2) return send_json(res, 200, group_list());
+    const std::string &group = parts[2];
+    if (group != login_group_) throw Error(404, "NotFound", "the server could not find the requested resource");
+    if (parts.size() == 3) return send_json(res, 200, api_group());
+    if (parts[3] != "v1alpha1") throw Error(404, "NotFound", "the server could not find the requested resource");
+    if (parts.size() == 4) return send_json(res, 200, resource_list());
+    if (parts.size() == 7 && parts[4] == "namespaces" && parts[6] == "tokencredentialrequests") {
+      if (m != "POST") throw Error(405, "MethodNotAllowed", "tokencredentialrequests only supports create");
+      throw bad_request("TokenCredentialRequest is cluster-scoped; do not use a namespace");
+    }
+    if (parts[4] != "tokencredentialrequests")
+      throw Error(404, "NotFound", "the server could not find the requested resource");
+    if (parts.size() > 5 || m != "POST")
+      throw Error(405, "MethodNotAllowed", "tokencredentialrequests only supports create (POST to the collection)");
+    create_token_credential_request(req, res);
+  }
+
+  void create_token_credential_request(const httplib::Request &req, httplib::Response &res) {
+    if (!req.has_header("Content-Type") || !detail::is_json_media_type(req.get_header_value("Content-Type")))
+      throw Error(415, "UnsupportedMediaType",
+                  "the body of the request was in an unknown format - accepted media types include: application/json");
+    if (!detail::accepts_json(req.get_header_value("Accept")))
+      throw Error(406, "NotAcceptable", "only the following media types are accepted: application/json");
+    if (req.has_param("dryRun"))
+      throw Error(422, "Invalid", "dryRun is not supported for tokencredentialrequests");
+    picojson::value body = json::parse(req.body);
+    TokenCredentialRequest in = TokenCredentialRequest::from_json(body);
+    std::string want = login_group_ + "/v1alpha1";
+    if (!in.api_version.empty() && in.api_version != want)
+      throw bad_request("the API version in the data (" + in.api_version + ") does not match the expected API version (" +
+                        want + ")");
+    std::string kind = json::get_string(body, "kind", "kind");
+    if (!kind.empty() && kind != "TokenCredentialRequest")
+      throw bad_request("the kind in the data (" + kind + ") does not match the expected kind (TokenCredentialRequest)");
+    TokenCredentialRequest out = exchange(in);
+    res.set_header("Cache-Control", "no-store");
+    send_json(res, 201, out.to_json(false));
+  }
+
+  picojson::value api_group() const {
+    picojson::object gv, g;
+    gv["groupVersion"] = jv(login_group_ + "/v1alpha1");
+    gv["version"] = jv("v1alpha1");
+    g["kind"] = jv("APIGroup");
+    g["apiVersion"] = jv("v1");
+    g["name"] = jv(login_group_);
+    g["versions"] = picojson::value(picojson::array{picojson::value(gv)});
+    g["preferredVersion"] = picojson::value(gv);
+    return picojson::value(g);
+  }
+  picojson::value group_list() const {
+    picojson::object o;
+    o["kind"] = jv("APIGroupList");
+    o["apiVersion"] = jv("v1");
+    picojson::object g = api_group().get<picojson::object>();
+    g.erase("kind");
+    g.erase("apiVersion");
+    o["groups"] = picojson::value(picojson::array{picojson::value(g)});
+    return picojson::value(o);
+  }
+  picojson::value resource_list() const {
+    picojson::object r;
+    r["name"] = jv("tokencredentialrequests");
+    r["singularName"] = jv("tokencredentialrequest");
+    r["namespaced"] = jv(false);
+    r["kind"] = jv("TokenCredentialRequest");
+    r["verbs"] = picojson::value(picojson::array{jv("create")});
+    r["categories"] = picojson::value(picojson::array{jv("pinniped")});
+    picojson::object o;
+    o["kind"] = jv("APIResourceList");
+    o["apiVersion"] = jv("v1");
+    o["groupVersion"] = jv(login_group_ + "/v1alpha1");
+    o["resources"] = picojson::value(picojson::array{picojson::value(r)});
+    return picojson::value(o);
+  }
+
+  // --- files and reloading -------------------------------------------------
+
+  void load_serving_cert(bool initial) {
+    if (cfg_.tls_cert_file.empty() != cfg_.tls_key_file.empty())
+      throw bad_request("give both --tls-cert and --tls-key, or neither");
+    if (cfg_.tls_cert_file.empty()) {
+      if (!initial) return;
+      auto ca = make_self_signed_ca("pinniped-concierge-ca", std::chrono::hours(24 * 365));
+      CertificateTemplate t;
+      t.common_name = "pinniped-concierge";
+      t.server_auth = true;
+      t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+      for (const auto &n : cfg_.tls_sans) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
+      auto now = Clock::now();
+      t.not_before = now - std::chrono::minutes(5);
+      t.not_after = now + std::chrono::hours(24 * 365);
+      auto leaf = issue_with_ca(ca, t);
+      server_.set_credentials({leaf.cert_pem, leaf.key_pem, client_ca()});
+      serving_ca_pem_ = ca.cert_pem;
+      if (!cfg_.serving_ca_out.empty()) {
+        std::ofstream f(cfg_.serving_ca_out, std::ios::trunc);
+        f << ca.cert_pem;
+        if (!f) throw internal_error("cannot write " + cfg_.serving_ca_out);
+      }
+      log_.info("serving certificate generated", {{"names", jv(static_cast<int64_t>(cfg_.tls_sans.size()))}});
+      return;
+    }
+    std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file) + "|" +
+                          (cfg_.client_ca_file.empty() ? "" : file_version(cfg_.client_ca_file));
+    if (!initial && version == serving_version_) return;
+    try {
+      server_.set_credentials({read_file(cfg_.tls_cert_file), read_file(cfg_.tls_key_file), client_ca()});
+      serving_version_ = version;
+      log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
+    } catch (const Error &e) {
+      if (initial) throw;
+      log_.warn("serving certificate not reloaded; keeping the previous one", {{"error", jv(e.what())}});
+      serving_version_ = version;  // do not retry the same broken files every tick
+    }
+  }
+  std::string client_ca() const { return cfg_.client_ca_file.empty() ? "" : read_file(cfg_.client_ca_file); }
+
+  void reload_signer(bool initial) {
+    std::string cert = cfg_.signer_cert_file, key = cfg_.signer_key_file, where = "flags";
+    if (cert.empty() != key.empty()) throw bad_request("give both --signer-cert and --signer-key, or neither");
+    if (cert.empty()) {
+      auto loc = find_signer(cfg_.signer_root);
+      if (!loc) {
+        if (initial || signer_version_ != "none")
+          log_.warn("no cluster signer found; not ready",
+                    {{"searched", jv(cfg_.signer_root)}, {"hint", jv("give --signer-cert and --signer-key")}});
+        signer_version_ = "none";
+        return;
+      }
+      cert = loc->cert_path;
+      key = loc->key_path;
+      where = loc->distribution;
+    }
+    std::string version = cert + "|" + file_version(cert) + "|" + file_version(key);
+    if (version == signer_version_) return;
+    try {
+      auto s = Signer::from_pem(read_file(cert), read_file(key));
+      bool rotated = ca_.signer() != nullptr;
+      ca_.set_signer(s);
+      signer_version_ = version;
+      log_.info(rotated ? "cluster signer rotated" : "cluster signer loaded",
+                {{"source", jv(where)},
+                 {"file", jv(cert)},
+                 {"subject", jv(s->subject())},
+                 {"key", jv(s->key_type())},
+                 {"notAfter", jv(format_rfc3339(s->not_after()))}});
+    } catch (const Error &e) {
+      // Mid-rotation the two files may briefly not match: keep the old
+      // signer and look again on the next tick.
+      if (signer_error_version_ != version)
+        log_.warn(ca_.signer() ? "cluster signer not reloaded; keeping the previous one" : "cannot load cluster signer",
+                  {{"file", jv(cert)}, {"error", jv(e.what())}});
+      signer_error_version_ = version;
+    }
+  }
+
+  void reload_authenticators(bool initial) {
+    std::string version = file_version(cfg_.authenticators_file);
+    if (!initial && version == authenticators_version_) return;
+    authenticators_version_ = version;
+    try {
+      auto objs = parse_authenticators(read_file(cfg_.authenticators_file), cfg_.api_group_suffix);
+      std::vector<AuthenticatorRegistry::Ptr> list;
+      for (auto &o : objs) {
+        try {
+          list.push_back(std::make_shared<WebhookAuthenticator>(o.metadata.name, o.spec, cfg_.webhook));
+        } catch (const Error &e) {
+          throw bad_request(o.metadata.name + ": " + e.what());
+        }
+      }
+      authenticators_.replace_all(AuthenticatorRegistry::webhook_kind, std::move(list));
+      log_.info("authenticators loaded", {{"file", jv(cfg_.authenticators_file)}, {"count", jv(objs.size())}});
+    } catch (const Error &e) {
+      log_.error(initial ? "cannot load authenticators" : "authenticators not reloaded; keeping the previous ones",
+                 {{"file", jv(cfg_.authenticators_file)}, {"error", jv(e.what())}});
+    }
+  }
+
+  void reload_loop() {
+    std::unique_lock<std::mutex> lk(reload_mu_);
+    while (!reload_stop_) {
+      reload_cv_.wait_for(lk, cfg_.reload_interval, [this] { return reload_stop_; });
+      if (reload_stop_) break;
+      lk.unlock();
+      try {
+        load_serving_cert(false);
+        reload_signer(false);
+        if (!cfg_.authenticators_file.empty()) reload_authenticators(false);
+      } catch (const std::exception &e) {
+        log_.error("reload failed", {{"error", jv(e.what())}});
+      }
+      lk.lock();
+    }
+  }
+  void stop_reloader() {
+    {
+      std::lock_guard<std::mutex> lk(reload_mu_);
+      reload_stop_ = true;
+    }
+    reload_cv_.notify_all();
+    if (reloader_.joinable()) reloader_.join();
+  }
+
+  ConciergeConfig cfg_;
+  Logger &log_;
+  std::string login_group_, auth_group_;
+  CertificateAuthority ca_;
+  AuthenticatorRegistry authenticators_;
+  TlsServer server_;
+  ConciergeStats stats_;
+  int port_ = 0;
+  std::string serving_ca_pem_;
+  std::string serving_version_, signer_version_, signer_error_version_, authenticators_version_;
+  std::thread reloader_;
+  std::mutex reload_mu_;
+  std::condition_variable reload_cv_;
+  bool reload_stop_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// 6. The client side
+// Exchanges a token for a credential through kube-apiserver (or the
+// concierge directly). Calls 0-3.
+// ---------------------------------------------------------------------------
+
+struct ExchangeOptions {
+  std::string endpoint;  // https://host:port of kube-apiserver (or the concierge)
+  ClientTlsOptions tls;  // tls.ca_pem: the endpoint's CA (PEM); empty: system roots
+  std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
+  std::string authenticator_kind = "WebhookAuthenticator";
+  std::string authenticator_name;
+  Millis timeout = std::chrono::seconds(30);
+};
+
+// Sends a TokenCredentialRequest and returns the credential. Throws Error:
+// 401 when the concierge says "authentication failed", the Status of an
+// HTTP error, or 503 when the endpoint cannot be reached.
+inline ClusterCredential exchange_token(const ExchangeOptions &o, const std::string &token) {
+  if (token.empty()) throw Error(422, "Invalid", "token must not be empty");
+  if (o.authenticator_name.empty()) throw bad_request("authenticator name must not be empty");
+  Url u = Url::parse(o.endpoint);
+  HttpsClient client(u.base(), o.tls);
+  TokenCredentialRequest req;
+  req.api_version = login_group(o.api_group_suffix) + "/v1alpha1";
+  req.token = token;
+  req.authenticator = {authentication_group(o.api_group_suffix), o.authenticator_kind, o.authenticator_name};
+  std::string prefix = u.path == "/" ? "" : u.path;
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  std::string path = prefix + "/apis/" + login_group(o.api_group_suffix) + "/v1alpha1/tokencredentialrequests";
+  HttpResponse res = client.request("POST", path, {{"Accept", "application/json"}, {"Content-Type", "application/json"}},
+                                    req.to_json(true).serialize(), o.timeout);
+  if (res.status != 200 && res.status != 201) {
+    auto st = Status::from_body(res.body);
+    if (st) throw Error(res.status, st->reason.empty() ? reason_for_code(res.status) : st->reason, st->message);
+    throw Error(res.status, reason_for_code(res.status),
+                "the server answered HTTP " + std::to_string(res.status) + " to the credential request");
+  }
+  TokenCredentialRequest out;
+  try {
+    out = TokenCredentialRequest::from_json(json::parse(res.body));
+  } catch (const Error &e) {
+    throw Error(502, "InternalError", std::string("the server's answer is not a TokenCredentialRequest: ") + e.what());
+  }
+  if (!out.credential) {
+    throw Error(401, "Unauthorized", out.message.empty() ? "no credential was issued" : out.message);
+  }
+  if (out.credential->client_certificate_data.empty() && out.credential->token.empty())
+    throw Error(502, "InternalError", "the server's answer carries an empty credential");
+  return *out.credential;
+}
+
+}  // namespace pinniped

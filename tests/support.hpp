@@ -1,0 +1,336 @@
+// Test and benchmark support: temp folders, PKI, a scripted TokenReview
+// webhook on loopback, and the real `pinniped` binary as a child process.
+// Independent of Catch2 so that bench/ can use it too.
+#pragma once
+#include "pinniped.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+namespace testing {
+
+using namespace pinniped;
+
+// A private folder under /tmp, removed on destruction.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/pinniped-test-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  TempDir(const TempDir &) = delete;
+  TempDir &operator=(const TempDir &) = delete;
+  std::string file(const std::string &name) const { return path + "/" + name; }
+  std::string write(const std::string &name, const std::string &content) const {
+    std::string p = file(name), tmp = p + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f << content;
+    }
+    std::rename(tmp.c_str(), p.c_str());  // atomic, as a rotation would do it
+    return p;
+  }
+  std::string read(const std::string &name) const { return pinniped::read_file(file(name)); }
+};
+
+// The cost multiplier for timeouts in slow builds (sanitizers): PINNIPED_SLOW.
+inline int slow_factor() {
+  const char *s = std::getenv("PINNIPED_SLOW");
+  int f = s ? std::atoi(s) : 1;
+  return f > 0 ? f : 1;
+}
+
+// A serving certificate for the given names/IPs, signed by `ca`.
+inline CertificateAndKey serving_cert(const CertificateAndKey &ca, const std::vector<std::string> &names,
+                                      bool server_auth = true) {
+  CertificateTemplate t;
+  t.common_name = names.empty() ? "server" : names[0];
+  t.server_auth = server_auth;
+  t.client_auth = !server_auth;
+  t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+  for (const auto &n : names) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
+  auto now = Clock::now();
+  t.not_before = now - std::chrono::minutes(5);
+  t.not_after = now + std::chrono::hours(24);
+  return issue_with_ca(ca, t);
+}
+
+// A client certificate (clientAuth) with the given CN and O's.
+inline CertificateAndKey client_cert(const CertificateAndKey &ca, const std::string &cn,
+                                     const std::vector<std::string> &orgs = {}) {
+  CertificateTemplate t;
+  t.common_name = cn;
+  t.organizations = orgs;
+  t.client_auth = true;
+  auto now = Clock::now();
+  t.not_before = now - std::chrono::minutes(5);
+  t.not_after = now + std::chrono::hours(24);
+  return issue_with_ca(ca, t);
+}
+
+// Runs `cmd` through the shell and returns its stdout; exit status in *rc.
+inline std::string run(const std::string &cmd, int *rc = nullptr) {
+  std::string out;
+  FILE *p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  if (rc) *rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return out;
+}
+
+// A TokenReview webhook served over real TLS on 127.0.0.1, whose answers a
+// test scripts. By default it authenticates the tokens in `users` and
+// echoes the request's apiVersion.
+class FakeIdp {
+ public:
+  using Handler = std::function<void(const httplib::Request &, httplib::Response &)>;
+
+  explicit FakeIdp(std::vector<std::string> names = {"127.0.0.1", "localhost"}) {
+    ca_ = make_self_signed_ca("fake-idp-ca", std::chrono::hours(24));
+    auto leaf = serving_cert(ca_, names);
+    TlsServerOptions o;
+    o.threads = 8;
+    o.idle_timeout = std::chrono::seconds(5);
+    server_ = std::make_unique<TlsServer>(o);
+    server_->set_credentials({leaf.cert_pem, leaf.key_pem, ""});
+    server_->Post(".*", [this](const httplib::Request &req, httplib::Response &res) {
+      count_++;
+      Handler h;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        h = handler_;
+      }
+      if (h) return h(req, res);
+      default_handler(req, res);
+    });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    while (!server_->is_running()) std::this_thread::sleep_for(Millis(1));
+  }
+  ~FakeIdp() {
+    server_->shutdown();
+    thread_.join();
+  }
+
+  void set_handler(Handler h) {
+    std::lock_guard<std::mutex> lk(mu_);
+    handler_ = std::move(h);
+  }
+  void add_user(const std::string &token, UserInfo u) {
+    std::lock_guard<std::mutex> lk(mu_);
+    users_[token] = std::move(u);
+  }
+  int port() const { return port_; }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/authenticate"; }
+  const std::string &ca_pem() const { return ca_.cert_pem; }
+  std::string ca_data() const { return detail::base64_encode(ca_.cert_pem); }
+  int requests() const { return count_.load(); }
+  TlsServer &server() { return *server_; }
+
+  // The TokenReview answer the default handler gives.
+  void default_handler(const httplib::Request &req, httplib::Response &res) {
+    TokenReview in;
+    try {
+      in = TokenReview::from_json(json::parse(req.body));
+    } catch (const Error &e) {
+      res.status = 400;
+      res.set_content(e.what(), "text/plain");
+      return;
+    }
+    TokenReview out;
+    out.api_version = in.api_version;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = users_.find(in.token);
+      if (it != users_.end()) {
+        out.authenticated = true;
+        out.user = it->second;
+      }
+    }
+    res.status = 200;
+    res.set_content(out.to_json(false).serialize(), "application/json");
+  }
+
+ private:
+  CertificateAndKey ca_;
+  std::unique_ptr<TlsServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  Handler handler_;
+  std::map<std::string, UserInfo> users_;
+  std::atomic<int> count_{0};
+};
+
+// A child process with stdout+stderr in a log file; killed on destruction.
+class Process {
+ public:
+  Process(const std::vector<std::string> &argv, const std::string &log_path) : log_path_(log_path) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      std::vector<char *> args;
+      for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Process() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  Process(const Process &) = delete;
+  Process &operator=(const Process &) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig) { ::kill(pid_, sig); }
+  // Waits up to `timeout` for the process to end; its exit code or -1.
+  int wait(Millis timeout) {
+    auto until = Steady::now() + timeout;
+    while (Steady::now() < until) {
+      int st = 0;
+      pid_t r = waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(Millis(10));
+    }
+    return -1;
+  }
+  bool running() {
+    if (exited_) return false;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      exited_ = true;
+      return false;
+    }
+    return true;
+  }
+  std::string log() const {
+    try {
+      return pinniped::read_file(log_path_);
+    } catch (...) {
+      return "";
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  std::string log_path_;
+};
+
+inline std::string pinniped_bin() {
+  const char *b = std::getenv("PINNIPED_BIN");
+  return b ? b : "build/pinniped";
+}
+
+// WebhookAuthenticator YAML for the concierge's --authenticators file.
+inline std::string authenticator_yaml(const std::string &name, const std::string &endpoint, const std::string &ca_data,
+                                      const std::string &extra_spec = "") {
+  std::string y = "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\n"
+                  "kind: WebhookAuthenticator\n"
+                  "metadata:\n  name: " +
+                  name + "\nspec:\n  endpoint: " + endpoint + "\n";
+  if (!ca_data.empty()) y += "  tls:\n    certificateAuthorityData: " + ca_data + "\n";
+  return y + extra_spec;
+}
+
+// The real `pinniped concierge` as a child process on 127.0.0.1:<any>.
+class ConciergeProcess {
+ public:
+  ConciergeProcess(const TempDir &dir, const std::vector<std::string> &extra, bool wait_ready = true)
+      : dir_(dir) {
+    std::remove(dir.file("port").c_str());
+    std::vector<std::string> argv = {pinniped_bin(), "concierge", "--listen", "127.0.0.1:0",
+                                     "--port-file", dir.file("port"), "--serving-ca-out", dir.file("serving-ca.pem")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc_ = std::make_unique<Process>(argv, dir.file("concierge.log"));
+    if (!wait_ready) return;
+    auto until = Steady::now() + std::chrono::seconds(10 * slow_factor());
+    while (Steady::now() < until) {
+      if (access(dir.file("port").c_str(), R_OK) == 0) {
+        port_ = std::atoi(dir.read("port").c_str());
+        if (port_ > 0) break;
+      }
+      if (!proc_->running()) break;
+      std::this_thread::sleep_for(Millis(10));
+    }
+    if (port_ <= 0) throw std::runtime_error("concierge did not start; log:\n" + proc_->log());
+    ca_pem_ = dir.read("serving-ca.pem");
+  }
+  int port() const { return port_; }
+  std::string base() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  const std::string &ca_pem() const { return ca_pem_; }
+  Process &process() { return *proc_; }
+  std::string log() const { return proc_->log(); }
+
+  // A fresh HTTPS client for this concierge.
+  std::unique_ptr<HttpsClient> client() const {
+    ClientTlsOptions t;
+    t.ca_pem = ca_pem_;
+    return std::make_unique<HttpsClient>(base(), t);
+  }
+  HttpResponse request(const std::string &method, const std::string &path, const std::string &body,
+                       httplib::Headers headers = {{"Content-Type", "application/json"}}) const {
+    return client()->request(method, path, headers, body, std::chrono::seconds(30 * slow_factor()));
+  }
+
+ private:
+  const TempDir &dir_;
+  std::unique_ptr<Process> proc_;
+  int port_ = 0;
+  std::string ca_pem_;
+};
+
+inline const std::string kTcrPath = "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequests";
+
+// A TokenCredentialRequest body for `token` and authenticator `name`.
+inline std::string tcr_body(const std::string &token, const std::string &name = "my-idp") {
+  TokenCredentialRequest r;
+  r.api_version = "login.concierge.pinniped.dev/v1alpha1";
+  r.token = token;
+  r.authenticator = {"authentication.concierge.pinniped.dev", "WebhookAuthenticator", name};
+  return r.to_json(true).serialize();
+}
+
+// Both halves of a test signer: an EC (k3s-like) or RSA (kubeadm-like)
+// CA made by openssl, so that our parser meets foreign encodings.
+struct OpensslSigner {
+  std::string cert_file, key_file;
+};
+inline OpensslSigner openssl_signer(const TempDir &dir, const std::string &name, const std::string &kind,
+                                    const std::string &subject) {
+  std::string key = dir.file(name + ".key"), crt = dir.file(name + ".crt");
+  std::string gen = kind == "rsa" ? "openssl genrsa -out '" + key + "' 2048 2>/dev/null"
+                                  : "openssl ecparam -name prime256v1 -genkey -noout -out '" + key + "' 2>/dev/null";
+  int rc = 0;
+  run(gen, &rc);
+  if (rc != 0) throw std::runtime_error("openssl key generation failed");
+  run("openssl req -x509 -new -key '" + key + "' -subj '" + subject + "' -days 30 -out '" + crt +
+          "' -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+          " 2>/dev/null",
+      &rc);
+  if (rc != 0) throw std::runtime_error("openssl req failed");
+  return {crt, key};
+}
+
+}  // namespace testing

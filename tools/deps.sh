@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs the Debian packages the build and tests need. Idempotent.
+# Adds a deb-src entry derived from the machine's own bookworm sources (so no
+# mirror is named here); cpp-httplib's header-only file comes from that source
+# package.
+set -eu
+[ "$(id -u)" = 0 ] || exec sudo "$0" "$@"
+export DEBIAN_FRONTEND=noninteractive
+
+SRC=/etc/apt/sources.list.d/pinniped-deb-src.sources
+LEGACY=/etc/apt/sources.list.d/pinniped-deb-src.list
+if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  found=
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    # keep only the stanzas that are plain "deb" stanzas, flip them to deb-src
+    if awk 'BEGIN{RS="";ORS="\n\n"} /(^|\n)Types:[ \t]*deb([ \t]|\n|$)/ {gsub(/Types:[ \t]*deb/,"Types: deb-src"); print; n++} END{exit n?0:1}' "$f" >>"$SRC.tmp"; then
+      found=1
+    fi
+  done
+  if [ -n "$found" ]; then mv "$SRC.tmp" "$SRC"; else rm -f "$SRC.tmp"; fi
+  if [ -z "$found" ] && [ -f /etc/apt/sources.list ]; then
+    sed -n 's/^deb \(.*\)$/deb-src \1/p' /etc/apt/sources.list >"$LEGACY"
+  fi
+fi
+
+# apt-get update may exit non-zero while one index is mid-sync; retry and go on
+for i in 1 2 3; do apt-get update -q >/dev/null && break || sleep 5; done
+
+apt-get install -y -q --no-install-recommends \
+  g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev \
+  dpkg-dev openssl ca-certificates iproute2 procps binutils python3 >/dev/null
+echo "deps: installed"

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs each Catch2 test binary with its XML reporter, prints failures, and
+# ends with one line "N passed, N failed" counted from Catch2's own results
+# (test cases). A binary that crashes or writes no results counts as one
+# failed case. Exits non-zero on any failure.
+set -u
+out=${TEST_RESULTS:-build/test-results}
+mkdir -p "$out"
+passed=0
+failed=0
+for bin in "$@"; do
+  name=$(basename "$bin")
+  xml="$out/$name.xml"
+  rm -f "$xml"
+  start=$(date +%s)
+  "$bin" -r xml -o "$xml" >"$out/$name.out" 2>&1
+  rc=$?
+  secs=$(( $(date +%s) - start ))
+  counts=$(python3 tools/catch-results.py "$xml" 2>>"$out/$name.out")
+  if [ -z "$counts" ]; then
+    echo "$name: no results (exit $rc); output:"
+    tail -n 40 "$out/$name.out"
+    failed=$((failed + 1))
+    continue
+  fi
+  p=${counts% *}
+  f=${counts#* }
+  passed=$((passed + p))
+  failed=$((failed + f))
+  echo "$name: $p passed, $f failed (${secs}s)"
+  if [ "$f" != 0 ] || [ "$rc" != 0 ]; then
+    python3 tools/catch-results.py --failures "$xml"
+    if [ "$f" = 0 ]; then
+      echo "$name: exited $rc; output:"; tail -n 40 "$out/$name.out"
+      failed=$((failed + 1))
+    fi
+  fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
