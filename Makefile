@@ -50,8 +50,9 @@ $(BUILD)/readme_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md > $@
 
-test: $(BUILD)/pinniped $(TEST_BINS) $(BUILD)/readme-example
-	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) tools/run-tests.sh $(TEST_BINS)
+test: $(BUILD)/pinniped $(BUILD)/pinniped-static $(TEST_BINS) $(BUILD)/readme-example
+	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
+	  tools/run-tests.sh $(TEST_BINS)
 
 # The same suites and program under AddressSanitizer + UBSan.
 $(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
@@ -62,9 +63,10 @@ $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 $(ASAN_DIR)/test_%: tests/test_%.cpp $(ASAN_DIR)/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -o $@ $< $(ASAN_DIR)/catch_main.o $(LIBS)
-test-asan: $(ASAN_DIR)/pinniped $(patsubst tests/%.cpp,$(ASAN_DIR)/%,$(TEST_SRCS))
+test-asan: $(ASAN_DIR)/pinniped $(patsubst tests/%.cpp,$(ASAN_DIR)/%,$(TEST_SRCS)) $(BUILD)/readme-example \
+	  $(BUILD)/pinniped-static
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_SLOW=4 \
+	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  tools/run-tests.sh $(patsubst tests/%.cpp,$(ASAN_DIR)/%,$(TEST_SRCS))
 
 $(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)

@@ -226,7 +226,7 @@ int main(int argc, char **argv) {
       else std::cout << kUsage;
       return 0;
     }
-    std::cerr << "pinniped: unknown command \"" << cmd << "\"\n\n" << kUsage;
+    std::cerr << "pinniped: unknown command \"" << cmd << "\" (see pinniped help)\n";
     return 2;
   } catch (const pinniped::Error &e) {
     std::cerr << "pinniped: " << e.what() << "\n";

@@ -1,0 +1,966 @@
+// Section 2: the certificate authority. Loading cluster signers made by the
+// openssl CLI (foreign encodings), the certificates they issue (checked by
+// mbedTLS and by openssl), hostile names, clamping, the key pool, signer
+// discovery, and rotation through the real `pinniped concierge`.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <set>
+
+#include "tests/support.hpp"
+
+using namespace std::chrono_literals;
+using pinniped::Clock;
+using pinniped::Millis;
+using pinniped::Steady;
+using testing::TempDir;
+
+namespace {
+
+// --- shell and openssl ------------------------------------------------------
+
+// Paths come from mkdtemp and never hold a quote.
+std::string q(const std::string &path) { return "'" + path + "'"; }
+
+// Runs a shell command that must succeed; returns stdout and stderr.
+std::string sh(const std::string &cmd) {
+  int rc = 0;
+  std::string out = testing::run(cmd + " 2>&1", &rc);
+  if (rc != 0) throw std::runtime_error("command failed (exit " + std::to_string(rc) + "): " + cmd + "\n" + out);
+  return out;
+}
+
+bool contains(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
+
+std::string openssl_time(Clock::time_point t) {
+  std::time_t tt = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d%H%M%SZ", &tm);
+  return buf;
+}
+
+enum class KeyFormat { sec1, sec1_with_params, pkcs1, pkcs8 };
+
+// A private key written by openssl: type "ec:<curve>" or "rsa:<bits>".
+std::string openssl_key(const TempDir &dir, const std::string &name, const std::string &type, KeyFormat fmt) {
+  std::string out = dir.file(name + ".key"), raw = dir.file(name + ".raw.key");
+  bool ec = type.rfind("ec:", 0) == 0;
+  std::string param = type.substr(type.find(':') + 1);
+  std::string target = fmt == KeyFormat::pkcs8 ? raw : out;
+  if (ec)
+    sh("openssl ecparam -name " + param + " -genkey " + (fmt == KeyFormat::sec1_with_params ? "" : "-noout ") +
+       "-out " + q(target));
+  else
+    sh("openssl genrsa -traditional -out " + q(target) + " " + param);
+  if (fmt == KeyFormat::pkcs8) sh("openssl pkcs8 -topk8 -nocrypt -in " + q(raw) + " -out " + q(out));
+  return out;
+}
+
+const std::string kCaExtensions =
+    "basicConstraints = critical,CA:TRUE\n"
+    "keyUsage = critical,digitalSignature,keyCertSign,cRLSign\n"
+    "subjectKeyIdentifier = hash\n";
+
+// What a CA certificate made with `openssl ca -selfsign` says.
+struct CaSpec {
+  std::string common_name = "test-ca";
+  std::string extensions = kCaExtensions;
+  std::string string_mask = "utf8only";  // "default": PrintableString where possible, as Go writes
+  std::chrono::seconds not_before = -1h;  // relative to now
+  std::chrono::seconds not_after = 24h * 30;
+};
+
+// A self-signed certificate for `key_file`, made by `openssl ca` (which,
+// unlike `openssl req -x509`, can backdate notBefore). Returns its path.
+std::string openssl_ca_cert(const TempDir &dir, const std::string &name, const std::string &key_file,
+                            const CaSpec &spec = CaSpec()) {
+  std::string db = dir.file(name + ".db");
+  std::filesystem::create_directories(db + "/new");
+  dir.write(name + ".db/index.txt", "");
+  dir.write(name + ".db/serial", "1000\n");
+  std::string cnf = dir.write(name + ".cnf",
+                              "[req]\ndistinguished_name = dn\nprompt = no\nutf8 = yes\nstring_mask = " +
+                                  spec.string_mask + "\n[dn]\nCN = " + spec.common_name +
+                                  "\n[ca]\ndefault_ca = ca_section\n[ca_section]\ndatabase = " + db +
+                                  "/index.txt\nnew_certs_dir = " + db + "/new\nserial = " + db +
+                                  "/serial\ndefault_md = sha256\npolicy = policy_any\nunique_subject = no\n"
+                                  "preserve = yes\nemail_in_dn = no\nstring_mask = " +
+                                  spec.string_mask + "\n[policy_any]\ncommonName = supplied\n[ext]\n" +
+                                  spec.extensions);
+  std::string csr = dir.file(name + ".csr"), crt = dir.file(name + ".crt");
+  sh("openssl req -new -config " + q(cnf) + " -key " + q(key_file) + " -out " + q(csr));
+  auto now = Clock::now();
+  sh("openssl ca -batch -selfsign -notext -utf8 -config " + q(cnf) + " -keyfile " + q(key_file) + " -in " + q(csr) +
+     " -extensions ext -startdate " + openssl_time(now + spec.not_before) + " -enddate " +
+     openssl_time(now + spec.not_after) + " -out " + q(crt));
+  return crt;
+}
+
+// `openssl verify`, strict, for a client certificate.
+bool openssl_verifies(const TempDir &dir, const std::string &ca_file, const std::string &leaf_pem,
+                      std::string *output = nullptr) {
+  std::string leaf = dir.write("leaf-under-test.pem", leaf_pem);
+  int rc = 0;
+  std::string out = testing::run(
+      "openssl verify -x509_strict -purpose sslclient -CAfile " + q(ca_file) + " " + q(leaf) + " 2>&1", &rc);
+  if (output) *output = out;
+  return rc == 0 && contains(out, ": OK");
+}
+
+// The value line under an extension header in `openssl x509 -ext` output.
+std::string openssl_ext_value(const std::string &text, const std::string &header) {
+  size_t at = text.find(header);
+  if (at == std::string::npos) return "";
+  size_t start = text.find('\n', at);
+  if (start == std::string::npos) return "";
+  size_t end = text.find('\n', start + 1);
+  std::string line = text.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1);
+  line = pinniped::detail::trim(line);
+  if (line.rfind("keyid:", 0) == 0) line = line.substr(6);
+  return line;
+}
+
+// --- mbedTLS views ----------------------------------------------------------
+
+class X509 {
+ public:
+  explicit X509(const std::string &pem) {
+    mbedtls_x509_crt_init(&crt_);
+    int ret = mbedtls_x509_crt_parse(&crt_, reinterpret_cast<const unsigned char *>(pem.c_str()), pem.size() + 1);
+    if (ret != 0) throw std::runtime_error("mbedTLS cannot parse certificate: " + pinniped::detail::mbed_error(ret));
+  }
+  ~X509() { mbedtls_x509_crt_free(&crt_); }
+  X509(const X509 &) = delete;
+  X509 &operator=(const X509 &) = delete;
+  mbedtls_x509_crt *get() { return &crt_; }
+  const mbedtls_x509_crt &operator*() const { return crt_; }
+  const mbedtls_x509_crt *operator->() const { return &crt_; }
+
+ private:
+  mbedtls_x509_crt crt_;
+};
+
+class Pk {
+ public:
+  explicit Pk(const std::string &pem) {
+    mbedtls_pk_init(&pk_);
+    int ret = mbedtls_pk_parse_key(&pk_, reinterpret_cast<const unsigned char *>(pem.c_str()), pem.size() + 1,
+                                   nullptr, 0);
+    if (ret != 0) throw std::runtime_error("mbedTLS cannot parse key: " + pinniped::detail::mbed_error(ret));
+  }
+  ~Pk() { mbedtls_pk_free(&pk_); }
+  Pk(const Pk &) = delete;
+  Pk &operator=(const Pk &) = delete;
+  mbedtls_pk_context *get() { return &pk_; }
+
+ private:
+  mbedtls_pk_context pk_;
+};
+
+std::string raw(const mbedtls_x509_buf &b) { return std::string(reinterpret_cast<const char *>(b.p), b.len); }
+
+// mbedtls_x509_crt_verify of `leaf` against `ca` alone: 0 when trusted.
+uint32_t mbed_verify_flags(const std::string &leaf_pem, const std::string &ca_pem) {
+  X509 leaf(leaf_pem), ca(ca_pem);
+  uint32_t flags = 0;
+  int ret = mbedtls_x509_crt_verify(leaf.get(), ca.get(), nullptr, nullptr, &flags, nullptr, nullptr);
+  return ret == 0 ? 0 : (flags ? flags : 0xffffffffu);
+}
+bool mbed_verifies(const std::string &leaf_pem, const std::string &ca_pem) {
+  return mbed_verify_flags(leaf_pem, ca_pem) == 0;
+}
+
+struct NameAttr {
+  std::string oid;
+  int tag;
+  std::string value;
+};
+std::vector<NameAttr> name_attrs(const mbedtls_x509_name *n) {
+  std::vector<NameAttr> out;
+  for (; n; n = n->next)
+    if (n->oid.p) out.push_back({raw(n->oid), n->val.tag, raw(n->val)});
+  return out;
+}
+const std::string kOidCn = MBEDTLS_OID_AT_CN;
+const std::string kOidOrg = MBEDTLS_OID_AT_ORGANIZATION;
+
+std::vector<std::string> values_of(const std::vector<NameAttr> &attrs, const std::string &oid) {
+  std::vector<std::string> out;
+  for (const auto &a : attrs)
+    if (a.oid == oid) out.push_back(a.value);
+  return out;
+}
+
+// Go's choice for a DirectoryString (encoding/asn1): PrintableString when
+// every byte is in its set, else UTF8String.
+int go_string_tag(const std::string &v) {
+  for (unsigned char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != 0 && std::strchr(" '()+,-./:=?", c) != nullptr);
+    if (!ok) return MBEDTLS_ASN1_UTF8_STRING;
+  }
+  return MBEDTLS_ASN1_PRINTABLE_STRING;
+}
+
+// True when `message` carries none of the key's PEM lines (or a PEM header).
+bool free_of_key_material(const std::string &message, const std::string &key_pem) {
+  if (contains(message, "BEGIN") || contains(message, "-----")) return false;
+  std::istringstream lines(key_pem);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line.rfind("-----", 0) == 0 || contains(line, ":")) continue;
+    if (contains(message, line.substr(0, std::min<size_t>(line.size(), 16)))) return false;
+  }
+  return true;
+}
+
+std::string fmt_time(Clock::time_point t) { return pinniped::format_rfc3339(t); }
+
+template <typename Pred>
+bool wait_until(Pred pred, Millis timeout) {
+  auto until = Steady::now() + timeout * testing::slow_factor();
+  while (Steady::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+// --- the concierge ------------------------------------------------------------
+
+// One TokenCredentialRequest; the credential, or nullopt and why.
+std::optional<pinniped::ClusterCredential> exchange(pinniped::HttpsClient &cli, const std::string &token,
+                                                    std::string *why = nullptr) {
+  try {
+    auto res = cli.request("POST", testing::kTcrPath, {{"Content-Type", "application/json"}}, testing::tcr_body(token),
+                           std::chrono::seconds(30 * testing::slow_factor()));
+    if (res.status != 201) {
+      if (why) *why = "HTTP " + std::to_string(res.status) + ": " + res.body;
+      return std::nullopt;
+    }
+    auto out = pinniped::TokenCredentialRequest::from_json(pinniped::json::parse(res.body));
+    if (!out.credential && why) *why = "201 without a credential: " + res.body;
+    return out.credential;
+  } catch (const std::exception &e) {
+    if (why) *why = e.what();
+    return std::nullopt;
+  }
+}
+
+std::string issue_cert_via(pinniped::HttpsClient &cli) {
+  std::string why;
+  auto cred = exchange(cli, "good-token", &why);
+  INFO(why);
+  REQUIRE(cred.has_value());
+  return cred->client_certificate_data;
+}
+
+// Counts occurrences of `needle` in `text` from `offset` on.
+size_t count_from(const std::string &text, const std::string &needle, size_t offset = 0) {
+  size_t n = 0;
+  for (size_t at = text.find(needle, offset); at != std::string::npos; at = text.find(needle, at + 1)) n++;
+  return n;
+}
+
+}  // namespace
+
+// ============================================================================
+// 1. Loading signers
+// ============================================================================
+
+TEST_CASE("signers made by the openssl CLI load in every key encoding and issue verifiable certificates") {
+  TempDir dir;
+  struct Row {
+    std::string what, type;
+    KeyFormat format;
+    std::string pem_label, key_type;
+  };
+  const std::vector<Row> rows = {
+      {"P-256 SEC1 with EC PARAMETERS", "ec:prime256v1", KeyFormat::sec1_with_params, "EC PRIVATE KEY", "ECDSA P-256"},
+      {"P-256 SEC1", "ec:prime256v1", KeyFormat::sec1, "EC PRIVATE KEY", "ECDSA P-256"},
+      {"P-256 PKCS#8", "ec:prime256v1", KeyFormat::pkcs8, "PRIVATE KEY", "ECDSA P-256"},
+      {"P-384 SEC1 with EC PARAMETERS", "ec:secp384r1", KeyFormat::sec1_with_params, "EC PRIVATE KEY", "ECDSA P-384"},
+      {"P-384 PKCS#8", "ec:secp384r1", KeyFormat::pkcs8, "PRIVATE KEY", "ECDSA P-384"},
+      {"RSA 2048 PKCS#1", "rsa:2048", KeyFormat::pkcs1, "RSA PRIVATE KEY", "RSA 2048"},
+      {"RSA 2048 PKCS#8", "rsa:2048", KeyFormat::pkcs8, "PRIVATE KEY", "RSA 2048"},
+      {"RSA 3072 PKCS#1", "rsa:3072", KeyFormat::pkcs1, "RSA PRIVATE KEY", "RSA 3072"},
+      {"RSA 4096 PKCS#8", "rsa:4096", KeyFormat::pkcs8, "PRIVATE KEY", "RSA 4096"},
+  };
+  int n = 0;
+  for (const auto &row : rows) {
+    INFO("signer: " << row.what);
+    std::string name = "signer" + std::to_string(n++);
+    std::string key_file = openssl_key(dir, name, row.type, row.format);
+    std::string key_pem = pinniped::read_file(key_file);
+    // The file really is in the encoding the row names.
+    CHECK(contains(key_pem, "-----BEGIN " + row.pem_label + "-----"));
+    CHECK(contains(key_pem, "EC PARAMETERS") == (row.format == KeyFormat::sec1_with_params));
+
+    CaSpec spec;
+    spec.common_name = "ca-" + name;
+    std::string cert_file = openssl_ca_cert(dir, name, key_file, spec);
+    std::string cert_pem = pinniped::read_file(cert_file);
+
+    auto signer = pinniped::Signer::from_pem(cert_pem, key_pem);
+    CHECK(signer->key_type() == row.key_type);
+    CHECK(contains(signer->subject(), "CN=ca-" + name));
+    // The fingerprint is the SHA-256 of the certificate's DER, as openssl says.
+    std::string fp = sh("openssl x509 -noout -fingerprint -sha256 -in " + q(cert_file));
+    fp = fp.substr(fp.find('=') + 1);
+    fp.erase(std::remove_if(fp.begin(), fp.end(), [](char c) { return c == ':' || c == '\n'; }), fp.end());
+    CHECK(signer->fingerprint() == pinniped::detail::lower(fp));
+
+    auto issued = signer->issue("alice", {"devs"}, 5min, pinniped::ClientKey::generate());
+    CHECK(mbed_verify_flags(issued.cert_pem, cert_pem) == 0);
+    std::string why;
+    bool openssl_ok = openssl_verifies(dir, cert_file, issued.cert_pem, &why);
+    INFO(why);
+    CHECK(openssl_ok);
+    // Signature digest chosen as Go does: SHA-384 for P-384, SHA-256 otherwise.
+    X509 leaf(issued.cert_pem);
+    CHECK(leaf->sig_md == (row.key_type == "ECDSA P-384" ? MBEDTLS_MD_SHA384 : MBEDTLS_MD_SHA256));
+  }
+}
+
+TEST_CASE("a signer is refused with a clear message that never carries key material") {
+  TempDir dir;
+  std::string key_a = openssl_key(dir, "a", "ec:prime256v1", KeyFormat::sec1);
+  std::string key_b = openssl_key(dir, "b", "ec:prime256v1", KeyFormat::sec1);
+  std::string key_rsa1024 = openssl_key(dir, "rsa1024", "rsa:1024", KeyFormat::pkcs1);
+  auto pem = [](const std::string &f) { return pinniped::read_file(f); };
+
+  std::string cert_a = pem(openssl_ca_cert(dir, "a", key_a));
+  std::string cert_b = pem(openssl_ca_cert(dir, "b", key_b));
+
+  CaSpec not_ca;
+  not_ca.extensions = "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n";
+  CaSpec no_basic_constraints;
+  no_basic_constraints.extensions = "keyUsage = critical,digitalSignature,keyCertSign\n";
+  CaSpec no_cert_sign;
+  no_cert_sign.extensions = "basicConstraints = critical,CA:TRUE\nkeyUsage = critical,digitalSignature,cRLSign\n";
+  CaSpec expired;
+  expired.not_before = -24h * 60;
+  expired.not_after = -24h;
+  CaSpec future;
+  future.not_before = 24h;
+  future.not_after = 24h * 30;
+
+  std::string encrypted_pkcs8 =
+      sh("openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:secret -in " + q(key_a));
+  std::string encrypted_sec1 = sh("openssl ec -aes256 -passout pass:secret -in " + q(key_a) + " 2>/dev/null");
+  REQUIRE(contains(encrypted_pkcs8, "BEGIN ENCRYPTED PRIVATE KEY"));
+  REQUIRE(contains(encrypted_sec1, "Proc-Type: 4,ENCRYPTED"));
+  const std::string garbage_cert = "-----BEGIN CERTIFICATE-----\nTOPSECRETGARBAGExx==\n-----END CERTIFICATE-----\n";
+  const std::string garbage_key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETGARBAGExx==\n-----END PRIVATE KEY-----\n";
+
+  struct Row {
+    std::string what, cert_pem, key_pem, expect;
+  };
+  const std::vector<Row> rows = {
+      {"key does not match the certificate", cert_a, pem(key_b), "do not match"},
+      {"bundle of two, neither matching the key", cert_a + cert_a, pem(key_b), "do not match"},
+      {"basicConstraints CA:FALSE", pem(openssl_ca_cert(dir, "notca", key_a, not_ca)), pem(key_a), "not a CA"},
+      {"no basicConstraints", pem(openssl_ca_cert(dir, "nobc", key_a, no_basic_constraints)), pem(key_a), "not a CA"},
+      {"keyUsage without keyCertSign", pem(openssl_ca_cert(dir, "nocs", key_a, no_cert_sign)), pem(key_a),
+       "keyCertSign"},
+      {"expired certificate", pem(openssl_ca_cert(dir, "expired", key_a, expired)), pem(key_a), "expired"},
+      {"certificate not valid yet", pem(openssl_ca_cert(dir, "future", key_a, future)), pem(key_a), "not valid before"},
+      {"garbage certificate PEM", garbage_cert, pem(key_a), "certificate"},
+      {"garbage key PEM", cert_a, garbage_key, "private key"},
+      {"text that is no PEM at all", "hello, world\n", "hello, world\n", "certificate"},
+      {"empty certificate", "", pem(key_a), "certificate"},
+      {"empty key", cert_a, "", "private key"},
+      {"encrypted PKCS#8 key", cert_a, encrypted_pkcs8, "password"},
+      {"encrypted SEC1 key (Proc-Type)", cert_a, encrypted_sec1, "password"},
+      {"RSA 1024 key", pem(openssl_ca_cert(dir, "rsa1024", key_rsa1024)), pem(key_rsa1024), "2048"},
+  };
+  for (const auto &row : rows) {
+    INFO("case: " << row.what);
+    std::string message;
+    try {
+      pinniped::Signer::from_pem(row.cert_pem, row.key_pem);
+      FAIL_CHECK("accepted");
+      continue;
+    } catch (const pinniped::Error &e) {
+      message = e.what();
+    }
+    INFO("message: " << message);
+    CHECK(contains(message, row.expect));
+    CHECK(free_of_key_material(message, row.key_pem));
+    CHECK_FALSE(contains(message, "TOPSECRET"));
+  }
+}
+
+TEST_CASE("a certificate bundle from a rotation loads and signs with the certificate that matches the key") {
+  TempDir dir;
+  std::string old_key = openssl_key(dir, "old", "ec:prime256v1", KeyFormat::sec1);
+  std::string new_key = openssl_key(dir, "new", "rsa:2048", KeyFormat::pkcs8);
+  CaSpec old_spec, new_spec;
+  old_spec.common_name = "old-ca";
+  new_spec.common_name = "new-ca";
+  std::string old_file = openssl_ca_cert(dir, "old", old_key, old_spec);
+  std::string new_file = openssl_ca_cert(dir, "new", new_key, new_spec);
+  std::string old_cert = pinniped::read_file(old_file), new_cert = pinniped::read_file(new_file);
+
+  auto signer = pinniped::Signer::from_pem(old_cert + new_cert, pinniped::read_file(new_key));
+  CHECK(signer->cert_pem() == new_cert);
+  CHECK(contains(signer->subject(), "new-ca"));
+  CHECK(signer->key_type() == "RSA 2048");
+
+  auto issued = signer->issue("bob", {}, 5min, pinniped::ClientKey::generate());
+  CHECK(mbed_verifies(issued.cert_pem, new_cert));
+  CHECK_FALSE(mbed_verifies(issued.cert_pem, old_cert));
+  CHECK(openssl_verifies(dir, new_file, issued.cert_pem));
+  CHECK_FALSE(openssl_verifies(dir, old_file, issued.cert_pem));
+  X509 leaf(issued.cert_pem), ca(new_cert);
+  CHECK(raw(leaf->issuer_raw) == raw(ca->subject_raw));
+
+  // The first certificate is picked when it is the matching one.
+  auto first = pinniped::Signer::from_pem(old_cert + new_cert, pinniped::read_file(old_key));
+  CHECK(first->cert_pem() == old_cert);
+}
+
+// ============================================================================
+// 2. Issued certificates
+// ============================================================================
+
+namespace {
+
+// Every rule of wire.md "The issued certificate", checked by mbedTLS and by
+// the openssl CLI, for a signer given as files.
+void check_issued_certificate(const TempDir &dir, const std::string &cert_file, const std::string &key_file) {
+  const std::string signer_pem = pinniped::read_file(cert_file);
+  auto signer = pinniped::Signer::from_pem(signer_pem, pinniped::read_file(key_file));
+  const std::vector<std::string> groups = {"devs", "ops", "admins"};
+
+  auto before = Clock::now();
+  auto issued = signer->issue("alice", groups, 5min, pinniped::ClientKey::generate());
+  auto after = Clock::now();
+  std::string leaf_file = dir.write("leaf.pem", issued.cert_pem);
+  std::string key_out = dir.write("leaf.key", issued.key_pem);
+
+  X509 leaf(issued.cert_pem), ca(signer_pem);
+
+  SECTION("it verifies against the signer, by mbedTLS and by openssl") {
+    CHECK(mbed_verify_flags(issued.cert_pem, signer_pem) == 0);
+    std::string out;
+    bool openssl_ok = openssl_verifies(dir, cert_file, issued.cert_pem, &out);
+    INFO(out);
+    CHECK(openssl_ok);
+  }
+
+  SECTION("subject: CN is the username and one O per group, in order") {
+    auto attrs = name_attrs(&leaf->subject);
+    CHECK(values_of(attrs, kOidCn) == std::vector<std::string>{"alice"});
+    CHECK(values_of(attrs, kOidOrg) == groups);
+    std::string subject = sh("openssl x509 -noout -subject -nameopt utf8,sep_multiline -in " + q(leaf_file));
+    CHECK(subject == "subject=\n    O=devs\n    O=ops\n    O=admins\n    CN=alice\n");
+  }
+
+  SECTION("extensions: clientAuth only, digitalSignature critical, CA:FALSE") {
+    int eku = 0;
+    for (const mbedtls_x509_sequence *s = &leaf->ext_key_usage; s && s->buf.p; s = s->next) {
+      eku++;
+      CHECK(raw(s->buf) == std::string(MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)));
+    }
+    CHECK(eku == 1);
+    CHECK(leaf->key_usage == MBEDTLS_X509_KU_DIGITAL_SIGNATURE);
+    CHECK((leaf->ext_types & MBEDTLS_X509_EXT_BASIC_CONSTRAINTS) != 0);
+    CHECK(leaf->ca_istrue == 0);
+    CHECK(leaf->version == 3);
+
+    std::string ext = sh("openssl x509 -noout -ext extendedKeyUsage,keyUsage,basicConstraints -in " + q(leaf_file));
+    INFO(ext);
+    CHECK(contains(ext, "X509v3 Key Usage: critical\n    Digital Signature\n"));
+    CHECK(contains(ext, "X509v3 Extended Key Usage: \n    TLS Web Client Authentication\n"));
+    CHECK(contains(ext, "CA:FALSE"));
+  }
+
+  SECTION("validity: now - 5 min to now + 5 min") {
+    auto nb = pinniped::detail::from_x509_time(leaf->valid_from);
+    auto na = pinniped::detail::from_x509_time(leaf->valid_to);
+    INFO("notBefore " << fmt_time(nb) << " notAfter " << fmt_time(na) << " now " << fmt_time(before));
+    CHECK(nb >= before - 5min - 2s);
+    CHECK(nb <= after - 5min + 2s);
+    CHECK(na >= before + 5min - 2s);
+    CHECK(na <= after + 5min + 2s);
+    CHECK(issued.not_before == nb);
+    CHECK(issued.not_after == na);
+  }
+
+  SECTION("serial: positive, at most 128 bits, random and distinct per issue") {
+    std::set<std::string> serials;
+    for (int i = 0; i < 40; i++) {
+      auto c = i == 0 ? issued : signer->issue("alice", groups, 5min, pinniped::ClientKey::generate());
+      X509 x(c.cert_pem);
+      std::string s = raw(x->serial);
+      INFO("serial " << pinniped::detail::hex(s));
+      REQUIRE(!s.empty());
+      CHECK((static_cast<unsigned char>(s[0]) & 0x80) == 0);  // positive
+      size_t lead = 0;
+      while (lead < s.size() && s[lead] == 0) lead++;
+      CHECK(lead <= 1);                // minimal DER: at most one 0x00 pad
+      CHECK(s.size() - lead <= 16);    // at most 128 bits
+      CHECK(s.size() - lead >= 9);     // random 128 bits: short serials are vanishingly rare
+      serials.insert(s);
+    }
+    CHECK(serials.size() == 40);
+  }
+
+  SECTION("issuer: byte-identical to the signer's subject; AKI is the signer's SKI") {
+    CHECK(raw(leaf->issuer_raw) == raw(ca->subject_raw));
+    std::string ski = openssl_ext_value(sh("openssl x509 -noout -ext subjectKeyIdentifier -in " + q(cert_file)),
+                                        "X509v3 Subject Key Identifier");
+    std::string aki = openssl_ext_value(sh("openssl x509 -noout -ext authorityKeyIdentifier -in " + q(leaf_file)),
+                                        "X509v3 Authority Key Identifier");
+    CHECK(ski.size() >= 20);
+    CHECK(aki == ski);
+  }
+
+  SECTION("private key: PKCS#8 P-256 matching the certificate") {
+    CHECK(issued.key_pem.rfind("-----BEGIN PRIVATE KEY-----\n", 0) == 0);
+    Pk key(issued.key_pem);
+    REQUIRE(mbedtls_pk_get_type(key.get()) == MBEDTLS_PK_ECKEY);
+    CHECK(mbedtls_pk_ec(*key.get())->grp.id == MBEDTLS_ECP_DP_SECP256R1);
+    CHECK(mbedtls_pk_check_pair(&leaf.get()->pk, key.get()) == 0);
+
+    CHECK(contains(sh("openssl pkey -noout -text -in " + q(key_out)), "ASN1 OID: prime256v1"));
+    CHECK(sh("openssl pkey -pubout -in " + q(key_out)) == sh("openssl x509 -noout -pubkey -in " + q(leaf_file)));
+    // And the key is not one of the signer's.
+    CHECK_FALSE(mbedtls_pk_check_pair(&ca.get()->pk, key.get()) == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("an EC P-256 (k3s-like) signer issues certificates that follow every rule") {
+  TempDir dir;
+  std::string key = openssl_key(dir, "k3s", "ec:prime256v1", KeyFormat::sec1_with_params);
+  CaSpec spec;
+  spec.common_name = "k3s-client-ca@1700000000";
+  check_issued_certificate(dir, openssl_ca_cert(dir, "k3s", key, spec), key);
+}
+
+TEST_CASE("an RSA (kubeadm-like) signer with a PrintableString subject issues certificates that follow every rule") {
+  TempDir dir;
+  std::string key = openssl_key(dir, "kubeadm", "rsa:2048", KeyFormat::pkcs1);
+  CaSpec spec;
+  spec.common_name = "kubernetes";
+  spec.string_mask = "default";  // as Go writes it: PrintableString
+  std::string cert_file = openssl_ca_cert(dir, "kubeadm", key, spec);
+
+  // The signer really carries a PrintableString CN...
+  auto kubernetes_line = [](const std::string &asn1) {
+    std::istringstream lines(asn1);
+    std::string line;
+    while (std::getline(lines, line))
+      if (contains(line, ":kubernetes")) return line;
+    return std::string();
+  };
+  std::string signer_line = kubernetes_line(sh("openssl asn1parse -in " + q(cert_file)));
+  INFO("signer: " << signer_line);
+  REQUIRE(contains(signer_line, "PRINTABLESTRING"));
+
+  SECTION("the leaf's issuer keeps the PrintableString tag") {
+    auto signer = pinniped::Signer::from_pem(pinniped::read_file(cert_file), pinniped::read_file(key));
+    auto issued = signer->issue("alice", {"devs"}, 5min, pinniped::ClientKey::generate());
+    std::string leaf_file = dir.write("leaf.pem", issued.cert_pem);
+    std::string leaf_line = kubernetes_line(sh("openssl asn1parse -in " + q(leaf_file)));
+    INFO("leaf: " << leaf_line);
+    CHECK(contains(leaf_line, "PRINTABLESTRING"));
+    X509 leaf(issued.cert_pem);
+    auto issuer = name_attrs(&leaf->issuer);
+    REQUIRE(issuer.size() == 1);
+    CHECK(issuer[0].tag == MBEDTLS_ASN1_PRINTABLE_STRING);
+    CHECK(issuer[0].value == "kubernetes");
+  }
+  SECTION("and every other rule") { check_issued_certificate(dir, cert_file, key); }
+}
+
+// ============================================================================
+// 3. Hostile names
+// ============================================================================
+
+TEST_CASE("hostile usernames and groups round-trip byte-exactly and still verify") {
+  TempDir dir;
+  auto files = testing::openssl_signer(dir, "signer", "ec", "/CN=hostile-names-ca");
+  const std::string signer_pem = pinniped::read_file(files.cert_file);
+  auto signer = pinniped::Signer::from_pem(signer_pem, pinniped::read_file(files.key_file));
+
+  std::vector<std::string> many_groups;
+  for (int i = 0; i < 200; i++) many_groups.push_back("group-" + std::to_string(1000 + i));
+  using Groups = std::vector<std::string>;
+  struct Row {
+    std::string what, username;
+    Groups groups;
+    std::optional<Groups> expect_groups;  // nullopt: the groups as given
+  };
+  const std::vector<Row> rows = {
+      {"commas", "doe, john", {"a,b", ",", "c,"}, std::nullopt},
+      {"DN injection", "alice,O=system:masters", {"devs,CN=root"}, std::nullopt},
+      {"quotes", "\"quoted\" 'single'", {"\"", "'"}, std::nullopt},
+      {"backslashes", "back\\slash\\", {"\\", "\\2C"}, std::nullopt},
+      {"plus and equals", "a+b=c", {"x+y", "=", "k=v+w"}, std::nullopt},
+      {"leading and trailing spaces", "  spaced  ", {" lead", "trail ", " "}, std::nullopt},
+      {"hash", "#hash", {"#0403", "#"}, std::nullopt},
+      {"asterisk, ampersand, angle brackets, semicolon", "a*b&c", {"<script>;", "50%"}, std::nullopt},
+      {"control characters", "tab\there", {"new\nline", "bell\a"}, std::nullopt},
+      {"unicode", "J\xc3\xbcrgen", {"\xe7\x94\xa8\xe6\x88\xb7", "\xf0\x9f\xa6\xad seal", "caf\xc3\xa9"}, std::nullopt},
+      {"emoji username", "\xf0\x9f\x98\x80", {"x"}, std::nullopt},
+      {"1000-character username", std::string(1000, 'u'), {std::string(1000, 'g')}, std::nullopt},
+      {"1000-character unicode username", [] {
+         std::string s;
+         for (int i = 0; i < 250; i++) s += "\xf0\x9f\x98\x80";
+         return s;
+       }(), {"x"}, std::nullopt},
+      {"200 groups", "many", many_groups, std::nullopt},
+      {"empty groups are dropped", "empty", {"", "first", "", "second", ""}, Groups{"first", "second"}},
+      {"only empty groups", "none", {"", ""}, Groups{}},
+      {"no groups", "nobody", {}, std::nullopt},
+  };
+  for (const auto &row : rows) {
+    INFO("case: " << row.what);
+    auto issued = signer->issue(row.username, row.groups, 5min, pinniped::ClientKey::generate());
+    X509 leaf(issued.cert_pem);
+    auto attrs = name_attrs(&leaf->subject);
+
+    const Groups &want = row.expect_groups ? *row.expect_groups : row.groups;
+    CHECK(values_of(attrs, kOidCn) == std::vector<std::string>{row.username});
+    CHECK(values_of(attrs, kOidOrg) == want);
+    CHECK(attrs.size() == want.size() + 1);  // nothing injected
+    // Each value is one whole attribute, tagged as Go would tag it.
+    for (const auto &a : attrs) CHECK(a.tag == go_string_tag(a.value));
+
+    CHECK(mbed_verify_flags(issued.cert_pem, signer_pem) == 0);
+    std::string out;
+    bool openssl_ok = openssl_verifies(dir, files.cert_file, issued.cert_pem, &out);
+    INFO(out);
+    CHECK(openssl_ok);
+  }
+}
+
+TEST_CASE("an empty username is refused") {
+  TempDir dir;
+  auto files = testing::openssl_signer(dir, "signer", "ec", "/CN=ca");
+  auto signer = pinniped::Signer::from_pem(pinniped::read_file(files.cert_file), pinniped::read_file(files.key_file));
+  try {
+    signer->issue("", {"devs"}, 5min, pinniped::ClientKey::generate());
+    FAIL("an empty username was accepted");
+  } catch (const pinniped::Error &e) {
+    CHECK(e.code == 400);
+    CHECK(contains(e.what(), "username"));
+  }
+}
+
+// ============================================================================
+// 4. Clamping to the signer's life
+// ============================================================================
+
+TEST_CASE("certificates never outlive the signer nor predate it") {
+  TempDir dir;
+  std::string key = openssl_key(dir, "signer", "ec:prime256v1", KeyFormat::sec1);
+
+  SECTION("a signer expiring in 2 minutes: notAfter is the signer's notAfter") {
+    CaSpec spec;
+    spec.not_after = 2min;
+    std::string cert_file = openssl_ca_cert(dir, "short", key, spec);
+    std::string signer_pem = pinniped::read_file(cert_file);
+    auto signer = pinniped::Signer::from_pem(signer_pem, pinniped::read_file(key));
+    auto issued = signer->issue("alice", {}, 5min, pinniped::ClientKey::generate());
+    X509 leaf(issued.cert_pem), ca(signer_pem);
+    auto signer_na = pinniped::detail::from_x509_time(ca->valid_to);
+    CHECK(pinniped::detail::from_x509_time(leaf->valid_to) == signer_na);
+    CHECK(signer->not_after() == signer_na);
+    CHECK(issued.not_after == signer_na);
+    CHECK(signer_na < Clock::now() + 3min);
+    // The start is not clamped: the signer is an hour old.
+    CHECK(pinniped::detail::from_x509_time(leaf->valid_from) >= Clock::now() - 5min - 3s);
+    CHECK(mbed_verifies(issued.cert_pem, signer_pem));
+    CHECK(openssl_verifies(dir, cert_file, issued.cert_pem));
+  }
+
+  SECTION("a signer made a minute ago: notBefore is the signer's notBefore") {
+    CaSpec spec;
+    spec.not_before = -1min;
+    std::string cert_file = openssl_ca_cert(dir, "young", key, spec);
+    std::string signer_pem = pinniped::read_file(cert_file);
+    auto signer = pinniped::Signer::from_pem(signer_pem, pinniped::read_file(key));
+    auto issued = signer->issue("alice", {}, 5min, pinniped::ClientKey::generate());
+    X509 leaf(issued.cert_pem), ca(signer_pem);
+    CHECK(pinniped::detail::from_x509_time(leaf->valid_from) == pinniped::detail::from_x509_time(ca->valid_from));
+    CHECK(mbed_verifies(issued.cert_pem, signer_pem));
+  }
+
+  SECTION("a signer that expired after it was loaded issues nothing") {
+    CaSpec spec;
+    spec.not_after = 2min;
+    auto signer = pinniped::Signer::from_pem(pinniped::read_file(openssl_ca_cert(dir, "dying", key, spec)),
+                                             pinniped::read_file(key));
+    auto later = signer->not_after() + 1min;
+    try {
+      auto issued = signer->issue("alice", {}, 5min, pinniped::ClientKey::generate(), later);
+      FAIL("issued a certificate valid from " << fmt_time(issued.not_before) << " to " << fmt_time(issued.not_after));
+    } catch (const pinniped::Error &e) {
+      CHECK(contains(e.what(), "expired"));
+    }
+  }
+}
+
+// ============================================================================
+// 5. The key pool and the certificate authority
+// ============================================================================
+
+namespace {
+// A pool key is a P-256 key whose PEM holds the advertised public key.
+void check_client_key(const pinniped::ClientKey &k) {
+  REQUIRE(k.key_pem.rfind("-----BEGIN PRIVATE KEY-----", 0) == 0);
+  auto parsed = pinniped::PrivateKey::parse(k.key_pem);
+  CHECK(parsed->describe() == "ECDSA P-256");
+  CHECK(parsed->public_der() == k.spki_der);
+}
+}  // namespace
+
+TEST_CASE("the key pool hands out distinct valid keys and refills in the background") {
+  pinniped::KeyPool pool(4);
+  REQUIRE(wait_until([&] { return pool.ready() == 4; }, 10s));
+  std::this_thread::sleep_for(50ms);
+  CHECK(pool.ready() == 4);  // never above capacity
+
+  std::set<std::string> seen;
+  for (int i = 0; i < 10; i++) {  // more than the capacity: the rest are made on demand
+    auto k = pool.take();
+    check_client_key(k);
+    seen.insert(k.spki_der);
+  }
+  CHECK(seen.size() == 10);
+  CHECK(wait_until([&] { return pool.ready() == 4; }, 10s));
+  for (int i = 0; i < 4; i++) seen.insert(pool.take().spki_der);
+  CHECK(seen.size() == 14);
+}
+
+TEST_CASE("a key pool of capacity 0 still hands out keys") {
+  pinniped::KeyPool pool(0);
+  std::set<std::string> seen;
+  for (int i = 0; i < 3; i++) {
+    auto k = pool.take();
+    check_client_key(k);
+    seen.insert(k.spki_der);
+  }
+  CHECK(seen.size() == 3);
+  std::this_thread::sleep_for(100ms);
+  CHECK(pool.ready() == 0);
+}
+
+TEST_CASE("the certificate authority refuses without a signer and issues from the current one") {
+  TempDir dir;
+  pinniped::CertificateAuthority ca(2);
+  try {
+    ca.issue("alice", {});
+    FAIL("issued without a signer");
+  } catch (const pinniped::Error &e) {
+    CHECK(e.code == 503);
+  }
+  auto a = testing::openssl_signer(dir, "a", "ec", "/CN=a");
+  auto b = testing::openssl_signer(dir, "b", "rsa", "/CN=b");
+  std::string a_pem = pinniped::read_file(a.cert_file), b_pem = pinniped::read_file(b.cert_file);
+  ca.set_signer(pinniped::Signer::from_pem(a_pem, pinniped::read_file(a.key_file)));
+  auto first = ca.issue("alice", {"devs"});
+  CHECK(mbed_verifies(first.cert_pem, a_pem));
+  ca.set_signer(pinniped::Signer::from_pem(b_pem, pinniped::read_file(b.key_file)));
+  auto second = ca.issue("alice", {"devs"});
+  CHECK(mbed_verifies(second.cert_pem, b_pem));
+  CHECK_FALSE(mbed_verifies(second.cert_pem, a_pem));
+  CHECK(first.key_pem != second.key_pem);
+}
+
+// ============================================================================
+// 6. Signer discovery
+// ============================================================================
+
+namespace {
+const std::string kK3sDir = "var/lib/rancher/k3s/server/tls";
+const std::string kKubeadmDir = "etc/kubernetes/pki";
+
+// Places a signer's two files at `cert_rel`/`key_rel` under `root`.
+void place_signer(const TempDir &root, const testing::OpensslSigner &s, const std::string &cert_rel,
+                  const std::string &key_rel) {
+  std::filesystem::create_directories(std::filesystem::path(root.file(cert_rel)).parent_path());
+  root.write(cert_rel, pinniped::read_file(s.cert_file));
+  root.write(key_rel, pinniped::read_file(s.key_file));
+}
+}  // namespace
+
+TEST_CASE("find_signer looks at the distributions' paths under a root, k3s first") {
+  TempDir files, root;
+  auto k3s = testing::openssl_signer(files, "k3s", "ec", "/CN=k3s-client-ca");
+  auto kubeadm = testing::openssl_signer(files, "kubeadm", "rsa", "/CN=kubernetes");
+
+  CHECK_FALSE(pinniped::find_signer(root.path).has_value());
+
+  // Half a signer is no signer.
+  std::filesystem::create_directories(root.file(kKubeadmDir));
+  root.write(kKubeadmDir + "/ca.crt", pinniped::read_file(kubeadm.cert_file));
+  CHECK_FALSE(pinniped::find_signer(root.path).has_value());
+
+  root.write(kKubeadmDir + "/ca.key", pinniped::read_file(kubeadm.key_file));
+  auto found = pinniped::find_signer(root.path);
+  REQUIRE(found.has_value());
+  CHECK(found->distribution == "kubeadm");
+  CHECK(found->cert_path == root.file(kKubeadmDir + "/ca.crt"));
+  CHECK(found->key_path == root.file(kKubeadmDir + "/ca.key"));
+
+  place_signer(root, k3s, kK3sDir + "/client-ca.crt", kK3sDir + "/client-ca.key");
+  for (const std::string &r : {root.path, root.path + "/", root.path + "//"}) {
+    INFO("root " << r);
+    found = pinniped::find_signer(r);
+    REQUIRE(found.has_value());
+    CHECK(found->distribution == "k3s");
+    CHECK(found->cert_path == root.file(kK3sDir + "/client-ca.crt"));
+    CHECK(found->key_path == root.file(kK3sDir + "/client-ca.key"));
+  }
+  // What it finds loads.
+  auto signer = pinniped::Signer::from_pem(pinniped::read_file(found->cert_path), pinniped::read_file(found->key_path));
+  CHECK(signer->key_type() == "ECDSA P-256");
+}
+
+TEST_CASE("the concierge finds a k3s signer under --signer-root and issues with it") {
+  TempDir dir, root;
+  testing::FakeIdp idp;
+  idp.add_user("good-token", {"alice", "", {"devs"}, {}});
+  dir.write("auth.yaml", testing::authenticator_yaml("my-idp", idp.url(), idp.ca_data()));
+  auto k3s = testing::openssl_signer(dir, "k3s", "ec", "/CN=k3s-client-ca@1700000000");
+  const std::string signer_pem = pinniped::read_file(k3s.cert_file);
+  const std::vector<std::string> flags = {"--signer-root", root.path, "--authenticators", dir.file("auth.yaml"),
+                                          "--reload-interval", "200ms"};
+  auto readyz = [](const testing::ConciergeProcess &c) { return c.request("GET", "/readyz", "").status; };
+
+  SECTION("present at start") {
+    place_signer(root, k3s, kK3sDir + "/client-ca.crt", kK3sDir + "/client-ca.key");
+    testing::ConciergeProcess c(dir, flags);
+    bool ready = wait_until([&] { return readyz(c) == 200; }, 5s);
+    INFO(c.log());
+    REQUIRE(ready);
+    auto cli = c.client();
+    std::string cert = issue_cert_via(*cli);
+    CHECK(mbed_verifies(cert, signer_pem));
+    CHECK(openssl_verifies(dir, k3s.cert_file, cert));
+    CHECK(contains(c.log(), "\"source\":\"k3s\""));
+  }
+
+  SECTION("appearing after the start") {
+    testing::ConciergeProcess c(dir, flags);
+    CHECK(c.request("GET", "/healthz", "").status == 200);
+    CHECK(readyz(c) != 200);  // alive, not ready, and it keeps looking
+    auto cli = c.client();
+    std::string why;
+    CHECK_FALSE(exchange(*cli, "good-token", &why).has_value());
+
+    place_signer(root, k3s, kK3sDir + "/client-ca.crt", kK3sDir + "/client-ca.key");
+    bool ready = wait_until([&] { return readyz(c) == 200; }, 5s);
+    INFO(c.log());
+    REQUIRE(ready);
+    std::string cert = issue_cert_via(*cli);
+    CHECK(mbed_verifies(cert, signer_pem));
+    CHECK(openssl_verifies(dir, k3s.cert_file, cert));
+  }
+}
+
+// ============================================================================
+// 7. Rotation through the real binary
+// ============================================================================
+
+TEST_CASE("the concierge follows a signer rotation without failing a request") {
+  TempDir dir;
+  testing::FakeIdp idp;
+  idp.add_user("good-token", {"alice", "", {"devs", "ops"}, {}});
+  dir.write("auth.yaml", testing::authenticator_yaml("my-idp", idp.url(), idp.ca_data()));
+  // Same subject for every generation, as a real rotation keeps it.
+  auto gen1 = testing::openssl_signer(dir, "gen1", "ec", "/CN=k3s-client-ca");
+  auto gen2 = testing::openssl_signer(dir, "gen2", "ec", "/CN=k3s-client-ca");
+  auto gen3 = testing::openssl_signer(dir, "gen3", "rsa", "/CN=k3s-client-ca");
+  const std::string pem1 = pinniped::read_file(gen1.cert_file), pem2 = pinniped::read_file(gen2.cert_file),
+                    pem3 = pinniped::read_file(gen3.cert_file);
+  std::string cert_file = dir.write("signer.crt", pem1);
+  std::string key_file = dir.write("signer.key", pinniped::read_file(gen1.key_file));
+
+  testing::ConciergeProcess c(dir, {"--signer-cert", cert_file, "--signer-key", key_file, "--authenticators",
+                                    dir.file("auth.yaml"), "--reload-interval", "200ms"});
+  auto cli = c.client();
+  std::string first = issue_cert_via(*cli);
+  CHECK(mbed_verifies(first, pem1));
+  CHECK_FALSE(mbed_verifies(first, pem2));
+
+  // Requests run without pause while the files change underneath.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::string first_failure;
+  std::thread load([&] {
+    auto own = c.client();
+    auto until = Steady::now() + 60s * testing::slow_factor();
+    while (!stop && Steady::now() < until) {
+      std::string why;
+      if (exchange(*own, "good-token", &why)) {
+        ok++;
+      } else {
+        failed++;
+        std::lock_guard<std::mutex> lk(mu);
+        if (first_failure.empty()) first_failure = why;
+      }
+    }
+  });
+  struct Joiner {
+    std::atomic<bool> &stop;
+    std::thread &t;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joiner{stop, load};
+
+  // Verifies against `now` and not against `before`.
+  auto signed_by = [&](const std::string &now, const std::string &before) {
+    std::string cert = issue_cert_via(*cli);
+    return mbed_verifies(cert, now) && !mbed_verifies(cert, before);
+  };
+
+  std::this_thread::sleep_for(300ms);
+  dir.write("signer.crt", pem2);
+  dir.write("signer.key", pinniped::read_file(gen2.key_file));
+  bool rotated = wait_until([&] { return signed_by(pem2, pem1); }, 5s);
+  INFO(c.log());
+  REQUIRE(rotated);
+  CHECK(contains(c.log(), "cluster signer rotated"));
+  std::string openssl_out;
+  bool openssl_ok = openssl_verifies(dir, gen2.cert_file, issue_cert_via(*cli), &openssl_out);
+  INFO(openssl_out);
+  CHECK(openssl_ok);
+
+  // New certificate, old key: generation 2 stays, with a warning.
+  size_t log_mark = c.log().size();
+  dir.write("signer.crt", pem3);
+  bool warned = wait_until(
+      [&] { return count_from(c.log(), "cluster signer not reloaded; keeping the previous one", log_mark) > 0; }, 5s);
+  CHECK(warned);
+  std::this_thread::sleep_for(400ms);  // two more reload ticks
+  CHECK(signed_by(pem2, pem1));
+  CHECK_FALSE(mbed_verifies(issue_cert_via(*cli), pem3));
+  std::string tail = c.log().substr(log_mark);
+  CHECK(contains(tail, "do not match"));
+  CHECK_FALSE(contains(tail, "cluster signer rotated"));
+
+  // The matching key arrives: generation 3 takes over.
+  dir.write("signer.key", pinniped::read_file(gen3.key_file));
+  CHECK(wait_until([&] { return signed_by(pem3, pem2); }, 5s));
+
+  std::this_thread::sleep_for(200ms);
+  stop = true;
+  load.join();
+  int succeeded = ok, failures = failed;
+  INFO("first failure: " << first_failure);
+  CHECK(failures == 0);
+  CHECK(succeeded > 10);
+  CHECK_FALSE(contains(c.log(), "BEGIN"));  // no key or certificate material in the log
+}

@@ -1,0 +1,1024 @@
+// The concierge's HTTP surface, end to end: the real `pinniped concierge` as a
+// child process, real TLS on 127.0.0.1 and a scripted TokenReview webhook.
+// Covers hostile input, the "authentication failed" rule, discovery, health,
+// the success shape, logs, slow clients, graceful shutdown and keep-alive.
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "tests/support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using pinniped::HttpResponse;
+using pinniped::Millis;
+using pinniped::Steady;
+
+const std::string kGoodToken = "good-token-5b1f0c9e";
+const std::string kLoginGroup = "login.concierge.pinniped.dev";
+const std::string kAuthGroup = "authentication.concierge.pinniped.dev";
+const std::string kLoginVersion = kLoginGroup + "/v1alpha1";
+const std::string kGroupPath = "/apis/" + kLoginGroup;
+const std::string kVersionPath = kGroupPath + "/v1alpha1";
+const std::string &kTcr = testing::kTcrPath;
+const httplib::Headers kJson = {{"Content-Type", "application/json"}};
+
+Millis scaled(Millis m) { return m * testing::slow_factor(); }
+
+bool starts_with(const std::string &s, const std::string &prefix) { return s.rfind(prefix, 0) == 0; }
+bool contains(const std::string &s, const std::string &part) { return s.find(part) != std::string::npos; }
+
+// ---------------------------------------------------------------------------
+// A concierge with its webhook IDP
+
+struct ConciergeOptions {
+  std::vector<std::string> flags;
+  bool signer = true;  // false: --signer-root at an empty folder (not ready)
+  std::string suffix = "pinniped.dev";
+};
+
+// A concierge with a cluster signer and one WebhookAuthenticator, "my-idp",
+// backed by a FakeIdp that knows alice (kGoodToken).
+struct Env {
+  testing::TempDir dir;
+  testing::FakeIdp idp;
+  std::unique_ptr<testing::ConciergeProcess> concierge;
+
+  explicit Env(const ConciergeOptions &o = ConciergeOptions()) {
+    idp.add_user(kGoodToken, {"alice", "", {"devs", "ops"}, {}});
+    std::vector<std::string> args;
+    if (o.signer) {
+      auto s = testing::openssl_signer(dir, "signer", "ec", "/CN=k3s-client-ca");
+      args = {"--signer-cert", s.cert_file, "--signer-key", s.key_file};
+    } else {
+      std::string root = dir.file("empty-root");
+      ::mkdir(root.c_str(), 0700);
+      args = {"--signer-root", root};
+    }
+    dir.write("auth.yaml", authenticators_yaml(o.suffix));
+    args.insert(args.end(), {"--authenticators", dir.file("auth.yaml")});
+    args.insert(args.end(), o.flags.begin(), o.flags.end());
+    concierge = std::make_unique<testing::ConciergeProcess>(dir, args);
+  }
+  testing::ConciergeProcess &c() { return *concierge; }
+
+ private:
+  std::string authenticators_yaml(const std::string &suffix) {
+    if (suffix == "pinniped.dev") return testing::authenticator_yaml("my-idp", idp.url(), idp.ca_data());
+    // support.hpp's helper hard-codes the default group.
+    return "apiVersion: authentication.concierge." + suffix +
+           "/v1alpha1\nkind: WebhookAuthenticator\nmetadata:\n  name: my-idp\nspec:\n  endpoint: " + idp.url() +
+           "\n  tls:\n    certificateAuthorityData: " + idp.ca_data() + "\n";
+  }
+};
+
+// A TokenCredentialRequest body with every field chosen by the caller. An
+// empty api_group is sent as null.
+std::string tcr_json(const std::string &token, const std::string &name = "my-idp",
+                     const std::string &api_group = kAuthGroup, const std::string &kind = "WebhookAuthenticator",
+                     const std::string &api_version = kLoginVersion) {
+  pinniped::TokenCredentialRequest r;
+  r.api_version = api_version;
+  r.token = token;
+  r.authenticator = {api_group, kind, name};
+  return r.to_json(true).serialize();
+}
+
+// ---------------------------------------------------------------------------
+// JSON inspection
+
+picojson::value parse_json(const std::string &body) {
+  picojson::value v;
+  std::string err = picojson::parse(v, body);
+  if (!err.empty()) throw std::runtime_error("not JSON (" + err + "): " + body.substr(0, 300));
+  return v;
+}
+
+// The value at a path of object keys; null when a step is missing.
+const picojson::value &at(const picojson::value &v, std::initializer_list<std::string> path) {
+  static const picojson::value null;
+  const picojson::value *cur = &v;
+  for (const auto &k : path) {
+    if (!cur->is<picojson::object>()) return null;
+    const auto &o = cur->get<picojson::object>();
+    auto it = o.find(k);
+    if (it == o.end()) return null;
+    cur = &it->second;
+  }
+  return *cur;
+}
+// A string value, or the JSON of whatever is there instead, in <>.
+std::string str(const picojson::value &v) { return v.is<std::string>() ? v.get<std::string>() : "<" + v.serialize() + ">"; }
+int64_t num(const picojson::value &v) { return v.is<int64_t>() ? v.get<int64_t>() : -1; }
+std::vector<std::string> strings(const picojson::value &v) {
+  std::vector<std::string> out;
+  if (v.is<picojson::array>())
+    for (const auto &e : v.get<picojson::array>()) out.push_back(str(e));
+  return out;
+}
+
+// Checks that `res` is a Kubernetes Status failure for `code` and `reason`.
+void check_status(const HttpResponse &res, int code, const std::string &reason) {
+  INFO("HTTP " << res.status << " body: " << res.body.substr(0, 400));
+  CHECK(res.status == code);
+  CHECK(starts_with(res.header("Content-Type"), "application/json"));
+  picojson::value v;
+  if (!picojson::parse(v, res.body).empty()) {
+    FAIL_CHECK("the body is not JSON");
+    return;
+  }
+  CHECK(str(at(v, {"kind"})) == "Status");
+  CHECK(str(at(v, {"apiVersion"})) == "v1");
+  CHECK(at(v, {"metadata"}).is<picojson::object>());
+  CHECK(str(at(v, {"status"})) == "Failure");
+  CHECK(str(at(v, {"reason"})) == reason);
+  CHECK(num(at(v, {"code"})) == code);
+  CHECK(!str(at(v, {"message"})).empty());
+}
+
+// Checks the 422 of an empty or missing token, cause included.
+void check_token_required(const HttpResponse &res) {
+  check_status(res, 422, "Invalid");
+  picojson::value v;
+  if (!picojson::parse(v, res.body).empty()) return;
+  const auto &causes = at(v, {"details", "causes"});
+  REQUIRE(causes.is<picojson::array>());
+  REQUIRE(!causes.get<picojson::array>().empty());
+  const auto &first = causes.get<picojson::array>()[0];
+  CHECK(str(at(first, {"reason"})) == "FieldValueRequired");
+  CHECK(str(at(first, {"field"})) == "spec.token.value");
+  CHECK(str(at(first, {"message"})) == "Required value: token must be supplied");
+}
+
+// Checks a 201 whose status says "authentication failed" and carries nothing else.
+void check_authentication_failed(const HttpResponse &res, const std::string &api_version = kLoginVersion) {
+  INFO("HTTP " << res.status << " body: " << res.body.substr(0, 400));
+  CHECK(res.status == 201);
+  auto v = parse_json(res.body);
+  CHECK(str(at(v, {"apiVersion"})) == api_version);
+  CHECK(str(at(v, {"kind"})) == "TokenCredentialRequest");
+  CHECK(str(at(v, {"status", "message"})) == "authentication failed");
+  CHECK(at(v, {"status", "credential"}).is<picojson::null>());
+  CHECK(at(v, {"spec"}).serialize() == "{}");
+}
+
+// ---------------------------------------------------------------------------
+// Raw connections, for framings and timings HttpsClient never produces
+
+// A blocking TCP connection to 127.0.0.1:port; -1 (errno set) on failure.
+int connect_tcp(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+// True once the peer closed or reset `fd`; drains whatever it sent before.
+bool peer_closed(int fd) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n == 0) return true;
+    if (errno == EINTR) continue;
+    return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+// Parses one HTTP/1.1 response from the front of `data`: nullopt until it
+// is complete. Without Content-Length the body runs to the end (at EOF).
+std::optional<HttpResponse> parse_response(const std::string &data, size_t *consumed = nullptr, bool eof = false) {
+  auto head_end = data.find("\r\n\r\n");
+  if (head_end == std::string::npos || !starts_with(data, "HTTP/1.")) return std::nullopt;
+  HttpResponse r;
+  std::istringstream lines(data.substr(0, head_end));
+  std::string line;
+  std::getline(lines, line);
+  if (line.size() < 12) return std::nullopt;
+  r.status = std::atoi(line.c_str() + 9);
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    r.headers.emplace(line.substr(0, colon), pinniped::detail::trim(line.substr(colon + 1)));
+  }
+  size_t start = head_end + 4;
+  std::string cl = r.header("Content-Length");
+  if (cl.empty() && !eof) return std::nullopt;
+  size_t len = cl.empty() ? data.size() - start : std::stoul(cl);
+  if (data.size() < start + len) return std::nullopt;
+  r.body = data.substr(start, len);
+  if (consumed) *consumed = start + len;
+  return r;
+}
+
+std::vector<HttpResponse> parse_responses(const std::string &data) {
+  std::vector<HttpResponse> out;
+  size_t off = 0, used = 0;
+  while (off < data.size()) {
+    auto r = parse_response(data.substr(off), &used, true);
+    if (!r) break;
+    out.push_back(*r);
+    off += used;
+  }
+  return out;
+}
+
+// A TLS connection to the concierge whose HTTP bytes the test writes by hand.
+class RawTls {
+ public:
+  explicit RawTls(const testing::ConciergeProcess &c) {
+    fd_ = connect_tcp(c.port());
+    if (fd_ < 0) throw std::runtime_error(std::string("connect: ") + std::strerror(errno));
+    pinniped::ClientTlsOptions o;
+    o.ca_pem = c.ca_pem();
+    auto cfg = pinniped::detail::make_client_config(o, "127.0.0.1");
+    session_ = std::make_unique<pinniped::detail::TlsSession>(fd_, cfg, static_cast<int>(scaled(5s).count()));
+    int ret = session_->handshake(Steady::now() + scaled(5s));
+    if (ret != 0) throw std::runtime_error("TLS handshake: " + pinniped::detail::mbed_error(ret));
+  }
+  ~RawTls() {
+    session_.reset();
+    ::close(fd_);
+  }
+  RawTls(const RawTls &) = delete;
+  RawTls &operator=(const RawTls &) = delete;
+  int fd() const { return fd_; }
+
+  // Sends all of `bytes`; false once the server stopped taking them.
+  bool send(const std::string &bytes, Millis timeout = scaled(5s)) {
+    session_->bio.deadline = Steady::now() + timeout;
+    size_t off = 0;
+    while (off < bytes.size()) {
+      int r = mbedtls_ssl_write(&session_->ssl, reinterpret_cast<const unsigned char *>(bytes.data() + off),
+                                bytes.size() - off);
+      if (r > 0) off += static_cast<size_t>(r);
+      else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE) break;
+    }
+    session_->bio.deadline = Steady::time_point::max();
+    return off == bytes.size();
+  }
+  // Appends what arrives to `out` until `done(out)`, the server closes
+  // (true) or `timeout` passes (false).
+  bool receive(std::string &out, Millis timeout, const std::function<bool(const std::string &)> &done = nullptr) {
+    session_->bio.deadline = Steady::now() + timeout;
+    bool closed = false;
+    unsigned char buf[16384];
+    while (!done || !done(out)) {
+      int r = mbedtls_ssl_read(&session_->ssl, buf, sizeof buf);
+      if (r > 0) {
+        out.append(reinterpret_cast<char *>(buf), static_cast<size_t>(r));
+        continue;
+      }
+      if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) continue;
+      closed = r != MBEDTLS_ERR_SSL_TIMEOUT;
+      break;
+    }
+    session_->bio.deadline = Steady::time_point::max();
+    return closed;
+  }
+  // The next whole response, or nullopt when none came in `timeout`.
+  std::optional<HttpResponse> response(Millis timeout = scaled(10s)) {
+    std::string data;
+    bool closed = receive(data, timeout, [](const std::string &d) { return parse_response(d).has_value(); });
+    return parse_response(data, nullptr, closed);
+  }
+
+ private:
+  int fd_ = -1;
+  std::unique_ptr<pinniped::detail::TlsSession> session_;
+};
+
+// One request with exactly these headers (and Connection: close), framed
+// with Content-Length or chunked.
+std::string raw_request(const std::string &method, const std::string &path, const httplib::Headers &headers,
+                        const std::string &body, bool chunked) {
+  std::string r = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto &h : headers) r += h.first + ": " + h.second + "\r\n";
+  if (!chunked) return r + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  r += "Transfer-Encoding: chunked\r\n\r\n";
+  for (size_t off = 0; off < body.size(); off += 8192) {
+    std::string piece = body.substr(off, 8192);
+    char len[24];
+    std::snprintf(len, sizeof len, "%zx\r\n", piece.size());
+    r += len + piece + "\r\n";
+  }
+  return r + "0\r\n\r\n";
+}
+
+// A TokenCredentialRequest without a token, padded with spaces to `size` bytes.
+std::string padded_body(size_t size) {
+  std::string head = R"({"apiVersion":")" + kLoginVersion + R"(","kind":"TokenCredentialRequest","spec":{})";
+  return head + std::string(size - head.size() - 1, ' ') + "}";
+}
+
+// ---------------------------------------------------------------------------
+// The table of malformed and hostile requests
+
+enum class Via { client, raw, chunked };
+
+struct BadRequest {
+  std::string description;
+  std::string method;
+  std::string path;
+  httplib::Headers headers;
+  std::string body;
+  int code;
+  std::string reason;
+  Via via = Via::client;
+};
+
+std::string nested(const std::string &open, const std::string &leaf, const std::string &close, int depth) {
+  std::string s;
+  for (int i = 0; i < depth; i++) s += open;
+  s += leaf;
+  for (int i = 0; i < depth; i++) s += close;
+  return s;
+}
+
+std::vector<BadRequest> bad_requests() {
+  const std::string valid = tcr_json("table-token");
+  const std::string auth = R"("authenticator":{"apiGroup":")" + kAuthGroup +
+                           R"(","kind":"WebhookAuthenticator","name":"my-idp"})";
+  // A TokenCredentialRequest with this spec (and extra top-level members).
+  auto with_spec = [](const std::string &spec, const std::string &extra = "") {
+    return R"({"apiVersion":")" + kLoginVersion + R"(","kind":"TokenCredentialRequest","metadata":{},"spec":)" + spec +
+           extra + "}";
+  };
+  const std::string post = "POST";
+  const httplib::Headers protobuf = {{"Content-Type", "application/vnd.kubernetes.protobuf"}};
+  const std::string named = kTcr + "/some-name";
+  const std::string namespaced = kVersionPath + "/namespaces/default/tokencredentialrequests";
+  return {
+      // Malformed JSON: 400.
+      {"empty body", post, kTcr, kJson, "", 400, "BadRequest"},
+      {"truncated in a string", post, kTcr, kJson, valid.substr(0, valid.size() / 2), 400, "BadRequest"},
+      {"truncated after a key", post, kTcr, kJson, R"({"spec":)", 400, "BadRequest"},
+      {"unclosed object", post, kTcr, kJson, valid.substr(0, valid.size() - 1), 400, "BadRequest"},
+      {"trailing garbage", post, kTcr, kJson, valid + "garbage", 400, "BadRequest"},
+      {"two objects", post, kTcr, kJson, valid + valid, 400, "BadRequest"},
+      {"a string, not an object", post, kTcr, kJson, R"("TokenCredentialRequest")", 400, "BadRequest"},
+      {"an empty array", post, kTcr, kJson, "[]", 400, "BadRequest"},
+      {"the object inside an array", post, kTcr, kJson, "[" + valid + "]", 400, "BadRequest"},
+      {"a number", post, kTcr, kJson, "42", 400, "BadRequest"},
+      {"null", post, kTcr, kJson, "null", 400, "BadRequest"},
+      {"true", post, kTcr, kJson, "true", 400, "BadRequest"},
+      {"arrays nested 1000 deep", post, kTcr, kJson, nested("[", "", "]", 1000), 400, "BadRequest"},
+      {"objects nested 1000 deep", post, kTcr, kJson, nested(R"({"a":)", "1", "}", 1000), 400, "BadRequest"},
+      {"\\u escape with non-hex digits", post, kTcr, kJson, with_spec(R"({"token":"\uZZZZ",)" + auth + "}"), 400,
+       "BadRequest"},
+      {"lone high surrogate escape", post, kTcr, kJson, with_spec(R"({"token":"\ud800",)" + auth + "}"), 400,
+       "BadRequest"},
+      {"lone low surrogate escape", post, kTcr, kJson, with_spec(R"({"token":"\udc00x",)" + auth + "}"), 400,
+       "BadRequest"},
+      {"unknown escape", post, kTcr, kJson, with_spec(R"({"token":"\q",)" + auth + "}"), 400, "BadRequest"},
+      {"raw control character in a string", post, kTcr, kJson, with_spec("{\"token\":\"a\x01z\"," + auth + "}"), 400,
+       "BadRequest"},
+      {"invalid UTF-8 byte outside a string", post, kTcr, kJson, "{\xff}", 400, "BadRequest"},
+      {"single-quoted keys", post, kTcr, kJson, "{'spec':{}}", 400, "BadRequest"},
+      {"unquoted keys", post, kTcr, kJson, "{spec:{}}", 400, "BadRequest"},
+      // Well-formed JSON of the wrong shape: 400.
+      {"kind WhoAmIRequest", post, kTcr, kJson,
+       R"({"apiVersion":")" + kLoginVersion + R"(","kind":"WhoAmIRequest","spec":{"token":"t",)" + auth + "}}", 400,
+       "BadRequest"},
+      {"kind is a number", post, kTcr, kJson, R"({"kind":5,"spec":{"token":"t",)" + auth + "}}", 400, "BadRequest"},
+      {"apiVersion v1 of the group", post, kTcr, kJson,
+       tcr_json("t", "my-idp", kAuthGroup, "WebhookAuthenticator", kLoginGroup + "/v1"), 400, "BadRequest"},
+      {"apiVersion v1", post, kTcr, kJson, tcr_json("t", "my-idp", kAuthGroup, "WebhookAuthenticator", "v1"), 400,
+       "BadRequest"},
+      {"apiVersion of another suffix", post, kTcr, kJson,
+       tcr_json("t", "my-idp", kAuthGroup, "WebhookAuthenticator", "login.concierge.example.com/v1alpha1"), 400,
+       "BadRequest"},
+      {"spec.token is a number", post, kTcr, kJson, with_spec(R"({"token":12345,)" + auth + "}"), 400, "BadRequest"},
+      {"spec.token is an object", post, kTcr, kJson, with_spec(R"({"token":{"value":"t"},)" + auth + "}"), 400,
+       "BadRequest"},
+      {"spec.token is an array", post, kTcr, kJson, with_spec(R"({"token":["t"],)" + auth + "}"), 400, "BadRequest"},
+      {"spec.token is a boolean", post, kTcr, kJson, with_spec(R"({"token":true,)" + auth + "}"), 400, "BadRequest"},
+      {"spec is a string", post, kTcr, kJson, with_spec(R"("token")"), 400, "BadRequest"},
+      {"spec is an array", post, kTcr, kJson, with_spec(R"([{"token":"t"}])"), 400, "BadRequest"},
+      {"spec.authenticator is a string", post, kTcr, kJson, with_spec(R"({"token":"t","authenticator":"my-idp"})"),
+       400, "BadRequest"},
+      {"spec.authenticator.name is a number", post, kTcr, kJson,
+       with_spec(R"({"token":"t","authenticator":{"apiGroup":")" + kAuthGroup +
+                 R"(","kind":"WebhookAuthenticator","name":7}})"),
+       400, "BadRequest"},
+      {"metadata is a string", post, kTcr, kJson,
+       R"({"apiVersion":")" + kLoginVersion + R"(","kind":"TokenCredentialRequest","metadata":"m","spec":{"token":"t",)" +
+           auth + "}}",
+       400, "BadRequest"},
+      {"metadata.namespace is set", post, kTcr, kJson,
+       R"({"apiVersion":")" + kLoginVersion +
+           R"(","kind":"TokenCredentialRequest","metadata":{"namespace":"default"},"spec":{"token":"t",)" + auth + "}}",
+       400, "BadRequest"},
+      {"status is a string", post, kTcr, kJson, with_spec(R"({"token":"t",)" + auth + "}", R"(,"status":"ok")"), 400,
+       "BadRequest"},
+      // No token: 422 (the cause is checked separately).
+      {"empty token", post, kTcr, kJson, with_spec(R"({"token":"",)" + auth + "}"), 422, "Invalid"},
+      {"null token", post, kTcr, kJson, with_spec(R"({"token":null,)" + auth + "}"), 422, "Invalid"},
+      {"missing token", post, kTcr, kJson, with_spec("{" + auth + "}"), 422, "Invalid"},
+      {"missing spec", post, kTcr, kJson, R"({"apiVersion":")" + kLoginVersion + R"(","kind":"TokenCredentialRequest"})",
+       422, "Invalid"},
+      {"an empty object", post, kTcr, kJson, "{}", 422, "Invalid"},
+      {"a body of exactly 64 KiB is still read", post, kTcr, kJson, padded_body(64 * 1024), 422, "Invalid"},
+      {"?dryRun=All", post, kTcr + "?dryRun=All", kJson, valid, 422, "Invalid"},
+      // Media types.
+      {"no Content-Type", post, kTcr, {}, valid, 415, "UnsupportedMediaType", Via::raw},
+      {"Content-Type text/plain", post, kTcr, {{"Content-Type", "text/plain"}}, valid, 415, "UnsupportedMediaType"},
+      {"Content-Type application/yaml", post, kTcr, {{"Content-Type", "application/yaml"}}, valid, 415,
+       "UnsupportedMediaType"},
+      {"Content-Type protobuf", post, kTcr, protobuf, valid, 415, "UnsupportedMediaType"},
+      {"Content-Type application/json-patch+json", post, kTcr, {{"Content-Type", "application/json-patch+json"}},
+       valid, 415, "UnsupportedMediaType"},
+      {"Accept protobuf only", post, kTcr,
+       {{"Content-Type", "application/json"}, {"Accept", "application/vnd.kubernetes.protobuf"}}, valid, 406,
+       "NotAcceptable"},
+      {"Accept text/html only", post, kTcr, {{"Content-Type", "application/json"}, {"Accept", "text/html"}}, valid,
+       406, "NotAcceptable"},
+      // Bodies over 64 KiB.
+      {"Content-Length of 64 KiB + 1", post, kTcr, kJson, padded_body(64 * 1024 + 1), 413, "RequestEntityTooLarge"},
+      {"Content-Length of 200 KiB", post, kTcr, kJson, padded_body(200 * 1024), 413, "RequestEntityTooLarge",
+       Via::raw},
+      {"chunked 70 KiB", post, kTcr, kJson, padded_body(70 * 1024), 413, "RequestEntityTooLarge", Via::chunked},
+      {"chunked 200 KiB", post, kTcr, kJson, padded_body(200 * 1024), 413, "RequestEntityTooLarge", Via::chunked},
+      // Paths that do not exist.
+      {"unknown path", "GET", "/foo", {}, "", 404, "NotFound"},
+      {"the core API", "GET", "/api/v1", {}, "", 404, "NotFound"},
+      {"an empty group", "GET", "//apis", {}, "", 404, "NotFound"},
+      {"discovery of another group", "GET", "/apis/login.concierge.example.com", {}, "", 404, "NotFound"},
+      {"POST to the collection of another group", post,
+       "/apis/authentication.concierge.pinniped.dev/v1alpha1/tokencredentialrequests", kJson, valid, 404, "NotFound"},
+      {"discovery of another version", "GET", kGroupPath + "/v1", {}, "", 404, "NotFound"},
+      {"POST to another version", post, kGroupPath + "/v1beta1/tokencredentialrequests", kJson, valid, 404,
+       "NotFound"},
+      {"POST to another resource", post, kVersionPath + "/whoamirequests", kJson, valid, 404, "NotFound"},
+      // Methods and scopes the resource does not have.
+      {"GET the collection", "GET", kTcr, {}, "", 405, "MethodNotAllowed"},
+      {"PUT the collection", "PUT", kTcr, kJson, valid, 405, "MethodNotAllowed"},
+      {"DELETE the collection", "DELETE", kTcr, {}, "", 405, "MethodNotAllowed"},
+      {"PATCH the collection", "PATCH", kTcr, kJson, valid, 405, "MethodNotAllowed"},
+      {"POST to a named object", post, named, kJson, valid, 405, "MethodNotAllowed"},
+      {"POST to a named subresource", post, named + "/status", kJson, valid, 405, "MethodNotAllowed"},
+      {"POST to discovery", post, "/apis", kJson, valid, 405, "MethodNotAllowed"},
+      {"POST to /healthz", post, "/healthz", kJson, valid, 405, "MethodNotAllowed"},
+      {"GET the namespaced collection", "GET", namespaced, {}, "", 405, "MethodNotAllowed"},
+      {"POST to the namespaced collection", post, namespaced, kJson, valid, 400, "BadRequest"},
+  };
+}
+
+HttpResponse send_bad_request(const testing::ConciergeProcess &c, const BadRequest &row) {
+  if (row.via == Via::client) return c.request(row.method, row.path, row.body, row.headers);
+  RawTls raw(c);
+  // The server may stop reading an oversize body before it is all sent;
+  // its answer is what counts.
+  raw.send(raw_request(row.method, row.path, row.headers, row.body, row.via == Via::chunked));
+  auto res = raw.response();
+  return res ? *res : HttpResponse();
+}
+
+void check_still_serving(const testing::ConciergeProcess &c) {
+  try {
+    auto h = c.request("GET", "/healthz", "", {});
+    CHECK(h.status == 200);
+    CHECK(h.body == "ok");
+  } catch (const std::exception &e) {
+    FAIL_CHECK("the concierge stopped answering /healthz: " << e.what());
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+TEST_CASE("malformed and hostile requests get the right Kubernetes Status and the server keeps serving") {
+  Env env;
+  auto &c = env.c();
+  auto rows = bad_requests();
+  REQUIRE(rows.size() >= 35);
+  for (const auto &row : rows) {
+    INFO("row: " << row.description << " (" << row.method << " " << row.path.substr(0, 100) << ")");
+    try {
+      auto res = send_bad_request(c, row);
+      if (row.code == 422 && row.path == kTcr) check_token_required(res);
+      else check_status(res, row.code, row.reason);
+    } catch (const std::exception &e) {
+      FAIL_CHECK("request failed: " << e.what());
+    }
+    check_still_serving(c);
+  }
+  // None of the rows reached the webhook: they were all refused first.
+  CHECK(env.idp.requests() == 0);
+}
+
+TEST_CASE("a refused oversize body is not read as further requests on the same connection") {
+  Env env;
+  auto &c = env.c();
+  // The tail of a body the server gave up on must not be parsed as a
+  // request: it would answer requests the client never made.
+  std::string smuggled = "GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  std::string body = std::string(100 * 1024, 'x') + "\r\n\r\n" + smuggled;
+  RawTls raw(c);
+  raw.send("POST " + kTcr + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(200 * 1024) + "\r\n\r\n" + body);
+  std::string data;
+  bool closed = raw.receive(data, scaled(3s));
+  auto responses = parse_responses(data);
+  INFO("received: " << data.substr(0, 600));
+  REQUIRE(!responses.empty());
+  check_status(responses[0], 413, "RequestEntityTooLarge");
+  CHECK(responses.size() == 1);
+  CHECK(closed);
+  check_still_serving(c);
+}
+
+TEST_CASE("a Status for malformed JSON does not echo the request text, which may hold the token") {
+  Env env;
+  auto &c = env.c();
+  struct Row {
+    std::string description, body, token;
+  };
+  std::vector<Row> rows = {
+      {"syntax error before the token", R"({"apiVersion": nope, "spec":{"token":"echo-token-1a2b"}})",
+       "echo-token-1a2b"},
+      {"bad escape before the token", R"({"kind":"\x", "spec":{"token":"echo-token-3c4d"}})", "echo-token-3c4d"},
+      {"garbage after a complete object", R"({} {"spec":{"token":"echo-token-5e6f"}})", "echo-token-5e6f"},
+  };
+  for (const auto &row : rows) {
+    INFO("row: " << row.description);
+    auto res = c.request("POST", kTcr, row.body);
+    check_status(res, 400, "BadRequest");
+    CHECK(!contains(res.body, row.token));
+  }
+}
+
+TEST_CASE("an authentication that does not succeed is a 201 saying only \"authentication failed\"") {
+  Env env;
+  auto &c = env.c();
+  env.idp.add_user("uid-token-77aa", {"bob", "uid-1234", {}, {}});
+  env.idp.add_user("nameless-token-88bb", {"", "", {"devs"}, {}});
+  struct Row {
+    std::string description, token, name, api_group, kind;
+    bool reaches_webhook;
+  };
+  std::vector<Row> rows = {
+      {"unknown authenticator name", "unknown-name-token-11aa", "no-such-idp", kAuthGroup, "WebhookAuthenticator",
+       false},
+      {"authenticator apiGroup of another suffix", "wrong-group-token-22bb", "my-idp",
+       "authentication.concierge.example.com", "WebhookAuthenticator", false},
+      {"authenticator without apiGroup", "no-group-token-33cc", "my-idp", "", "WebhookAuthenticator", false},
+      {"authenticator kind JWTAuthenticator", "jwt-kind-token-44dd", "my-idp", kAuthGroup, "JWTAuthenticator", false},
+      {"webhook says authenticated: false", "rejected-token-55ee", "my-idp", kAuthGroup, "WebhookAuthenticator", true},
+      {"webhook vouches for a user with a uid", "uid-token-77aa", "my-idp", kAuthGroup, "WebhookAuthenticator", true},
+      {"webhook vouches for an empty username", "nameless-token-88bb", "my-idp", kAuthGroup, "WebhookAuthenticator",
+       true},
+  };
+  for (const auto &row : rows) {
+    INFO("row: " << row.description);
+    int before = env.idp.requests();
+    auto res = c.request("POST", kTcr, tcr_json(row.token, row.name, row.api_group, row.kind));
+    check_authentication_failed(res);
+    CHECK(!contains(res.body, row.token));
+    // The token goes to the named webhook only.
+    CHECK(env.idp.requests() - before == (row.reaches_webhook ? 1 : 0));
+  }
+  std::string log = c.log();
+  for (const auto &row : rows) {
+    INFO("row: " << row.description);
+    CHECK(!contains(log, row.token));
+  }
+  // The reasons went to the log instead, one line per refusal.
+  size_t failed_lines = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);)
+    if (contains(line, R"("msg":"exchange")") && contains(line, R"("outcome":"failed")")) failed_lines++;
+  CHECK(failed_lines == rows.size());
+}
+
+TEST_CASE("discovery serves the login group, its version and the tokencredentialrequests resource") {
+  Env env;
+  auto &c = env.c();
+
+  auto res = c.request("GET", "/apis", "", {});
+  REQUIRE(res.status == 200);
+  CHECK(starts_with(res.header("Content-Type"), "application/json"));
+  auto list = parse_json(res.body);
+  CHECK(str(at(list, {"kind"})) == "APIGroupList");
+  CHECK(str(at(list, {"apiVersion"})) == "v1");
+  REQUIRE(at(list, {"groups"}).is<picojson::array>());
+  const picojson::value *login = nullptr;
+  for (const auto &g : at(list, {"groups"}).get<picojson::array>())
+    if (str(at(g, {"name"})) == kLoginGroup) login = &g;
+  REQUIRE(login != nullptr);
+  CHECK(str(at(*login, {"preferredVersion", "groupVersion"})) == kLoginVersion);
+  CHECK(str(at(*login, {"preferredVersion", "version"})) == "v1alpha1");
+  REQUIRE(at(*login, {"versions"}).is<picojson::array>());
+  CHECK(at(*login, {"versions"}).get<picojson::array>().size() == 1);
+
+  // kube-apiserver asks for aggregated discovery first; plain JSON makes it fall back.
+  auto aggregated = c.request(
+      "GET", "/apis", "", {{"Accept", "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"}});
+  CHECK(aggregated.status == 200);
+  CHECK(str(at(parse_json(aggregated.body), {"kind"})) == "APIGroupList");
+
+  res = c.request("GET", kGroupPath, "", {});
+  REQUIRE(res.status == 200);
+  auto group = parse_json(res.body);
+  CHECK(str(at(group, {"kind"})) == "APIGroup");
+  CHECK(str(at(group, {"apiVersion"})) == "v1");
+  CHECK(str(at(group, {"name"})) == kLoginGroup);
+  CHECK(str(at(group, {"preferredVersion", "groupVersion"})) == kLoginVersion);
+  REQUIRE(at(group, {"versions"}).is<picojson::array>());
+  REQUIRE(at(group, {"versions"}).get<picojson::array>().size() == 1);
+  CHECK(str(at(at(group, {"versions"}).get<picojson::array>()[0], {"version"})) == "v1alpha1");
+
+  res = c.request("GET", kVersionPath, "", {});
+  REQUIRE(res.status == 200);
+  auto resources = parse_json(res.body);
+  CHECK(str(at(resources, {"kind"})) == "APIResourceList");
+  CHECK(str(at(resources, {"apiVersion"})) == "v1");
+  CHECK(str(at(resources, {"groupVersion"})) == kLoginVersion);
+  REQUIRE(at(resources, {"resources"}).is<picojson::array>());
+  const auto &items = at(resources, {"resources"}).get<picojson::array>();
+  REQUIRE(items.size() == 1);
+  const auto &tcr = items[0];
+  CHECK(str(at(tcr, {"name"})) == "tokencredentialrequests");
+  CHECK(str(at(tcr, {"singularName"})) == "tokencredentialrequest");
+  CHECK(str(at(tcr, {"kind"})) == "TokenCredentialRequest");
+  CHECK(at(tcr, {"namespaced"}).is<bool>());
+  CHECK(at(tcr, {"namespaced"}).evaluate_as_boolean() == false);
+  CHECK(strings(at(tcr, {"verbs"})) == std::vector<std::string>{"create"});
+  CHECK(strings(at(tcr, {"categories"})) == std::vector<std::string>{"pinniped"});
+
+  // A trailing slash names the same resource.
+  CHECK(c.request("GET", kVersionPath + "/", "", {}).body == res.body);
+}
+
+TEST_CASE("--api-group-suffix renames every group and the exchange works under the new names") {
+  Env env({{"--api-group-suffix", "example.com"}, true, "example.com"});
+  auto &c = env.c();
+  const std::string login = "login.concierge.example.com", version = login + "/v1alpha1";
+  const std::string auth = "authentication.concierge.example.com";
+  const std::string path = "/apis/" + version + "/tokencredentialrequests";
+
+  auto list = parse_json(c.request("GET", "/apis", "", {}).body);
+  REQUIRE(at(list, {"groups"}).is<picojson::array>());
+  std::vector<std::string> names;
+  for (const auto &g : at(list, {"groups"}).get<picojson::array>()) names.push_back(str(at(g, {"name"})));
+  CHECK(names == std::vector<std::string>{login});
+  CHECK(str(at(at(list, {"groups"}).get<picojson::array>()[0], {"preferredVersion", "groupVersion"})) == version);
+
+  auto group = c.request("GET", "/apis/" + login, "", {});
+  CHECK(group.status == 200);
+  CHECK(str(at(parse_json(group.body), {"name"})) == login);
+  auto resources = c.request("GET", "/apis/" + version, "", {});
+  CHECK(resources.status == 200);
+  CHECK(str(at(parse_json(resources.body), {"groupVersion"})) == version);
+
+  // The default names are gone.
+  check_status(c.request("GET", kGroupPath, "", {}), 404, "NotFound");
+  check_status(c.request("GET", kVersionPath, "", {}), 404, "NotFound");
+  check_status(c.request("POST", kTcr, tcr_json(kGoodToken)), 404, "NotFound");
+
+  auto ok = c.request("POST", path, tcr_json(kGoodToken, "my-idp", auth, "WebhookAuthenticator", version));
+  REQUIRE(ok.status == 201);
+  auto out = parse_json(ok.body);
+  CHECK(str(at(out, {"apiVersion"})) == version);
+  CHECK(starts_with(str(at(out, {"status", "credential", "clientCertificateData"})), "-----BEGIN CERTIFICATE-----"));
+
+  // The authenticator must be named in the renamed group too.
+  check_authentication_failed(c.request("POST", path, tcr_json(kGoodToken, "my-idp", kAuthGroup, "WebhookAuthenticator", version)),
+                              version);
+  check_status(c.request("POST", path, tcr_json(kGoodToken, "my-idp", auth)), 400, "BadRequest");
+  auto invalid = c.request("POST", path, tcr_json("", "my-idp", auth, "WebhookAuthenticator", version));
+  check_token_required(invalid);
+  CHECK(contains(invalid.body, login));
+}
+
+TEST_CASE("health endpoints answer 200 when a signer is loaded") {
+  Env env;
+  auto &c = env.c();
+  for (const std::string path : {"/healthz", "/livez", "/readyz"}) {
+    INFO(path);
+    auto res = c.request("GET", path, "", {});
+    CHECK(res.status == 200);
+    CHECK(res.body == "ok");
+  }
+}
+
+TEST_CASE("without a signer /readyz is 500 while /healthz stays 200 and exchanges fail as authentication failed") {
+  Env env({{}, false});
+  auto &c = env.c();
+  auto ready = c.request("GET", "/readyz", "", {});
+  CHECK(ready.status == 500);
+  CHECK(contains(ready.body, "not ready"));
+  CHECK(c.request("GET", "/healthz", "", {}).status == 200);
+  CHECK(c.request("GET", "/livez", "", {}).status == 200);
+  // The webhook vouches for alice, but no certificate can be signed.
+  auto res = c.request("POST", kTcr, tcr_json(kGoodToken));
+  check_authentication_failed(res);
+  CHECK(env.idp.requests() == 1);
+}
+
+TEST_CASE("a successful exchange answers 201 with a fresh credential and no token") {
+  Env env;
+  auto &c = env.c();
+  auto res = c.request("POST", kTcr, tcr_json(kGoodToken), {{"Content-Type", "application/json; charset=utf-8"}});
+  auto now = pinniped::Clock::now();
+  INFO("body: " << res.body.substr(0, 400));
+  REQUIRE(res.status == 201);
+  CHECK(res.header("Cache-Control") == "no-store");
+  CHECK(starts_with(res.header("Content-Type"), "application/json"));
+  CHECK(!contains(res.body, kGoodToken));
+
+  auto v = parse_json(res.body);
+  CHECK(str(at(v, {"apiVersion"})) == kLoginVersion);
+  CHECK(str(at(v, {"kind"})) == "TokenCredentialRequest");
+  CHECK(at(v, {"spec"}).serialize() == "{}");
+  CHECK(at(v, {"status", "message"}).is<picojson::null>());
+
+  std::string expiration = str(at(v, {"status", "credential", "expirationTimestamp"}));
+  auto expires = pinniped::parse_rfc3339(expiration);
+  REQUIRE(expires);
+  CHECK(pinniped::format_rfc3339(*expires) == expiration);  // RFC 3339 UTC, second precision
+  auto ahead = std::chrono::duration_cast<std::chrono::seconds>(*expires - now).count();
+  CHECK(ahead >= 5 * 60 - 15 * testing::slow_factor());
+  CHECK(ahead <= 5 * 60 + 2);
+
+  std::string cert = str(at(v, {"status", "credential", "clientCertificateData"}));
+  std::string key = str(at(v, {"status", "credential", "clientKeyData"}));
+  CHECK(starts_with(cert, "-----BEGIN CERTIFICATE-----"));
+  CHECK(starts_with(key, "-----BEGIN PRIVATE KEY-----"));
+  auto chain = pinniped::CertificateChain::parse(cert);
+  CHECK(pinniped::detail::common_name(&chain->get()->subject) == "alice");
+  CHECK(pinniped::detail::organizations(&chain->get()->subject) == std::vector<std::string>{"devs", "ops"});
+  auto pk = pinniped::PrivateKey::parse(key);
+  CHECK(mbedtls_pk_check_pair(&chain->get()->pk, pk->get()) == 0);
+}
+
+TEST_CASE("every log line is one JSON object and none carries a token or a private key") {
+  Env env({{"--log-level", "debug"}});
+  auto &c = env.c();
+  std::vector<std::string> tokens = {kGoodToken, "rejected-log-token-1a", "unknown-idp-log-token-2b",
+                                     "malformed-log-token-3c", "namespaced-log-token-4d", "yaml-log-token-5e"};
+  CHECK(c.request("POST", kTcr, tcr_json(tokens[0])).status == 201);
+  CHECK(c.request("POST", kTcr, tcr_json(tokens[1])).status == 201);
+  CHECK(c.request("POST", kTcr, tcr_json(tokens[2], "no-such-idp")).status == 201);
+  CHECK(c.request("POST", kTcr, R"({"spec": {"authenticator": x, "token":")" + tokens[3] + "\"}}").status == 400);
+  CHECK(c.request("POST", kTcr,
+                  R"({"metadata":{"namespace":"default"},"spec":{"token":")" + tokens[4] + "\"}}")
+            .status == 400);
+  CHECK(c.request("POST", kTcr, "spec:\n  token: " + tokens[5] + "\n", {{"Content-Type", "application/yaml"}}).status ==
+        415);
+  // Stop the server so every line is written before the log is read.
+  c.process().signal(SIGTERM);
+  REQUIRE(c.process().wait(scaled(10s)) == 0);
+
+  std::string log = c.log();
+  std::istringstream lines(log);
+  size_t count = 0, successes = 0, failures = 0, requests = 0;
+  for (std::string line; std::getline(lines, line);) {
+    INFO("log line: " << line);
+    count++;
+    picojson::value v;
+    try {
+      v = pinniped::json::parse(line);
+    } catch (const pinniped::Error &e) {
+      FAIL_CHECK("not JSON: " << e.what());
+      continue;
+    }
+    REQUIRE(v.is<picojson::object>());
+    CHECK(pinniped::parse_rfc3339(str(at(v, {"ts"}))).has_value());
+    std::string level = str(at(v, {"level"}));
+    CHECK((level == "debug" || level == "info" || level == "warn" || level == "error"));
+    CHECK(at(v, {"msg"}).is<std::string>());
+    for (const auto &t : tokens) CHECK(!contains(line, t));
+    CHECK(!contains(line, "PRIVATE KEY"));
+    if (str(at(v, {"msg"})) == "exchange") {
+      if (str(at(v, {"outcome"})) == "success") {
+        successes++;
+        CHECK(str(at(v, {"user"})) == "alice");
+      } else {
+        failures++;
+      }
+    }
+    if (str(at(v, {"msg"})) == "request") requests++;
+  }
+  // The checks above looked at real lines.
+  CHECK(count >= 8);
+  CHECK(successes == 1);
+  CHECK(failures == 2);
+  CHECK(requests == 6);
+  CHECK(contains(log, R"("msg":"stopped")"));
+}
+
+TEST_CASE("slow or silent clients are cut off and cannot starve a normal client") {
+  const Millis request_timeout = 1s;
+  Env env({{"--threads", "2", "--max-queue", "2", "--request-timeout", "1s"}});
+  auto &c = env.c();
+
+  struct Slow {
+    std::string kind;
+    int fd = -1;
+    std::unique_ptr<RawTls> tls;  // set when the handshake was done first
+    std::string dribble;          // bytes sent one at a time
+    size_t sent = 0;
+    Steady::time_point opened;
+    std::optional<Steady::time_point> closed;
+  };
+  std::vector<Slow> slow;
+  auto send_next = [](Slow &s) {
+    if (s.sent >= s.dribble.size()) return;
+    std::string byte = s.dribble.substr(s.sent++, 1);
+    if (s.tls) s.tls->send(byte, 100ms);
+    else (void)::send(s.fd, byte.data(), 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  };
+  // Two requests dribbled over finished handshakes take both workers...
+  for (int i = 0; i < 2; i++) {
+    Slow s;
+    s.kind = "HTTP request line byte by byte";
+    s.tls = std::make_unique<RawTls>(c);
+    s.fd = s.tls->fd();
+    s.dribble = "POST " + kTcr + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\r\n";
+    s.opened = Steady::now();
+    send_next(s);
+    slow.push_back(std::move(s));
+  }
+  // ...two dribbled TLS handshakes queue for them (a ClientHello record
+  // header announcing 512 bytes, then a byte at a time)...
+  for (int i = 0; i < 2; i++) {
+    Slow s;
+    s.kind = "TLS handshake byte by byte";
+    s.fd = connect_tcp(c.port());
+    REQUIRE(s.fd >= 0);
+    s.dribble = std::string("\x16\x03\x01\x02\x00", 5) + std::string(512, '\x01');
+    s.opened = Steady::now();
+    send_next(s);
+    slow.push_back(std::move(s));
+  }
+  // ...and silent connections find the queue full.
+  for (int i = 0; i < 6; i++) {
+    Slow s;
+    s.kind = "silent TCP connection";
+    s.fd = connect_tcp(c.port());
+    REQUIRE(s.fd >= 0);
+    s.opened = Steady::now();
+    slow.push_back(std::move(s));
+  }
+
+  // A normal client retries while the server is saturated.
+  std::atomic<bool> answered{false};
+  std::atomic<int64_t> answered_after_ms{-1};
+  std::thread normal([&] {
+    auto start = Steady::now();
+    while (Steady::now() - start < scaled(8s)) {
+      try {
+        auto res = c.client()->request("POST", kTcr, kJson, tcr_json(kGoodToken), scaled(3s));
+        if (res.status == 201) {
+          answered_after_ms = std::chrono::duration_cast<Millis>(Steady::now() - start).count();
+          answered = true;
+          return;
+        }
+      } catch (const pinniped::Error &) {
+        // refused while the queue is full: try again
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+
+  // A queued connection may wait one request timeout for a worker, then
+  // has one request timeout of its own.
+  const Millis limit = request_timeout * 2 + scaled(1500ms);
+  auto start = Steady::now();
+  for (;;) {
+    bool open = false;
+    for (auto &s : slow) {
+      if (s.closed) continue;
+      if (peer_closed(s.fd)) {
+        s.closed = Steady::now();
+        continue;
+      }
+      open = true;
+      send_next(s);
+    }
+    if (!open || Steady::now() - start > limit + 1s) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  normal.join();
+
+  for (const auto &s : slow) {
+    INFO(s.kind);
+    REQUIRE(s.closed);
+    CHECK(std::chrono::duration_cast<Millis>(*s.closed - s.opened).count() <= limit.count());
+  }
+  for (auto &s : slow)
+    if (!s.tls) ::close(s.fd);
+  INFO("normal client answered after " << answered_after_ms.load() << " ms");
+  CHECK(answered);
+  CHECK(answered_after_ms.load() <= scaled(5s).count());
+  check_still_serving(c);
+}
+
+TEST_CASE("SIGTERM lets an in-flight exchange finish, refuses new connections and exits 0") {
+  Env env;
+  auto &c = env.c();
+  env.idp.set_handler([&env](const httplib::Request &req, httplib::Response &res) {
+    std::this_thread::sleep_for(1s);
+    env.idp.default_handler(req, res);
+  });
+  std::atomic<bool> done{false};
+  HttpResponse inflight;
+  std::string error;
+  std::thread t([&] {
+    try {
+      inflight = c.request("POST", kTcr, tcr_json(kGoodToken));
+    } catch (const std::exception &e) {
+      error = e.what();
+    }
+    done = true;
+  });
+  // Wait until the exchange is inside the webhook call.
+  auto until = Steady::now() + scaled(5s);
+  while (env.idp.requests() == 0 && Steady::now() < until) std::this_thread::sleep_for(5ms);
+  REQUIRE(env.idp.requests() == 1);
+  c.process().signal(SIGTERM);
+
+  bool refused = false;
+  until = Steady::now() + scaled(1s);
+  while (!refused && Steady::now() < until) {
+    int fd = connect_tcp(c.port());
+    if (fd < 0) refused = errno == ECONNREFUSED;
+    else ::close(fd);
+    if (!refused) std::this_thread::sleep_for(5ms);
+  }
+  bool refused_while_in_flight = refused && !done;
+  t.join();
+
+  CHECK(refused);
+  CHECK(refused_while_in_flight);
+  INFO("error: " << error << "; body: " << inflight.body.substr(0, 300));
+  REQUIRE(inflight.status == 201);
+  auto v = parse_json(inflight.body);
+  CHECK(starts_with(str(at(v, {"status", "credential", "clientCertificateData"})), "-----BEGIN CERTIFICATE-----"));
+  CHECK(c.process().wait(scaled(5s)) == 0);
+  int fd = connect_tcp(c.port());
+  CHECK(fd < 0);
+  if (fd >= 0) ::close(fd);
+}
+
+namespace {
+// Local ports of this machine's established IPv4 connections to 127.0.0.1:port.
+std::set<int> client_ports_connected_to(int port) {
+  std::set<int> out;
+  std::ifstream f("/proc/net/tcp");
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string slot, local, remote, state;
+    in >> slot >> local >> remote >> state;
+    auto colon = remote.find(':');
+    if (state != "01" || colon == std::string::npos) continue;
+    if (remote.substr(0, colon) != "0100007F" || std::stoi(remote.substr(colon + 1), nullptr, 16) != port) continue;
+    out.insert(std::stoi(local.substr(local.find(':') + 1), nullptr, 16));
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("one kept-alive connection serves many requests, error answers included") {
+  Env env;
+  auto &c = env.c();
+  struct Step {
+    std::string method, path, body;
+    int want;
+  };
+  const std::vector<Step> steps = {{"POST", kTcr, tcr_json(kGoodToken), 201},
+                                   {"GET", "/healthz", "", 200},
+                                   {"GET", kVersionPath, "", 200},
+                                   {"POST", kTcr, tcr_json(""), 422},
+                                   {"GET", "/nope", "", 404}};
+  auto client = c.client();
+  std::set<int> ports;
+  for (int i = 0; i < 40; i++) {
+    const auto &step = steps[i % steps.size()];
+    INFO("request " << i << ": " << step.method << " " << step.path);
+    auto res = client->request(step.method, step.path, step.body.empty() ? httplib::Headers() : kJson, step.body,
+                               scaled(10s));
+    CHECK(res.status == step.want);
+    auto now = client_ports_connected_to(c.port());
+    CHECK(now.size() == 1);
+    ports.insert(now.begin(), now.end());
+  }
+  // One TCP connection (one client port) carried all of them.
+  CHECK(ports.size() == 1);
+  CHECK(env.idp.requests() == 8);
+}

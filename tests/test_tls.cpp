@@ -1,0 +1,801 @@
+// Section 3: the TLS transport on mbedTLS. An in-process TlsServer and
+// HttpsClient talk real TLS on 127.0.0.1; the openssl CLI plays a foreign peer.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <set>
+
+#include "tests/support.hpp"
+
+using namespace pinniped;
+using testing::slow_factor;
+
+namespace {
+
+Millis scaled(int ms) { return Millis(ms * slow_factor()); }
+
+double elapsed_ms(Steady::time_point since) {
+  return std::chrono::duration<double, std::milli>(Steady::now() - since).count();
+}
+
+// Polls `cond` every 10 ms until it holds or `limit` passes.
+bool eventually(const std::function<bool()> &cond, Millis limit) {
+  auto until = Steady::now() + limit;
+  while (Steady::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(Millis(10));
+  }
+  return cond();
+}
+
+// A leaf certificate with full control over names, lifetime and EKU.
+CertificateAndKey leaf_cert(const CertificateAndKey &ca, const std::vector<std::string> &dns,
+                            const std::vector<std::string> &ips, Clock::time_point not_before,
+                            Clock::time_point not_after) {
+  CertificateTemplate t;
+  t.common_name = dns.empty() ? (ips.empty() ? "server" : ips[0]) : dns[0];
+  t.server_auth = true;
+  t.dns_names = dns;
+  t.ip_addresses = ips;
+  t.not_before = not_before;
+  t.not_after = not_after;
+  return issue_with_ca(ca, t);
+}
+
+TlsServerCredentials credentials(const CertificateAndKey &leaf, const std::string &client_ca = "") {
+  return {leaf.cert_pem, leaf.key_pem, client_ca};
+}
+
+// A TlsServer on 127.0.0.1 with a few routes:
+//   GET /hello   "hello"
+//   GET /peer    the TLS peer as JSON (present, verified, cn, orgs)
+//   GET /port    the client's source port (also recorded in ports())
+//   GET /wait    blocks until release() (bounded), then "done"
+//   POST /upload the body size
+//   GET /big     2 MiB of text
+class TestServer {
+ public:
+  explicit TestServer(const TlsServerCredentials &cr, TlsServerOptions o = TlsServerOptions(), int port = 0)
+      : server_(o) {
+    server_.set_credentials(cr);
+    server_.Get("/hello", [](const httplib::Request &, httplib::Response &res) { res.set_content("hello", "text/plain"); });
+    server_.Get("/peer", [](const httplib::Request &, httplib::Response &res) {
+      const PeerCertificate &p = TlsServer::peer();
+      picojson::object o;
+      o["present"] = picojson::value(p.present);
+      o["verified"] = picojson::value(p.verified);
+      o["cn"] = picojson::value(p.common_name);
+      picojson::array orgs;
+      for (const auto &g : p.organizations) orgs.push_back(picojson::value(g));
+      o["orgs"] = picojson::value(orgs);
+      res.set_content(picojson::value(o).serialize(), "application/json");
+    });
+    server_.Get("/port", [this](const httplib::Request &req, httplib::Response &res) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        ports_.insert(req.remote_port);
+      }
+      res.set_content(std::to_string(req.remote_port), "text/plain");
+    });
+    server_.Get("/wait", [this](const httplib::Request &, httplib::Response &res) {
+      waiting_++;
+      auto until = Steady::now() + std::chrono::seconds(20 * slow_factor());
+      while (!released_ && Steady::now() < until) std::this_thread::sleep_for(Millis(5));
+      res.set_content("done", "text/plain");
+    });
+    server_.Post("/upload", [](const httplib::Request &req, httplib::Response &res) {
+      res.set_content(std::to_string(req.body.size()), "text/plain");
+    });
+    server_.Get("/big", [](const httplib::Request &, httplib::Response &res) {
+      res.set_content(std::string(2 * 1024 * 1024, 'b'), "text/plain");
+    });
+    if (port == 0) {
+      port_ = server_.bind_to_any_port("127.0.0.1");
+    } else if (server_.bind_to_port("127.0.0.1", port)) {
+      port_ = port;
+    }
+    if (port_ <= 0) throw std::runtime_error("cannot bind the test server");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(Millis(1));
+  }
+  ~TestServer() {
+    release();
+    server_.shutdown();
+    thread_.join();
+  }
+  TestServer(const TestServer &) = delete;
+  TestServer &operator=(const TestServer &) = delete;
+
+  TlsServer &server() { return server_; }
+  int port() const { return port_; }
+  std::string url(const std::string &host = "127.0.0.1") const { return "https://" + host + ":" + std::to_string(port_); }
+  void release() { released_ = true; }
+  int waiting() const { return waiting_.load(); }
+  std::set<int> ports() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return ports_;
+  }
+
+ private:
+  TlsServer server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> released_{false};
+  std::atomic<int> waiting_{0};
+  mutable std::mutex mu_;
+  std::set<int> ports_;
+};
+
+ClientTlsOptions trust(const std::string &ca_pem) {
+  ClientTlsOptions t;
+  t.ca_pem = ca_pem;
+  return t;
+}
+
+HttpResponse get(const std::string &url, const ClientTlsOptions &tls, const std::string &path = "/hello") {
+  HttpsClient c(url, tls);
+  return c.request("GET", path, {}, "", scaled(5000));
+}
+
+// Runs `fn`, which must throw pinniped::Error 503; returns the message.
+std::string transport_error(const std::function<void()> &fn) {
+  try {
+    fn();
+  } catch (const Error &e) {
+    CHECK(e.code == 503);
+    CHECK(e.reason == "ServiceUnavailable");
+    return e.what();
+  }
+  FAIL("the request succeeded but should have failed");
+  return "";
+}
+
+std::string get_error(const std::string &url, const ClientTlsOptions &tls, const std::string &path = "/hello") {
+  return transport_error([&] { get(url, tls, path); });
+}
+
+bool contains(const std::string &haystack, const std::string &needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// A TCP listener on 127.0.0.1 that never accepts: the kernel completes the
+// TCP handshake, nobody ever speaks TLS.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr *>(&a), len) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0)
+      throw std::runtime_error("cannot listen");
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentListener() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// A port on 127.0.0.1 where nothing listens (bound once, then closed).
+int closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr *>(&a), len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0)
+    throw std::runtime_error("cannot bind");
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A plain TCP connection to 127.0.0.1:port (no TLS).
+int tcp_connect(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) throw std::runtime_error("connect");
+  return fd;
+}
+
+std::string s_client(int port, const std::string &flags, int *rc) {
+  return testing::run("timeout 5 openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " + flags +
+                          " </dev/null 2>&1",
+                      rc);
+}
+
+struct Pki {
+  CertificateAndKey ca = make_self_signed_ca("test-server-ca", std::chrono::hours(24));
+  CertificateAndKey leaf = testing::serving_cert(ca, {"localhost", "127.0.0.1"});
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Protocol versions and ALPN, seen by a foreign TLS stack.
+
+TEST_CASE("openssl: TLS 1.1 is refused by the server, TLS 1.2 is accepted") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  int rc = 0;
+  // SECLEVEL=0 lets OpenSSL 3 offer TLS 1.1 at all, so a refusal is the server's.
+  std::string out = s_client(s.port(), "-tls1_1 -cipher 'DEFAULT:@SECLEVEL=0'", &rc);
+  INFO(out);
+  CHECK(rc != 0);
+  CHECK(contains(out, "alert protocol version"));
+  CHECK_FALSE(contains(out, "no protocols available"));
+
+  out = s_client(s.port(), "-tls1_2", &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(contains(out, "New, TLSv1.2"));
+}
+
+TEST_CASE("openssl: ALPN negotiates http/1.1") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  int rc = 0;
+  std::string out = s_client(s.port(), "-alpn http/1.1", &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(contains(out, "ALPN protocol: http/1.1"));
+}
+
+// ---------------------------------------------------------------------------
+// Client certificates: what TlsServer::peer() reports.
+
+TEST_CASE("client certificates are verified against the configured client CA") {
+  Pki pki;
+  auto client_ca = make_self_signed_ca("client-ca", std::chrono::hours(24));
+  auto other_ca = make_self_signed_ca("other-client-ca", std::chrono::hours(24));
+  TestServer s(credentials(pki.leaf, client_ca.cert_pem));
+
+  auto peer_with = [&](const CertificateAndKey *cert) {
+    ClientTlsOptions tls = trust(pki.ca.cert_pem);
+    if (cert) {
+      tls.client_cert_pem = cert->cert_pem;
+      tls.client_key_pem = cert->key_pem;
+    }
+    auto res = get(s.url(), tls, "/peer");
+    REQUIRE(res.status == 200);
+    return json::parse(res.body);
+  };
+  auto orgs_of = [](const picojson::value &v) {
+    std::vector<std::string> out;
+    for (const auto &o : v.get("orgs").get<picojson::array>()) out.push_back(o.get<std::string>());
+    return out;
+  };
+
+  SECTION("a clientAuth certificate from the client CA is verified, with CN and O's in order") {
+    auto cert = testing::client_cert(client_ca, "alice", {"devs", "ops", "admins"});
+    auto p = peer_with(&cert);
+    CHECK(p.get("present").get<bool>());
+    CHECK(p.get("verified").get<bool>());
+    CHECK(p.get("cn").get<std::string>() == "alice");
+    CHECK(orgs_of(p) == std::vector<std::string>{"devs", "ops", "admins"});
+  }
+  SECTION("a certificate from another CA is present but not verified") {
+    auto cert = testing::client_cert(other_ca, "mallory", {"system:masters"});
+    auto p = peer_with(&cert);
+    CHECK(p.get("present").get<bool>());
+    CHECK_FALSE(p.get("verified").get<bool>());
+  }
+  SECTION("no certificate: not present, not verified") {
+    auto p = peer_with(nullptr);
+    CHECK_FALSE(p.get("present").get<bool>());
+    CHECK_FALSE(p.get("verified").get<bool>());
+    CHECK(p.get("cn").get<std::string>().empty());
+  }
+  SECTION("a serverAuth-only certificate from the client CA is not verified") {
+    auto cert = testing::serving_cert(client_ca, {"alice"}, /*server_auth=*/true);
+    auto p = peer_with(&cert);
+    CHECK(p.get("present").get<bool>());
+    CHECK_FALSE(p.get("verified").get<bool>());
+  }
+  SECTION("an expired certificate from the client CA is not verified") {
+    CertificateTemplate t;
+    t.common_name = "old-alice";
+    t.client_auth = true;
+    t.not_before = Clock::now() - std::chrono::hours(48);
+    t.not_after = Clock::now() - std::chrono::hours(24);
+    auto cert = issue_with_ca(client_ca, t);
+    auto p = peer_with(&cert);
+    CHECK(p.get("present").get<bool>());
+    CHECK_FALSE(p.get("verified").get<bool>());
+  }
+}
+
+TEST_CASE("without a client CA, no client certificate is requested") {
+  Pki pki;
+  auto client_ca = make_self_signed_ca("client-ca", std::chrono::hours(24));
+  TestServer s(credentials(pki.leaf));
+  auto cert = testing::client_cert(client_ca, "alice", {"devs"});
+  ClientTlsOptions tls = trust(pki.ca.cert_pem);
+  tls.client_cert_pem = cert.cert_pem;
+  tls.client_key_pem = cert.key_pem;
+  auto res = get(s.url(), tls, "/peer");
+  REQUIRE(res.status == 200);
+  auto p = json::parse(res.body);
+  CHECK_FALSE(p.get("present").get<bool>());
+  CHECK_FALSE(p.get("verified").get<bool>());
+}
+
+TEST_CASE("a client certificate that does not match its key is refused before connecting") {
+  auto ca = make_self_signed_ca("client-ca", std::chrono::hours(24));
+  auto a = testing::client_cert(ca, "a"), b = testing::client_cert(ca, "b");
+  ClientTlsOptions tls;
+  tls.insecure_skip_verify = true;
+  tls.client_cert_pem = a.cert_pem;
+  tls.client_key_pem = b.key_pem;
+  try {
+    HttpsClient c("https://127.0.0.1:1", tls);
+    FAIL("a mismatched client certificate and key were accepted");
+  } catch (const Error &e) {
+    CHECK(e.code == 400);
+    CHECK(contains(e.what(), "do not match"));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Serving credentials replaced while serving.
+
+TEST_CASE("set_credentials swaps the serving certificate without a restart") {
+  auto ca_a = make_self_signed_ca("ca-a", std::chrono::hours(24));
+  auto ca_b = make_self_signed_ca("ca-b", std::chrono::hours(24));
+  auto leaf_a = testing::serving_cert(ca_a, {"127.0.0.1"});
+  auto leaf_b = testing::serving_cert(ca_b, {"127.0.0.1"});
+  TestServer s(credentials(leaf_a));
+
+  // A kept-alive connection opened with the old certificate.
+  HttpsClient old_client(s.url(), trust(ca_a.cert_pem));
+  REQUIRE(old_client.request("GET", "/port", {}, "", scaled(5000)).status == 200);
+
+  REQUIRE(get(s.url(), trust(ca_a.cert_pem)).status == 200);
+  CHECK(contains(get_error(s.url(), trust(ca_b.cert_pem)), "verification failed"));
+
+  s.server().set_credentials(credentials(leaf_b));
+  CHECK(get(s.url(), trust(ca_b.cert_pem)).status == 200);
+  CHECK(contains(get_error(s.url(), trust(ca_a.cert_pem)), "verification failed"));
+
+  // The open connection finishes with what it started with.
+  CHECK(old_client.request("GET", "/port", {}, "", scaled(5000)).status == 200);
+  CHECK(s.ports().size() == 1);
+
+  SECTION("a broken certificate PEM is refused and the current one stays") {
+    TlsServerCredentials broken = credentials(leaf_a);
+    broken.cert_chain_pem = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n";
+    try {
+      s.server().set_credentials(broken);
+      FAIL("a broken certificate was accepted");
+    } catch (const Error &e) {
+      CHECK(e.code == 400);
+      CHECK(contains(e.what(), "serving certificate"));
+    }
+  }
+  SECTION("a broken key PEM is refused and the current one stays") {
+    TlsServerCredentials broken = credentials(leaf_a);
+    broken.key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    try {
+      s.server().set_credentials(broken);
+      FAIL("a broken key was accepted");
+    } catch (const Error &e) {
+      CHECK(e.code == 400);
+      CHECK(contains(e.what(), "serving key"));
+    }
+  }
+  SECTION("a certificate with another certificate's key is refused and the current one stays") {
+    TlsServerCredentials mismatched{leaf_a.cert_pem, leaf_b.key_pem, ""};
+    try {
+      s.server().set_credentials(mismatched);
+      FAIL("a mismatched certificate and key were accepted");
+    } catch (const Error &e) {
+      CHECK(e.code == 400);
+      CHECK(contains(e.what(), "do not match"));
+    }
+  }
+  SECTION("a broken client CA is refused and the current one stays") {
+    try {
+      s.server().set_credentials(credentials(leaf_a, "garbage"));
+      FAIL("a broken client CA was accepted");
+    } catch (const Error &e) {
+      CHECK(e.code == 400);
+      CHECK(contains(e.what(), "client CA"));
+    }
+  }
+  CHECK(s.server().has_credentials());
+  CHECK(get(s.url(), trust(ca_b.cert_pem)).status == 200);
+  CHECK(contains(get_error(s.url(), trust(ca_a.cert_pem)), "verification failed"));
+}
+
+// ---------------------------------------------------------------------------
+// HttpsClient: server verification.
+
+TEST_CASE("HttpsClient verifies the server certificate") {
+  auto ca = make_self_signed_ca("server-ca", std::chrono::hours(24));
+  auto other_ca = make_self_signed_ca("other-ca", std::chrono::hours(24));
+  auto now = Clock::now();
+
+  SECTION("an IP SAN matches a connection by IP") {
+    TestServer s(credentials(testing::serving_cert(ca, {"127.0.0.1"})));
+    auto res = get(s.url(), trust(ca.cert_pem));
+    CHECK(res.status == 200);
+    CHECK(res.body == "hello");
+  }
+  SECTION("a DNS-only certificate does not match a connection by IP") {
+    TestServer s(credentials(testing::serving_cert(ca, {"localhost"})));
+    std::string msg = get_error(s.url(), trust(ca.cert_pem));
+    CHECK(contains(msg, "not valid for IP address 127.0.0.1"));
+  }
+  SECTION("a certificate whose CN is the IP but without an IP SAN does not match") {
+    CertificateTemplate t;
+    t.common_name = "127.0.0.1";
+    t.server_auth = true;
+    t.not_before = now - std::chrono::minutes(5);
+    t.not_after = now + std::chrono::hours(1);
+    TestServer s(credentials(issue_with_ca(ca, t)));
+    CHECK(contains(get_error(s.url(), trust(ca.cert_pem)), "not valid for IP address 127.0.0.1"));
+  }
+  SECTION("a localhost certificate matches https://localhost") {
+    TestServer s(credentials(testing::serving_cert(ca, {"localhost"})));
+    CHECK(get(s.url("localhost"), trust(ca.cert_pem)).status == 200);
+  }
+  SECTION("a certificate for another name does not match https://localhost") {
+    TestServer s(credentials(testing::serving_cert(ca, {"idp.example"})));
+    CHECK(contains(get_error(s.url("localhost"), trust(ca.cert_pem)), "verification failed"));
+  }
+  SECTION("a certificate from another CA fails verification") {
+    TestServer s(credentials(testing::serving_cert(other_ca, {"127.0.0.1", "localhost"})));
+    CHECK(contains(get_error(s.url(), trust(ca.cert_pem)), "verification failed"));
+    CHECK(contains(get_error(s.url("localhost"), trust(ca.cert_pem)), "verification failed"));
+  }
+  SECTION("server_name overrides the name to verify") {
+    TestServer s(credentials(testing::serving_cert(ca, {"idp.example"})));
+    ClientTlsOptions tls = trust(ca.cert_pem);
+    tls.server_name = "idp.example";
+    CHECK(get(s.url(), tls).status == 200);
+    tls.server_name = "other.example";
+    CHECK(contains(get_error(s.url(), tls), "verification failed"));
+  }
+  SECTION("an expired server certificate fails verification") {
+    TestServer s(credentials(leaf_cert(ca, {"localhost"}, {"127.0.0.1"}, now - std::chrono::hours(48),
+                                       now - std::chrono::hours(1))));
+    std::string msg = get_error(s.url(), trust(ca.cert_pem));
+    CHECK(contains(msg, "verification failed"));
+    CHECK(contains(msg, "expired"));
+  }
+  SECTION("a server certificate that is not yet valid fails verification") {
+    TestServer s(credentials(leaf_cert(ca, {"localhost"}, {"127.0.0.1"}, now + std::chrono::hours(1),
+                                       now + std::chrono::hours(48))));
+    CHECK(contains(get_error(s.url(), trust(ca.cert_pem)), "verification failed"));
+  }
+  SECTION("insecure_skip_verify connects whatever the certificate") {
+    TestServer s(credentials(leaf_cert(other_ca, {"elsewhere.example"}, {}, now - std::chrono::hours(48),
+                                       now - std::chrono::hours(1))));
+    ClientTlsOptions tls;
+    tls.insecure_skip_verify = true;
+    CHECK(get(s.url(), tls).status == 200);
+  }
+  SECTION("a CA bundle that does not parse is refused up front") {
+    try {
+      HttpsClient c("https://127.0.0.1:1", trust("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"));
+      FAIL("a broken CA was accepted");
+    } catch (const Error &e) {
+      CHECK(e.code == 400);
+      CHECK(contains(e.what(), "certificate authority"));
+    }
+  }
+  SECTION("plain http:// is refused") {
+    CHECK_THROWS_AS(HttpsClient("http://127.0.0.1:80", ClientTlsOptions()), Error);
+  }
+}
+
+TEST_CASE("HttpsClient reports an unreachable server as 503") {
+  std::string msg = get_error("https://127.0.0.1:" + std::to_string(closed_port()), trust(""));
+  CHECK(contains(msg, "cannot connect"));
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts.
+
+TEST_CASE("a server that never answers the TLS handshake times out within the deadline") {
+  SilentListener silent;
+  const Millis timeout(1000);
+  auto started = Steady::now();
+  std::string msg = transport_error([&] {
+    HttpsClient c("https://127.0.0.1:" + std::to_string(silent.port()), trust(""));
+    c.request("GET", "/", {}, "", timeout);
+  });
+  double ms = elapsed_ms(started);
+  INFO(msg << " after " << ms << " ms");
+  CHECK(contains(msg, "timed out"));
+  CHECK(ms >= timeout.count() * 0.9);
+  CHECK(ms < timeout.count() + 1000.0 * slow_factor());
+}
+
+TEST_CASE("a server that accepts the request and then stalls times out within the deadline") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+  REQUIRE(c.request("GET", "/hello", {}, "", scaled(5000)).status == 200);  // handshake done, kept alive
+
+  const Millis timeout(1000);
+  auto started = Steady::now();
+  std::string msg = transport_error([&] { c.request("GET", "/wait", {}, "", timeout); });
+  double ms = elapsed_ms(started);
+  INFO(msg << " after " << ms << " ms");
+  CHECK(contains(msg, "timed out"));
+  CHECK(ms >= timeout.count() * 0.9);
+  CHECK(ms < timeout.count() + 1000.0 * slow_factor());
+  s.release();
+
+  // The same client recovers on a fresh connection.
+  CHECK(c.request("GET", "/hello", {}, "", scaled(5000)).status == 200);
+}
+
+TEST_CASE("a server that closes the connection at once gives an Error, quickly") {
+  // Accepts TCP and closes it: the handshake meets EOF.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr *>(&a), len) == 0);
+  REQUIRE(::listen(lfd, 4) == 0);
+  REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr *>(&a), &len) == 0);
+  std::thread closer([lfd] {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd >= 0) ::close(fd);
+  });
+  auto started = Steady::now();
+  std::string msg = get_error("https://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), trust(""));
+  closer.join();
+  ::close(lfd);
+  CHECK(contains(msg, "TLS handshake"));
+  CHECK(elapsed_ms(started) < 2000.0 * slow_factor());
+}
+
+// ---------------------------------------------------------------------------
+// Keep-alive.
+
+TEST_CASE("HttpsClient keeps one connection alive across requests") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+  for (int i = 0; i < 50; i++) {
+    auto res = c.request("GET", "/port", {}, "", scaled(5000));
+    REQUIRE(res.status == 200);
+  }
+  CHECK(s.ports().size() == 1);
+  CHECK(s.server().open_connections() == 1);
+}
+
+TEST_CASE("HttpsClient reconnects after the server closed an idle connection") {
+  Pki pki;
+  TlsServerOptions o;
+  o.idle_timeout = Millis(200);
+  TestServer s(credentials(pki.leaf), o);
+  HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+  REQUIRE(c.request("GET", "/port", {}, "", scaled(5000)).status == 200);
+  REQUIRE(c.request("GET", "/port", {}, "", scaled(5000)).status == 200);
+  REQUIRE(s.ports().size() == 1);
+
+  REQUIRE(eventually([&] { return s.server().open_connections() == 0; }, scaled(3000)));
+  std::this_thread::sleep_for(Millis(50));  // let close_notify and FIN arrive
+  auto res = c.request("GET", "/port", {}, "", scaled(5000));
+  CHECK(res.status == 200);
+  CHECK(s.ports().size() == 2);
+}
+
+TEST_CASE("HttpsClient survives a server restart on the same port") {
+  Pki pki;
+  auto first = std::make_unique<TestServer>(credentials(pki.leaf));
+  int port = first->port();
+  HttpsClient c(first->url(), trust(pki.ca.cert_pem));
+  REQUIRE(c.request("GET", "/hello", {}, "", scaled(5000)).status == 200);
+
+  first.reset();
+  TestServer second(credentials(pki.leaf), TlsServerOptions(), port);
+  std::this_thread::sleep_for(Millis(50));
+  auto res = c.request("GET", "/hello", {}, "", scaled(5000));
+  CHECK(res.status == 200);
+  CHECK(res.body == "hello");
+}
+
+TEST_CASE("the server closes a connection after max_requests_per_connection; the client reconnects") {
+  Pki pki;
+  TlsServerOptions o;
+  o.max_requests_per_connection = 5;
+  TestServer s(credentials(pki.leaf), o);
+  HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+  for (int i = 0; i < 12; i++) REQUIRE(c.request("GET", "/port", {}, "", scaled(5000)).status == 200);
+  CHECK(s.ports().size() == 3);
+}
+
+TEST_CASE("a response over max_response_bytes is an Error, and the client goes on") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+  std::string msg = transport_error([&] { c.request("GET", "/big", {}, "", scaled(5000), 1024 * 1024); });
+  CHECK(contains(msg, "too large"));
+  auto res = c.request("GET", "/big", {}, "", scaled(5000), 4 * 1024 * 1024);
+  CHECK(res.status == 200);
+  CHECK(res.body.size() == 2 * 1024 * 1024);
+  CHECK(c.request("GET", "/hello", {}, "", scaled(5000)).body == "hello");
+}
+
+TEST_CASE("a client that never starts the handshake is dropped after handshake_timeout") {
+  Pki pki;
+  TlsServerOptions o;
+  o.handshake_timeout = Millis(300);
+  TestServer s(credentials(pki.leaf), o);
+  int fd = tcp_connect(s.port());
+  auto started = Steady::now();
+  // The server closes its end: our read sees EOF (or a reset).
+  pollfd p{fd, POLLIN, 0};
+  int r = ::poll(&p, 1, static_cast<int>(scaled(5000).count()));
+  char byte;
+  ssize_t n = r > 0 ? ::recv(fd, &byte, 1, 0) : 1;
+  double ms = elapsed_ms(started);
+  ::close(fd);
+  CHECK(r == 1);
+  CHECK(n <= 0);
+  CHECK(ms >= 250);
+  CHECK(ms < 300 + 1000.0 * slow_factor());
+  CHECK(eventually([&] { return s.server().failed_handshakes() == 1; }, scaled(1000)));
+  CHECK(get(s.url(), trust(pki.ca.cert_pem)).status == 200);
+}
+
+// ---------------------------------------------------------------------------
+// SIGPIPE: this binary keeps the default action (death) for SIGPIPE.
+
+TEST_CASE("a peer that closes while the client sends a large body gives an Error, not SIGPIPE") {
+  Pki pki;
+  TlsServerOptions o;
+  o.max_request_bytes = 64 * 1024;
+  TestServer s(credentials(pki.leaf), o);
+  // httplib::Server ignores SIGPIPE process-wide when constructed; put the
+  // default (fatal) action back so that a send without MSG_NOSIGNAL kills us.
+  std::signal(SIGPIPE, SIG_DFL);
+
+  std::string body(16 * 1024 * 1024, 'x');
+  HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+  REQUIRE(c.request("GET", "/hello", {}, "", scaled(5000)).status == 200);
+  std::string msg = transport_error([&] { c.request("POST", "/upload", {}, body, scaled(10000)); });
+  CHECK_FALSE(msg.empty());
+
+  // Again on a fresh connection, and then the server still serves.
+  msg = transport_error([&] {
+    HttpsClient fresh(s.url(), trust(pki.ca.cert_pem));
+    fresh.request("POST", "/upload", {}, body, scaled(10000));
+  });
+  CHECK_FALSE(msg.empty());
+  CHECK(c.request("GET", "/hello", {}, "", scaled(5000)).status == 200);
+  CHECK(std::signal(SIGPIPE, SIG_DFL) == SIG_DFL);  // nobody switched it back behind our back
+}
+
+// ---------------------------------------------------------------------------
+// The bounded worker pool.
+
+TEST_CASE("a full worker pool refuses connections, then recovers") {
+  Pki pki;
+  TlsServerOptions o;
+  o.threads = 1;
+  o.max_queue = 1;
+  o.handshake_timeout = scaled(1000);
+  TestServer s(credentials(pki.leaf), o);
+
+  // Hold the only worker.
+  std::atomic<int> slow_status{0};
+  std::thread slow([&] {
+    try {
+      HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+      slow_status = c.request("GET", "/wait", {}, "", scaled(20000)).status;
+    } catch (const Error &) {
+      slow_status = -1;
+    }
+  });
+  REQUIRE(eventually([&] { return s.waiting() == 1; }, scaled(5000)));
+
+  // Fill the queue with a connection that says nothing.
+  int queued = tcp_connect(s.port());
+  std::this_thread::sleep_for(Millis(100));
+
+  // Anything more is refused at once.
+  size_t refused_before = s.server().refused_connections();
+  for (int i = 0; i < 5 && s.server().refused_connections() == refused_before; i++) {
+    auto started = Steady::now();
+    std::string msg = get_error(s.url(), trust(pki.ca.cert_pem));
+    CHECK(elapsed_ms(started) < 2000.0 * slow_factor());
+  }
+  CHECK(s.server().refused_connections() > refused_before);
+
+  // Free the queue and the worker: the server serves again.
+  size_t failed_before = s.server().failed_handshakes();
+  ::close(queued);
+  s.release();
+  slow.join();
+  CHECK(slow_status == 200);
+  CHECK(eventually([&] { return s.server().failed_handshakes() > failed_before; }, scaled(5000)));
+  auto res = get(s.url(), trust(pki.ca.cert_pem));
+  CHECK(res.status == 200);
+  CHECK(res.body == "hello");
+}
+
+// ---------------------------------------------------------------------------
+// Url::parse.
+
+TEST_CASE("Url::parse accepts good URLs") {
+  struct Row {
+    std::string in, scheme, host;
+    int port;
+    std::string path, base;
+  };
+  std::vector<Row> rows = {
+      {"https://example.com", "https", "example.com", 443, "/", "https://example.com:443"},
+      {"https://example.com/", "https", "example.com", 443, "/", "https://example.com:443"},
+      {"https://127.0.0.1:8443/authenticate", "https", "127.0.0.1", 8443, "/authenticate", "https://127.0.0.1:8443"},
+      {"https://idp.example:1/a/b?x=1&y=two", "https", "idp.example", 1, "/a/b?x=1&y=two", "https://idp.example:1"},
+      {"https://idp.example?q=1", "https", "idp.example", 443, "/?q=1", "https://idp.example:443"},
+      {"https://idp.example/p#fragment", "https", "idp.example", 443, "/p", "https://idp.example:443"},
+      {"https://[::1]:8443/authenticate", "https", "::1", 8443, "/authenticate", "https://[::1]:8443"},
+      {"https://[::1]", "https", "::1", 443, "/", "https://[::1]:443"},
+      {"https://idp.example:65535/", "https", "idp.example", 65535, "/", "https://idp.example:65535"},
+      {"HTTPS://Example.COM/Path", "https", "Example.COM", 443, "/Path", "https://Example.COM:443"},
+      {"http://example.com/x", "http", "example.com", 80, "/x", "http://example.com:80"},
+  };
+  for (const auto &r : rows) {
+    INFO(r.in);
+    Url u = Url::parse(r.in);
+    CHECK(u.scheme == r.scheme);
+    CHECK(u.host == r.host);
+    CHECK(u.port == r.port);
+    CHECK(u.path == r.path);
+    CHECK(u.base() == r.base);
+  }
+}
+
+TEST_CASE("Url::parse rejects bad URLs with Error 400") {
+  struct Row {
+    std::string in, message;
+  };
+  std::vector<Row> rows = {
+      {"example.com/authenticate", "https://"},
+      {"127.0.0.1:8443", "https://"},
+      {"https://user:secret@example.com/", "user information"},
+      {"https://user@example.com/", "user information"},
+      {"https://example.com:0/", "invalid port"},
+      {"https://example.com:65536/", "invalid port"},
+      {"https://example.com:123456/", "invalid port"},
+      {"https://example.com:-1/", "invalid port"},
+      {"https://example.com:84a3/", "invalid port"},
+      {"https://example.com:/", "invalid port"},
+      {"https://", "no host"},
+      {"https:///path", "no host"},
+      {"https://:8443/", "no host"},
+      {"https://[::1/", "IPv6"},
+      {"https://[::1]8443/", "garbage"},
+      {"https://exa mple.com/", "invalid host"},
+      {"https://[]:8443/", "no host"},
+      {"https://::1/", "invalid host"},
+      {"https://fd00::1:8443/authenticate", "invalid host"},
+      {"https://idp.example:8443:9443/", "invalid host"},
+  };
+  for (const auto &r : rows) {
+    INFO(r.in);
+    try {
+      Url::parse(r.in);
+      FAIL_CHECK("accepted: " << r.in);
+    } catch (const Error &e) {
+      CHECK(e.code == 400);
+      CHECK(contains(e.what(), r.message));
+    }
+  }
+}
