@@ -46,6 +46,13 @@ const char *kConciergeUsage =
     "  --reload-interval DURATION  how often files are checked for changes (default 5s)\n"
     "  --key-pool N                client keys generated ahead of time (default 16)\n"
     "  --port-file FILE            write the bound port here once listening\n"
+    "  --kubeconfig FILE           work with the cluster of this kubeconfig (in a pod: the\n"
+    "                              service account, found automatically)\n"
+    "  --kube-context NAME         kubeconfig context (default: current-context)\n"
+    "  --standalone                do not use the Kubernetes API even inside a pod\n"
+    "  --namespace NS              namespace of the concierge's Secret (default pinniped-concierge)\n"
+    "  --app-name NAME             prefix of managed names: NAME-api, NAME-config (default\n"
+    "                              pinniped-concierge)\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"
     "\n"
     "Example:\n"
@@ -106,7 +113,7 @@ int run_concierge(int argc, char **argv) {
   pinniped::ConciergeConfig cfg;
   std::string port_file;
   pinniped::Logger::Level level = pinniped::Logger::Level::info;
-  bool sans_given = false;
+  bool sans_given = false, standalone = false;
   Args a(argc, argv, 2);
   while (!a.done()) {
     std::string f = a.next_flag();
@@ -169,6 +176,16 @@ int run_concierge(int argc, char **argv) {
       cfg.reload_interval = a.duration();
     } else if (f == "--key-pool") {
       cfg.key_pool = static_cast<size_t>(a.number(0, 1024));
+    } else if (f == "--kubeconfig") {
+      cfg.kubeconfig = a.value();
+    } else if (f == "--kube-context") {
+      cfg.kube_context = a.value();
+    } else if (f == "--standalone") {
+      standalone = true;
+    } else if (f == "--namespace") {
+      cfg.namespace_ = a.value();
+    } else if (f == "--app-name") {
+      cfg.app_name = a.value();
     } else if (f == "--port-file") {
       port_file = a.value();
     } else if (f == "--log-level") {
@@ -180,6 +197,10 @@ int run_concierge(int argc, char **argv) {
       throw pinniped::bad_request("unknown flag " + f + " (see pinniped concierge --help)");
     }
   }
+
+  const char *k8s = std::getenv("KUBERNETES_SERVICE_HOST");
+  cfg.in_cluster = !standalone && cfg.kubeconfig.empty() && k8s && *k8s;
+  if (standalone) cfg.kubeconfig.clear();
 
   // Signals are taken by one thread with sigwait, so handlers never run
   // inside server code. Block them before any thread starts.

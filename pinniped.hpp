@@ -90,6 +90,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #if MBEDTLS_VERSION_NUMBER < 0x021C0000 || MBEDTLS_VERSION_NUMBER >= 0x03000000
@@ -370,14 +371,120 @@ inline picojson::value parse(const std::string &text) {
   if (max_depth > 64) throw bad_request("request body nests too deeply");
   auto end = picojson::parse(v, text.begin(), text.end(), &err);
   if (!err.empty()) {
-    auto nl = err.find('\n');
-    throw bad_request("malformed JSON: " + err.substr(0, nl));
+    // picojson quotes the text after the error ("near: ..."), which may be
+    // the token: keep only "syntax error at line N".
+    throw bad_request("malformed JSON: " + err.substr(0, std::min(err.find('\n'), err.find(" near:"))));
   }
   if (std::any_of(end, text.end(), [](char c) { return !std::isspace(static_cast<unsigned char>(c)); }))
     throw bad_request("malformed JSON: unexpected data after the document");
   return v;
 }
 }  // namespace json
+
+namespace detail {
+
+// Builds JSON values from libyaml events. Aliases are refused (no "billion
+// laughs"), depth and size are bounded.
+class YamlReader {
+ public:
+  explicit YamlReader(const std::string &text) : text_(text) {}
+
+  std::vector<picojson::value> documents() {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) throw internal_error("cannot initialise the YAML parser");
+    yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char *>(text_.data()), text_.size());
+    std::vector<picojson::value> docs;
+    try {
+      for (;;) {
+        Event ev(parser);
+        if (ev.e.type == YAML_STREAM_END_EVENT) break;
+        if (ev.e.type == YAML_DOCUMENT_START_EVENT) {
+          Event first(parser);
+          if (first.e.type == YAML_DOCUMENT_END_EVENT) continue;
+          picojson::value v = node(parser, first, 0);
+          Event end(parser);
+          if (!v.is<picojson::null>()) docs.push_back(std::move(v));
+        }
+      }
+    } catch (...) {
+      yaml_parser_delete(&parser);
+      throw;
+    }
+    yaml_parser_delete(&parser);
+    return docs;
+  }
+
+ private:
+  struct Event {
+    yaml_event_t e;
+    explicit Event(yaml_parser_t &p) {
+      if (!yaml_parser_parse(&p, &e)) {
+        std::string msg = p.problem ? p.problem : "syntax error";
+        throw bad_request("YAML: " + msg + " at line " + std::to_string(p.problem_mark.line + 1) + " column " +
+                          std::to_string(p.problem_mark.column + 1));
+      }
+    }
+    ~Event() { yaml_event_delete(&e); }
+  };
+
+  picojson::value scalar(const yaml_event_t &e) {
+    std::string s(reinterpret_cast<const char *>(e.data.scalar.value), e.data.scalar.length);
+    if (e.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return picojson::value(s);
+    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return picojson::value();
+    if (s == "true" || s == "True" || s == "TRUE") return picojson::value(true);
+    if (s == "false" || s == "False" || s == "FALSE") return picojson::value(false);
+    char *end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(s.c_str(), &end, 10);
+    if (*end == '\0' && errno == 0 && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+'))
+      return picojson::value(static_cast<int64_t>(n));
+    double d = std::strtod(s.c_str(), &end);
+    if (*end == '\0' && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
+      return picojson::value(d);
+    return picojson::value(s);
+  }
+
+  picojson::value node(yaml_parser_t &p, Event &ev, int depth) {
+    if (depth > 64) throw bad_request("YAML nests too deeply");
+    if (++nodes_ > 200000) throw bad_request("YAML document is too large");
+    switch (ev.e.type) {
+      case YAML_ALIAS_EVENT: throw bad_request("YAML aliases are not supported");
+      case YAML_SCALAR_EVENT: return scalar(ev.e);
+      case YAML_SEQUENCE_START_EVENT: {
+        picojson::array a;
+        for (;;) {
+          Event child(p);
+          if (child.e.type == YAML_SEQUENCE_END_EVENT) break;
+          a.push_back(node(p, child, depth + 1));
+        }
+        return picojson::value(a);
+      }
+      case YAML_MAPPING_START_EVENT: {
+        picojson::object o;
+        for (;;) {
+          Event k(p);
+          if (k.e.type == YAML_MAPPING_END_EVENT) break;
+          picojson::value key = node(p, k, depth + 1);
+          if (!key.is<std::string>()) key = picojson::value(key.to_str());
+          Event v(p);
+          o[key.get<std::string>()] = node(p, v, depth + 1);
+        }
+        return picojson::value(o);
+      }
+      default: throw bad_request("YAML: unexpected event");
+    }
+  }
+  const std::string &text_;
+  size_t nodes_ = 0;
+};
+
+}  // namespace detail
+
+// Parses YAML (1.1, as Kubernetes tools write it) or JSON into JSON values,
+// one per document of the stream.
+inline std::vector<picojson::value> parse_yaml_documents(const std::string &text) {
+  return detail::YamlReader(text).documents();
+}
 
 // metav1.ObjectMeta, the parts this project reads or writes.
 struct ObjectMeta {
@@ -900,7 +1007,7 @@ inline bool valid_utf8(const std::string &s) {
 inline std::string directory_string(const std::string &v) {
   bool printable = std::all_of(v.begin(), v.end(), [](char ch) {
     unsigned char c = ch;
-    return std::isalnum(c) || std::strchr(" '()+,-./:=?", c) != nullptr;
+    return c != 0 && (std::isalnum(c) || std::strchr(" '()+,-./:=?", c) != nullptr);
   });
   return der::tlv(printable ? 0x13 : 0x0c, v);
 }
@@ -1204,8 +1311,7 @@ inline std::string sign_certificate(const CertificateTemplate &t, const std::str
   auto alg = signature_algorithm(issuer_key);
   std::string serial = t.serial;
   if (serial.empty()) {
-    serial = random_bytes(16);
-    serial[0] = static_cast<char>(serial[0] & 0x7f);  // positive, at most 128 bits
+    serial = random_bytes(16);  // 128 random bits; der::uint keeps it positive
     if (serial[0] == 0) serial[0] = 1;
   }
   std::string exts;
@@ -1731,7 +1837,8 @@ struct Bio {
 
   int wait_ms() const {
     if (deadline == Steady::time_point::max()) return timeout_ms;
-    auto left = std::chrono::duration_cast<Millis>(deadline - Steady::now()).count();
+    // Rounded up: a timeout is only reported once the deadline has passed.
+    auto left = std::chrono::ceil<Millis>(deadline - Steady::now()).count();
     if (left <= 0) return 0;
     return static_cast<int>(std::min<int64_t>(left, timeout_ms));
   }
@@ -1815,7 +1922,11 @@ class TlsStream : public httplib::Stream {
   void set_budget(size_t b) {
     budget_ = b;
     used_ = 0;
+    failed_ = false;
   }
+  // A read failed (budget spent, timeout, error) since set_budget: the
+  // request was cut short and the rest of the stream cannot be trusted.
+  bool failed() const { return failed_; }
   void set_deadline(Steady::time_point d) { s_.bio.deadline = d; }
 
   bool is_readable() const override {
@@ -1824,7 +1935,10 @@ class TlsStream : public httplib::Stream {
   }
   bool is_writable() const override { return Bio::wait(&s_.bio, POLLOUT) > 0; }
   ssize_t read(char *ptr, size_t size) override {
-    if (used_ >= budget_) return -1;
+    if (used_ >= budget_) {
+      failed_ = true;
+      return -1;
+    }
     size = std::min(size, budget_ - used_);
     for (;;) {
       int r = mbedtls_ssl_read(&s_.ssl, reinterpret_cast<unsigned char *>(ptr), size);
@@ -1834,6 +1948,7 @@ class TlsStream : public httplib::Stream {
       }
       if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) continue;
       if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
+      failed_ = true;
       return -1;
     }
   }
@@ -1872,6 +1987,7 @@ class TlsStream : public httplib::Stream {
   TlsSession &s_;
   size_t budget_ = SIZE_MAX;
   size_t used_ = 0;
+  bool failed_ = false;
 };
 
 // Worker pool with a bounded queue. When the queue is full the accepted
@@ -1909,6 +2025,12 @@ class BoundedPool : public httplib::TaskQueue {
     std::lock_guard<std::mutex> lk(mu_);
     return queue_.size();
   }
+  // More connections wait than there are free workers to take them (a
+  // queued task that a free worker is about to pop does not count).
+  bool starved() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return queue_.size() > idle_workers_;
+  }
 
  private:
   void run() {
@@ -1916,7 +2038,9 @@ class BoundedPool : public httplib::TaskQueue {
       std::function<void()> fn;
       {
         std::unique_lock<std::mutex> lk(mu_);
+        idle_workers_++;
         cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+        idle_workers_--;
         if (queue_.empty()) return;  // stop_ and drained
         fn = std::move(queue_.front());
         queue_.pop_front();
@@ -1929,6 +2053,7 @@ class BoundedPool : public httplib::TaskQueue {
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
   std::vector<std::thread> workers_;
+  size_t idle_workers_ = 0;
   bool stop_ = false;
 };
 
@@ -2031,7 +2156,7 @@ class TlsServer : public httplib::Server {
       if (r > 0) return true;
       if (r < 0 && errno != EINTR) return false;
       auto *pool = pool_.load();
-      if (pool && pool->pending() > 0) return false;
+      if (pool && pool->starved()) return false;
       if (Steady::now() >= until) return false;
     }
     return false;
@@ -2054,7 +2179,9 @@ class TlsServer : public httplib::Server {
     bool ok = false;
     try {
       detail::TlsSession session(sock, cfg, static_cast<int>(opt_.request_timeout.count()));
-      int ret = session.handshake(Steady::now() + opt_.handshake_timeout);
+      // As Go's net/http does, a client gets no longer for its handshake
+      // than for a request: a dribbled ClientHello must not hold a worker.
+      int ret = session.handshake(Steady::now() + std::min(opt_.handshake_timeout, opt_.request_timeout));
       if (ret != 0) {
         failed_handshakes_++;
       } else {
@@ -2070,7 +2197,9 @@ class TlsServer : public httplib::Server {
           ok = process_request(stream, close_connection, closed, nullptr);
           detail::t_current_peer = nullptr;
           stream.set_deadline(Steady::time_point::max());
-          if (!ok || closed || close_connection) break;
+          // After a request cut short (body over budget, timeout) the rest of
+          // the stream would be parsed as requests the client never made.
+          if (!ok || closed || close_connection || stream.failed()) break;
           count--;
         }
         session.close_notify();
@@ -2113,6 +2242,24 @@ class MbedClient : public httplib::ClientImpl {
 
   std::string last_error;
   Steady::time_point deadline = Steady::time_point::max();
+
+  // Connects and completes the TLS handshake only; "" or why it failed.
+  std::string probe(Millis timeout) {
+    auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+    set_connection_timeout(usecs / 1000000, usecs % 1000000);
+    deadline = Steady::now() + timeout;
+    Socket s;
+    httplib::Error e = httplib::Error::Success;
+    std::string err;
+    if (create_and_connect_socket(s, e)) {
+      shutdown_ssl(s, true);
+      ::close(s.sock);
+    } else {
+      err = last_error.empty() ? httplib::to_string(e) : last_error;
+    }
+    deadline = Steady::time_point::max();
+    return err;
+  }
 
   // Drops the kept-alive connection when the server already closed or sent
   // anything (an alert): a request on it would fail.
@@ -2223,6 +2370,10 @@ class HttpsClient {
 
   const Url &url() const { return url_; }
 
+  // Dials the server and completes a TLS handshake, nothing more: "" when
+  // that works, else the reason (as a WebhookAuthenticator status says).
+  std::string probe(Millis timeout) { return cli_->probe(timeout); }
+
   // One request; `timeout` bounds the whole call (connect, TLS, answer).
   HttpResponse request(const std::string &method, const std::string &path, const httplib::Headers &headers,
                        const std::string &body, Millis timeout, size_t max_response_bytes = 16 * 1024 * 1024) {
@@ -2274,6 +2425,41 @@ class HttpsClient {
     return r;
   }
 
+  // Streams a long answer (a watch) to `on_data` (false stops it) on a new
+  // connection; `idle_timeout` bounds each wait for data, not the whole call.
+  // A non-2xx answer's body is returned in the response instead.
+  HttpResponse stream(const std::string &method, const std::string &path, const httplib::Headers &headers,
+                      Millis idle_timeout, const std::function<bool(const char *, size_t)> &on_data) {
+    cli_->stop();
+    auto secs = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(idle_timeout).count());
+    cli_->set_connection_timeout(std::min<int64_t>(secs, 30), 0);
+    cli_->set_read_timeout(secs, 0);
+    cli_->deadline = Steady::time_point::max();
+    cli_->last_error.clear();
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    req.headers = headers;
+    HttpResponse r;
+    req.response_handler = [&](const httplib::Response &res) {
+      r.status = res.status;
+      r.headers = res.headers;
+      return true;
+    };
+    req.content_receiver = [&](const char *data, size_t len, uint64_t, uint64_t) {
+      if (r.status >= 200 && r.status < 300) return on_data(data, len);
+      if (r.body.size() < 64 * 1024) r.body.append(data, len);
+      return true;
+    };
+    auto res = cli_->send(req);
+    cli_->stop();
+    if (!res && r.status == 0) {
+      std::string why = cli_->last_error.empty() ? httplib::to_string(res.error()) : cli_->last_error;
+      throw Error(503, "ServiceUnavailable", "request to " + url_.base() + " failed: " + why);
+    }
+    return r;
+  }
+
  private:
   void init(std::shared_ptr<detail::TlsConfig> cfg) {
     cli_ = std::make_unique<detail::MbedClient>(url_.host, url_.port, std::move(cfg));
@@ -2285,115 +2471,398 @@ class HttpsClient {
 };
 
 // ---------------------------------------------------------------------------
+// 3b. Kubernetes client
+// Owns kubeconfig / in-cluster configuration, REST calls with Status errors,
+// watches and informers (list + watch with reconnects). Calls sections 0-3.
+// ---------------------------------------------------------------------------
+
+// How to reach and authenticate to kube-apiserver.
+struct KubeConfig {
+  std::string server;        // https://host:port
+  ClientTlsOptions tls;      // CA, client certificate, server name
+  std::string token;         // bearer token, or...
+  std::string token_file;    // ...a file holding it, re-read when it changes (rotation)
+  std::string namespace_;    // the context's namespace, or the pod's
+  std::string source;        // for logs: "in-cluster" or "<file>#<context>"
+
+  // A pod's service account: token and CA under `sa_dir`, the API server
+  // from KUBERNETES_SERVICE_HOST/_PORT.
+  static KubeConfig in_cluster(const std::string &sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount") {
+    const char *host = std::getenv("KUBERNETES_SERVICE_HOST");
+    const char *port = std::getenv("KUBERNETES_SERVICE_PORT");
+    if (!host || !*host || !port || !*port)
+      throw internal_error("not running in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set (give --kubeconfig)");
+    KubeConfig c;
+    std::string h = host;
+    c.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
+    c.tls.ca_pem = read_file(sa_dir + "/ca.crt");
+    c.token_file = sa_dir + "/token";
+    if (access((sa_dir + "/namespace").c_str(), R_OK) == 0) c.namespace_ = detail_trim_newline(read_file(sa_dir + "/namespace"));
+    c.source = "in-cluster";
+    return c;
+  }
+
+  // A kubeconfig file; `context` empty means current-context. Relative file
+  // paths are resolved against the kubeconfig's folder, as kubectl does.
+  static KubeConfig from_kubeconfig_file(const std::string &path, const std::string &context = "") {
+    auto slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    KubeConfig c = from_kubeconfig(read_file(path), dir, context);
+    c.source = path + "#" + c.source;
+    return c;
+  }
+
+  static KubeConfig from_kubeconfig(const std::string &text, const std::string &dir, std::string context) {
+    auto docs = parse_yaml_documents(text);
+    if (docs.size() != 1 || !docs[0].is<picojson::object>()) throw bad_request("kubeconfig: not a single YAML object");
+    const auto &root = docs[0];
+    if (context.empty()) context = json::get_string(root, "current-context", "current-context");
+    if (context.empty()) throw bad_request("kubeconfig: no current-context and no context given");
+    auto named = [&](const std::string &list, const std::string &name, const std::string &inner) -> picojson::value {
+      const auto *l = json::field(root, list);
+      if (l && l->is<picojson::array>())
+        for (const auto &e : l->get<picojson::array>())
+          if (json::get_string(e, "name", list + ".name") == name) {
+            const auto *v = json::get_object(e, inner, list + "." + inner);
+            return v ? *v : picojson::value(picojson::object());
+          }
+      throw bad_request("kubeconfig: no " + inner + " named \"" + name + "\"");
+    };
+    auto ctx = named("contexts", context, "context");
+    auto cluster = named("clusters", json::get_string(ctx, "cluster", "context.cluster"), "cluster");
+    std::string user_name = json::get_string(ctx, "user", "context.user");
+    picojson::value user = user_name.empty() ? picojson::value(picojson::object()) : named("users", user_name, "user");
+    auto path_of = [&](const std::string &p) { return p.empty() || p[0] == '/' ? p : dir + "/" + p; };
+    auto data_or_file = [&](const picojson::value &obj, const std::string &data_key, const std::string &file_key,
+                            const std::string &what) -> std::string {
+      std::string d = json::get_string(obj, data_key, what + "." + data_key);
+      if (!d.empty()) {
+        auto dec = detail_base64(d);
+        if (!dec) throw bad_request("kubeconfig: " + data_key + " is not valid base64");
+        return *dec;
+      }
+      std::string f = json::get_string(obj, file_key, what + "." + file_key);
+      return f.empty() ? "" : read_file(path_of(f));
+    };
+    KubeConfig c;
+    c.server = json::get_string(cluster, "server", "cluster.server");
+    if (c.server.empty()) throw bad_request("kubeconfig: cluster has no server");
+    c.tls.ca_pem = data_or_file(cluster, "certificate-authority-data", "certificate-authority", "cluster");
+    c.tls.insecure_skip_verify = json::get_bool(cluster, "insecure-skip-tls-verify", "cluster.insecure-skip-tls-verify");
+    c.tls.server_name = json::get_string(cluster, "tls-server-name", "cluster.tls-server-name");
+    c.tls.client_cert_pem = data_or_file(user, "client-certificate-data", "client-certificate", "user");
+    c.tls.client_key_pem = data_or_file(user, "client-key-data", "client-key", "user");
+    c.token = json::get_string(user, "token", "user.token");
+    std::string tf = json::get_string(user, "tokenFile", "user.tokenFile");
+    if (!tf.empty()) c.token_file = path_of(tf);
+    if (json::field(user, "exec") || json::field(user, "auth-provider"))
+      if (c.token.empty() && c.token_file.empty() && c.tls.client_cert_pem.empty())
+        throw bad_request("kubeconfig: user \"" + user_name + "\" uses exec/auth-provider, which is not supported here");
+    c.namespace_ = json::get_string(ctx, "namespace", "context.namespace");
+    c.source = context;
+    return c;
+  }
+
+ private:
+  static std::string detail_trim_newline(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+  static std::optional<std::string> detail_base64(const std::string &s) { return detail::base64_decode(s); }
+};
+
+// A Kubernetes API error: code and reason come from the server's Status.
+inline Error kube_error(const HttpResponse &res, const std::string &what) {
+  auto st = Status::from_body(res.body);
+  std::string reason = st && !st->reason.empty() ? st->reason : reason_for_code(res.status);
+  std::string msg = st && !st->message.empty() ? st->message : "HTTP " + std::to_string(res.status);
+  return Error(res.status, reason, what + ": " + msg);
+}
+
+// REST calls to kube-apiserver with JSON bodies. Thread-safe: connections
+// come from a small pool. Errors are pinniped::Error carrying the Status.
+class KubeClient {
+ public:
+  explicit KubeClient(KubeConfig c, Millis timeout = std::chrono::seconds(30))
+      : cfg_(std::move(c)), timeout_(timeout) {
+    tls_ = HttpsClient::make_config(cfg_.server, cfg_.tls);
+    Url u = Url::parse(cfg_.server);
+    if (u.scheme != "https") throw bad_request("the API server must be reached over https://");
+    prefix_ = u.path == "/" ? "" : u.path;
+    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+  }
+  const KubeConfig &config() const { return cfg_; }
+
+  picojson::value get(const std::string &path) { return call("GET", path, "", ""); }
+  std::optional<picojson::value> get_if_exists(const std::string &path) {
+    try {
+      return get(path);
+    } catch (const Error &e) {
+      if (e.code == 404) return std::nullopt;
+      throw;
+    }
+  }
+  picojson::value create(const std::string &collection, const picojson::value &obj) {
+    return call("POST", collection, to_json_string(obj), "application/json");
+  }
+  picojson::value update(const std::string &path, const picojson::value &obj) {
+    return call("PUT", path, to_json_string(obj), "application/json");
+  }
+  picojson::value update_status(const std::string &path, const picojson::value &obj) {
+    return update(path + "/status", obj);
+  }
+  picojson::value patch(const std::string &path, const picojson::value &p,
+                        const std::string &type = "application/merge-patch+json") {
+    return call("PATCH", path, to_json_string(p), type);
+  }
+  void remove(const std::string &path) { call("DELETE", path, "", ""); }
+
+  // Reads the object, lets `mutate` change it (return false: nothing to do)
+  // and writes it back; retried on 409 Conflict, which is safe because each
+  // try starts from a fresh read.
+  std::optional<picojson::value> update_with_retry(const std::string &path,
+                                                   const std::function<bool(picojson::value &)> &mutate,
+                                                   bool status = false) {
+    for (int attempt = 0;; attempt++) {
+      picojson::value obj = get(path);
+      if (!mutate(obj)) return std::nullopt;
+      try {
+        return status ? update_status(path, obj) : update(path, obj);
+      } catch (const Error &e) {
+        if (e.code != 409 || attempt >= 5) throw;
+      }
+    }
+  }
+
+  // One watch request from resourceVersion `rv`: calls on_event(type, object)
+  // per event until the server ends the stream (after timeout_seconds), the
+  // connection breaks (throws Error 503) or on_event returns false. A 410
+  // Gone arrives as an ERROR event or as a thrown Error with code 410.
+  void watch(const std::string &collection, const std::string &rv, int timeout_seconds,
+             const std::function<bool(const std::string &, const picojson::value &)> &on_event) {
+    std::string path = prefix_ + collection + (collection.find('?') == std::string::npos ? "?" : "&") +
+                       "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout_seconds);
+    if (!rv.empty()) path += "&resourceVersion=" + rv;
+    HttpsClient client(cfg_.server, tls_);
+    std::string buf;
+    bool stop = false;
+    auto res = client.stream("GET", path, headers(""), Millis((timeout_seconds + 30) * 1000),
+                             [&](const char *d, size_t n) {
+                               buf.append(d, n);
+                               size_t nl;
+                               while (!stop && (nl = buf.find('\n')) != std::string::npos) {
+                                 std::string line = buf.substr(0, nl);
+                                 buf.erase(0, nl + 1);
+                                 if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
+                                 picojson::value ev = json::parse(line);
+                                 std::string type = json::get_string(ev, "type", "type");
+                                 const auto *obj = json::field(ev, "object");
+                                 if (!on_event(type, obj ? *obj : picojson::value())) stop = true;
+                               }
+                               if (buf.size() > 16 * 1024 * 1024) throw internal_error("watch event too large");
+                               return !stop;
+                             });
+    if (res.status != 200 && !stop) throw kube_error(res, "watch " + collection);
+  }
+
+ private:
+  httplib::Headers headers(const std::string &content_type) {
+    httplib::Headers h{{"Accept", "application/json"}, {"User-Agent", "pinniped/" PINNIPED_VERSION}};
+    if (!content_type.empty()) h.emplace("Content-Type", content_type);
+    std::string token = bearer_token();
+    if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+    return h;
+  }
+  std::string bearer_token() {
+    if (cfg_.token_file.empty()) return cfg_.token;
+    std::lock_guard<std::mutex> lk(mu_);
+    std::string v = file_version(cfg_.token_file);
+    if (v != token_version_) {
+      std::string t = read_file(cfg_.token_file);
+      while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+      token_cache_ = t;
+      token_version_ = v;
+    }
+    return token_cache_;
+  }
+  picojson::value call(const std::string &method, const std::string &path, const std::string &body,
+                       const std::string &content_type) {
+    std::unique_ptr<HttpsClient> c;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!idle_.empty()) {
+        c = std::move(idle_.back());
+        idle_.pop_back();
+      }
+    }
+    if (!c) c = std::make_unique<HttpsClient>(cfg_.server, tls_);
+    HttpResponse res = c->request(method, prefix_ + path, headers(content_type), body, timeout_);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (idle_.size() < 4) idle_.push_back(std::move(c));
+    }
+    if (res.status < 200 || res.status > 299) throw kube_error(res, method + " " + path);
+    if (res.body.empty()) return picojson::value(picojson::object());
+    return json::parse(res.body);
+  }
+
+  KubeConfig cfg_;
+  Millis timeout_;
+  std::shared_ptr<detail::TlsConfig> tls_;
+  std::string prefix_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<HttpsClient>> idle_;
+  std::string token_cache_, token_version_;
+};
+
+inline std::string object_key(const picojson::value &obj) {
+  const auto *m = json::field(obj, "metadata");
+  if (!m) return "";
+  std::string ns = json::get_string(*m, "namespace", "metadata.namespace");
+  std::string name = json::get_string(*m, "name", "metadata.name");
+  return ns.empty() ? name : ns + "/" + name;
+}
+inline std::string resource_version(const picojson::value &obj) {
+  const auto *m = json::field(obj, "metadata");
+  return m ? json::get_string(*m, "resourceVersion", "metadata.resourceVersion") : "";
+}
+
+// Keeps a live copy of a collection: list, then watch from the list's
+// resourceVersion, following bookmarks; relists on 410 Gone; reconnects with
+// capped exponential backoff. `on_change(type, obj)` sees ADDED, MODIFIED
+// and DELETED (a relist reports what changed meanwhile).
+class Informer {
+ public:
+  using Handler = std::function<void(const std::string &type, const picojson::value &obj)>;
+
+  Informer(KubeClient &client, std::string collection, Logger &log, Handler on_change)
+      : client_(client), collection_(std::move(collection)), log_(log), on_change_(std::move(on_change)) {}
+  ~Informer() { stop(); }
+  Informer(const Informer &) = delete;
+  Informer &operator=(const Informer &) = delete;
+
+  void start() { thread_ = std::thread([this] { run(); }); }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool synced() const { return synced_.load(); }
+  uint64_t reconnects() const { return reconnects_.load(); }
+  std::map<std::string, picojson::value> snapshot() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return cache_;
+  }
+  // Shortens the wait of each watch request (tests); default 5 minutes.
+  void set_watch_timeout(int seconds) { watch_timeout_ = seconds; }
+
+ private:
+  bool sleep(Millis d) {
+    std::unique_lock<std::mutex> lk(mu_);
+    return !cv_.wait_for(lk, d, [this] { return stop_; });
+  }
+  bool stopping() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return stop_;
+  }
+  void apply(const std::string &type, const picojson::value &obj) {
+    std::string key = object_key(obj);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (type == "DELETED") cache_.erase(key);
+      else cache_[key] = obj;
+    }
+    try {
+      on_change_(type, obj);
+    } catch (const std::exception &e) {
+      log_.error("informer handler failed", {{"collection", jv(collection_)}, {"error", jv(e.what())}});
+    }
+  }
+  std::string relist() {
+    picojson::value list = client_.get(collection_);
+    std::string rv;
+    if (const auto *m = json::field(list, "metadata")) rv = json::get_string(*m, "resourceVersion", "metadata");
+    std::map<std::string, picojson::value> fresh;
+    if (const auto *items = json::field(list, "items"); items && items->is<picojson::array>())
+      for (const auto &i : items->get<picojson::array>()) fresh[object_key(i)] = i;
+    auto old = snapshot();
+    for (const auto &kv : old)
+      if (!fresh.count(kv.first)) apply("DELETED", kv.second);
+    for (const auto &kv : fresh) {
+      auto it = old.find(kv.first);
+      if (it == old.end()) apply("ADDED", kv.second);
+      else if (resource_version(it->second) != resource_version(kv.second)) apply("MODIFIED", kv.second);
+    }
+    synced_ = true;
+    return rv;
+  }
+  void run() {
+    Millis backoff(500);
+    std::string rv;
+    bool need_list = true;
+    while (!stopping()) {
+      try {
+        if (need_list) {
+          rv = relist();
+          need_list = false;
+        }
+        bool gone = false;
+        client_.watch(collection_, rv, watch_timeout_, [&](const std::string &type, const picojson::value &obj) {
+          if (stopping()) return false;
+          if (type == "BOOKMARK") {
+            rv = resource_version(obj);
+            return true;
+          }
+          if (type == "ERROR") {
+            const auto *code = json::field(obj, "code");
+            gone = code && code->is<int64_t>() && code->get<int64_t>() == 410;
+            return false;
+          }
+          rv = resource_version(obj);
+          apply(type, obj);
+          return true;
+        });
+        backoff = Millis(500);
+        if (gone) {
+          need_list = true;
+          log_.info("watch expired; relisting", {{"collection", jv(collection_)}});
+        }
+      } catch (const Error &e) {
+        if (stopping()) break;
+        reconnects_++;
+        if (e.code == 410) need_list = true;
+        else if (e.code != 503) need_list = true;  // unexpected answers: start over
+        log_.warn("watch interrupted; retrying",
+                  {{"collection", jv(collection_)}, {"error", jv(e.what())}, {"backoffMs", jv(static_cast<int64_t>(backoff.count()))}});
+        if (!sleep(backoff)) break;
+        backoff = std::min(backoff * 2, Millis(30000));
+      }
+    }
+  }
+
+  KubeClient &client_;
+  std::string collection_;
+  Logger &log_;
+  Handler on_change_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<bool> synced_{false};
+  std::atomic<uint64_t> reconnects_{0};
+  int watch_timeout_ = 300;
+  std::map<std::string, picojson::value> cache_;
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------
 // 4. Authenticators
 // Owns TokenReview webhooks, the registry of authenticators by name, and
 // reading them from a YAML/JSON file. Calls sections 0-3.
 // ---------------------------------------------------------------------------
 
-namespace detail {
-
-// Builds JSON values from libyaml events. Aliases are refused (no "billion
-// laughs"), depth and size are bounded.
-class YamlReader {
- public:
-  explicit YamlReader(const std::string &text) : text_(text) {}
-
-  std::vector<picojson::value> documents() {
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) throw internal_error("cannot initialise the YAML parser");
-    yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char *>(text_.data()), text_.size());
-    std::vector<picojson::value> docs;
-    try {
-      for (;;) {
-        Event ev(parser);
-        if (ev.e.type == YAML_STREAM_END_EVENT) break;
-        if (ev.e.type == YAML_DOCUMENT_START_EVENT) {
-          Event first(parser);
-          if (first.e.type == YAML_DOCUMENT_END_EVENT) continue;
-          picojson::value v = node(parser, first, 0);
-          Event end(parser);
-          if (!v.is<picojson::null>()) docs.push_back(std::move(v));
-        }
-      }
-    } catch (...) {
-      yaml_parser_delete(&parser);
-      throw;
-    }
-    yaml_parser_delete(&parser);
-    return docs;
-  }
-
- private:
-  struct Event {
-    yaml_event_t e;
-    explicit Event(yaml_parser_t &p) {
-      if (!yaml_parser_parse(&p, &e)) {
-        std::string msg = p.problem ? p.problem : "syntax error";
-        throw bad_request("YAML: " + msg + " at line " + std::to_string(p.problem_mark.line + 1) + " column " +
-                          std::to_string(p.problem_mark.column + 1));
-      }
-    }
-    ~Event() { yaml_event_delete(&e); }
-  };
-
-  picojson::value scalar(const yaml_event_t &e) {
-    std::string s(reinterpret_cast<const char *>(e.data.scalar.value), e.data.scalar.length);
-    if (e.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return picojson::value(s);
-    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return picojson::value();
-    if (s == "true" || s == "True" || s == "TRUE") return picojson::value(true);
-    if (s == "false" || s == "False" || s == "FALSE") return picojson::value(false);
-    char *end = nullptr;
-    errno = 0;
-    long long n = std::strtoll(s.c_str(), &end, 10);
-    if (*end == '\0' && errno == 0 && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+'))
-      return picojson::value(static_cast<int64_t>(n));
-    double d = std::strtod(s.c_str(), &end);
-    if (*end == '\0' && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
-      return picojson::value(d);
-    return picojson::value(s);
-  }
-
-  picojson::value node(yaml_parser_t &p, Event &ev, int depth) {
-    if (depth > 64) throw bad_request("YAML nests too deeply");
-    if (++nodes_ > 200000) throw bad_request("YAML document is too large");
-    switch (ev.e.type) {
-      case YAML_ALIAS_EVENT: throw bad_request("YAML aliases are not supported");
-      case YAML_SCALAR_EVENT: return scalar(ev.e);
-      case YAML_SEQUENCE_START_EVENT: {
-        picojson::array a;
-        for (;;) {
-          Event child(p);
-          if (child.e.type == YAML_SEQUENCE_END_EVENT) break;
-          a.push_back(node(p, child, depth + 1));
-        }
-        return picojson::value(a);
-      }
-      case YAML_MAPPING_START_EVENT: {
-        picojson::object o;
-        for (;;) {
-          Event k(p);
-          if (k.e.type == YAML_MAPPING_END_EVENT) break;
-          picojson::value key = node(p, k, depth + 1);
-          if (!key.is<std::string>()) key = picojson::value(key.to_str());
-          Event v(p);
-          o[key.get<std::string>()] = node(p, v, depth + 1);
-        }
-        return picojson::value(o);
-      }
-      default: throw bad_request("YAML: unexpected event");
-    }
-  }
-  const std::string &text_;
-  size_t nodes_ = 0;
-};
-
-}  // namespace detail
-
-// Parses YAML (1.1, as Kubernetes tools write it) or JSON into JSON values,
-// one per document of the stream.
-inline std::vector<picojson::value> parse_yaml_documents(const std::string &text) {
-  return detail::YamlReader(text).documents();
-}
 
 // The outcome of authenticating a token. `reason` is for logs and metrics
 // and never contains the token.
@@ -2570,8 +3039,10 @@ class WebhookAuthenticator {
   std::vector<std::unique_ptr<HttpsClient>> idle_;
 };
 
-// Authenticators by kind and name. The source (a config file now, the CRD
-// watch later) calls replace/put/remove; the exchange only calls find.
+// Authenticators by kind and name, from two sources: the cluster's
+// WebhookAuthenticator objects ("api") and the --authenticators file
+// ("file"); an object in the cluster wins over a file entry of the same
+// name. The exchange only calls find.
 class AuthenticatorRegistry {
  public:
   using Ptr = std::shared_ptr<WebhookAuthenticator>;
@@ -2579,27 +3050,31 @@ class AuthenticatorRegistry {
 
   Ptr find(const std::string &kind, const std::string &name) const {
     std::lock_guard<std::mutex> lk(mu_);
-    auto it = items_.find({kind, name});
-    return it == items_.end() ? nullptr : it->second;
+    for (const char *source : {"api", "file"}) {
+      auto it = items_.find({source, kind, name});
+      if (it != items_.end()) return it->second;
+    }
+    return nullptr;
   }
-  void put(Ptr a) {
+  void put(Ptr a, const std::string &source = "api") {
     std::lock_guard<std::mutex> lk(mu_);
-    items_[{webhook_kind, a->name()}] = std::move(a);
+    items_[{source, webhook_kind, a->name()}] = std::move(a);
   }
-  void remove(const std::string &kind, const std::string &name) {
+  void remove(const std::string &kind, const std::string &name, const std::string &source = "api") {
     std::lock_guard<std::mutex> lk(mu_);
-    items_.erase({kind, name});
+    items_.erase({source, kind, name});
   }
-  // Replaces every authenticator of a kind at once (a reloaded file).
-  void replace_all(const std::string &kind, std::vector<Ptr> list) {
+  // Replaces every authenticator of a kind from one source (a reloaded file).
+  void replace_all(const std::string &kind, std::vector<Ptr> list, const std::string &source = "file") {
     std::lock_guard<std::mutex> lk(mu_);
-    for (auto it = items_.begin(); it != items_.end();) it = it->first.first == kind ? items_.erase(it) : std::next(it);
-    for (auto &a : list) items_[{kind, a->name()}] = std::move(a);
+    for (auto it = items_.begin(); it != items_.end();)
+      it = std::get<0>(it->first) == source && std::get<1>(it->first) == kind ? items_.erase(it) : std::next(it);
+    for (auto &a : list) items_[{source, kind, a->name()}] = std::move(a);
   }
   std::vector<std::string> names() const {
     std::lock_guard<std::mutex> lk(mu_);
     std::vector<std::string> out;
-    for (const auto &kv : items_) out.push_back(kv.first.first + "/" + kv.first.second);
+    for (const auto &kv : items_) out.push_back(std::get<1>(kv.first) + "/" + std::get<2>(kv.first));
     return out;
   }
   size_t size() const {
@@ -2609,7 +3084,7 @@ class AuthenticatorRegistry {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, Ptr> items_;
+  std::map<std::tuple<std::string, std::string, std::string>, Ptr> items_;
 };
 
 // Reads WebhookAuthenticators from a YAML or JSON text: one object, a
@@ -2678,9 +3153,18 @@ struct ConciergeConfig {
   size_t key_pool = 16;
   WebhookOptions webhook;
   TlsServerOptions server;
+  // A cluster to work with: a kubeconfig file, or the pod's service account
+  // when `in_cluster`. Without either the concierge runs on files alone.
+  std::string kubeconfig, kube_context;
+  bool in_cluster = false;
+  std::string namespace_ = "pinniped-concierge";
+  std::string app_name = "pinniped-concierge";  // names: <app>-api, <app>-config, ...
+  Millis serving_cert_validity = std::chrono::hours(24 * 30);
+  Millis serving_cert_renew_after = std::chrono::hours(24 * 25);
+  bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
 };
 
-// Counters for logs now and /metrics later.
+// Counters for logs.
 struct ConciergeStats {
   std::atomic<uint64_t> exchanges_ok{0};
   std::atomic<uint64_t> exchanges_failed{0};
@@ -2739,15 +3223,650 @@ inline bool accepts_json(const std::string &accept) {
 
 }  // namespace detail
 
+// Prometheus counters and histograms of the concierge, rendered as text.
+class Metrics {
+ public:
+  void request(const std::string &resource, int code) {
+    std::lock_guard<std::mutex> lk(mu_);
+    requests_[{resource, code}]++;
+  }
+  void exchange(const std::string &outcome, const std::string &reason_class) {
+    std::lock_guard<std::mutex> lk(mu_);
+    exchanges_[{outcome, reason_class}]++;
+  }
+  void webhook_latency(double seconds) {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (size_t i = 0; i < buckets().size(); i++)
+      if (seconds <= buckets()[i]) bucket_counts_[i]++;
+    webhook_count_++;
+    webhook_sum_ += seconds;
+  }
+  void certificate_issued() { issued_++; }
+
+  // Gauges come from the caller at render time.
+  std::string render(double signer_expiry_unix, uint64_t watch_reconnects, const TlsServer &server) const {
+    std::ostringstream o;
+    std::lock_guard<std::mutex> lk(mu_);
+    o << "# HELP pinniped_requests_total HTTP requests served, by resource and code.\n"
+         "# TYPE pinniped_requests_total counter\n";
+    for (const auto &kv : requests_)
+      o << "pinniped_requests_total{resource=\"" << kv.first.first << "\",code=\"" << kv.first.second << "\"} "
+        << kv.second << "\n";
+    o << "# HELP pinniped_exchanges_total TokenCredentialRequests by outcome and reason class.\n"
+         "# TYPE pinniped_exchanges_total counter\n";
+    for (const auto &kv : exchanges_)
+      o << "pinniped_exchanges_total{outcome=\"" << kv.first.first << "\",reason=\"" << kv.first.second << "\"} "
+        << kv.second << "\n";
+    o << "# HELP pinniped_webhook_duration_seconds Time to authenticate a token with a webhook.\n"
+         "# TYPE pinniped_webhook_duration_seconds histogram\n";
+    for (size_t i = 0; i < buckets().size(); i++)
+      o << "pinniped_webhook_duration_seconds_bucket{le=\"" << buckets()[i] << "\"} " << bucket_counts_[i] << "\n";
+    o << "pinniped_webhook_duration_seconds_bucket{le=\"+Inf\"} " << webhook_count_ << "\n"
+      << "pinniped_webhook_duration_seconds_sum " << webhook_sum_ << "\n"
+      << "pinniped_webhook_duration_seconds_count " << webhook_count_ << "\n";
+    o << "# HELP pinniped_certificates_issued_total Client certificates issued.\n"
+         "# TYPE pinniped_certificates_issued_total counter\n"
+      << "pinniped_certificates_issued_total " << issued_.load() << "\n";
+    o << "# HELP pinniped_signer_expiry_timestamp_seconds When the cluster signer certificate expires (0: none).\n"
+         "# TYPE pinniped_signer_expiry_timestamp_seconds gauge\n"
+      << "pinniped_signer_expiry_timestamp_seconds " << static_cast<int64_t>(signer_expiry_unix) << "\n";
+    o << "# HELP pinniped_watch_reconnects_total Times a Kubernetes watch had to reconnect.\n"
+         "# TYPE pinniped_watch_reconnects_total counter\n"
+      << "pinniped_watch_reconnects_total " << watch_reconnects << "\n";
+    o << "# HELP pinniped_tls_refused_connections_total Connections refused because every worker was busy.\n"
+         "# TYPE pinniped_tls_refused_connections_total counter\n"
+      << "pinniped_tls_refused_connections_total " << server.refused_connections() << "\n";
+    o << "# HELP pinniped_tls_failed_handshakes_total TLS handshakes that failed.\n"
+         "# TYPE pinniped_tls_failed_handshakes_total counter\n"
+      << "pinniped_tls_failed_handshakes_total " << server.failed_handshakes() << "\n";
+    return o.str();
+  }
+
+ private:
+  static const std::vector<double> &buckets() {
+    static const std::vector<double> b = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    return b;
+  }
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::pair<std::string, std::string>, uint64_t> exchanges_;
+  std::vector<uint64_t> bucket_counts_ = std::vector<uint64_t>(11, 0);
+  uint64_t webhook_count_ = 0;
+  double webhook_sum_ = 0;
+  std::atomic<uint64_t> issued_{0};
+};
+
+// The front-proxy settings kube-apiserver publishes in
+// kube-system/extension-apiserver-authentication.
+struct RequestHeaderConfig {
+  std::string client_ca_pem;  // requestheader-client-ca-file
+  std::vector<std::string> allowed_names;  // empty: any CN
+  std::vector<std::string> username_headers = {"X-Remote-User"};
+  std::vector<std::string> group_headers = {"X-Remote-Group"};
+  std::vector<std::string> extra_prefixes = {"X-Remote-Extra-"};
+
+  static RequestHeaderConfig from_configmap(const picojson::value &cm) {
+    RequestHeaderConfig c;
+    const auto *data = json::get_object(cm, "data", "data");
+    if (!data) throw bad_request("extension-apiserver-authentication has no data");
+    c.client_ca_pem = json::get_string(*data, "requestheader-client-ca-file", "data");
+    auto list = [&](const std::string &key, std::vector<std::string> &out) {
+      std::string raw = json::get_string(*data, key, "data." + key);
+      if (raw.empty()) return;
+      out = json::get_string_list(json::parse("{\"v\":" + raw + "}"), "v", "data." + key);
+    };
+    list("requestheader-allowed-names", c.allowed_names);
+    list("requestheader-username-headers", c.username_headers);
+    list("requestheader-group-headers", c.group_headers);
+    list("requestheader-extra-headers-prefix", c.extra_prefixes);
+    return c;
+  }
+};
+
+inline UserInfo anonymous_user() { return {"system:anonymous", "", {"system:unauthenticated"}, {}}; }
+
+// Who sent a request: the X-Remote-* identity when the TLS peer is the
+// front proxy (certificate verified against the request-header CA, CN
+// allowed); anyone else is anonymous whatever headers it sends.
+inline UserInfo identify(const httplib::Request &req, const PeerCertificate &peer, const RequestHeaderConfig &c) {
+  if (!peer.verified || c.client_ca_pem.empty()) return anonymous_user();
+  if (!c.allowed_names.empty() &&
+      std::find(c.allowed_names.begin(), c.allowed_names.end(), peer.common_name) == c.allowed_names.end())
+    return anonymous_user();
+  UserInfo u;
+  for (const auto &h : c.username_headers) {
+    u.username = req.get_header_value(h);
+    if (!u.username.empty()) break;
+  }
+  if (u.username.empty()) return anonymous_user();
+  for (const auto &h : c.group_headers) {
+    size_t n = req.get_header_value_count(h);
+    for (size_t i = 0; i < n; i++) u.groups.push_back(req.get_header_value(h, i));
+  }
+  for (const auto &prefix : c.extra_prefixes) {
+    std::string lp = detail::lower(prefix);
+    for (const auto &kv : req.headers) {
+      std::string lk = detail::lower(kv.first);
+      if (lk.size() <= lp.size() || lk.compare(0, lp.size(), lp) != 0) continue;
+      u.extra[httplib::detail::decode_url(lk.substr(lp.size()), false)].push_back(kv.second);
+    }
+  }
+  return u;
+}
+
+// A metav1.Condition.
+struct Condition {
+  std::string type, status, reason, message, last_transition_time;
+  int64_t observed_generation = 0;
+  picojson::value to_json() const {
+    picojson::object o;
+    o["type"] = jv(type);
+    o["status"] = jv(status);
+    o["reason"] = jv(reason);
+    o["message"] = jv(message);
+    o["lastTransitionTime"] = jv(last_transition_time);
+    o["observedGeneration"] = jv(observed_generation);
+    return picojson::value(o);
+  }
+};
+
+// Keeps the cluster's WebhookAuthenticators in the registry and writes
+// their status (phase, conditions), only when it changes.
+class WebhookAuthenticatorController {
+ public:
+  WebhookAuthenticatorController(KubeClient &kube, AuthenticatorRegistry &registry, Logger &log,
+                                 const std::string &suffix, WebhookOptions opt)
+      : kube_(kube), registry_(registry), log_(log), opt_(opt),
+        collection_("/apis/" + authentication_group(suffix) + "/v1alpha1/webhookauthenticators"),
+        informer_(kube, collection_, log, [this](const std::string &t, const picojson::value &o) { on_event(t, o); }) {}
+
+  void start() { informer_.start(); }
+  void stop() { informer_.stop(); }
+  bool synced() const { return informer_.synced(); }
+  uint64_t reconnects() const { return informer_.reconnects(); }
+
+ private:
+  struct Seen {
+    std::string spec;  // serialised spec last built
+    int64_t generation = -1;
+  };
+
+  void on_event(const std::string &type, const picojson::value &obj) {
+    std::string name = object_key(obj);
+    if (name.empty()) return;
+    if (type == "DELETED") {
+      registry_.remove(AuthenticatorRegistry::webhook_kind, name);
+      std::lock_guard<std::mutex> lk(mu_);
+      seen_.erase(name);
+      log_.info("authenticator removed", {{"name", jv(name)}});
+      return;
+    }
+    const auto *spec_v = json::field(obj, "spec");
+    std::string spec_text = spec_v ? to_json_string(*spec_v) : "{}";
+    int64_t generation = 0;
+    if (const auto *m = json::field(obj, "metadata"))
+      if (const auto *g = json::field(*m, "generation"); g && g->is<int64_t>()) generation = g->get<int64_t>();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = seen_.find(name);
+      // Our own status writes come back as MODIFIED with the same spec.
+      if (it != seen_.end() && it->second.spec == spec_text && it->second.generation == generation) return;
+    }
+    std::vector<Condition> conds;
+    auto now = format_rfc3339(Clock::now());
+    auto cond = [&](const std::string &t, bool ok, const std::string &reason, const std::string &msg,
+                    const char *unknown_reason = nullptr) {
+      Condition c;
+      c.type = t;
+      c.status = unknown_reason ? "Unknown" : ok ? "True" : "False";
+      c.reason = unknown_reason ? unknown_reason : reason;
+      c.message = msg;
+      c.observed_generation = generation;
+      c.last_transition_time = now;
+      conds.push_back(c);
+      return ok;
+    };
+    WebhookAuthenticatorObject w;
+    std::string problem;
+    try {
+      w = WebhookAuthenticatorObject::from_json(obj);
+    } catch (const Error &e) {
+      problem = e.what();
+    }
+    bool url_ok = false, tls_ok = false, conn_ok = false;
+    std::shared_ptr<WebhookAuthenticator> built;
+    if (problem.empty()) {
+      try {
+        Url u = Url::parse(w.spec.endpoint);
+        if (u.scheme != "https") throw bad_request("spec.endpoint must be an https:// URL");
+        url_ok = cond("EndpointURLValid", true, "Success", "spec.endpoint is a valid URL");
+      } catch (const Error &e) {
+        cond("EndpointURLValid", false, "InvalidEndpointURL", e.what());
+      }
+    } else {
+      cond("EndpointURLValid", false, "InvalidEndpointURL", problem);
+    }
+    std::string ca_pem;
+    if (!w.spec.certificate_authority_data.empty()) {
+      auto pem = detail::base64_decode(w.spec.certificate_authority_data);
+      try {
+        if (!pem) throw bad_request("spec.tls.certificateAuthorityData is not valid base64");
+        CertificateChain::parse(*pem);
+        ca_pem = *pem;
+        tls_ok = cond("TLSConfigurationValid", true, "Success", "spec.tls is valid");
+      } catch (const Error &e) {
+        cond("TLSConfigurationValid", false, "InvalidTLSConfiguration", e.what());
+      }
+    } else {
+      tls_ok = cond("TLSConfigurationValid", true, "Success", "spec.tls is valid: using the system roots");
+    }
+    if (url_ok && tls_ok) {
+      try {
+        built = std::make_shared<WebhookAuthenticator>(name, w.spec, opt_);
+      } catch (const Error &e) {
+        cond("AuthenticatorValid", false, "UnableToCreateClient", e.what());
+      }
+    }
+    if (built) {
+      ClientTlsOptions t;
+      t.ca_pem = ca_pem;
+      std::string err;
+      try {
+        err = HttpsClient(Url::parse(w.spec.endpoint).base(), t).probe(std::min<Millis>(opt_.timeout, Millis(5000)));
+      } catch (const Error &e) {
+        err = e.what();
+      }
+      conn_ok = cond("WebhookConnectionValid", err.empty(), err.empty() ? "Success" : "UnableToDialServer",
+                     err.empty() ? "successfully dialed webhook server" : err);
+      cond("AuthenticatorValid", true, "Success", "authenticator initialized");
+    } else {
+      cond("WebhookConnectionValid", false, "", "", "UnableToValidate");
+      if (url_ok && tls_ok) {
+      } else {
+        cond("AuthenticatorValid", false, "", "", "UnableToValidate");
+      }
+    }
+    bool ready = url_ok && tls_ok && conn_ok && built;
+    cond("Ready", ready, ready ? "Success" : "NotReady",
+         ready ? "the WebhookAuthenticator is ready" : "the WebhookAuthenticator is not ready: see other conditions");
+    if (built) {
+      registry_.put(built);
+    } else {
+      registry_.remove(AuthenticatorRegistry::webhook_kind, name);
+    }
+    log_.info("authenticator synced", {{"name", jv(name)}, {"ready", jv(ready)}, {"usable", jv(built != nullptr)}});
+    write_status(name, ready ? "Ready" : "Error", conds);
+    std::lock_guard<std::mutex> lk(mu_);
+    seen_[name] = {spec_text, generation};
+  }
+
+  void write_status(const std::string &name, const std::string &phase, std::vector<Condition> conds) {
+    try {
+      kube_.update_with_retry(
+          collection_ + "/" + name,
+          [&](picojson::value &obj) {
+            // Keep lastTransitionTime of conditions whose status is unchanged.
+            std::map<std::string, picojson::value> old;
+            if (const auto *st = json::field(obj, "status"))
+              if (const auto *cs = json::field(*st, "conditions"); cs && cs->is<picojson::array>())
+                for (const auto &c : cs->get<picojson::array>()) old[json::get_string(c, "type", "")] = c;
+            bool same = old.size() == conds.size();
+            for (auto &c : conds) {
+              auto it = old.find(c.type);
+              if (it == old.end()) {
+                same = false;
+                continue;
+              }
+              const auto &o = it->second;
+              if (json::get_string(o, "status", "") == c.status)
+                c.last_transition_time = json::get_string(o, "lastTransitionTime", "");
+              const auto *og = json::field(o, "observedGeneration");
+              if (json::get_string(o, "status", "") != c.status || json::get_string(o, "reason", "") != c.reason ||
+                  json::get_string(o, "message", "") != c.message || !og || !og->is<int64_t>() ||
+                  og->get<int64_t>() != c.observed_generation)
+                same = false;
+            }
+            const auto *st = json::field(obj, "status");
+            if (same && st && json::get_string(*st, "phase", "") == phase) return false;
+            picojson::object status;
+            status["phase"] = jv(phase);
+            picojson::array arr;
+            for (const auto &c : conds) arr.push_back(c.to_json());
+            status["conditions"] = picojson::value(arr);
+            obj.get<picojson::object>()["status"] = picojson::value(status);
+            return true;
+          },
+          true);
+    } catch (const Error &e) {
+      if (e.code != 404) log_.warn("cannot write authenticator status", {{"name", jv(name)}, {"error", jv(e.what())}});
+    }
+  }
+
+  KubeClient &kube_;
+  AuthenticatorRegistry &registry_;
+  Logger &log_;
+  WebhookOptions opt_;
+  std::string collection_;
+  Informer informer_;
+  std::mutex mu_;
+  std::map<std::string, Seen> seen_;
+};
+
+// The aggregated API's serving certificate: a CA and a leaf for
+// <service>.<namespace>.svc kept in a Secret shared by all replicas (create
+// if absent, adopt if present), renewed before it expires, and the CA
+// written into our APIServices' caBundle.
+struct ServingCertSettings {
+  std::string namespace_;
+  std::string secret_name;
+  std::string service_name;
+  std::vector<std::string> api_services;
+  Millis validity = std::chrono::hours(24 * 30);
+  Millis renew_after = std::chrono::hours(24 * 25);
+};
+
+class ServingCertController {
+ public:
+  using OnCert = std::function<void(const CertificateAndKey &leaf, const std::string &ca_pem)>;
+
+  ServingCertController(KubeClient &kube, Logger &log, ServingCertSettings s, OnCert on_cert)
+      : kube_(kube), log_(log), s_(std::move(s)), on_cert_(std::move(on_cert)),
+        informer_(kube,
+                  "/api/v1/namespaces/" + s_.namespace_ + "/secrets?fieldSelector=metadata.name%3D" + s_.secret_name,
+                  log, [this](const std::string &t, const picojson::value &) {
+                    if (t == "DELETED") log_.warn("serving certificate Secret deleted; recreating");
+                    sync();
+                  }) {}
+
+  void start() { informer_.start(); }
+  void stop() { informer_.stop(); }
+  uint64_t reconnects() const { return informer_.reconnects(); }
+  bool has_cert() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return !current_cert_.empty();
+  }
+
+  // Makes the Secret and APIServices right; safe to call from any thread.
+  void sync() {
+    std::lock_guard<std::mutex> lk(mu_);
+    try {
+      sync_locked();
+    } catch (const std::exception &e) {
+      log_.warn("serving certificate sync failed; will retry", {{"error", jv(e.what())}});
+    }
+  }
+
+ private:
+  std::string path() const { return "/api/v1/namespaces/" + s_.namespace_ + "/secrets/" + s_.secret_name; }
+
+  struct Material {
+    std::string ca_cert, ca_key, cert, key;
+  };
+  static std::optional<Material> read(const picojson::value &secret) {
+    const auto *data = json::field(secret, "data");
+    if (!data) return std::nullopt;
+    auto get = [&](const char *k) { return detail::base64_decode(json::get_string(*data, k, "data")); };
+    auto a = get("caCertificate"), b = get("caCertificatePrivateKey"), c = get("tlsCertificateChain"),
+         d = get("tlsPrivateKey");
+    if (!a || !b || !c || !d || a->empty() || c->empty() || d->empty()) return std::nullopt;
+    return Material{*a, *b, *c, *d};
+  }
+  // Usable and not yet due for renewal.
+  bool fresh(const Material &m) const {
+    try {
+      auto chain = CertificateChain::parse(m.cert);
+      auto key = PrivateKey::parse(m.key);
+      auto ca = CertificateChain::parse(m.ca_cert);
+      if (mbedtls_pk_check_pair(&chain->get()->pk, key->get()) != 0) return false;
+      uint32_t flags = 0;
+      if (mbedtls_x509_crt_verify(chain->get(), ca->get(), nullptr, nullptr, &flags, nullptr, nullptr) != 0)
+        return false;
+      auto nb = detail::from_x509_time(chain->get()->valid_from);
+      auto na = detail::from_x509_time(chain->get()->valid_to);
+      auto now = Clock::now();
+      return now < nb + s_.renew_after && now < na;
+    } catch (const Error &) {
+      return false;
+    }
+  }
+  Material generate() const {
+    auto ca = make_self_signed_ca(s_.service_name + "-ca", s_.validity);
+    CertificateTemplate t;
+    std::string dns = s_.service_name + "." + s_.namespace_ + ".svc";
+    t.common_name = dns;
+    t.dns_names = {dns, dns + ".cluster.local"};
+    t.server_auth = true;
+    t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+    auto now = Clock::now();
+    t.not_before = now - std::chrono::minutes(5);
+    t.not_after = now + s_.validity;
+    auto leaf = issue_with_ca(ca, t);
+    return {ca.cert_pem, ca.key_pem, leaf.cert_pem, leaf.key_pem};
+  }
+  static picojson::value secret_data(const Material &m) {
+    picojson::object d;
+    d["caCertificate"] = jv(detail::base64_encode(m.ca_cert));
+    d["caCertificatePrivateKey"] = jv(detail::base64_encode(m.ca_key));
+    d["tlsCertificateChain"] = jv(detail::base64_encode(m.cert));
+    d["tlsPrivateKey"] = jv(detail::base64_encode(m.key));
+    return picojson::value(d);
+  }
+
+  void sync_locked() {
+    Material m;
+    auto existing = kube_.get_if_exists(path());
+    std::optional<Material> have = existing ? read(*existing) : std::nullopt;
+    if (have && fresh(*have)) {
+      m = *have;
+    } else if (!existing) {
+      m = generate();
+      picojson::object meta, obj;
+      meta["name"] = jv(s_.secret_name);
+      meta["namespace"] = jv(s_.namespace_);
+      obj["apiVersion"] = jv("v1");
+      obj["kind"] = jv("Secret");
+      obj["metadata"] = picojson::value(meta);
+      obj["type"] = jv("Opaque");
+      obj["data"] = secret_data(m);
+      try {
+        kube_.create("/api/v1/namespaces/" + s_.namespace_ + "/secrets", picojson::value(obj));
+        log_.info("serving certificate created", {{"secret", jv(s_.secret_name)}});
+      } catch (const Error &e) {
+        if (e.code != 409) throw;
+        // Another replica was first: adopt its certificate.
+        auto other = read(kube_.get(path()));
+        if (!other) throw internal_error("serving certificate Secret exists but is unreadable");
+        m = *other;
+      }
+    } else {
+      m = generate();
+      picojson::value obj = *existing;
+      obj.get<picojson::object>()["data"] = secret_data(m);
+      try {
+        kube_.update(path(), obj);  // carries resourceVersion: a concurrent writer wins
+        log_.info(have ? "serving certificate renewed" : "serving certificate replaced (unreadable)",
+                  {{"secret", jv(s_.secret_name)}});
+      } catch (const Error &e) {
+        if (e.code != 409) throw;
+        auto other = read(kube_.get(path()));
+        if (!other) throw internal_error("serving certificate Secret is unreadable");
+        m = *other;
+      }
+    }
+    if (m.cert != current_cert_) {
+      on_cert_({m.cert, m.key}, m.ca_cert);
+      current_cert_ = m.cert;
+      log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
+    }
+    std::string bundle = detail::base64_encode(m.ca_cert);
+    for (const auto &name : s_.api_services) {
+      auto svc = kube_.get_if_exists("/apis/apiregistration.k8s.io/v1/apiservices/" + name);
+      if (!svc) continue;
+      const auto *spec = json::field(*svc, "spec");
+      if (spec && json::get_string(*spec, "caBundle", "spec.caBundle") == bundle) continue;
+      picojson::object p, ps;
+      ps["caBundle"] = jv(bundle);
+      p["spec"] = picojson::value(ps);
+      kube_.patch("/apis/apiregistration.k8s.io/v1/apiservices/" + name, picojson::value(p));
+      log_.info("APIService caBundle updated", {{"apiService", jv(name)}});
+    }
+  }
+
+  KubeClient &kube_;
+  Logger &log_;
+  ServingCertSettings s_;
+  OnCert on_cert_;
+  Informer informer_;
+  mutable std::mutex mu_;
+  std::string current_cert_;
+};
+
+// Publishes the CredentialIssuer: how clients reach the exchange API and
+// whether the signer works. Written only when something changed.
+class CredentialIssuerController {
+ public:
+  CredentialIssuerController(KubeClient &kube, Logger &log, const std::string &suffix, std::string name)
+      : kube_(kube), log_(log), group_("config.concierge." + suffix), name_(std::move(name)) {}
+
+  void sync(bool signer_ok, const std::string &signer_message) {
+    try {
+      sync_or_throw(signer_ok, signer_message);
+    } catch (const std::exception &e) {
+      log_.warn("CredentialIssuer sync failed; will retry", {{"error", jv(e.what())}});
+    }
+  }
+
+ private:
+  // Server and CA for clients: kube-public/cluster-info first, else the API
+  // server this process talks to.
+  std::pair<std::string, std::string> frontend() {
+    try {
+      auto cm = kube_.get_if_exists("/api/v1/namespaces/kube-public/configmaps/cluster-info");
+      if (cm) {
+        const auto *data = json::field(*cm, "data");
+        std::string kc = data ? json::get_string(*data, "kubeconfig", "data.kubeconfig") : "";
+        if (!kc.empty()) {
+          auto docs = parse_yaml_documents(kc);
+          const auto *clusters = docs.empty() ? nullptr : json::field(docs[0], "clusters");
+          if (clusters && clusters->is<picojson::array>() && !clusters->get<picojson::array>().empty()) {
+            const auto *c = json::field(clusters->get<picojson::array>()[0], "cluster");
+            if (c) {
+              std::string server = json::get_string(*c, "server", "cluster.server");
+              std::string ca = json::get_string(*c, "certificate-authority-data", "cluster.ca");
+              if (!server.empty()) return {server, ca};
+            }
+          }
+        }
+      }
+    } catch (const Error &e) {
+      log_.debug("cluster-info not usable", {{"error", jv(e.what())}});
+    }
+    const auto &kc = kube_.config();
+    std::string ca = kc.tls.ca_pem.empty() ? "" : detail::base64_encode(kc.tls.ca_pem);
+    if (kc.source == "in-cluster") return {"https://kubernetes.default.svc", ca};
+    return {kc.server, ca};
+  }
+
+  void sync_or_throw(bool signer_ok, const std::string &signer_message) {
+    picojson::object strategy;
+    strategy["type"] = jv("KubeClusterSigningCertificate");
+    strategy["status"] = jv(signer_ok ? "Success" : "Error");
+    strategy["reason"] = jv(signer_ok ? "FetchedKey" : "CouldNotFetchKey");
+    strategy["message"] = jv(signer_ok ? "key was fetched successfully" : signer_message);
+    strategy["lastUpdateTime"] = jv(format_rfc3339(Clock::now()));
+    if (signer_ok) {
+      auto fe = frontend();
+      picojson::object info, front;
+      info["server"] = jv(fe.first);
+      info["certificateAuthorityData"] = jv(fe.second);
+      front["type"] = jv("TokenCredentialRequestAPI");
+      front["tokenCredentialRequestInfo"] = picojson::value(info);
+      strategy["frontend"] = picojson::value(front);
+    }
+    std::string collection = "/apis/" + group_ + "/v1alpha1/credentialissuers";
+    if (!kube_.get_if_exists(collection + "/" + name_)) {
+      picojson::object meta, obj;
+      meta["name"] = jv(name_);
+      obj["apiVersion"] = jv(group_ + "/v1alpha1");
+      obj["kind"] = jv("CredentialIssuer");
+      obj["metadata"] = picojson::value(meta);
+      obj["spec"] = picojson::value(picojson::object());
+      try {
+        kube_.create(collection, picojson::value(obj));
+      } catch (const Error &e) {
+        if (e.code != 409) throw;
+      }
+    }
+    auto without_time = [](picojson::value v) {
+      if (v.is<picojson::object>()) v.get<picojson::object>().erase("lastUpdateTime");
+      return to_json_string(v);
+    };
+    kube_.update_with_retry(
+        collection + "/" + name_,
+        [&](picojson::value &obj) {
+          const auto *st = json::field(obj, "status");
+          const auto *ss = st ? json::field(*st, "strategies") : nullptr;
+          if (ss && ss->is<picojson::array>() && ss->get<picojson::array>().size() == 1 &&
+              without_time(ss->get<picojson::array>()[0]) == without_time(picojson::value(strategy)))
+            return false;
+          picojson::object status;
+          status["strategies"] = picojson::value(picojson::array{picojson::value(strategy)});
+          obj.get<picojson::object>()["status"] = picojson::value(status);
+          log_.info("CredentialIssuer updated", {{"name", jv(name_)}, {"signer", jv(signer_ok ? "ok" : "error")}});
+          return true;
+        },
+        true);
+  }
+
+  KubeClient &kube_;
+  Logger &log_;
+  std::string group_, name_;
+};
+
+// Watches kube-system/extension-apiserver-authentication and hands each new
+// version to `apply`.
+class FrontProxyController {
+ public:
+  FrontProxyController(KubeClient &kube, Logger &log, std::function<void(const RequestHeaderConfig &)> apply)
+      : log_(log), apply_(std::move(apply)),
+        informer_(kube,
+                  "/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name%3D"
+                  "extension-apiserver-authentication",
+                  log, [this](const std::string &t, const picojson::value &o) {
+                    if (t == "DELETED") return;
+                    try {
+                      apply_(RequestHeaderConfig::from_configmap(o));
+                      log_.info("front-proxy settings loaded", {{"configMap", jv("kube-system/extension-apiserver-authentication")}});
+                    } catch (const Error &e) {
+                      log_.error("front-proxy settings unusable", {{"error", jv(e.what())}});
+                    }
+                  }) {}
+  void start() { informer_.start(); }
+  void stop() { informer_.stop(); }
+  bool synced() const { return informer_.synced(); }
+  uint64_t reconnects() const { return informer_.reconnects(); }
+
+ private:
+  Logger &log_;
+  std::function<void(const RequestHeaderConfig &)> apply_;
+  Informer informer_;
+};
+
 class Concierge {
  public:
   Concierge(ConciergeConfig cfg, Logger &log)
       : cfg_(std::move(cfg)), log_(log), ca_(cfg_.key_pool), server_(cfg_.server) {
     login_group_ = login_group(cfg_.api_group_suffix);
     auth_group_ = authentication_group(cfg_.api_group_suffix);
+    identity_group_ = "identity.concierge." + cfg_.api_group_suffix;
+    served_ = {{login_group_, "tokencredentialrequests", "tokencredentialrequest", "TokenCredentialRequest"},
+               {identity_group_, "whoamirequests", "whoamirequest", "WhoAmIRequest"}};
     install_routes();
   }
-  ~Concierge() { stop_reloader(); }
+  ~Concierge() {
+    stop_reloader();
+    stop_controllers();
+  }
   Concierge(const Concierge &) = delete;
   Concierge &operator=(const Concierge &) = delete;
 
@@ -2755,9 +3874,12 @@ class Concierge {
   // serving certificate or an unusable port is fatal; a missing signer or a
   // broken authenticators file is not (not ready / retried on reload).
   void start() {
-    load_serving_cert(true);
+    if (cfg_.kube_mode()) start_kube();
+    if (!cfg_.client_ca_file.empty()) reload_client_ca(true);
+    if (!kube_ || !cfg_.tls_cert_file.empty()) load_serving_cert(true);
     reload_signer(true);
     if (!cfg_.authenticators_file.empty()) reload_authenticators(true);
+    if (ci_ctl_) sync_credential_issuer(true);
     server_.set_payload_max_length(cfg_.max_body_bytes);
     int port = cfg_.port == 0 ? server_.bind_to_any_port(cfg_.listen_host)
                               : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
@@ -2774,6 +3896,7 @@ class Concierge {
   void run() {
     server_.listen_after_bind();
     stop_reloader();
+    stop_controllers();
     log_.info("stopped", {{"exchangesOk", jv(static_cast<int64_t>(stats_.exchanges_ok.load()))},
                           {"exchangesFailed", jv(static_cast<int64_t>(stats_.exchanges_failed.load()))}});
   }
@@ -2783,12 +3906,25 @@ class Concierge {
   }
 
   int port() const { return port_; }
-  bool ready() const { return ca_.signer() != nullptr && server_.has_credentials(); }
+  // Ready: a signer that can still sign, a serving certificate, and (with a
+  // cluster) the first list of WebhookAuthenticators done.
+  bool ready() const {
+    auto s = ca_.signer();
+    return s && s->not_after() > Clock::now() && server_.has_credentials() && (!wa_ctl_ || wa_ctl_->synced());
+  }
+  // The identity of the request being handled (front proxy or anonymous).
+  UserInfo current_identity(const httplib::Request &req) const {
+    std::lock_guard<std::mutex> lk(tls_mu_);
+    return identify(req, TlsServer::peer(), request_header_);
+  }
   CertificateAuthority &ca() { return ca_; }
   AuthenticatorRegistry &authenticators() { return authenticators_; }
   const ConciergeStats &stats() const { return stats_; }
   TlsServer &server() { return server_; }
-  const std::string &serving_ca_pem() const { return serving_ca_pem_; }
+  std::string serving_ca_pem() const {
+    std::lock_guard<std::mutex> lk(tls_mu_);
+    return serving_ca_pem_;
+  }
 
   // The exchange, without HTTP: validates, authenticates, issues. Bad input
   // throws Error (turned into a Status); an authentication that does not
@@ -2805,6 +3941,7 @@ class Concierge {
     auto started = Steady::now();
     auto fail = [&](const std::string &why, const std::string &cls) {
       stats_.exchanges_failed++;
+      metrics_.exchange("failed", cls);
       log_.info("exchange", {{"outcome", jv("failed")},
                              {"reasonClass", jv(cls)},
                              {"reason", jv(why)},
@@ -2818,7 +3955,9 @@ class Concierge {
                   "unknown_authenticator");
     auto a = authenticators_.find(in.authenticator.kind, in.authenticator.name);
     if (!a) return fail("no such authenticator", "unknown_authenticator");
+    auto webhook_started = Steady::now();
     AuthResult r = a->authenticate(in.token);
+    metrics_.webhook_latency(std::chrono::duration<double>(Steady::now() - webhook_started).count());
     if (!r.authenticated) return fail(r.reason, r.reason_class);
     IssuedCertificate cert;
     try {
@@ -2828,6 +3967,8 @@ class Concierge {
     }
     stats_.exchanges_ok++;
     stats_.certificates_issued++;
+    metrics_.exchange("success", "");
+    metrics_.certificate_issued();
     log_.info("exchange", {{"outcome", jv("success")},
                            {"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)},
                            {"user", jv(r.user.username)},
@@ -2868,9 +4009,12 @@ class Concierge {
     server_.Options(".*", h);
     // Anything cpp-httplib answers itself (400 bad request line, 413, 414,
     // 404) still gets a Status body.
-    server_.set_error_handler([](const httplib::Request &, httplib::Response &res) {
+    server_.set_error_handler([this](const httplib::Request &req, httplib::Response &res) {
       if (!res.body.empty()) return;
       int code = res.status;
+      // cpp-httplib limits only Content-Length bodies; a chunked one cut off
+      // by the stream's budget shows up as a 400 with the bytes read so far.
+      if (code == 400 && req.body.size() > cfg_.max_body_bytes) code = 413;
       std::string msg = httplib::detail::status_message(code);
       if (code == 413) msg = "request body is too large";
       send_status(res, Error(code, reason_for_code(code), msg));
@@ -2887,6 +4031,7 @@ class Concierge {
     });
     server_.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
       stats_.requests++;
+      metrics_.request(resource_of(req.path), res.status);
       if (log_.enabled(Logger::Level::debug))
         log_.debug("request", {{"method", jv(req.method)},
                                {"path", jv(req.path)},
@@ -2896,76 +4041,142 @@ class Concierge {
     });
   }
 
+  struct Served {
+    std::string group, resource, singular, kind;
+  };
+
+  static std::string resource_of(const std::string &path) {
+    if (path.find("/tokencredentialrequests") != std::string::npos) return "tokencredentialrequests";
+    if (path.find("/whoamirequests") != std::string::npos) return "whoamirequests";
+    if (path.rfind("/apis", 0) == 0) return "discovery";
+    if (path.rfind("/openapi", 0) == 0) return "openapi";
+    if (path == "/healthz" || path == "/livez" || path == "/readyz") return "health";
+    if (path == "/metrics") return "metrics";
+    return "other";
+  }
+
+  static Error not_found() { return Error(404, "NotFound", "the server could not find the requested resource"); }
+
   void dispatch(const httplib::Request &req, httplib::Response &res) {
+    // cpp-httplib applies the payload limit to Content-Length bodies only.
+    if (req.body.size() > cfg_.max_body_bytes) throw Error(413, "RequestEntityTooLarge", "request body is too large");
     std::string path = req.path;
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     const std::string &m = req.method;
     bool get = m == "GET" || m == "HEAD";
-    if (path == "/healthz" || path == "/livez" || path == "/readyz") {
+    auto only_get = [&] {
       if (!get) throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
+    };
+    if (path == "/healthz" || path == "/livez" || path == "/readyz") {
+      only_get();
       bool ok = path != "/readyz" || ready();
       res.status = ok ? 200 : 500;
-      res.set_content(ok ? "ok" : "not ready: no cluster signer loaded", "text/plain; charset=utf-8");
+      res.set_content(ok ? "ok" : "not ready: " + not_ready_reason(), "text/plain; charset=utf-8");
       return;
     }
     if (path == "/version") {
-      if (!get) throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
+      only_get();
       picojson::object o;
       o["gitVersion"] = jv("v" PINNIPED_VERSION);
       o["platform"] = jv("linux");
       return send_json(res, 200, picojson::value(o));
     }
-    auto parts = detail::split(path, '/');  // "", "apis", group, version, ...
-    if (parts.size() < 2 || parts[1] != "apis" || !parts[0].empty())
-      throw Error(404, "NotFound", "the server could not find the requested resource");
-    if (!get && parts.size() <= 4)
-      throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
-    if (parts.size() == 2) return send_json(res, 200, group_list());
-    const std::string &group = parts[2];
-    if (group != login_group_) throw Error(404, "NotFound", "the server could not find the requested resource");
-    if (parts.size() == 3) return send_json(res, 200, api_group());
-    if (parts[3] != "v1alpha1") throw Error(404, "NotFound", "the server could not find the requested resource");
-    if (parts.size() == 4) return send_json(res, 200, resource_list());
-    if (parts.size() == 7 && parts[4] == "namespaces" && parts[6] == "tokencredentialrequests") {
-      if (m != "POST") throw Error(405, "MethodNotAllowed", "tokencredentialrequests only supports create");
-      throw bad_request("TokenCredentialRequest is cluster-scoped; do not use a namespace");
+    if (path == "/metrics") {
+      only_get();
+      auto s = ca_.signer();
+      double expiry = s ? std::chrono::duration<double>(s->not_after().time_since_epoch()).count() : 0;
+      res.status = 200;
+      res.set_content(metrics_.render(expiry, watch_reconnects(), server_), "text/plain; version=0.0.4");
+      return;
     }
-    if (parts[4] != "tokencredentialrequests")
-      throw Error(404, "NotFound", "the server could not find the requested resource");
+    if (path == "/openapi/v2") {
+      only_get();
+      return send_json(res, 200, openapi_v2());
+    }
+    if (path == "/openapi/v3") {
+      only_get();
+      picojson::object paths;
+      for (const auto &api : served_) {
+        picojson::object ref;
+        ref["serverRelativeURL"] = jv("/openapi/v3/apis/" + api.group + "/v1alpha1");
+        paths["apis/" + api.group + "/v1alpha1"] = picojson::value(ref);
+      }
+      picojson::object o;
+      o["paths"] = picojson::value(paths);
+      return send_json(res, 200, picojson::value(o));
+    }
+    if (path.rfind("/openapi/v3/apis/", 0) == 0) {
+      only_get();
+      for (const auto &api : served_)
+        if (path == "/openapi/v3/apis/" + api.group + "/v1alpha1") return send_json(res, 200, openapi_v3(api));
+      throw not_found();
+    }
+    auto parts = detail::split(path, '/');  // "", "apis", group, version, ...
+    if (parts.size() < 2 || parts[1] != "apis" || !parts[0].empty()) throw not_found();
+    if (!get && parts.size() <= 4) throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
+    if (parts.size() == 2) return send_json(res, 200, group_list());
+    const Served *api = nullptr;
+    for (const auto &s : served_)
+      if (s.group == parts[2]) api = &s;
+    if (!api) throw not_found();
+    if (parts.size() == 3) return send_json(res, 200, api_group(*api));
+    if (parts[3] != "v1alpha1") throw not_found();
+    if (parts.size() == 4) return send_json(res, 200, resource_list(*api));
+    if (parts.size() == 7 && parts[4] == "namespaces" && parts[6] == api->resource) {
+      if (m != "POST") throw Error(405, "MethodNotAllowed", api->resource + " only supports create");
+      throw bad_request(api->kind + " is cluster-scoped; do not use a namespace");
+    }
+    if (parts[4] != api->resource) throw not_found();
     if (parts.size() > 5 || m != "POST")
-      throw Error(405, "MethodNotAllowed", "tokencredentialrequests only supports create (POST to the collection)");
-    create_token_credential_request(req, res);
+      throw Error(405, "MethodNotAllowed", api->resource + " only supports create (POST to the collection)");
+    create(*api, req, res);
   }
 
-  void create_token_credential_request(const httplib::Request &req, httplib::Response &res) {
+  // POST of a create-only resource: media types, dryRun, kind and
+  // apiVersion checked the way kube-apiserver checks them.
+  void create(const Served &api, const httplib::Request &req, httplib::Response &res) {
     if (!req.has_header("Content-Type") || !detail::is_json_media_type(req.get_header_value("Content-Type")))
       throw Error(415, "UnsupportedMediaType",
                   "the body of the request was in an unknown format - accepted media types include: application/json");
     if (!detail::accepts_json(req.get_header_value("Accept")))
       throw Error(406, "NotAcceptable", "only the following media types are accepted: application/json");
-    if (req.has_param("dryRun"))
-      throw Error(422, "Invalid", "dryRun is not supported for tokencredentialrequests");
+    if (req.has_param("dryRun")) throw Error(422, "Invalid", "dryRun is not supported for " + api.resource);
     picojson::value body = json::parse(req.body);
-    TokenCredentialRequest in = TokenCredentialRequest::from_json(body);
-    std::string want = login_group_ + "/v1alpha1";
-    if (!in.api_version.empty() && in.api_version != want)
-      throw bad_request("the API version in the data (" + in.api_version + ") does not match the expected API version (" +
-                        want + ")");
+    if (!body.is<picojson::object>()) throw bad_request("request body must be a JSON object");
+    std::string want = api.group + "/v1alpha1";
+    std::string av = json::get_string(body, "apiVersion", "apiVersion");
+    if (!av.empty() && av != want)
+      throw bad_request("the API version in the data (" + av + ") does not match the expected API version (" + want +
+                        ")");
     std::string kind = json::get_string(body, "kind", "kind");
-    if (!kind.empty() && kind != "TokenCredentialRequest")
-      throw bad_request("the kind in the data (" + kind + ") does not match the expected kind (TokenCredentialRequest)");
-    TokenCredentialRequest out = exchange(in);
+    if (!kind.empty() && kind != api.kind)
+      throw bad_request("the kind in the data (" + kind + ") does not match the expected kind (" + api.kind + ")");
+    if (api.kind == "WhoAmIRequest") {
+      ObjectMeta meta;
+      if (const auto *mv = json::get_object(body, "metadata", "metadata")) meta = ObjectMeta::from_json(*mv);
+      if (!meta.namespace_.empty()) throw bad_request("WhoAmIRequest is cluster-scoped; metadata.namespace must be empty");
+      picojson::object o, status, info;
+      o["apiVersion"] = jv(want);
+      o["kind"] = jv("WhoAmIRequest");
+      o["metadata"] = ObjectMeta().to_json();
+      o["spec"] = picojson::value(picojson::object());
+      info["user"] = current_identity(req).to_json();
+      status["kubernetesUserInfo"] = picojson::value(info);
+      o["status"] = picojson::value(status);
+      return send_json(res, 201, picojson::value(o));
+    }
+    TokenCredentialRequest out = exchange(TokenCredentialRequest::from_json(body));
     res.set_header("Cache-Control", "no-store");
     send_json(res, 201, out.to_json(false));
   }
 
-  picojson::value api_group() const {
+  picojson::value api_group(const Served &api) const {
     picojson::object gv, g;
-    gv["groupVersion"] = jv(login_group_ + "/v1alpha1");
+    gv["groupVersion"] = jv(api.group + "/v1alpha1");
     gv["version"] = jv("v1alpha1");
     g["kind"] = jv("APIGroup");
     g["apiVersion"] = jv("v1");
-    g["name"] = jv(login_group_);
+    g["name"] = jv(api.group);
     g["versions"] = picojson::value(picojson::array{picojson::value(gv)});
     g["preferredVersion"] = picojson::value(gv);
     return picojson::value(g);
@@ -2974,29 +4185,193 @@ class Concierge {
     picojson::object o;
     o["kind"] = jv("APIGroupList");
     o["apiVersion"] = jv("v1");
-    picojson::object g = api_group().get<picojson::object>();
-    g.erase("kind");
-    g.erase("apiVersion");
-    o["groups"] = picojson::value(picojson::array{picojson::value(g)});
+    picojson::array groups;
+    for (const auto &api : served_) {
+      picojson::object g = api_group(api).get<picojson::object>();
+      g.erase("kind");
+      g.erase("apiVersion");
+      groups.push_back(picojson::value(g));
+    }
+    o["groups"] = picojson::value(groups);
     return picojson::value(o);
   }
-  picojson::value resource_list() const {
+  picojson::value resource_list(const Served &api) const {
     picojson::object r;
-    r["name"] = jv("tokencredentialrequests");
-    r["singularName"] = jv("tokencredentialrequest");
+    r["name"] = jv(api.resource);
+    r["singularName"] = jv(api.singular);
     r["namespaced"] = jv(false);
-    r["kind"] = jv("TokenCredentialRequest");
+    r["kind"] = jv(api.kind);
     r["verbs"] = picojson::value(picojson::array{jv("create")});
     r["categories"] = picojson::value(picojson::array{jv("pinniped")});
     picojson::object o;
     o["kind"] = jv("APIResourceList");
     o["apiVersion"] = jv("v1");
-    o["groupVersion"] = jv(login_group_ + "/v1alpha1");
+    o["groupVersion"] = jv(api.group + "/v1alpha1");
     o["resources"] = picojson::value(picojson::array{picojson::value(r)});
     return picojson::value(o);
   }
 
-  // --- files and reloading -------------------------------------------------
+  // --- OpenAPI documents (kubectl explain) --------------------------------
+
+  static picojson::value schema_object(const std::string &description,
+                                       std::vector<std::pair<std::string, picojson::value>> props) {
+    picojson::object o, p;
+    o["type"] = jv("object");
+    if (!description.empty()) o["description"] = jv(description);
+    for (auto &kv : props) p[kv.first] = kv.second;
+    if (!p.empty()) o["properties"] = picojson::value(p);
+    return picojson::value(o);
+  }
+  static picojson::value schema_string(const std::string &description, const std::string &format = "") {
+    picojson::object o;
+    o["type"] = jv("string");
+    o["description"] = jv(description);
+    if (!format.empty()) o["format"] = jv(format);
+    return picojson::value(o);
+  }
+  picojson::value schema_of(const Served &api) const {
+    auto common = [&](picojson::value spec, picojson::value status) {
+      return std::vector<std::pair<std::string, picojson::value>>{
+          {"apiVersion", schema_string("APIVersion defines the versioned schema of this representation of an object.")},
+          {"kind", schema_string("Kind is a string value representing the REST resource this object represents.")},
+          {"metadata", schema_object("Standard object's metadata.", {})},
+          {"spec", spec},
+          {"status", status}};
+    };
+    picojson::value schema;
+    if (api.kind == "TokenCredentialRequest") {
+      auto spec = schema_object(
+          "Specification of the credential request.",
+          {{"token", schema_string("Bearer token supplied with the credential request.")},
+           {"authenticator",
+            schema_object("Reference to an authenticator which can validate this credential request.",
+                          {{"apiGroup", schema_string("APIGroup is the group for the resource being referenced.")},
+                           {"kind", schema_string("Kind is the type of resource being referenced.")},
+                           {"name", schema_string("Name is the name of resource being referenced.")}})}});
+      auto cred = schema_object(
+          "A ClusterCredential, when the request was successful.",
+          {{"expirationTimestamp", schema_string("When the credential expires.", "date-time")},
+           {"token", schema_string("Bearer token (unused by this concierge).")},
+           {"clientCertificateData", schema_string("PEM-encoded client TLS certificate.")},
+           {"clientKeyData", schema_string("PEM-encoded private key for the certificate.")}});
+      auto status = schema_object("Status of the credential request.",
+                                  {{"credential", cred},
+                                   {"message", schema_string("An error message, when the request failed.")}});
+      schema = schema_object("TokenCredentialRequest submits an IDP-specific credential to Pinniped in exchange for "
+                             "a cluster-specific credential.",
+                             common(spec, status));
+    } else {
+      auto user = schema_object("The user as kube-apiserver authenticated it.",
+                                {{"username", schema_string("The user name.")},
+                                 {"uid", schema_string("The user's unique identifier.")},
+                                 {"groups", picojson::value(picojson::object{{"type", jv("array")},
+                                                                             {"items", schema_string("A group.")}})},
+                                 {"extra", schema_object("Extra attributes.", {})}});
+      auto status = schema_object(
+          "Status of the request.",
+          {{"kubernetesUserInfo", schema_object("The identity of the caller.", {{"user", user}})}});
+      schema = schema_object("WhoAmIRequest submits a request to echo back the current authenticated user.",
+                             common(schema_object("Empty.", {}), status));
+    }
+    picojson::object gvk;
+    gvk["group"] = jv(api.group);
+    gvk["kind"] = jv(api.kind);
+    gvk["version"] = jv("v1alpha1");
+    schema.get<picojson::object>()["x-kubernetes-group-version-kind"] =
+        picojson::value(picojson::array{picojson::value(gvk)});
+    return schema;
+  }
+  static std::string definition_name(const Served &api) { return api.group + ".v1alpha1." + api.kind; }
+
+  picojson::value openapi_v2() const {
+    picojson::object defs, paths;
+    for (const auto &api : served_) {
+      defs[definition_name(api)] = schema_of(api);
+      picojson::object ref, body_param, ok, responses, post, gvk, item;
+      ref["$ref"] = jv("#/definitions/" + definition_name(api));
+      body_param["name"] = jv("body");
+      body_param["in"] = jv("body");
+      body_param["required"] = jv(true);
+      body_param["schema"] = picojson::value(ref);
+      ok["description"] = jv("Created");
+      ok["schema"] = picojson::value(ref);
+      responses["201"] = picojson::value(ok);
+      gvk["group"] = jv(api.group);
+      gvk["kind"] = jv(api.kind);
+      gvk["version"] = jv("v1alpha1");
+      post["operationId"] = jv("create" + api.kind);
+      post["consumes"] = picojson::value(picojson::array{jv("application/json")});
+      post["produces"] = picojson::value(picojson::array{jv("application/json")});
+      post["parameters"] = picojson::value(picojson::array{picojson::value(body_param)});
+      post["responses"] = picojson::value(responses);
+      post["x-kubernetes-action"] = jv("post");
+      post["x-kubernetes-group-version-kind"] = picojson::value(gvk);
+      item["post"] = picojson::value(post);
+      paths["/apis/" + api.group + "/v1alpha1/" + api.resource] = picojson::value(item);
+    }
+    picojson::object info, o;
+    info["title"] = jv("Pinniped Concierge");
+    info["version"] = jv(PINNIPED_VERSION);
+    o["swagger"] = jv("2.0");
+    o["info"] = picojson::value(info);
+    o["paths"] = picojson::value(paths);
+    o["definitions"] = picojson::value(defs);
+    return picojson::value(o);
+  }
+  picojson::value openapi_v3(const Served &api) const {
+    picojson::object schemas, components, info, o, paths, item, post, body, content, json_media, ref, responses, ok;
+    schemas[definition_name(api)] = schema_of(api);
+    ref["$ref"] = jv("#/components/schemas/" + definition_name(api));
+    json_media["schema"] = picojson::value(ref);
+    content["application/json"] = picojson::value(json_media);
+    body["content"] = picojson::value(content);
+    body["required"] = jv(true);
+    ok["description"] = jv("Created");
+    ok["content"] = picojson::value(content);
+    responses["201"] = picojson::value(ok);
+    post["operationId"] = jv("create" + api.kind);
+    post["requestBody"] = picojson::value(body);
+    post["responses"] = picojson::value(responses);
+    item["post"] = picojson::value(post);
+    paths["/apis/" + api.group + "/v1alpha1/" + api.resource] = picojson::value(item);
+    components["schemas"] = picojson::value(schemas);
+    info["title"] = jv("Pinniped Concierge");
+    info["version"] = jv(PINNIPED_VERSION);
+    o["openapi"] = jv("3.0.0");
+    o["info"] = picojson::value(info);
+    o["paths"] = picojson::value(paths);
+    o["components"] = picojson::value(components);
+    return picojson::value(o);
+  }
+
+  // --- TLS material, files and reloading ----------------------------------
+
+  // Serving certificate plus the client CA (front proxy) make the server's
+  // TLS configuration; either may change on its own.
+  void apply_tls() {
+    std::lock_guard<std::mutex> lk(tls_mu_);
+    if (serving_cert_pem_.empty()) return;
+    try {
+      server_.set_credentials({serving_cert_pem_, serving_key_pem_, request_header_.client_ca_pem});
+    } catch (const Error &e) {
+      log_.error("TLS configuration refused; keeping the previous one", {{"error", jv(e.what())}});
+    }
+  }
+  void set_serving(const std::string &cert, const std::string &key) {
+    {
+      std::lock_guard<std::mutex> lk(tls_mu_);
+      serving_cert_pem_ = cert;
+      serving_key_pem_ = key;
+    }
+    apply_tls();
+  }
+  void set_request_header(const RequestHeaderConfig &c) {
+    {
+      std::lock_guard<std::mutex> lk(tls_mu_);
+      request_header_ = c;
+    }
+    apply_tls();
+  }
 
   void load_serving_cert(bool initial) {
     if (cfg_.tls_cert_file.empty() != cfg_.tls_key_file.empty())
@@ -3013,30 +4388,55 @@ class Concierge {
       t.not_before = now - std::chrono::minutes(5);
       t.not_after = now + std::chrono::hours(24 * 365);
       auto leaf = issue_with_ca(ca, t);
-      server_.set_credentials({leaf.cert_pem, leaf.key_pem, client_ca()});
-      serving_ca_pem_ = ca.cert_pem;
-      if (!cfg_.serving_ca_out.empty()) {
-        std::ofstream f(cfg_.serving_ca_out, std::ios::trunc);
-        f << ca.cert_pem;
-        if (!f) throw internal_error("cannot write " + cfg_.serving_ca_out);
-      }
+      set_serving(leaf.cert_pem, leaf.key_pem);
+      write_serving_ca(ca.cert_pem);
       log_.info("serving certificate generated", {{"names", jv(static_cast<int64_t>(cfg_.tls_sans.size()))}});
       return;
     }
-    std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file) + "|" +
-                          (cfg_.client_ca_file.empty() ? "" : file_version(cfg_.client_ca_file));
+    std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file);
     if (!initial && version == serving_version_) return;
+    serving_version_ = version;  // a broken pair is not retried every tick
     try {
-      server_.set_credentials({read_file(cfg_.tls_cert_file), read_file(cfg_.tls_key_file), client_ca()});
-      serving_version_ = version;
+      std::string cert = read_file(cfg_.tls_cert_file), key = read_file(cfg_.tls_key_file);
+      detail::make_server_config({cert, key, ""});  // validate before use
+      set_serving(cert, key);
       log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
     } catch (const Error &e) {
       if (initial) throw;
       log_.warn("serving certificate not reloaded; keeping the previous one", {{"error", jv(e.what())}});
-      serving_version_ = version;  // do not retry the same broken files every tick
     }
   }
-  std::string client_ca() const { return cfg_.client_ca_file.empty() ? "" : read_file(cfg_.client_ca_file); }
+  void write_serving_ca(const std::string &pem) {
+    {
+      std::lock_guard<std::mutex> lk(tls_mu_);
+      serving_ca_pem_ = pem;
+    }
+    if (cfg_.serving_ca_out.empty()) return;
+    std::string tmp = cfg_.serving_ca_out + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << pem;
+      if (!f) throw internal_error("cannot write " + cfg_.serving_ca_out);
+    }
+    std::rename(tmp.c_str(), cfg_.serving_ca_out.c_str());
+  }
+
+  // --client-ca: front-proxy CA from a file, with kube-apiserver's default
+  // header names and any CN allowed.
+  void reload_client_ca(bool initial) {
+    std::string version = file_version(cfg_.client_ca_file);
+    if (!initial && version == client_ca_version_) return;
+    client_ca_version_ = version;
+    try {
+      RequestHeaderConfig c;
+      c.client_ca_pem = read_file(cfg_.client_ca_file);
+      CertificateChain::parse(c.client_ca_pem);
+      set_request_header(c);
+    } catch (const Error &e) {
+      if (initial) throw bad_request(std::string("--client-ca: ") + e.what());
+      log_.warn("client CA not reloaded; keeping the previous one", {{"error", jv(e.what())}});
+    }
+  }
 
   void reload_signer(bool initial) {
     std::string cert = cfg_.signer_cert_file, key = cfg_.signer_key_file, where = "flags";
@@ -3048,6 +4448,8 @@ class Concierge {
           log_.warn("no cluster signer found; not ready",
                     {{"searched", jv(cfg_.signer_root)}, {"hint", jv("give --signer-cert and --signer-key")}});
         signer_version_ = "none";
+        set_signer_problem("no cluster signer found under " + cfg_.signer_root +
+                           " (looked for k3s, RKE2, kubeadm, k0s and MicroK8s)");
         return;
       }
       cert = loc->cert_path;
@@ -3061,6 +4463,7 @@ class Concierge {
       bool rotated = ca_.signer() != nullptr;
       ca_.set_signer(s);
       signer_version_ = version;
+      set_signer_problem("");
       log_.info(rotated ? "cluster signer rotated" : "cluster signer loaded",
                 {{"source", jv(where)},
                  {"file", jv(cert)},
@@ -3074,7 +4477,22 @@ class Concierge {
         log_.warn(ca_.signer() ? "cluster signer not reloaded; keeping the previous one" : "cannot load cluster signer",
                   {{"file", jv(cert)}, {"error", jv(e.what())}});
       signer_error_version_ = version;
+      if (!ca_.signer()) set_signer_problem(std::string("cannot load the cluster signer: ") + e.what());
     }
+  }
+  void set_signer_problem(const std::string &p) {
+    std::lock_guard<std::mutex> lk(tls_mu_);
+    signer_problem_ = p;
+  }
+  std::string not_ready_reason() const {
+    auto s = ca_.signer();
+    if (!s) {
+      std::lock_guard<std::mutex> lk(tls_mu_);
+      return signer_problem_.empty() ? "no cluster signer loaded" : signer_problem_;
+    }
+    if (s->not_after() <= Clock::now()) return "the cluster signer expired at " + format_rfc3339(s->not_after());
+    if (!server_.has_credentials()) return "no serving certificate yet";
+    return "WebhookAuthenticators not listed yet";
   }
 
   void reload_authenticators(bool initial) {
@@ -3091,7 +4509,7 @@ class Concierge {
           throw bad_request(o.metadata.name + ": " + e.what());
         }
       }
-      authenticators_.replace_all(AuthenticatorRegistry::webhook_kind, std::move(list));
+      authenticators_.replace_all(AuthenticatorRegistry::webhook_kind, std::move(list), "file");
       log_.info("authenticators loaded", {{"file", jv(cfg_.authenticators_file)}, {"count", jv(objs.size())}});
     } catch (const Error &e) {
       log_.error(initial ? "cannot load authenticators" : "authenticators not reloaded; keeping the previous ones",
@@ -3099,16 +4517,83 @@ class Concierge {
     }
   }
 
+  // --- the cluster ----------------------------------------------------------
+
+  void start_kube() {
+    KubeConfig kc = cfg_.kubeconfig.empty() ? KubeConfig::in_cluster()
+                                            : KubeConfig::from_kubeconfig_file(cfg_.kubeconfig, cfg_.kube_context);
+    log_.info("using the Kubernetes API", {{"server", jv(kc.server)}, {"config", jv(kc.source)}});
+    kube_ = std::make_unique<KubeClient>(kc);
+    const std::string &app = cfg_.app_name;
+    if (cfg_.tls_cert_file.empty()) {
+      ServingCertSettings s;
+      s.namespace_ = cfg_.namespace_;
+      s.service_name = app + "-api";
+      s.secret_name = app + "-api-tls-serving-certificate";
+      s.api_services = {"v1alpha1." + login_group_, "v1alpha1." + identity_group_};
+      s.validity = cfg_.serving_cert_validity;
+      s.renew_after = cfg_.serving_cert_renew_after;
+      serving_ctl_ = std::make_unique<ServingCertController>(
+          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca) {
+            set_serving(leaf.cert_pem, leaf.key_pem);
+            write_serving_ca(ca);
+          });
+      serving_ctl_->sync();
+      serving_ctl_->start();
+    }
+    if (cfg_.client_ca_file.empty()) {
+      fp_ctl_ = std::make_unique<FrontProxyController>(*kube_, log_,
+                                                       [this](const RequestHeaderConfig &c) { set_request_header(c); });
+      fp_ctl_->start();
+    }
+    wa_ctl_ = std::make_unique<WebhookAuthenticatorController>(*kube_, authenticators_, log_, cfg_.api_group_suffix,
+                                                               cfg_.webhook);
+    wa_ctl_->start();
+    ci_ctl_ = std::make_unique<CredentialIssuerController>(*kube_, log_, cfg_.api_group_suffix, app + "-config");
+  }
+  void stop_controllers() {
+    if (wa_ctl_) wa_ctl_->stop();
+    if (serving_ctl_) serving_ctl_->stop();
+    if (fp_ctl_) fp_ctl_->stop();
+  }
+  uint64_t watch_reconnects() const {
+    return (wa_ctl_ ? wa_ctl_->reconnects() : 0) + (serving_ctl_ ? serving_ctl_->reconnects() : 0) +
+           (fp_ctl_ ? fp_ctl_->reconnects() : 0);
+  }
+  // Writes the CredentialIssuer when the signer's state changed, and once a
+  // minute in any case (cluster-info may have changed).
+  void sync_credential_issuer(bool force) {
+    auto s = ca_.signer();
+    bool ok = s && s->not_after() > Clock::now();
+    std::string problem = ok ? "" : not_ready_reason();
+    auto now = Steady::now();
+    if (!force && ok == ci_signer_ok_ && problem == ci_problem_ && now - ci_last_sync_ < std::chrono::minutes(1))
+      return;
+    ci_ctl_->sync(ok, problem);
+    ci_signer_ok_ = ok;
+    ci_problem_ = problem;
+    ci_last_sync_ = now;
+  }
+
   void reload_loop() {
     std::unique_lock<std::mutex> lk(reload_mu_);
+    auto last_serving_sync = Steady::now();
     while (!reload_stop_) {
       reload_cv_.wait_for(lk, cfg_.reload_interval, [this] { return reload_stop_; });
       if (reload_stop_) break;
       lk.unlock();
       try {
         load_serving_cert(false);
+        if (!cfg_.client_ca_file.empty()) reload_client_ca(false);
         reload_signer(false);
         if (!cfg_.authenticators_file.empty()) reload_authenticators(false);
+        // The Secret informer reacts at once; this catches what a missed
+        // event or a pending renewal leaves behind.
+        if (serving_ctl_ && (!serving_ctl_->has_cert() || Steady::now() - last_serving_sync > std::chrono::seconds(30))) {
+          serving_ctl_->sync();
+          last_serving_sync = Steady::now();
+        }
+        if (ci_ctl_) sync_credential_issuer(false);
       } catch (const std::exception &e) {
         log_.error("reload failed", {{"error", jv(e.what())}});
       }
@@ -3126,14 +4611,27 @@ class Concierge {
 
   ConciergeConfig cfg_;
   Logger &log_;
-  std::string login_group_, auth_group_;
+  std::string login_group_, auth_group_, identity_group_;
+  std::vector<Served> served_;
   CertificateAuthority ca_;
   AuthenticatorRegistry authenticators_;
   TlsServer server_;
   ConciergeStats stats_;
+  Metrics metrics_;
   int port_ = 0;
-  std::string serving_ca_pem_;
-  std::string serving_version_, signer_version_, signer_error_version_, authenticators_version_;
+  mutable std::mutex tls_mu_;  // serving material, request-header config, signer problem
+  std::string serving_cert_pem_, serving_key_pem_, serving_ca_pem_;
+  RequestHeaderConfig request_header_;
+  std::string signer_problem_;
+  std::string serving_version_, client_ca_version_, signer_version_, signer_error_version_, authenticators_version_;
+  std::unique_ptr<KubeClient> kube_;
+  std::unique_ptr<ServingCertController> serving_ctl_;
+  std::unique_ptr<FrontProxyController> fp_ctl_;
+  std::unique_ptr<WebhookAuthenticatorController> wa_ctl_;
+  std::unique_ptr<CredentialIssuerController> ci_ctl_;
+  bool ci_signer_ok_ = false;
+  std::string ci_problem_;
+  Steady::time_point ci_last_sync_;
   std::thread reloader_;
   std::mutex reload_mu_;
   std::condition_variable reload_cv_;

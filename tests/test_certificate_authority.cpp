@@ -3,7 +3,6 @@
 // mbedTLS and by openssl), hostile names, clamping, the key pool, signer
 // discovery, and rotation through the real `pinniped concierge`.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <set>
 
@@ -67,7 +66,7 @@ const std::string kCaExtensions =
 struct CaSpec {
   std::string common_name = "test-ca";
   std::string extensions = kCaExtensions;
-  std::string string_mask = "utf8only";  // "default": PrintableString where possible, as Go writes
+  std::string string_mask = "utf8only";   // "default": PrintableString where possible, as Go writes
   std::chrono::seconds not_before = -1h;  // relative to now
   std::chrono::seconds not_after = 24h * 30;
 };
@@ -80,15 +79,14 @@ std::string openssl_ca_cert(const TempDir &dir, const std::string &name, const s
   std::filesystem::create_directories(db + "/new");
   dir.write(name + ".db/index.txt", "");
   dir.write(name + ".db/serial", "1000\n");
-  std::string cnf = dir.write(name + ".cnf",
-                              "[req]\ndistinguished_name = dn\nprompt = no\nutf8 = yes\nstring_mask = " +
-                                  spec.string_mask + "\n[dn]\nCN = " + spec.common_name +
-                                  "\n[ca]\ndefault_ca = ca_section\n[ca_section]\ndatabase = " + db +
-                                  "/index.txt\nnew_certs_dir = " + db + "/new\nserial = " + db +
-                                  "/serial\ndefault_md = sha256\npolicy = policy_any\nunique_subject = no\n"
-                                  "preserve = yes\nemail_in_dn = no\nstring_mask = " +
-                                  spec.string_mask + "\n[policy_any]\ncommonName = supplied\n[ext]\n" +
-                                  spec.extensions);
+  std::string cnf = dir.write(
+      name + ".cnf", "[req]\ndistinguished_name = dn\nprompt = no\nutf8 = yes\nstring_mask = " + spec.string_mask +
+                         "\n[dn]\nCN = " + spec.common_name +
+                         "\n[ca]\ndefault_ca = ca_section\n[ca_section]\ndatabase = " + db +
+                         "/index.txt\nnew_certs_dir = " + db + "/new\nserial = " + db +
+                         "/serial\ndefault_md = sha256\npolicy = policy_any\nunique_subject = no\n"
+                         "preserve = yes\nemail_in_dn = no\nstring_mask = " +
+                         spec.string_mask + "\n[policy_any]\ncommonName = supplied\n[ext]\n" + spec.extensions);
   std::string csr = dir.file(name + ".csr"), crt = dir.file(name + ".crt");
   sh("openssl req -new -config " + q(cnf) + " -key " + q(key_file) + " -out " + q(csr));
   auto now = Clock::now();
@@ -146,8 +144,8 @@ class Pk {
  public:
   explicit Pk(const std::string &pem) {
     mbedtls_pk_init(&pk_);
-    int ret = mbedtls_pk_parse_key(&pk_, reinterpret_cast<const unsigned char *>(pem.c_str()), pem.size() + 1,
-                                   nullptr, 0);
+    int ret =
+        mbedtls_pk_parse_key(&pk_, reinterpret_cast<const unsigned char *>(pem.c_str()), pem.size() + 1, nullptr, 0);
     if (ret != 0) throw std::runtime_error("mbedTLS cannot parse key: " + pinniped::detail::mbed_error(ret));
   }
   ~Pk() { mbedtls_pk_free(&pk_); }
@@ -347,9 +345,9 @@ TEST_CASE("a signer is refused with a clear message that never carries key mater
   future.not_before = 24h;
   future.not_after = 24h * 30;
 
-  std::string encrypted_pkcs8 =
-      sh("openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:secret -in " + q(key_a));
-  std::string encrypted_sec1 = sh("openssl ec -aes256 -passout pass:secret -in " + q(key_a) + " 2>/dev/null");
+  sh("openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:secret -in " + q(key_a) + " -out " + q(dir.file("enc8.key")));
+  sh("openssl ec -aes256 -passout pass:secret -in " + q(key_a) + " -out " + q(dir.file("enc1.key")));
+  const std::string encrypted_pkcs8 = dir.read("enc8.key"), encrypted_sec1 = dir.read("enc1.key");
   REQUIRE(contains(encrypted_pkcs8, "BEGIN ENCRYPTED PRIVATE KEY"));
   REQUIRE(contains(encrypted_sec1, "Proc-Type: 4,ENCRYPTED"));
   const std::string garbage_cert = "-----BEGIN CERTIFICATE-----\nTOPSECRETGARBAGExx==\n-----END CERTIFICATE-----\n";
@@ -501,9 +499,9 @@ void check_issued_certificate(const TempDir &dir, const std::string &cert_file, 
       CHECK((static_cast<unsigned char>(s[0]) & 0x80) == 0);  // positive
       size_t lead = 0;
       while (lead < s.size() && s[lead] == 0) lead++;
-      CHECK(lead <= 1);                // minimal DER: at most one 0x00 pad
-      CHECK(s.size() - lead <= 16);    // at most 128 bits
-      CHECK(s.size() - lead >= 9);     // random 128 bits: short serials are vanishingly rare
+      CHECK(lead <= 1);              // minimal DER: at most one 0x00 pad
+      CHECK(s.size() - lead <= 16);  // at most 128 bits
+      CHECK(s.size() - lead >= 9);   // random 128 bits: short serials are vanishingly rare
       serials.insert(s);
     }
     CHECK(serials.size() == 40);
@@ -610,11 +608,14 @@ TEST_CASE("hostile usernames and groups round-trip byte-exactly and still verify
       {"unicode", "J\xc3\xbcrgen", {"\xe7\x94\xa8\xe6\x88\xb7", "\xf0\x9f\xa6\xad seal", "caf\xc3\xa9"}, std::nullopt},
       {"emoji username", "\xf0\x9f\x98\x80", {"x"}, std::nullopt},
       {"1000-character username", std::string(1000, 'u'), {std::string(1000, 'g')}, std::nullopt},
-      {"1000-character unicode username", [] {
+      {"1000-character unicode username",
+       [] {
          std::string s;
          for (int i = 0; i < 250; i++) s += "\xf0\x9f\x98\x80";
          return s;
-       }(), {"x"}, std::nullopt},
+       }(),
+       {"x"},
+       std::nullopt},
       {"200 groups", "many", many_groups, std::nullopt},
       {"empty groups are dropped", "empty", {"", "first", "", "second", ""}, Groups{"first", "second"}},
       {"only empty groups", "none", {"", ""}, Groups{}},
@@ -832,8 +833,8 @@ TEST_CASE("the concierge finds a k3s signer under --signer-root and issues with 
   dir.write("auth.yaml", testing::authenticator_yaml("my-idp", idp.url(), idp.ca_data()));
   auto k3s = testing::openssl_signer(dir, "k3s", "ec", "/CN=k3s-client-ca@1700000000");
   const std::string signer_pem = pinniped::read_file(k3s.cert_file);
-  const std::vector<std::string> flags = {"--signer-root", root.path, "--authenticators", dir.file("auth.yaml"),
-                                          "--reload-interval", "200ms"};
+  const std::vector<std::string> flags = {"--signer-root",       root.path,           "--authenticators",
+                                          dir.file("auth.yaml"), "--reload-interval", "200ms"};
   auto readyz = [](const testing::ConciergeProcess &c) { return c.request("GET", "/readyz", "").status; };
 
   SECTION("present at start") {

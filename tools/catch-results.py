@@ -22,6 +22,8 @@ def main():
                     print(f"  FAILED {case.get('name')}: {expr.get('filename')}:{expr.get('line')}: {orig} -> {exp[:300]}")
             for exc in case.iter("Exception"):
                 print(f"  EXCEPTION {case.get('name')}: {exc.get('filename')}:{exc.get('line')}: {(exc.text or '').strip()[:300]}")
+            for fl in case.iter("Failure"):
+                print(f"  FAILURE {case.get('name')}: {fl.get('filename')}:{fl.get('line')}: {(fl.text or '').strip()[:300]}")
             for fat in case.iter("FatalErrorCondition"):
                 print(f"  FATAL {case.get('name')}: {(fat.text or '').strip()[:300]}")
         return 0
