@@ -15,7 +15,9 @@ STATIC_FLAGS := -Os -ffunction-sections -fdata-sections -static -Wl,--gc-section
 TEST_SRCS := $(wildcard tests/test_*.cpp)
 TEST_BINS := $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(TEST_SRCS))
 ASAN_DIR  := $(BUILD)/asan
-ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# -Wno-maybe-uninitialized: GCC 12 false positive inside <regex> at -O1 with sanitizers.
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+  -Wno-maybe-uninitialized
 
 .PHONY: all deps static test test-asan bench demo clean format check-format
 all: $(BUILD)/pinniped
@@ -28,7 +30,7 @@ $(HTTPLIB):
 
 $(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(WARN) -o $@.tmp main.cpp $(LIBS) && mv $@.tmp $@
+	$(CXX) $(CXXFLAGS) $(WARN) -o $@.tmp.$$$$ main.cpp $(LIBS) && mv $@.tmp.$$$$ $@
 
 static: $(BUILD)/pinniped-static
 $(BUILD)/pinniped-static: main.cpp pinniped.hpp $(HTTPLIB)
@@ -42,7 +44,7 @@ $(BUILD)/tests/catch_main.o: tests/catch_main.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 $(BUILD)/tests/%: tests/%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
-	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp $@
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
 $(BUILD)/readme-example: $(BUILD)/readme_example.cpp pinniped.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)

@@ -2099,6 +2099,9 @@ class TlsServer : public httplib::Server {
     };
     set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(opt_.request_timeout).count() + 1);
     set_write_timeout(10);
+    // What the Keep-Alive answer header announces.
+    set_keep_alive_timeout(std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(opt_.idle_timeout).count()));
+    set_keep_alive_max_count(opt_.max_requests_per_connection);
     // Headers and body go out as separate TLS records: without NODELAY,
     // Nagle and delayed ACKs add ~40 ms per answer.
     set_tcp_nodelay(true);
