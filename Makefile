@@ -19,7 +19,7 @@ ASAN_DIR  := $(BUILD)/asan
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
   -Wno-maybe-uninitialized
 
-.PHONY: all deps static test test-asan bench demo clean format check-format
+.PHONY: all deps static test test-asan e2e bench demo clean format check-format
 all: $(BUILD)/pinniped
 
 deps:
@@ -52,9 +52,18 @@ $(BUILD)/readme_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md > $@
 
-test: $(BUILD)/pinniped $(BUILD)/pinniped-static $(TEST_BINS) $(BUILD)/readme-example
+# The e2e suite runs inside the network namespace of tests/e2e/cluster.sh.
+$(BUILD)/tests/e2e/test_e2e: tests/e2e/test_e2e.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
+
+test: $(BUILD)/pinniped $(BUILD)/pinniped-static $(TEST_BINS) $(BUILD)/readme-example $(BUILD)/tests/e2e/test_e2e
 	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
-	  tools/run-tests.sh $(TEST_BINS)
+	  tools/test.sh $(BUILD) $(TEST_BINS)
+
+# Only the real-cluster suite (root).
+e2e: $(BUILD)/pinniped $(BUILD)/tests/e2e/test_e2e
+	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) tools/test.sh $(BUILD)
 
 # The same suites and program under AddressSanitizer + UBSan.
 $(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)

@@ -2343,7 +2343,9 @@ class MbedClient : public httplib::ClientImpl {
     TlsStream strm(*session_);
     strm.set_deadline(deadline);
     bool r = callback(strm);
-    strm.set_deadline(Steady::time_point::max());
+    // An answer with "Connection: close" makes httplib call shutdown_ssl()
+    // inside the callback: the session (and strm's reference) is gone then.
+    if (session_) session_->bio.deadline = Steady::time_point::max();
     return r;
   }
   std::shared_ptr<TlsConfig> cfg_;
@@ -2761,6 +2763,13 @@ class Informer {
   }
   // Shortens the wait of each watch request (tests); default 5 minutes.
   void set_watch_timeout(int seconds) { watch_timeout_ = seconds; }
+  // For one named object: when RBAC forbids list/watch (a role limited by
+  // resourceNames, as kube-system's extension-apiserver-authentication-reader
+  // is on older clusters), fall back to reading `path` every `interval`.
+  void set_fallback_get(std::string path, Millis interval) {
+    fallback_path_ = std::move(path);
+    fallback_interval_ = interval;
+  }
 
  private:
   bool sleep(Millis d) {
@@ -2802,6 +2811,29 @@ class Informer {
     synced_ = true;
     return rv;
   }
+  // Polling mode: one GET per interval, changes reported like events.
+  void poll() {
+    log_.info("list/watch forbidden; polling instead", {{"path", jv(fallback_path_)}});
+    while (!stopping()) {
+      try {
+        auto obj = client_.get_if_exists(fallback_path_);
+        auto old = snapshot();
+        if (!obj) {
+          for (const auto &kv : old) apply("DELETED", kv.second);
+        } else if (old.empty()) {
+          apply("ADDED", *obj);
+        } else if (resource_version(old.begin()->second) != resource_version(*obj)) {
+          apply("MODIFIED", *obj);
+        }
+        synced_ = true;
+      } catch (const Error &e) {
+        reconnects_++;
+        log_.warn("poll failed; retrying", {{"path", jv(fallback_path_)}, {"error", jv(e.what())}});
+      }
+      if (!sleep(fallback_interval_)) break;
+    }
+  }
+
   void run() {
     Millis backoff(500);
     std::string rv;
@@ -2835,6 +2867,7 @@ class Informer {
         }
       } catch (const Error &e) {
         if (stopping()) break;
+        if (e.code == 403 && !fallback_path_.empty() && !synced_) return poll();
         reconnects_++;
         if (e.code == 410) need_list = true;
         else if (e.code != 503) need_list = true;  // unexpected answers: start over
@@ -2856,6 +2889,8 @@ class Informer {
   std::atomic<bool> synced_{false};
   std::atomic<uint64_t> reconnects_{0};
   int watch_timeout_ = 300;
+  std::string fallback_path_;
+  Millis fallback_interval_{10000};
   std::map<std::string, picojson::value> cache_;
   std::thread thread_;
 };
@@ -3843,7 +3878,10 @@ class FrontProxyController {
                     } catch (const Error &e) {
                       log_.error("front-proxy settings unusable", {{"error", jv(e.what())}});
                     }
-                  }) {}
+                  }) {
+    informer_.set_fallback_get("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+                               std::chrono::seconds(30));
+  }
   void start() { informer_.start(); }
   void stop() { informer_.stop(); }
   bool synced() const { return informer_.synced(); }
@@ -4138,7 +4176,9 @@ class Concierge {
   // POST of a create-only resource: media types, dryRun, kind and
   // apiVersion checked the way kube-apiserver checks them.
   void create(const Served &api, const httplib::Request &req, httplib::Response &res) {
-    if (!req.has_header("Content-Type") || !detail::is_json_media_type(req.get_header_value("Content-Type")))
+    // No Content-Type reads as JSON, as kube-apiserver does (kubectl create
+    // --raw sends none); any other type than JSON is refused.
+    if (req.has_header("Content-Type") && !detail::is_json_media_type(req.get_header_value("Content-Type")))
       throw Error(415, "UnsupportedMediaType",
                   "the body of the request was in an unknown format - accepted media types include: application/json");
     if (!detail::accepts_json(req.get_header_value("Accept")))

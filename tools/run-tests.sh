@@ -4,16 +4,24 @@
 # (test cases). A binary that crashes or writes no results counts as one
 # failed case. Exits non-zero on any failure.
 set -u
-out=${TEST_RESULTS:-build/test-results}
+out=$(realpath -m "${TEST_RESULTS:-build/test-results}")
 mkdir -p "$out"
 passed=0
 failed=0
-for bin in "$@"; do
+for entry in "$@"; do
+  # "netns:NS:BIN" runs BIN inside network namespace NS; "missing:WHY" is a
+  # suite that could not run.
+  prefix=""
+  bin=$entry
+  case $entry in
+    netns:*) rest=${entry#netns:}; prefix="ip netns exec ${rest%%:*}"; bin=${rest#*:} ;;
+    missing:*) echo "${entry#missing:}: could not run"; failed=$((failed + 1)); continue ;;
+  esac
   name=$(basename "$bin")
   xml="$out/$name.xml"
   rm -f "$xml"
   start=$(date +%s)
-  "$bin" -r xml -o "$xml" >"$out/$name.out" 2>&1
+  $prefix "$bin" -r xml -o "$xml" >"$out/$name.out" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   counts=$(python3 tools/catch-results.py "$xml" 2>>"$out/$name.out")

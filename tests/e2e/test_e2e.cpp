@@ -1,0 +1,405 @@
+// The real-cluster e2e: etcd + kube-apiserver (tests/e2e/cluster.sh) in a
+// private network namespace, the manifests applied with kubectl, and the
+// concierge as a host process with its own ServiceAccount's token (so the
+// manifests' RBAC is what is exercised). Runs inside the namespace; needs
+// E2E_DIR (the cluster's folder, with its env file).
+#include <catch2/catch.hpp>
+
+#include "tests/support.hpp"
+
+using namespace testing;
+
+namespace {
+
+std::string shell_quote(const std::string &s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Reads DIR/env (KEY='value' lines).
+std::map<std::string, std::string> read_env(const std::string &path) {
+  std::map<std::string, std::string> env;
+  std::istringstream in(pinniped::read_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos || line.rfind("export", 0) == 0) continue;
+    std::string v = line.substr(eq + 1);
+    if (v.size() >= 2 && v.front() == '\'' && v.back() == '\'') v = v.substr(1, v.size() - 2);
+    env[line.substr(0, eq)] = v;
+  }
+  return env;
+}
+
+// The cluster, the concierge and a webhook IDP, set up once for all cases.
+class E2E {
+ public:
+  static E2E &get() {
+    static E2E e;
+    return e;
+  }
+
+  std::map<std::string, std::string> env;
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<FakeIdp> idp;
+  std::unique_ptr<Process> concierge;
+  std::string kube_ca_pem;
+  int concierge_port = 10250;
+
+  // kubectl as the admin; output (stdout+stderr) and exit code.
+  std::string kubectl(const std::string &args, int *rc = nullptr) const {
+    return run("kubectl --kubeconfig " + shell_quote(env.at("KUBECONFIG")) + " " + args + " 2>&1", rc);
+  }
+  // stdout only: kubectl 1.32 against this 1.20 server prints discovery
+  // warnings on stderr while an APIService has no backend.
+  std::string kubectl_ok(const std::string &args) const {
+    int rc = 0;
+    std::string err = dir->file("kubectl.err");
+    std::string out = run("kubectl --kubeconfig " + shell_quote(env.at("KUBECONFIG")) + " " + args + " 2>" + err, &rc);
+    if (rc != 0) throw std::runtime_error("kubectl " + args + " failed: " + out + pinniped::read_file(err));
+    return out;
+  }
+  picojson::value kubectl_json(const std::string &args) const { return json::parse(kubectl_ok(args + " -o json")); }
+  // kubectl applying a document given inline.
+  std::string apply(const std::string &yaml, int *rc = nullptr) const {
+    std::string f = dir->write("apply-" + std::to_string(counter_++) + ".yaml", yaml);
+    return kubectl("apply -f " + shell_quote(f), rc);
+  }
+  std::string server() const { return env.at("SERVER"); }
+  std::string concierge_base() const { return "https://" + env.at("ADDR") + ":" + std::to_string(concierge_port); }
+  std::string log() const { return concierge ? concierge->log() : ""; }
+
+  // Polls `pred` until true or the (scaled) timeout passes.
+  static bool eventually(const std::function<bool()> &pred, int seconds = 60) {
+    auto until = Steady::now() + std::chrono::seconds(seconds * slow_factor());
+    while (Steady::now() < until) {
+      try {
+        if (pred()) return true;
+      } catch (const std::exception &) {
+      }
+      std::this_thread::sleep_for(Millis(250));
+    }
+    return false;
+  }
+
+  bool api_service_available(const std::string &name) const {
+    auto v = kubectl_json("get apiservice " + name);
+    const auto *st = json::field(v, "status");
+    const auto *conds = st ? json::field(*st, "conditions") : nullptr;
+    if (!conds || !conds->is<picojson::array>()) return false;
+    for (const auto &c : conds->get<picojson::array>())
+      if (json::get_string(c, "type", "") == "Available") return json::get_string(c, "status", "") == "True";
+    return false;
+  }
+
+  ExchangeOptions exchange_options(const std::string &authenticator) const {
+    ExchangeOptions o;
+    o.endpoint = server();
+    o.tls.ca_pem = kube_ca_pem;
+    o.authenticator_name = authenticator;
+    return o;
+  }
+
+  std::string webhook_authenticator_yaml(const std::string &name, const std::string &endpoint,
+                                         const std::string &ca_data) const {
+    return "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: WebhookAuthenticator\n"
+           "metadata:\n  name: " +
+           name + "\nspec:\n  endpoint: " + endpoint + "\n" +
+           (ca_data.empty() ? "" : "  tls:\n    certificateAuthorityData: " + ca_data + "\n");
+  }
+
+ private:
+  E2E() {
+    const char *d = std::getenv("E2E_DIR");
+    if (!d) throw std::runtime_error("E2E_DIR is not set: run through make e2e");
+    env = read_env(std::string(d) + "/env");
+    dir = std::make_unique<TempDir>();
+    auto admin = KubeConfig::from_kubeconfig_file(env.at("KUBECONFIG"));
+    kube_ca_pem = admin.tls.ca_pem;
+
+    // CRDs and the objects of their kinds in one apply can race the CRDs
+    // becoming established: apply again until everything is accepted.
+    int rc = 1;
+    std::string out;
+    for (int i = 0; i < 5 && rc != 0; i++) {
+      out = kubectl("apply -k manifests/concierge", &rc);
+      if (rc != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
+    if (rc != 0) throw std::runtime_error("kubectl apply -k manifests/concierge failed: " + out);
+    // No kubelet and no controller manager here: the concierge runs as a
+    // process at the namespace's address, reached through hand-made Endpoints.
+    apply("apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: pinniped-concierge-api\n"
+          "  namespace: pinniped-concierge\nsubsets:\n- addresses:\n  - ip: " +
+          env.at("ADDR") + "\n  ports:\n  - name: https\n    port: " + std::to_string(concierge_port) + "\n");
+    std::string token = kubectl_ok("create token pinniped-concierge -n pinniped-concierge --duration 2h");
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    dir->write("ca.crt", kube_ca_pem);
+    dir->write("concierge.kubeconfig",
+               "apiVersion: v1\nkind: Config\ncurrent-context: sa\nclusters:\n- name: e2e\n  cluster:\n"
+               "    server: " +
+                   server() + "\n    certificate-authority: ca.crt\nusers:\n- name: sa\n  user:\n    token: " + token +
+                   "\ncontexts:\n- name: sa\n  context: {cluster: e2e, user: sa}\n");
+
+    idp = std::make_unique<FakeIdp>();
+    idp->add_user("alice-token", {"alice", "", {"e2e-devs", "e2e-all"}, {}});
+    idp->add_user("bob-token", {"bob", "", {"e2e-all"}, {}});
+
+    concierge = std::make_unique<Process>(
+        std::vector<std::string>{pinniped_bin(), "concierge", "--listen", env.at("ADDR") + ":" +
+                                 std::to_string(concierge_port), "--kubeconfig", dir->file("concierge.kubeconfig"),
+                                 "--signer-root", env.at("SIGNER_ROOT"), "--reload-interval", "1s",
+                                 "--log-level", "debug"},
+        dir->file("concierge.log"));
+    if (!eventually([&] { return api_service_available("v1alpha1.login.concierge.pinniped.dev"); }, 90))
+      throw std::runtime_error("APIService never became Available; concierge log:\n" + log() +
+                               "\napiservice:\n" + kubectl("get apiservice v1alpha1.login.concierge.pinniped.dev -o yaml"));
+  }
+  ~E2E() {
+    if (concierge) {
+      concierge->signal(SIGTERM);
+      concierge->wait(std::chrono::seconds(10));
+    }
+  }
+  mutable int counter_ = 0;
+};
+
+std::string secret_ca(const E2E &e) {
+  auto s = e.kubectl_json("get secret -n pinniped-concierge pinniped-concierge-api-tls-serving-certificate");
+  return json::get_string(*json::field(s, "data"), "caCertificate", "");
+}
+std::string api_service_ca(const E2E &e, const std::string &name) {
+  auto v = e.kubectl_json("get apiservice " + name);
+  return json::get_string(*json::field(v, "spec"), "caBundle", "");
+}
+
+}  // namespace
+
+TEST_CASE("the manifests apply, the CRDs validate, and the APIServices carry the managed CA") {
+  auto &e = E2E::get();
+  CHECK(e.kubectl_ok("get crd webhookauthenticators.authentication.concierge.pinniped.dev -o name") != "");
+  CHECK(e.kubectl_ok("get crd credentialissuers.config.concierge.pinniped.dev -o name") != "");
+  int rc = 0;
+  std::string out = e.apply(e.webhook_authenticator_yaml("plain-http", "http://idp.example/authenticate", ""), &rc);
+  CHECK(rc != 0);  // the CRD schema requires https
+  CHECK(out.find("spec.endpoint") != std::string::npos);
+  for (const char *name : {"v1alpha1.login.concierge.pinniped.dev", "v1alpha1.identity.concierge.pinniped.dev"}) {
+    INFO(name);
+    CHECK(E2E::eventually([&] { return e.api_service_available(name); }));
+    std::string bundle = api_service_ca(e, name);
+    CHECK(!bundle.empty());
+    CHECK(bundle == secret_ca(e));
+  }
+}
+
+TEST_CASE("discovery and OpenAPI reach the concierge through kube-apiserver") {
+  auto &e = E2E::get();
+  auto rl = json::parse(e.kubectl_ok("get --raw /apis/login.concierge.pinniped.dev/v1alpha1"));
+  CHECK(json::get_string(rl, "kind", "") == "APIResourceList");
+  const auto &res = json::field(rl, "resources")->get<picojson::array>().at(0);
+  CHECK(json::get_string(res, "name", "") == "tokencredentialrequests");
+  std::string resources = e.kubectl_ok("api-resources --api-group=login.concierge.pinniped.dev");
+  CHECK(resources.find("tokencredentialrequests") != std::string::npos);
+  CHECK(E2E::eventually([&] {
+    return e.kubectl("explain tokencredentialrequests.spec").find("Bearer token supplied") != std::string::npos;
+  }));
+}
+
+TEST_CASE("a WebhookAuthenticator becomes Ready and an anonymous exchange yields a certificate kube-apiserver "
+          "accepts") {
+  auto &e = E2E::get();
+  int rc = 0;
+  e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
+  REQUIRE(rc == 0);
+  REQUIRE(E2E::eventually([&] {
+    auto v = e.kubectl_json("get webhookauthenticator e2e-idp");
+    return json::get_string(*json::field(v, "status"), "phase", "") == "Ready";
+  }));
+  auto wa = e.kubectl_json("get webhookauthenticator e2e-idp");
+  std::map<std::string, std::string> conds;
+  for (const auto &c : json::field(*json::field(wa, "status"), "conditions")->get<picojson::array>())
+    conds[json::get_string(c, "type", "")] = json::get_string(c, "status", "");
+  for (const char *t : {"Ready", "EndpointURLValid", "TLSConfigurationValid", "WebhookConnectionValid",
+                        "AuthenticatorValid"})
+    CHECK(conds[t] == "True");
+
+  // Anonymous: no client credentials at all, only kube-apiserver's CA.
+  auto cred = exchange_token(e.exchange_options("e2e-idp"), "alice-token");
+  REQUIRE(!cred.client_certificate_data.empty());
+  e.dir->write("alice.crt", cred.client_certificate_data);
+  e.dir->write("alice.key", cred.client_key_data);
+  std::string as_alice = "kubectl --server " + e.server() + " --certificate-authority " + e.dir->file("ca.crt") +
+                         " --client-certificate " + e.dir->file("alice.crt") + " --client-key " +
+                         e.dir->file("alice.key") + " ";
+  std::string out = run(as_alice + "get namespaces 2>&1", &rc);
+  CHECK(rc != 0);
+  CHECK(out.find("User \"alice\" cannot list resource \"namespaces\"") != std::string::npos);
+
+  e.kubectl_ok("create clusterrole e2e-ns-reader --verb=get,list --resource=namespaces");
+  e.kubectl_ok("create clusterrolebinding e2e-devs-read-ns --clusterrole=e2e-ns-reader --group=e2e-devs");
+  CHECK(E2E::eventually([&] {
+    int r = 0;
+    std::string o = run(as_alice + "get namespaces 2>&1", &r);
+    return r == 0 && o.find("pinniped-concierge") != std::string::npos;
+  }, 20));
+  // bob is not in e2e-devs: still forbidden.
+  auto bob = exchange_token(e.exchange_options("e2e-idp"), "bob-token");
+  e.dir->write("bob.crt", bob.client_certificate_data);
+  e.dir->write("bob.key", bob.client_key_data);
+  out = run("kubectl --server " + e.server() + " --certificate-authority " + e.dir->file("ca.crt") +
+                " --client-certificate " + e.dir->file("bob.crt") + " --client-key " + e.dir->file("bob.key") +
+                " get namespaces 2>&1",
+            &rc);
+  CHECK(rc != 0);
+  CHECK(out.find("User \"bob\" cannot list") != std::string::npos);
+}
+
+TEST_CASE("a bad token gets authentication failed through kube-apiserver") {
+  auto &e = E2E::get();
+  try {
+    exchange_token(e.exchange_options("e2e-idp"), "wrong-token");
+    FAIL("a wrong token was accepted");
+  } catch (const Error &err) {
+    CHECK(err.code == 401);
+    CHECK(std::string(err.what()) == "authentication failed");
+  }
+  CHECK(e.log().find("wrong-token") == std::string::npos);
+}
+
+TEST_CASE("WhoAmIRequest returns the identity kube-apiserver vouched for") {
+  auto &e = E2E::get();
+  std::string body = e.dir->write(
+      "whoami.json", R"({"apiVersion":"identity.concierge.pinniped.dev/v1alpha1","kind":"WhoAmIRequest","spec":{}})");
+  auto v = json::parse(
+      e.kubectl_ok("create --raw /apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests -f " + body));
+  const auto &user = *json::field(*json::field(*json::field(v, "status"), "kubernetesUserInfo"), "user");
+  CHECK(json::get_string(user, "username", "") == "admin");
+  auto groups = json::get_string_list(user, "groups", "");
+  CHECK(std::find(groups.begin(), groups.end(), "system:masters") != groups.end());
+  CHECK(std::find(groups.begin(), groups.end(), "system:authenticated") != groups.end());
+}
+
+TEST_CASE("X-Remote-User sent straight to the concierge without the front-proxy certificate is anonymous") {
+  auto &e = E2E::get();
+  auto serving_ca = pinniped::detail::base64_decode(secret_ca(e));
+  REQUIRE(serving_ca);
+  std::string body = R"({"apiVersion":"identity.concierge.pinniped.dev/v1alpha1","kind":"WhoAmIRequest","spec":{}})";
+  httplib::Headers forged{{"Content-Type", "application/json"},
+                          {"X-Remote-User", "system:admin"},
+                          {"X-Remote-Group", "system:masters"}};
+  auto who = [&](const ClientTlsOptions &tls) {
+    HttpsClient c(e.concierge_base(), tls);
+    auto res = c.request("POST", "/apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests", forged, body,
+                         std::chrono::seconds(10));
+    REQUIRE(res.status == 201);
+    auto v = json::parse(res.body);
+    return *json::field(*json::field(*json::field(v, "status"), "kubernetesUserInfo"), "user");
+  };
+  ClientTlsOptions tls;
+  tls.ca_pem = *serving_ca;
+  tls.server_name = "pinniped-concierge-api.pinniped-concierge.svc";
+  auto anon = who(tls);
+  CHECK(json::get_string(anon, "username", "") == "system:anonymous");
+  CHECK(json::get_string_list(anon, "groups", "") == std::vector<std::string>{"system:unauthenticated"});
+  // A client certificate from another CA (here: the cluster signer's user
+  // cert of alice) is not the front proxy either.
+  tls.client_cert_pem = e.dir->read("alice.crt");
+  tls.client_key_pem = e.dir->read("alice.key");
+  CHECK(json::get_string(who(tls), "username", "") == "system:anonymous");
+  // The real front-proxy client certificate is trusted.
+  tls.client_cert_pem = pinniped::read_file(e.env.at("FRONT_PROXY_CLIENT_CERT"));
+  tls.client_key_pem = pinniped::read_file(e.env.at("FRONT_PROXY_CLIENT_KEY"));
+  CHECK(json::get_string(who(tls), "username", "") == "system:admin");
+}
+
+TEST_CASE("the CredentialIssuer publishes the signer strategy and the frontend") {
+  auto &e = E2E::get();
+  picojson::value strategy;
+  REQUIRE(E2E::eventually([&] {
+    auto ci = e.kubectl_json("get credentialissuer pinniped-concierge-config");
+    const auto *st = json::field(ci, "status");
+    const auto *ss = st ? json::field(*st, "strategies") : nullptr;
+    if (!ss || ss->get<picojson::array>().empty()) return false;
+    strategy = ss->get<picojson::array>()[0];
+    return true;
+  }));
+  CHECK(json::get_string(strategy, "type", "") == "KubeClusterSigningCertificate");
+  CHECK(json::get_string(strategy, "status", "") == "Success");
+  CHECK(json::get_string(strategy, "reason", "") == "FetchedKey");
+  const auto &info = *json::field(*json::field(strategy, "frontend"), "tokenCredentialRequestInfo");
+  CHECK(json::get_string(info, "server", "") == e.server());
+  auto ca = pinniped::detail::base64_decode(json::get_string(info, "certificateAuthorityData", ""));
+  REQUIRE(ca);
+  CHECK(ca->find("BEGIN CERTIFICATE") != std::string::npos);
+}
+
+TEST_CASE("deleting the serving-certificate Secret rotates the caBundle and the API comes back") {
+  auto &e = E2E::get();
+  std::string before = secret_ca(e);
+  e.kubectl_ok("delete secret -n pinniped-concierge pinniped-concierge-api-tls-serving-certificate");
+  REQUIRE(E2E::eventually([&] {
+    std::string now = secret_ca(e);
+    return !now.empty() && now != before;
+  }));
+  std::string after = secret_ca(e);
+  CHECK(E2E::eventually([&] { return api_service_ca(e, "v1alpha1.login.concierge.pinniped.dev") == after; }));
+  CHECK(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }));
+  // And the exchange works again through the aggregator with the new CA.
+  CHECK(E2E::eventually([&] {
+    return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
+  }));
+}
+
+TEST_CASE("WebhookAuthenticator changes and deletion are followed, with status") {
+  auto &e = E2E::get();
+  int rc = 0;
+  // Point it at a port where nothing listens: connection condition false.
+  e.apply(e.webhook_authenticator_yaml("e2e-idp", "https://127.0.0.1:1/authenticate", e.idp->ca_data()), &rc);
+  REQUIRE(rc == 0);
+  REQUIRE(E2E::eventually([&] {
+    auto v = e.kubectl_json("get webhookauthenticator e2e-idp");
+    return json::get_string(*json::field(v, "status"), "phase", "") == "Error";
+  }));
+  auto v = e.kubectl_json("get webhookauthenticator e2e-idp");
+  bool conn_false = false;
+  for (const auto &c : json::field(*json::field(v, "status"), "conditions")->get<picojson::array>())
+    if (json::get_string(c, "type", "") == "WebhookConnectionValid")
+      conn_false = json::get_string(c, "status", "") == "False";
+  CHECK(conn_false);
+  // Back to the real endpoint: Ready again, and exchanges work.
+  e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
+  REQUIRE(E2E::eventually([&] {
+    return json::get_string(*json::field(e.kubectl_json("get webhookauthenticator e2e-idp"), "status"), "phase", "") ==
+           "Ready";
+  }));
+  CHECK(E2E::eventually(
+      [&] { return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty(); },
+      20));
+  // Deleted: the name is unknown, so the exchange fails.
+  e.kubectl_ok("delete webhookauthenticator e2e-idp");
+  CHECK(E2E::eventually([&] {
+    try {
+      exchange_token(e.exchange_options("e2e-idp"), "alice-token");
+      return false;
+    } catch (const Error &err) {
+      return err.code == 401;
+    }
+  }, 20));
+}
+
+TEST_CASE("the concierge's metrics count exchanges and name the signer expiry") {
+  auto &e = E2E::get();
+  auto serving_ca = pinniped::detail::base64_decode(secret_ca(e));
+  ClientTlsOptions tls;
+  tls.ca_pem = *serving_ca;
+  tls.server_name = "pinniped-concierge-api.pinniped-concierge.svc";
+  HttpsClient c(e.concierge_base(), tls);
+  auto res = c.request("GET", "/metrics", {}, "", std::chrono::seconds(10));
+  REQUIRE(res.status == 200);
+  CHECK(res.body.find("pinniped_exchanges_total{outcome=\"success\",reason=\"\"}") != std::string::npos);
+  CHECK(res.body.find("pinniped_exchanges_total{outcome=\"failed\",reason=\"rejected\"}") != std::string::npos);
+  CHECK(res.body.find("pinniped_certificates_issued_total ") != std::string::npos);
+  CHECK(res.body.find("pinniped_signer_expiry_timestamp_seconds 0\n") == std::string::npos);
+  CHECK(res.body.find("pinniped_webhook_duration_seconds_count ") != std::string::npos);
+  CHECK(e.log().find("PRIVATE KEY") == std::string::npos);
+}
