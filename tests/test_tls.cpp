@@ -1,7 +1,6 @@
 // Section 3: the TLS transport on mbedTLS. An in-process TlsServer and
 // HttpsClient talk real TLS on 127.0.0.1; the openssl CLI plays a foreign peer.
 #include <catch2/catch.hpp>
-
 #include <csignal>
 #include <set>
 
@@ -58,7 +57,8 @@ class TestServer {
   explicit TestServer(const TlsServerCredentials &cr, TlsServerOptions o = TlsServerOptions(), int port = 0)
       : server_(o) {
     server_.set_credentials(cr);
-    server_.Get("/hello", [](const httplib::Request &, httplib::Response &res) { res.set_content("hello", "text/plain"); });
+    server_.Get("/hello",
+                [](const httplib::Request &, httplib::Response &res) { res.set_content("hello", "text/plain"); });
     server_.Get("/peer", [](const httplib::Request &, httplib::Response &res) {
       const PeerCertificate &p = TlsServer::peer();
       picojson::object o;
@@ -108,7 +108,9 @@ class TestServer {
 
   TlsServer &server() { return server_; }
   int port() const { return port_; }
-  std::string url(const std::string &host = "127.0.0.1") const { return "https://" + host + ":" + std::to_string(port_); }
+  std::string url(const std::string &host = "127.0.0.1") const {
+    return "https://" + host + ":" + std::to_string(port_);
+  }
   void release() { released_ = true; }
   int waiting() const { return waiting_.load(); }
   std::set<int> ports() const {
@@ -207,9 +209,8 @@ int tcp_connect(int port) {
 }
 
 std::string s_client(int port, const std::string &flags, int *rc) {
-  return testing::run("timeout 5 openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " + flags +
-                          " </dev/null 2>&1",
-                      rc);
+  return testing::run(
+      "timeout 5 openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " + flags + " </dev/null 2>&1", rc);
 }
 
 struct Pki {
@@ -465,20 +466,20 @@ TEST_CASE("HttpsClient verifies the server certificate") {
     CHECK(contains(get_error(s.url(), tls), "verification failed"));
   }
   SECTION("an expired server certificate fails verification") {
-    TestServer s(credentials(leaf_cert(ca, {"localhost"}, {"127.0.0.1"}, now - std::chrono::hours(48),
-                                       now - std::chrono::hours(1))));
+    TestServer s(credentials(
+        leaf_cert(ca, {"localhost"}, {"127.0.0.1"}, now - std::chrono::hours(48), now - std::chrono::hours(1))));
     std::string msg = get_error(s.url(), trust(ca.cert_pem));
     CHECK(contains(msg, "verification failed"));
     CHECK(contains(msg, "expired"));
   }
   SECTION("a server certificate that is not yet valid fails verification") {
-    TestServer s(credentials(leaf_cert(ca, {"localhost"}, {"127.0.0.1"}, now + std::chrono::hours(1),
-                                       now + std::chrono::hours(48))));
+    TestServer s(credentials(
+        leaf_cert(ca, {"localhost"}, {"127.0.0.1"}, now + std::chrono::hours(1), now + std::chrono::hours(48))));
     CHECK(contains(get_error(s.url(), trust(ca.cert_pem)), "verification failed"));
   }
   SECTION("insecure_skip_verify connects whatever the certificate") {
-    TestServer s(credentials(leaf_cert(other_ca, {"elsewhere.example"}, {}, now - std::chrono::hours(48),
-                                       now - std::chrono::hours(1))));
+    TestServer s(credentials(
+        leaf_cert(other_ca, {"elsewhere.example"}, {}, now - std::chrono::hours(48), now - std::chrono::hours(1))));
     ClientTlsOptions tls;
     tls.insecure_skip_verify = true;
     CHECK(get(s.url(), tls).status == 200);

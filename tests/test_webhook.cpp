@@ -2,7 +2,6 @@
 // FakeIdp, the authenticators file format, and the same failures seen
 // through the real `pinniped concierge` binary.
 #include <catch2/catch.hpp>
-
 #include <set>
 
 #include "tests/support.hpp"
@@ -82,9 +81,9 @@ std::string request_api_version(const httplib::Request &req) {
 Handler answer_status(const std::string &status_json) {
   return [status_json](const httplib::Request &req, httplib::Response &res) {
     res.status = 200;
-    res.set_content("{\"apiVersion\":\"" + request_api_version(req) + "\",\"kind\":\"TokenReview\",\"status\":" +
-                        status_json + "}",
-                    "application/json");
+    res.set_content(
+        "{\"apiVersion\":\"" + request_api_version(req) + "\",\"kind\":\"TokenReview\",\"status\":" + status_json + "}",
+        "application/json");
   };
 }
 
@@ -118,7 +117,8 @@ WebhookOptions quick_options(Millis timeout) {
 }
 
 // Parses authenticators and builds each, as the concierge does on load.
-std::vector<std::shared_ptr<WebhookAuthenticator>> load(const std::string &text, const std::string &suffix = "pinniped.dev") {
+std::vector<std::shared_ptr<WebhookAuthenticator>> load(const std::string &text,
+                                                        const std::string &suffix = "pinniped.dev") {
   std::vector<std::shared_ptr<WebhookAuthenticator>> out;
   for (auto &o : parse_authenticators(text, suffix))
     out.push_back(std::make_shared<WebhookAuthenticator>(o.metadata.name, o.spec));
@@ -311,19 +311,18 @@ TEST_CASE("every webhook failure gives authenticated=false with a reason class")
       {"authenticated:false with status.error echoing the token",
        answer_status("{\"authenticated\":false,\"error\":\"token " + kToken + " is unknown\"}"), "rejected", 1,
        Target::idp},
-      {"authenticated:false without an error", answer_status("{\"authenticated\":false}"), "rejected", 1,
-       Target::idp},
+      {"authenticated:false without an error", answer_status("{\"authenticated\":false}"), "rejected", 1, Target::idp},
       {"no status at all", answer_body("{\"apiVersion\":\"authentication.k8s.io/v1beta1\",\"kind\":\"TokenReview\"}"),
        "rejected", 1, Target::idp},
       {"authenticated:\"true\" as a string", answer_status("{\"authenticated\":\"true\"}"), "webhook_error", 1,
        Target::idp},
-      {"user that is not an object", answer_status("{\"authenticated\":true,\"user\":\"alice\"}"), "webhook_error",
-       1, Target::idp},
-      {"groups that are not strings", answer_status("{\"authenticated\":true,\"user\":{\"username\":\"alice\","
-                                                    "\"groups\":[1]}}"),
-       "webhook_error", 1, Target::idp},
-      {"authenticated:true without a user", answer_status("{\"authenticated\":true}"), "invalid_user", 1,
+      {"user that is not an object", answer_status("{\"authenticated\":true,\"user\":\"alice\"}"), "webhook_error", 1,
        Target::idp},
+      {"groups that are not strings",
+       answer_status("{\"authenticated\":true,\"user\":{\"username\":\"alice\","
+                     "\"groups\":[1]}}"),
+       "webhook_error", 1, Target::idp},
+      {"authenticated:true without a user", answer_status("{\"authenticated\":true}"), "invalid_user", 1, Target::idp},
       {"empty username", answer_status(user_json("")), "invalid_user", 1, Target::idp},
       {"a uid", answer_status(user_json("alice", ",\"uid\":\"1234\"")), "invalid_user", 1, Target::idp},
       {"an extra map", answer_status(user_json("alice", ",\"extra\":{\"scopes\":[\"read\"]}")), "invalid_user", 1,
@@ -415,7 +414,8 @@ TEST_CASE("the WebhookAuthenticator constructor refuses a bad spec") {
 
 namespace {
 
-std::string authenticator_doc(const std::string &name, const std::string &endpoint = "https://127.0.0.1:8443/authenticate",
+std::string authenticator_doc(const std::string &name,
+                              const std::string &endpoint = "https://127.0.0.1:8443/authenticate",
                               const std::string &extra_spec = "") {
   return "apiVersion: " + kAuthVersion + "\nkind: WebhookAuthenticator\nmetadata:\n  name: " + name +
          "\nspec:\n  endpoint: " + endpoint + "\n" + extra_spec;
@@ -443,8 +443,8 @@ TEST_CASE("parse_authenticators reads YAML and JSON in several shapes") {
     CHECK(a.name() == "one");
   }
   SECTION("a multi-document stream, in order, empty documents skipped") {
-    std::string text = "# authenticators\n---\n" + authenticator_doc("first") + "---\n---\n" +
-                       authenticator_doc("second") + "...\n";
+    std::string text =
+        "# authenticators\n---\n" + authenticator_doc("first") + "---\n---\n" + authenticator_doc("second") + "...\n";
     auto list = load(text);
     REQUIRE(list.size() == 2);
     CHECK(list[0]->name() == "first");
@@ -455,7 +455,8 @@ TEST_CASE("parse_authenticators reads YAML and JSON in several shapes") {
   SECTION("a List with items (and a WebhookAuthenticatorList)") {
     for (std::string kind : {"List", "WebhookAuthenticatorList"}) {
       std::string text = "apiVersion: v1\nkind: " + kind + "\nitems:\n- " +
-                         indent(authenticator_doc("a"), 2).substr(2) + "- " + indent(authenticator_doc("b"), 2).substr(2);
+                         indent(authenticator_doc("a"), 2).substr(2) + "- " +
+                         indent(authenticator_doc("b"), 2).substr(2);
       INFO(text);
       auto list = load(text);
       REQUIRE(list.size() == 2);
@@ -483,8 +484,9 @@ TEST_CASE("parse_authenticators reads YAML and JSON in several shapes") {
     CHECK(parse_authenticators("# nothing here\n", "pinniped.dev").empty());
   }
   SECTION("another API group suffix") {
-    std::string doc = "apiVersion: authentication.concierge.example.org/v1alpha1\nkind: WebhookAuthenticator\n"
-                      "metadata:\n  name: x\nspec:\n  endpoint: https://127.0.0.1:8443/\n";
+    std::string doc =
+        "apiVersion: authentication.concierge.example.org/v1alpha1\nkind: WebhookAuthenticator\n"
+        "metadata:\n  name: x\nspec:\n  endpoint: https://127.0.0.1:8443/\n";
     CHECK(load(doc, "example.org").size() == 1);
     CHECK_THROWS_AS(load(doc, "pinniped.dev"), Error);
     CHECK_THROWS_AS(load(authenticator_doc("x"), "example.org"), Error);
@@ -500,9 +502,11 @@ TEST_CASE("parse_authenticators refuses bad input with Error 400 naming the prob
       {"missing name",
        "apiVersion: " + kAuthVersion + "\nkind: WebhookAuthenticator\nmetadata: {}\nspec:\n  endpoint: https://a/\n",
        "metadata.name"},
-      {"missing metadata", "apiVersion: " + kAuthVersion + "\nkind: WebhookAuthenticator\nspec:\n  endpoint: https://a/\n",
+      {"missing metadata",
+       "apiVersion: " + kAuthVersion + "\nkind: WebhookAuthenticator\nspec:\n  endpoint: https://a/\n",
        "metadata.name"},
-      {"missing endpoint", "apiVersion: " + kAuthVersion + "\nkind: WebhookAuthenticator\nmetadata:\n  name: x\nspec: {}\n",
+      {"missing endpoint",
+       "apiVersion: " + kAuthVersion + "\nkind: WebhookAuthenticator\nmetadata:\n  name: x\nspec: {}\n",
        "spec.endpoint"},
       {"http:// endpoint", authenticator_doc("x", "http://127.0.0.1:8080/authenticate"), "https://"},
       {"endpoint with user information", authenticator_doc("x", "https://user:pw@127.0.0.1/"), "user information"},
@@ -595,7 +599,8 @@ Exchange exchange(const testing::ConciergeProcess &c, const std::string &token, 
 
 bool gets_certificate(const testing::ConciergeProcess &c, const std::string &token, const std::string &name) {
   Exchange e = exchange(c, token, name);
-  return e.status == 201 && e.tcr.credential && contains(e.tcr.credential->client_certificate_data, "BEGIN CERTIFICATE");
+  return e.status == 201 && e.tcr.credential &&
+         contains(e.tcr.credential->client_certificate_data, "BEGIN CERTIFICATE");
 }
 
 size_t count(const std::string &haystack, const std::string &needle) {
@@ -622,14 +627,14 @@ TEST_CASE("concierge: webhook failures answer 'authentication failed' in bounded
   });
   std::string base = "https://127.0.0.1:" + std::to_string(idp.port());
   std::string other_ca = detail::base64_encode(make_self_signed_ca("other", std::chrono::hours(1)).cert_pem);
-  std::string yaml = testing::authenticator_yaml("good", base + "/authenticate", idp.ca_data()) + "---\n" +
-                     testing::authenticator_yaml("down", "https://127.0.0.1:" + std::to_string(closed_port()) + "/",
-                                                 idp.ca_data()) +
-                     "---\n" + testing::authenticator_yaml("slow", base + "/slow", idp.ca_data()) + "---\n" +
-                     testing::authenticator_yaml("err500", base + "/500", idp.ca_data()) + "---\n" +
-                     testing::authenticator_yaml("garbage", base + "/garbage", idp.ca_data()) + "---\n" +
-                     testing::authenticator_yaml("wrong-version", base + "/wrong-version", idp.ca_data()) + "---\n" +
-                     testing::authenticator_yaml("bad-tls", base + "/authenticate", other_ca);
+  std::string yaml =
+      testing::authenticator_yaml("good", base + "/authenticate", idp.ca_data()) + "---\n" +
+      testing::authenticator_yaml("down", "https://127.0.0.1:" + std::to_string(closed_port()) + "/", idp.ca_data()) +
+      "---\n" + testing::authenticator_yaml("slow", base + "/slow", idp.ca_data()) + "---\n" +
+      testing::authenticator_yaml("err500", base + "/500", idp.ca_data()) + "---\n" +
+      testing::authenticator_yaml("garbage", base + "/garbage", idp.ca_data()) + "---\n" +
+      testing::authenticator_yaml("wrong-version", base + "/wrong-version", idp.ca_data()) + "---\n" +
+      testing::authenticator_yaml("bad-tls", base + "/authenticate", other_ca);
   dir.write("auth.yaml", yaml);
   auto signer = testing::openssl_signer(dir, "signer", "ec", "/CN=k3s-client-ca");
   testing::ConciergeProcess c(dir, {"--signer-cert", signer.cert_file, "--signer-key", signer.key_file,
