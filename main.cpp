@@ -53,6 +53,8 @@ const char *kConciergeUsage =
     "  --namespace NS              namespace of the concierge's Secret (default pinniped-concierge)\n"
     "  --app-name NAME             prefix of managed names: NAME-api, NAME-config (default\n"
     "                              pinniped-concierge)\n"
+    "  --serving-cert-validity D   lifetime of the managed serving certificate (default 720h)\n"
+    "  --serving-cert-renew-after D  renew it once it is this old (default 600h)\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"
     "\n"
     "Example:\n"
@@ -186,6 +188,10 @@ int run_concierge(int argc, char **argv) {
       cfg.namespace_ = a.value();
     } else if (f == "--app-name") {
       cfg.app_name = a.value();
+    } else if (f == "--serving-cert-validity") {
+      cfg.serving_cert_validity = a.duration();
+    } else if (f == "--serving-cert-renew-after") {
+      cfg.serving_cert_renew_after = a.duration();
     } else if (f == "--port-file") {
       port_file = a.value();
     } else if (f == "--log-level") {

@@ -1834,6 +1834,7 @@ struct Bio {
   int fd = -1;
   int timeout_ms = 10000;
   Steady::time_point deadline = Steady::time_point::max();
+  const std::atomic<bool> *cancel = nullptr;
 
   int wait_ms() const {
     if (deadline == Steady::time_point::max()) return timeout_ms;
@@ -1842,13 +1843,19 @@ struct Bio {
     if (left <= 0) return 0;
     return static_cast<int>(std::min<int64_t>(left, timeout_ms));
   }
+  // Waits for the socket; 0 on timeout or when `cancel` is raised (polled
+  // every 100 ms, so a long watch can be abandoned promptly).
   static int wait(const Bio *b, short events) {
     pollfd p{b->fd, events, 0};
+    auto until = Steady::now() + Millis(b->wait_ms());
     for (;;) {
-      int ms = b->wait_ms();
-      if (ms == 0) return 0;
+      if (b->cancel && b->cancel->load()) return 0;
+      auto left = std::chrono::ceil<Millis>(until - Steady::now()).count();
+      if (left <= 0) return 0;
+      int ms = static_cast<int>(b->cancel ? std::min<int64_t>(left, 100) : left);
       int r = ::poll(&p, 1, ms);
       if (r < 0 && errno == EINTR) continue;
+      if (r == 0 && b->cancel) continue;
       return r;
     }
   }
@@ -2245,6 +2252,7 @@ class MbedClient : public httplib::ClientImpl {
 
   std::string last_error;
   Steady::time_point deadline = Steady::time_point::max();
+  const std::atomic<bool> *cancel = nullptr;  // raised: stop waiting for data
 
   // Connects and completes the TLS handshake only; "" or why it failed.
   std::string probe(Millis timeout) {
@@ -2286,6 +2294,7 @@ class MbedClient : public httplib::ClientImpl {
     }
     try {
       auto s = std::make_unique<TlsSession>(socket.sock, cfg_, static_cast<int>(read_timeout_sec_ * 1000 + 1000));
+      s->bio.cancel = cancel;
       if (!cfg_->verify_ip && !cfg_->verify_name.empty())
         mbedtls_ssl_set_hostname(&s->ssl, cfg_->verify_name.c_str());
       int ret = s->handshake(deadline);
@@ -2434,8 +2443,10 @@ class HttpsClient {
   // connection; `idle_timeout` bounds each wait for data, not the whole call.
   // A non-2xx answer's body is returned in the response instead.
   HttpResponse stream(const std::string &method, const std::string &path, const httplib::Headers &headers,
-                      Millis idle_timeout, const std::function<bool(const char *, size_t)> &on_data) {
+                      Millis idle_timeout, const std::function<bool(const char *, size_t)> &on_data,
+                      const std::atomic<bool> *cancel = nullptr) {
     cli_->stop();
+    cli_->cancel = cancel;
     auto secs = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(idle_timeout).count());
     cli_->set_connection_timeout(std::min<int64_t>(secs, 30), 0);
     cli_->set_read_timeout(secs, 0);
@@ -2458,6 +2469,8 @@ class HttpsClient {
     };
     auto res = cli_->send(req);
     cli_->stop();
+    cli_->cancel = nullptr;
+    if (cancel && cancel->load()) return r;
     if (!res && r.status == 0) {
       std::string why = cli_->last_error.empty() ? httplib::to_string(res.error()) : cli_->last_error;
       throw Error(503, "ServiceUnavailable", "request to " + url_.base() + " failed: " + why);
@@ -2644,7 +2657,8 @@ class KubeClient {
   // connection breaks (throws Error 503) or on_event returns false. A 410
   // Gone arrives as an ERROR event or as a thrown Error with code 410.
   void watch(const std::string &collection, const std::string &rv, int timeout_seconds,
-             const std::function<bool(const std::string &, const picojson::value &)> &on_event) {
+             const std::function<bool(const std::string &, const picojson::value &)> &on_event,
+             const std::atomic<bool> *cancel = nullptr) {
     std::string path = prefix_ + collection + (collection.find('?') == std::string::npos ? "?" : "&") +
                        "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout_seconds);
     if (!rv.empty()) path += "&resourceVersion=" + rv;
@@ -2666,7 +2680,9 @@ class KubeClient {
                                }
                                if (buf.size() > 16 * 1024 * 1024) throw internal_error("watch event too large");
                                return !stop;
-                             });
+                             },
+                             cancel);
+    if (cancel && cancel->load()) return;
     if (res.status != 200 && !stop) throw kube_error(res, "watch " + collection);
   }
 
@@ -2752,6 +2768,7 @@ class Informer {
       std::lock_guard<std::mutex> lk(mu_);
       stop_ = true;
     }
+    cancel_ = true;  // abandons a watch that is waiting for data
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
@@ -2859,7 +2876,7 @@ class Informer {
           rv = resource_version(obj);
           apply(type, obj);
           return true;
-        });
+        }, &cancel_);
         backoff = Millis(500);
         if (gone) {
           need_list = true;
@@ -2887,6 +2904,7 @@ class Informer {
   std::condition_variable cv_;
   bool stop_ = false;
   std::atomic<bool> synced_{false};
+  std::atomic<bool> cancel_{false};
   std::atomic<uint64_t> reconnects_{0};
   int watch_timeout_ = 300;
   std::string fallback_path_;
@@ -3605,6 +3623,8 @@ struct ServingCertSettings {
 
 class ServingCertController {
  public:
+  static constexpr std::chrono::minutes kBackdate{5};
+
   using OnCert = std::function<void(const CertificateAndKey &leaf, const std::string &ca_pem)>;
 
   ServingCertController(KubeClient &kube, Logger &log, ServingCertSettings s, OnCert on_cert)
@@ -3659,10 +3679,11 @@ class ServingCertController {
       uint32_t flags = 0;
       if (mbedtls_x509_crt_verify(chain->get(), ca->get(), nullptr, nullptr, &flags, nullptr, nullptr) != 0)
         return false;
-      auto nb = detail::from_x509_time(chain->get()->valid_from);
+      // Age counts from issuance: notBefore is backdated for clock skew.
+      auto issued = detail::from_x509_time(chain->get()->valid_from) + kBackdate;
       auto na = detail::from_x509_time(chain->get()->valid_to);
       auto now = Clock::now();
-      return now < nb + s_.renew_after && now < na;
+      return now < issued + s_.renew_after && now < na;
     } catch (const Error &) {
       return false;
     }
@@ -3675,8 +3696,8 @@ class ServingCertController {
     t.dns_names = {dns, dns + ".cluster.local"};
     t.server_auth = true;
     t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
-    auto now = Clock::now();
-    t.not_before = now - std::chrono::minutes(5);
+    auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
+    t.not_before = now - kBackdate;
     t.not_after = now + s_.validity;
     auto leaf = issue_with_ca(ca, t);
     return {ca.cert_pem, ca.key_pem, leaf.cert_pem, leaf.key_pem};

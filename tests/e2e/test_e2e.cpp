@@ -160,6 +160,9 @@ class E2E {
       concierge->signal(SIGTERM);
       concierge->wait(std::chrono::seconds(10));
     }
+    // Keep the logs with the cluster's for a look after a failure.
+    for (const char *f : {"concierge.log", "replica.log"})
+      run("cp " + shell_quote(dir->file(f)) + " " + shell_quote(env.at("LOGS")) + "/ 2>/dev/null");
   }
   mutable int counter_ = 0;
 };
@@ -194,7 +197,13 @@ TEST_CASE("the manifests apply, the CRDs validate, and the APIServices carry the
 
 TEST_CASE("discovery and OpenAPI reach the concierge through kube-apiserver") {
   auto &e = E2E::get();
-  auto rl = json::parse(e.kubectl_ok("get --raw /apis/login.concierge.pinniped.dev/v1alpha1"));
+  // The aggregator serves a group a moment after the APIService is Available.
+  std::string raw;
+  REQUIRE(E2E::eventually([&] {
+    raw = e.kubectl_ok("get --raw /apis/login.concierge.pinniped.dev/v1alpha1");
+    return true;
+  }, 30));
+  auto rl = json::parse(raw);
   CHECK(json::get_string(rl, "kind", "") == "APIResourceList");
   const auto &res = json::field(rl, "resources")->get<picojson::array>().at(0);
   CHECK(json::get_string(res, "name", "") == "tokencredentialrequests");
@@ -402,4 +411,48 @@ TEST_CASE("the concierge's metrics count exchanges and name the signer expiry") 
   CHECK(res.body.find("pinniped_signer_expiry_timestamp_seconds 0\n") == std::string::npos);
   CHECK(res.body.find("pinniped_webhook_duration_seconds_count ") != std::string::npos);
   CHECK(e.log().find("PRIVATE KEY") == std::string::npos);
+}
+
+namespace {
+// SHA-256 fingerprint of the certificate a server presents, via openssl.
+std::string served_fingerprint(const std::string &addr, int port) {
+  return run("openssl s_client -connect " + addr + ":" + std::to_string(port) +
+             " -servername pinniped-concierge-api.pinniped-concierge.svc </dev/null 2>/dev/null"
+             " | openssl x509 -noout -fingerprint -sha256 2>/dev/null");
+}
+}  // namespace
+
+TEST_CASE("a second replica adopts the serving certificate, and a renewal rotates it for both") {
+  auto &e = E2E::get();
+  std::string addr = e.env.at("ADDR");
+  std::string ca_before = secret_ca(e);
+  auto start_replica = [&](const std::vector<std::string> &extra) {
+    std::vector<std::string> argv = {pinniped_bin(), "concierge", "--listen", addr + ":10251", "--kubeconfig",
+                                     e.dir->file("concierge.kubeconfig"), "--signer-root", e.env.at("SIGNER_ROOT"),
+                                     "--reload-interval", "1s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return std::make_unique<Process>(argv, e.dir->file("replica.log"));
+  };
+  {
+    auto replica = start_replica({});
+    REQUIRE(E2E::eventually([&] { return !served_fingerprint(addr, 10251).empty(); }, 20));
+    CHECK(served_fingerprint(addr, 10251) == served_fingerprint(addr, e.concierge_port));
+    CHECK(secret_ca(e) == ca_before);  // adopted, not replaced
+    replica->signal(SIGTERM);
+    CHECK(replica->wait(std::chrono::seconds(10)) == 0);
+  }
+  // A replica that finds the certificate due for renewal replaces it; the
+  // first one follows the Secret, and kube-apiserver gets the new caBundle.
+  auto replica = start_replica({"--serving-cert-renew-after", "3s"});
+  REQUIRE(E2E::eventually([&] { return secret_ca(e) != ca_before; }, 30));
+  std::string ca_after = secret_ca(e);
+  CHECK(E2E::eventually([&] {
+    std::string a = served_fingerprint(addr, e.concierge_port), b = served_fingerprint(addr, 10251);
+    return !a.empty() && a == b;
+  }, 30));
+  CHECK(E2E::eventually([&] { return api_service_ca(e, "v1alpha1.login.concierge.pinniped.dev") == secret_ca(e); }));
+  CHECK(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }));
+  CHECK(e.log().find("serving certificate loaded") != std::string::npos);
+  replica->signal(SIGTERM);
+  CHECK(replica->wait(std::chrono::seconds(10)) == 0);
 }
