@@ -102,8 +102,12 @@ TEST_CASE("the README example exchanges a token and reports a refusal") {
   auto exp = parse_rfc3339(out.substr(0, nl));
   REQUIRE(exp);
   CHECK(std::abs(std::chrono::duration_cast<std::chrono::seconds>(*exp - Clock::now()).count() - 300) <= 5);
-  auto chain = CertificateChain::parse(out.substr(nl + 1));
+  auto key_at = out.find("-----BEGIN PRIVATE KEY-----");
+  REQUIRE(key_at != std::string::npos);
+  auto chain = CertificateChain::parse(out.substr(nl + 1, key_at - nl - 1));
   CHECK(detail::common_name(&chain->get()->subject) == "erin");
+  auto key = PrivateKey::parse(out.substr(key_at));
+  CHECK(mbedtls_pk_check_pair(&chain->get()->pk, key->get()) == 0);
 
   out = run("EX_TOKEN=bad-token '" + example_bin() + "' " + c.base() + " '" + dir.file("serving-ca.pem") +
                 "' my-idp EX_TOKEN 2>&1",
