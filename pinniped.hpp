@@ -5,14 +5,18 @@
 //   1. wire types (TokenCredentialRequest, TokenReview, Status, ...) + JSON
 //   2. crypto helpers and the certificate authority (cluster signer)
 //   3. TLS transport on mbedTLS (server for cpp-httplib, HTTPS client)
+//  3b. Kubernetes client (kubeconfig, REST, watches, informers)
 //   4. authenticators (TokenReview webhooks, the registry, config files)
-//   5. the concierge (HTTP handlers, discovery, health, reloaders)
-//   6. the client side (exchange a token for a credential)
+//   5. the concierge (HTTP handlers, discovery, health, controllers)
+//   6. the client side (exchange a token for a credential; the kubectl exec
+//      plugin, its credential cache, kubeconfig generation, whoami)
+//   7. local-user-authenticator (a bcrypt TokenReview IDP)
 // A section may call the sections above it, never below. Machinery lives in
 // `pinniped::detail`; everything else is the public API.
 //
 // Build: needs cpp-httplib 0.11.4 (header-only, without OpenSSL), picojson,
-// libyaml and mbedTLS 2.28 (-lmbedtls -lmbedx509 -lmbedcrypto -lyaml).
+// libyaml, libcrypt and mbedTLS 2.28
+// (-lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt).
 #pragma once
 
 // ---------------------------------------------------------------------------
@@ -66,6 +70,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -4705,7 +4710,9 @@ class Concierge {
 // ---------------------------------------------------------------------------
 // 6. The client side
 // Exchanges a token for a credential through kube-apiserver (or the
-// concierge directly). Calls 0-3.
+// concierge directly); the kubectl exec plugin around it (ExecCredential,
+// credential cache, `login static`), the kubeconfig that runs it, whoami.
+// Calls 0-3 (and 3b's KubeClient).
 // ---------------------------------------------------------------------------
 
 struct ExchangeOptions {
@@ -4753,5 +4760,1547 @@ inline ClusterCredential exchange_token(const ExchangeOptions &o, const std::str
     throw Error(502, "InternalError", "the server's answer carries an empty credential");
   return *out.credential;
 }
+
+// --- 6b. The kubectl exec credential plugin: ExecCredential in and out, the
+// credential cache, `login static`, the kubeconfig that runs it, whoami.
+
+inline const std::string kExecCredentialV1 = "client.authentication.k8s.io/v1";
+inline const std::string kExecCredentialV1beta1 = "client.authentication.k8s.io/v1beta1";
+
+// spec.cluster of an ExecCredential, present with provideClusterInfo: true.
+struct ExecClusterInfo {
+  std::string server;
+  std::string ca_pem;  // certificate-authority-data, decoded; empty: system roots
+  std::string tls_server_name;
+  bool insecure_skip_tls_verify = false;
+};
+
+// What client-go hands the plugin in KUBERNETES_EXEC_INFO.
+struct ExecCredentialRequest {
+  std::string api_version = kExecCredentialV1beta1;  // upstream's assumption when none is given
+  bool interactive = false;
+  std::optional<ExecClusterInfo> cluster;
+
+  // Parses the variable's value; empty means "not set". Throws Error(400).
+  static ExecCredentialRequest parse(const std::string &text) {
+    ExecCredentialRequest r;
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) return r;
+    picojson::value v;
+    try {
+      v = json::parse(text);
+    } catch (const Error &e) {
+      throw bad_request(std::string("KUBERNETES_EXEC_INFO: ") + e.what());
+    }
+    if (!v.is<picojson::object>()) throw bad_request("KUBERNETES_EXEC_INFO: not a JSON object");
+    try {
+      r.api_version = json::get_string(v, "apiVersion", "apiVersion");
+      std::string kind = json::get_string(v, "kind", "kind");
+      if (r.api_version != kExecCredentialV1 && r.api_version != kExecCredentialV1beta1)
+        throw bad_request("unsupported apiVersion \"" + r.api_version + "\" (want " + kExecCredentialV1 + " or " +
+                          kExecCredentialV1beta1 + ")");
+      if (kind != "ExecCredential") throw bad_request("kind must be ExecCredential, got \"" + kind + "\"");
+      if (const auto *s = json::get_object(v, "spec", "spec")) {
+        r.interactive = json::get_bool(*s, "interactive", "spec.interactive");
+        if (const auto *c = json::get_object(*s, "cluster", "spec.cluster")) {
+          ExecClusterInfo ci;
+          ci.server = json::get_string(*c, "server", "spec.cluster.server");
+          std::string ca =
+              json::get_string(*c, "certificate-authority-data", "spec.cluster.certificate-authority-data");
+          if (!ca.empty()) {
+            auto pem = detail::base64_decode(ca);
+            if (!pem) throw bad_request("spec.cluster.certificate-authority-data: not valid base64");
+            ci.ca_pem = *pem;
+          }
+          ci.tls_server_name = json::get_string(*c, "tls-server-name", "spec.cluster.tls-server-name");
+          ci.insecure_skip_tls_verify =
+              json::get_bool(*c, "insecure-skip-tls-verify", "spec.cluster.insecure-skip-tls-verify");
+          r.cluster = ci;
+        }
+      }
+    } catch (const Error &e) {
+      std::string m = e.what();
+      throw bad_request(m.rfind("KUBERNETES_EXEC_INFO", 0) == 0 ? m : "KUBERNETES_EXEC_INFO: " + m);
+    }
+    return r;
+  }
+};
+
+// The plugin's answer on stdout, in the apiVersion it was asked in.
+inline std::string exec_credential_json(const std::string &api_version, const ClusterCredential &c) {
+  picojson::object o, spec, status = c.to_json().get<picojson::object>();
+  o["apiVersion"] = jv(api_version.empty() ? kExecCredentialV1beta1 : api_version);
+  o["kind"] = jv("ExecCredential");
+  spec["interactive"] = jv(false);
+  o["spec"] = picojson::value(spec);
+  o["status"] = picojson::value(status);
+  return to_json_string(picojson::value(o));
+}
+
+// Reads a plugin's answer back (tests, in-process callers).
+inline ClusterCredential parse_exec_credential(const std::string &text) {
+  auto v = json::parse(text);
+  if (json::get_string(v, "kind", "kind") != "ExecCredential") throw bad_request("kind must be ExecCredential");
+  const auto *st = json::get_object(v, "status", "status");
+  if (!st) throw bad_request("ExecCredential has no status");
+  return ClusterCredential::from_json(*st);
+}
+
+namespace detail {
+// mkdir -p; folders it creates get `mode`.
+inline void make_dirs(const std::string &dir, mode_t mode) {
+  if (dir.empty()) return;
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw internal_error(dir + " is not a directory");
+    return;
+  }
+  auto slash = dir.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) make_dirs(dir.substr(0, slash), mode);
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
+    throw internal_error("cannot create " + dir + ": " + std::strerror(errno));
+  ::chmod(dir.c_str(), mode);  // whatever the umask said
+}
+inline std::string parent_dir(const std::string &path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+// Writes `content` to `path` atomically (temp file beside it + rename), mode 0600.
+inline void write_file_atomic(const std::string &path, const std::string &content) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + hex(random_bytes(4));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw internal_error("cannot write " + tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  bool ok = ::fchmod(fd, 0600) == 0;
+  while (ok && off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) off += static_cast<size_t>(n);
+  }
+  int err = errno;
+  if (::close(fd) != 0) ok = false;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    ::unlink(tmp.c_str());
+    throw internal_error("cannot write " + path + ": " + std::strerror(err));
+  }
+}
+inline std::string env_or_empty(const char *name) {
+  const char *v = std::getenv(name);
+  return v ? v : "";
+}
+}  // namespace detail
+
+// The credential cache of the plugin (upstream's credentials.yaml): entries
+// keyed by a SHA-256 of the login inputs, token included, so the token is
+// never stored. Written as JSON (which is YAML), atomically, mode 0600 in a
+// 0700 folder; a corrupt or foreign file reads as empty and is replaced.
+class CredentialCache {
+ public:
+  static constexpr std::chrono::seconds kReuseMargin{60};  // not reused within 1 minute of expiry
+
+  explicit CredentialCache(std::string path) : path_(std::move(path)) {}
+  const std::string &path() const { return path_; }
+
+  // $XDG_CONFIG_HOME/pinniped/credentials.yaml, else ~/.config/pinniped/.
+  static std::string default_path() {
+    std::string base = detail::env_or_empty("XDG_CONFIG_HOME");
+    if (base.empty()) {
+      std::string home = detail::env_or_empty("HOME");
+      if (home.empty())
+        throw internal_error("neither XDG_CONFIG_HOME nor HOME is set: cannot place the credential cache");
+      base = home + "/.config";
+    }
+    return base + "/pinniped/credentials.yaml";
+  }
+
+  // A credential still valid for more than kReuseMargin at `now`.
+  std::optional<ClusterCredential> get(const std::string &key, Clock::time_point now = Clock::now()) const {
+    for (const auto &e : load())
+      if (e.key == key && e.expires - now > kReuseMargin) return e.credential;
+    return std::nullopt;
+  }
+
+  // Stores `c` under `key` and drops expired entries. Hold lock() around a
+  // get-then-put, or concurrent writers lose each other's entries.
+  void put(const std::string &key, const ClusterCredential &c, Clock::time_point now = Clock::now()) const {
+    auto exp = parse_rfc3339(c.expiration_timestamp);
+    if (!exp) throw bad_request("credential has no valid expirationTimestamp");
+    picojson::array list;
+    for (const auto &e : load()) {
+      if (e.key == key || e.expires <= now) continue;
+      list.push_back(e.raw);
+    }
+    picojson::object entry;
+    entry["key"] = jv(key);
+    entry["creationTimestamp"] = jv(format_rfc3339(now));
+    entry["credential"] = c.to_json();
+    list.push_back(picojson::value(entry));
+    picojson::object root;
+    root["apiVersion"] = jv("config.supervisor.pinniped.dev/v1alpha1");
+    root["kind"] = jv("CredentialCache");
+    root["credentials"] = picojson::value(list);
+    detail::make_dirs(detail::parent_dir(path_), 0700);
+    detail::write_file_atomic(path_, to_json_string(picojson::value(root)) + "\n");
+  }
+
+  // An exclusive flock on "<path>.lock", released on destruction.
+  class Lock {
+   public:
+    Lock() = default;
+    explicit Lock(int fd) : fd_(fd) {}
+    Lock(Lock &&o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+    Lock &operator=(Lock &&o) noexcept {
+      std::swap(fd_, o.fd_);
+      return *this;
+    }
+    ~Lock() {
+      if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+    }
+    bool held() const { return fd_ >= 0; }
+
+   private:
+    int fd_ = -1;
+  };
+  // Waits up to `timeout`; an unheld Lock when that fails (callers go on without).
+  Lock lock(Millis timeout) const {
+    try {
+      detail::make_dirs(detail::parent_dir(path_), 0700);
+    } catch (const Error &) {
+      return Lock();
+    }
+    int fd = ::open((path_ + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Lock();
+    auto until = Steady::now() + timeout;
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if ((errno != EWOULDBLOCK && errno != EINTR) || Steady::now() >= until) {
+        ::close(fd);
+        return Lock();
+      }
+      std::this_thread::sleep_for(Millis(5));
+    }
+    return Lock(fd);
+  }
+
+  // The cached credential for `key`, or a new one from `exchange` stored for
+  // next time. Concurrent callers with one key exchange once: the second
+  // re-reads under the lock. Cache failures never fail the call.
+  ClusterCredential get_or_exchange(const std::string &key, const std::function<ClusterCredential()> &exchange,
+                                    Millis lock_timeout = std::chrono::seconds(60)) const {
+    if (auto c = get(key)) return *c;
+    Lock l = lock(lock_timeout);
+    if (l.held())
+      if (auto c = get(key)) return *c;
+    ClusterCredential c = exchange();
+    try {
+      put(key, c);
+    } catch (const Error &) {
+    }
+    return c;
+  }
+
+  // The entries in the file (tests, tools). Empty when absent or unreadable.
+  struct Entry {
+    std::string key;
+    Clock::time_point expires;
+    ClusterCredential credential;
+    picojson::value raw;
+  };
+  std::vector<Entry> load() const {
+    std::vector<Entry> out;
+    std::string text;
+    try {
+      if (::access(path_.c_str(), F_OK) != 0) return out;
+      text = read_file(path_, 16 * 1024 * 1024);
+      auto docs = parse_yaml_documents(text);
+      if (docs.size() != 1 || json::get_string(docs[0], "kind", "kind") != "CredentialCache") return out;
+      const auto *list = json::field(docs[0], "credentials");
+      if (!list || !list->is<picojson::array>()) return out;
+      for (const auto &e : list->get<picojson::array>()) {
+        try {
+          Entry en;
+          en.key = json::get_string(e, "key", "key");
+          const auto *c = json::get_object(e, "credential", "credential");
+          if (en.key.empty() || !c) continue;
+          en.credential = ClusterCredential::from_json(*c);
+          auto exp = parse_rfc3339(en.credential.expiration_timestamp);
+          if (!exp) continue;
+          en.expires = *exp;
+          en.raw = e;
+          out.push_back(std::move(en));
+        } catch (const Error &) {
+        }
+      }
+    } catch (const std::exception &) {
+      out.clear();  // corrupt or foreign: treated as empty, replaced on the next put
+    }
+    return out;
+  }
+
+ private:
+  std::string path_;
+};
+
+// The cache key: every input that changes the answer, the token included,
+// hashed so that the file never holds the token.
+inline std::string credential_cache_key(const ExchangeOptions &o, const std::string &token) {
+  picojson::array a;
+  for (const std::string &s : {std::string("pinniped-credential-v1"), o.endpoint, o.tls.ca_pem, o.tls.server_name,
+                               std::string(o.tls.insecure_skip_verify ? "insecure" : "verified"), o.api_group_suffix,
+                               o.authenticator_kind, o.authenticator_name, token})
+    a.push_back(jv(s));
+  return detail::hex(detail::sha256(to_json_string(picojson::value(a))));
+}
+
+// `pinniped login static`, as flags (upstream-compatible) and as a struct.
+struct StaticLoginOptions {
+  std::string token;      // --token, or the value of...
+  std::string token_env;  // ...--token-env VAR
+  std::string authenticator_type = "webhook";
+  std::string authenticator_name;
+  std::string endpoint;  // --concierge-endpoint; empty: spec.cluster.server
+  std::string ca_pem;    // --concierge-ca-bundle-data, decoded; empty: spec.cluster's CA
+  std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
+  std::optional<std::string> credential_cache;  // unset: default path; "": no cache
+  Millis timeout = std::chrono::seconds(30);
+
+  // Parses the flags after "login static"; `getenv` resolves --token-env.
+  // Throws Error(400) with a message that never quotes a value.
+  static StaticLoginOptions from_args(const std::vector<std::string> &args,
+                                      const std::function<std::optional<std::string>(const std::string &)> &getenv) {
+    StaticLoginOptions o;
+    bool have_token = false;
+    for (size_t i = 0; i < args.size(); i++) {
+      std::string a = args[i];
+      if (a.rfind("--", 0) != 0 || a.size() < 3)
+        throw bad_request("unexpected argument at position " + std::to_string(i + 1) + " (flags start with --)");
+      std::optional<std::string> inline_value;
+      auto eq = a.find('=');
+      if (eq != std::string::npos) {
+        inline_value = a.substr(eq + 1);
+        a = a.substr(0, eq);
+      }
+      auto value = [&]() -> std::string {
+        if (inline_value) return *inline_value;
+        if (i + 1 >= args.size()) throw bad_request("flag " + a + " needs a value");
+        return args[++i];
+      };
+      if (a == "--token") {
+        o.token = value();
+        have_token = true;
+      } else if (a == "--token-env") {
+        o.token_env = value();
+      } else if (a == "--concierge-authenticator-type") {
+        o.authenticator_type = value();
+        if (o.authenticator_type != "webhook")
+          throw bad_request("--concierge-authenticator-type: only \"webhook\" is supported");
+      } else if (a == "--concierge-authenticator-name") {
+        o.authenticator_name = value();
+      } else if (a == "--concierge-endpoint") {
+        o.endpoint = value();
+      } else if (a == "--concierge-ca-bundle-data") {
+        std::string v = value();
+        auto pem = detail::base64_decode(v);
+        if (!pem || (!v.empty() && pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos))
+          throw bad_request("--concierge-ca-bundle-data must be base64-encoded PEM certificates");
+        o.ca_pem = *pem;
+      } else if (a == "--concierge-api-group-suffix") {
+        o.api_group_suffix = value();
+        if (o.api_group_suffix.empty() || o.api_group_suffix.find('/') != std::string::npos)
+          throw bad_request("--concierge-api-group-suffix must be a DNS suffix like pinniped.dev");
+      } else if (a == "--credential-cache") {
+        o.credential_cache = value();
+      } else if (a == "--enable-concierge") {
+        // Implied: this pinniped only logs in through a concierge.
+        if (inline_value && *inline_value != "true") throw bad_request("--enable-concierge: only true is supported");
+      } else {
+        throw bad_request("unknown flag " + a + " (see pinniped login static --help)");
+      }
+    }
+    if (have_token && !o.token_env.empty()) throw bad_request("give --token or --token-env, not both");
+    if (!o.token_env.empty()) {
+      auto v = getenv(o.token_env);
+      if (!v || v->empty()) throw bad_request("--token-env: environment variable " + o.token_env + " is not set");
+      o.token = *v;
+    } else if (!have_token) {
+      throw bad_request("one of --token or --token-env is required");
+    }
+    if (o.token.empty()) throw bad_request("--token must not be empty");
+    if (o.authenticator_name.empty()) throw bad_request("--concierge-authenticator-name is required");
+    return o;
+  }
+
+  // The flags that reproduce these options (for a kubeconfig's exec args).
+  std::vector<std::string> to_args() const {
+    std::vector<std::string> a = {"login", "static", "--enable-concierge"};
+    a.push_back("--concierge-api-group-suffix=" + api_group_suffix);
+    a.push_back("--concierge-authenticator-name=" + authenticator_name);
+    a.push_back("--concierge-authenticator-type=" + authenticator_type);
+    if (!endpoint.empty()) a.push_back("--concierge-endpoint=" + endpoint);
+    if (!ca_pem.empty()) a.push_back("--concierge-ca-bundle-data=" + detail::base64_encode(ca_pem));
+    if (credential_cache) a.push_back("--credential-cache=" + *credential_cache);
+    a.push_back(token_env.empty() ? "--token=" + token : "--token-env=" + token_env);
+    return a;
+  }
+
+  // Where the exchange goes: flags first, then what client-go told us.
+  ExchangeOptions exchange_options(const std::optional<ExecClusterInfo> &cluster) const {
+    ExchangeOptions x;
+    x.endpoint = endpoint;
+    if (x.endpoint.empty() && cluster) {
+      x.endpoint = cluster->server;
+      x.tls.server_name = cluster->tls_server_name;
+      x.tls.insecure_skip_verify = cluster->insecure_skip_tls_verify;
+    }
+    if (x.endpoint.empty())
+      throw bad_request(
+          "no concierge endpoint: give --concierge-endpoint or set provideClusterInfo: true in the "
+          "kubeconfig's exec section");
+    x.tls.ca_pem = !ca_pem.empty() ? ca_pem : cluster ? cluster->ca_pem : "";
+    x.api_group_suffix = api_group_suffix;
+    x.authenticator_name = authenticator_name;
+    x.timeout = timeout;
+    return x;
+  }
+};
+
+// The whole plugin: a credential from the cache or the exchange API.
+inline ClusterCredential login_static(const StaticLoginOptions &o, const std::optional<ExecClusterInfo> &cluster) {
+  ExchangeOptions x = o.exchange_options(cluster);
+  auto exchange = [&] { return exchange_token(x, o.token); };
+  std::string path;
+  try {
+    path = o.credential_cache ? *o.credential_cache : CredentialCache::default_path();
+  } catch (const Error &) {
+    // No HOME: log in without a cache rather than not at all.
+  }
+  if (path.empty()) return exchange();
+  return CredentialCache(path).get_or_exchange(credential_cache_key(x, o.token), exchange);
+}
+
+// What `pinniped login static` prints: KUBERNETES_EXEC_INFO in, ExecCredential out.
+inline std::string run_exec_plugin(const StaticLoginOptions &o, const std::string &exec_info) {
+  auto req = ExecCredentialRequest::parse(exec_info);
+  return exec_credential_json(req.api_version, login_static(o, req.cluster));
+}
+
+namespace detail {
+inline bool yaml_plain_key(const std::string &k) {
+  return !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+// Block-style YAML; strings double-quoted (JSON escapes are YAML escapes).
+inline void emit_yaml(const picojson::value &v, size_t indent, std::string &out) {
+  std::string pad(indent, ' ');
+  auto scalar = [](const picojson::value &s) { return s.is<std::string>() ? to_json_string(s) : s.serialize(); };
+  auto empty = [](const picojson::value &c) {
+    return (c.is<picojson::object>() && c.get<picojson::object>().empty()) ||
+           (c.is<picojson::array>() && c.get<picojson::array>().empty());
+  };
+  auto nested = [&](const picojson::value &c) {
+    return (c.is<picojson::object>() || c.is<picojson::array>()) && !empty(c);
+  };
+  if (v.is<picojson::object>()) {
+    for (const auto &kv : v.get<picojson::object>()) {
+      out += pad + (yaml_plain_key(kv.first) ? kv.first : to_json_string(jv(kv.first))) + ":";
+      if (nested(kv.second)) {
+        out += "\n";
+        emit_yaml(kv.second, indent + (kv.second.is<picojson::array>() ? 0 : 2), out);
+      } else {
+        out += " " +
+               (empty(kv.second) ? std::string(kv.second.is<picojson::array>() ? "[]" : "{}") : scalar(kv.second)) +
+               "\n";
+      }
+    }
+  } else if (v.is<picojson::array>()) {
+    for (const auto &e : v.get<picojson::array>()) {
+      if (nested(e)) {
+        std::string child;
+        emit_yaml(e, indent + 2, child);
+        child.replace(indent, 2, "- ");
+        out += child;
+      } else {
+        out += pad + "- " + (empty(e) ? std::string(e.is<picojson::array>() ? "[]" : "{}") : scalar(e)) + "\n";
+      }
+    }
+  } else {
+    out += pad + scalar(v) + "\n";
+  }
+}
+// The running binary, for a kubeconfig's exec command.
+inline std::string self_executable() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) throw internal_error("cannot read /proc/self/exe");
+  return std::string(buf, static_cast<size_t>(n));
+}
+}  // namespace detail
+
+// A kubeconfig whose one user logs in through `pinniped login static`.
+struct PluginKubeconfig {
+  std::string name = "pinniped";  // of the cluster, the user and the context
+  std::string server;
+  std::string ca_pem;  // empty: system roots
+  std::string tls_server_name;
+  std::string command;  // absolute path of pinniped
+  std::vector<std::string> args;
+  std::string exec_api_version = kExecCredentialV1;
+
+  picojson::value to_json() const {
+    picojson::object cluster, exec;
+    cluster["server"] = jv(server);
+    if (!ca_pem.empty()) cluster["certificate-authority-data"] = jv(detail::base64_encode(ca_pem));
+    if (!tls_server_name.empty()) cluster["tls-server-name"] = jv(tls_server_name);
+    exec["apiVersion"] = jv(exec_api_version);
+    exec["command"] = jv(command);
+    picojson::array a;
+    for (const auto &x : args) a.push_back(jv(x));
+    exec["args"] = picojson::value(a);
+    exec["env"] = picojson::value(picojson::array());
+    exec["provideClusterInfo"] = jv(true);
+    exec["installHint"] = jv("The pinniped CLI is not installed at " + command +
+                             ". Build it (make in the pinniped repository) or run pinniped get kubeconfig again.");
+    if (exec_api_version == kExecCredentialV1) exec["interactiveMode"] = jv("Never");
+    auto named = [&](const std::string &key, picojson::object body) {
+      picojson::object e;
+      e["name"] = jv(name);
+      e[key] = picojson::value(body);
+      return picojson::value(picojson::array{picojson::value(e)});
+    };
+    picojson::object user, ctx, root;
+    user["exec"] = picojson::value(exec);
+    ctx["cluster"] = jv(name);
+    ctx["user"] = jv(name);
+    root["apiVersion"] = jv("v1");
+    root["kind"] = jv("Config");
+    root["clusters"] = named("cluster", cluster);
+    root["users"] = named("user", user);
+    root["contexts"] = named("context", ctx);
+    root["current-context"] = jv(name);
+    root["preferences"] = picojson::value(picojson::object());
+    return picojson::value(root);
+  }
+  std::string to_yaml() const {
+    std::string out;
+    detail::emit_yaml(to_json(), 0, out);
+    return out;
+  }
+};
+
+// $KUBECONFIG's first file, else ~/.kube/config.
+inline std::string default_kubeconfig_path() {
+  std::string k = detail::env_or_empty("KUBECONFIG");
+  if (!k.empty()) return k.substr(0, k.find(':'));
+  std::string home = detail::env_or_empty("HOME");
+  if (home.empty()) throw bad_request("no --kubeconfig given and neither KUBECONFIG nor HOME is set");
+  return home + "/.kube/config";
+}
+
+// `pinniped get kubeconfig`: what to read and what to put in.
+struct GetKubeconfigOptions {
+  std::string kubeconfig;  // the admin's; empty: default_kubeconfig_path()
+  std::string context;     // empty: current-context
+  std::string static_token, static_token_env;
+  std::string authenticator_name;  // empty: the cluster's only WebhookAuthenticator
+  std::string endpoint;            // empty: from the CredentialIssuer
+  std::string ca_pem;              // empty: from the CredentialIssuer
+  std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
+  std::string command;  // empty: this binary
+  std::string exec_api_version = kExecCredentialV1;
+  std::optional<std::string> credential_cache;  // passed on to login static when set
+};
+
+// The endpoint and CA of the TokenCredentialRequest API as the concierge's
+// CredentialIssuer publishes them; nullopt when it publishes none.
+inline std::optional<std::pair<std::string, std::string>> discover_concierge_endpoint(KubeClient &k,
+                                                                                      const std::string &suffix) {
+  auto list = k.get("/apis/config.concierge." + suffix + "/v1alpha1/credentialissuers");
+  const auto *items = json::field(list, "items");
+  if (!items || !items->is<picojson::array>()) return std::nullopt;
+  std::vector<picojson::value> ordered;
+  for (const auto &i : items->get<picojson::array>())  // the upstream name first
+    ordered.insert(object_key(i) == "pinniped-concierge-config" ? ordered.begin() : ordered.end(), i);
+  for (const auto &ci : ordered) {
+    const auto *st = json::field(ci, "status");
+    const auto *ss = st ? json::field(*st, "strategies") : nullptr;
+    if (!ss || !ss->is<picojson::array>()) continue;
+    for (const auto &s : ss->get<picojson::array>()) {
+      const auto *fe = json::field(s, "frontend");
+      const auto *info = fe ? json::field(*fe, "tokenCredentialRequestInfo") : nullptr;
+      if (!info || json::get_string(s, "status", "status") != "Success") continue;
+      std::string server = json::get_string(*info, "server", "server");
+      auto ca = detail::base64_decode(json::get_string(*info, "certificateAuthorityData", "certificateAuthorityData"));
+      if (!server.empty() && ca) return std::make_pair(server, *ca);
+    }
+  }
+  return std::nullopt;
+}
+
+// The name of the cluster's only WebhookAuthenticator; an error listing
+// them when there are none or several.
+inline std::string discover_authenticator(KubeClient &k, const std::string &suffix) {
+  auto list = k.get("/apis/authentication.concierge." + suffix + "/v1alpha1/webhookauthenticators");
+  std::vector<std::string> names;
+  if (const auto *items = json::field(list, "items"); items && items->is<picojson::array>())
+    for (const auto &i : items->get<picojson::array>()) names.push_back(object_key(i));
+  if (names.size() == 1) return names[0];
+  if (names.empty())
+    throw Error(404, "NotFound",
+                "no WebhookAuthenticator found in the cluster; create one or give --concierge-authenticator-name");
+  std::string all;
+  for (const auto &n : names) all += (all.empty() ? "" : ", ") + n;
+  throw bad_request("several WebhookAuthenticators found (" + all +
+                    "); choose one with --concierge-authenticator-name");
+}
+
+// Builds the kubeconfig for `pinniped get kubeconfig`, reading the admin's
+// kubeconfig and the cluster's concierge objects through KubeClient.
+inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
+  if (o.static_token.empty() == o.static_token_env.empty())
+    throw bad_request("give exactly one of --static-token or --static-token-env");
+  std::string path = o.kubeconfig.empty() ? default_kubeconfig_path() : o.kubeconfig;
+  KubeConfig admin = KubeConfig::from_kubeconfig_file(path, o.context);
+  KubeClient k(admin, std::chrono::seconds(20));
+  StaticLoginOptions login;
+  login.token = o.static_token;
+  login.token_env = o.static_token_env;
+  login.api_group_suffix = o.api_group_suffix;
+  login.credential_cache = o.credential_cache;
+  login.authenticator_name =
+      o.authenticator_name.empty() ? discover_authenticator(k, o.api_group_suffix) : o.authenticator_name;
+  login.endpoint = o.endpoint;
+  login.ca_pem = o.ca_pem;
+  if (login.endpoint.empty() || login.ca_pem.empty()) {
+    auto found = discover_concierge_endpoint(k, o.api_group_suffix);
+    if (!found && login.endpoint.empty())
+      throw Error(404, "NotFound",
+                  "the CredentialIssuer publishes no TokenCredentialRequest endpoint yet; give --concierge-endpoint");
+    if (found && login.endpoint.empty()) login.endpoint = found->first;
+    if (found && login.ca_pem.empty()) login.ca_pem = found->second;
+  }
+  PluginKubeconfig kc;
+  kc.server = admin.server;
+  kc.ca_pem = admin.tls.ca_pem;
+  kc.tls_server_name = admin.tls.server_name;
+  kc.command = o.command.empty() ? detail::self_executable() : o.command;
+  kc.args = login.to_args();
+  kc.exec_api_version = o.exec_api_version;
+  return kc;
+}
+
+// `pinniped whoami`.
+struct WhoAmIOptions {
+  std::string kubeconfig;  // empty: default_kubeconfig_path()
+  std::string context;
+  std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
+  Millis timeout = std::chrono::seconds(20);
+};
+struct WhoAmIResult {
+  std::string cluster_name;
+  std::string server;
+  UserInfo user;
+  picojson::value response;  // the WhoAmIRequest kube-apiserver returned
+};
+
+namespace detail {
+// True when an exec section runs our `login static` (any pinniped binary).
+inline bool is_our_login(const picojson::value &exec) {
+  std::string cmd = json::get_string(exec, "command", "exec.command");
+  auto args = json::get_string_list(exec, "args", "exec.args");
+  std::string base = cmd.substr(cmd.find_last_of('/') == std::string::npos ? 0 : cmd.find_last_of('/') + 1);
+  return args.size() >= 2 && args[0] == "login" && args[1] == "static" && base.rfind("pinniped", 0) == 0;
+}
+}  // namespace detail
+
+// Asks kube-apiserver who the kubeconfig's credentials are. An exec user of
+// ours is logged in in-process (same flags, same cache); `getenv` resolves
+// --token-env after the exec section's own env.
+inline WhoAmIResult whoami(const WhoAmIOptions &o,
+                           const std::function<std::optional<std::string>(const std::string &)> &getenv) {
+  std::string path = o.kubeconfig.empty() ? default_kubeconfig_path() : o.kubeconfig;
+  auto docs = parse_yaml_documents(read_file(path));
+  if (docs.size() != 1 || !docs[0].is<picojson::object>()) throw bad_request("kubeconfig: not a single YAML object");
+  picojson::value root = docs[0];
+  std::string context = o.context.empty() ? json::get_string(root, "current-context", "current-context") : o.context;
+  WhoAmIResult r;
+  picojson::value *user = nullptr;
+  auto find = [&](const std::string &list, const std::string &name, const std::string &inner) -> picojson::value * {
+    auto *l = root.get<picojson::object>().count(list) ? &root.get<picojson::object>()[list] : nullptr;
+    if (l && l->is<picojson::array>())
+      for (auto &e : l->get<picojson::array>())
+        if (e.is<picojson::object>() && json::get_string(e, "name", list + ".name") == name &&
+            e.get<picojson::object>().count(inner))
+          return &e.get<picojson::object>()[inner];
+    return nullptr;
+  };
+  if (auto *ctx = find("contexts", context, "context")) {
+    r.cluster_name = json::get_string(*ctx, "cluster", "context.cluster");
+    user = find("users", json::get_string(*ctx, "user", "context.user"), "user");
+  }
+  picojson::value exec;
+  if (user && json::field(*user, "exec")) {
+    exec = *json::field(*user, "exec");
+    if (!detail::is_our_login(exec))
+      throw bad_request("kubeconfig user runs exec plugin \"" + json::get_string(exec, "command", "command") +
+                        "\", which pinniped whoami cannot run in-process");
+    *user = picojson::value(picojson::object());  // credentials come from the login below
+  }
+  std::string dir = detail::parent_dir(path);
+  KubeConfig kc = KubeConfig::from_kubeconfig(to_json_string(root), dir, context);
+  r.server = kc.server;
+  if (exec.is<picojson::object>()) {
+    std::map<std::string, std::string> env;
+    if (const auto *e = json::field(exec, "env"); e && e->is<picojson::array>())
+      for (const auto &x : e->get<picojson::array>())
+        env[json::get_string(x, "name", "env.name")] = json::get_string(x, "value", "env.value");
+    auto args = json::get_string_list(exec, "args", "exec.args");
+    auto login =
+        StaticLoginOptions::from_args(std::vector<std::string>(args.begin() + 2, args.end()),
+                                      [&](const std::string &n) -> std::optional<std::string> {
+                                        auto it = env.find(n);
+                                        return it != env.end() ? std::optional<std::string>(it->second) : getenv(n);
+                                      });
+    ExecClusterInfo ci;
+    ci.server = kc.server;
+    ci.ca_pem = kc.tls.ca_pem;
+    ci.tls_server_name = kc.tls.server_name;
+    ci.insecure_skip_tls_verify = kc.tls.insecure_skip_verify;
+    bool provide = json::get_bool(exec, "provideClusterInfo", "exec.provideClusterInfo");
+    auto cred = login_static(login, provide ? std::optional<ExecClusterInfo>(ci) : std::nullopt);
+    kc.tls.client_cert_pem = cred.client_certificate_data;
+    kc.tls.client_key_pem = cred.client_key_data;
+  }
+  KubeClient k(kc, o.timeout);
+  picojson::object req, meta, spec;
+  req["apiVersion"] = jv("identity.concierge." + o.api_group_suffix + "/v1alpha1");
+  req["kind"] = jv("WhoAmIRequest");
+  req["metadata"] = picojson::value(meta);
+  req["spec"] = picojson::value(spec);
+  r.response =
+      k.create("/apis/identity.concierge." + o.api_group_suffix + "/v1alpha1/whoamirequests", picojson::value(req));
+  const auto *st = json::field(r.response, "status");
+  const auto *ki = st ? json::field(*st, "kubernetesUserInfo") : nullptr;
+  const auto *u = ki ? json::field(*ki, "user") : nullptr;
+  if (!u) throw Error(502, "InternalError", "the WhoAmIRequest answer has no status.kubernetesUserInfo.user");
+  r.user = UserInfo::from_json(*u, "status.kubernetesUserInfo.user");
+  return r;
+}
+
+// whoami's text form, as upstream prints it.
+inline std::string whoami_text(const WhoAmIResult &r) {
+  std::string groups;
+  for (const auto &g : r.user.groups) groups += (groups.empty() ? "" : ", ") + g;
+  return "Current cluster info:\n\nName: " + r.cluster_name + "\nURL: " + r.server +
+         "\n\nCurrent user info:\n\nUsername: " + r.user.username + "\nGroups: " + groups + "\n";
+}
+
+// ---------------------------------------------------------------------------
+// 7. local-user-authenticator
+// Owns the TokenReview IDP for tests and small sites: users from Secrets or a
+// file, bcrypt, the brute-force brake and its HTTPS surface. Calls 0-4, and
+// section 5's ServingCertController and string/media-type helpers.
+// ---------------------------------------------------------------------------
+}  // namespace pinniped
+
+// bcrypt comes from libcrypt (libxcrypt, -lcrypt), this section's own dependency.
+#include <crypt.h>
+#include <mbedtls/platform_util.h>
+#include <termios.h>
+
+#include <list>
+#include <unordered_map>
+
+#ifndef PINNIPED_LOCAL_USER_DEFAULT_COST
+#define PINNIPED_LOCAL_USER_DEFAULT_COST 10  // as `htpasswd -nbBC 10`
+#endif
+
+namespace pinniped {
+
+inline const std::string kLocalUserNamespace = "local-user-authenticator";
+
+namespace detail {
+
+// Equality in a time that depends on the lengths only (hashes have a public
+// length), so a comparison leaks no prefix of the stored hash.
+inline bool constant_time_equal(const std::string &a, const std::string &b) {
+  if (a.size() != b.size()) return false;
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); i++) diff = diff | static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// crypt(3) of `password` with `setting` (a salt or a whole hash); "" when
+// libcrypt refuses (bad setting, NUL in the password, too long).
+inline std::string crypt_with(const std::string &password, const std::string &setting) {
+  if (password.find('\0') != std::string::npos) return "";
+  auto data = std::make_unique<crypt_data>();  // zeroed: crypt_rn wants that on first use
+  const char *out = crypt_rn(password.c_str(), setting.c_str(), data.get(), sizeof(crypt_data));
+  std::string r = out && out[0] != '*' ? out : "";
+  mbedtls_platform_zeroize(data.get(), sizeof(crypt_data));  // held password-derived state
+  return r;
+}
+
+}  // namespace detail
+
+// The cost of a bcrypt hash ($2a$, $2b$ or $2y$, as htpasswd and Go write
+// them), or -1 when `hash` is not one.
+inline int bcrypt_cost(const std::string &hash) {
+  static const std::string alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  if (hash.size() != 60 || hash.compare(0, 2, "$2") != 0 || hash[3] != '$' || hash[6] != '$') return -1;
+  if (hash[2] != 'a' && hash[2] != 'b' && hash[2] != 'y') return -1;
+  if (!std::isdigit(static_cast<unsigned char>(hash[4])) || !std::isdigit(static_cast<unsigned char>(hash[5])))
+    return -1;
+  int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+  if (cost < 4 || cost > 31) return -1;
+  if (hash.find_first_not_of(alphabet, 7) != std::string::npos) return -1;
+  return cost;
+}
+
+// A new bcrypt hash ("$2y$", as htpasswd writes it) of `password`.
+inline std::string bcrypt_hash(const std::string &password, int cost = PINNIPED_LOCAL_USER_DEFAULT_COST) {
+  if (cost < 4 || cost > 31) throw bad_request("the bcrypt cost must be from 4 to 31");
+  if (password.find('\0') != std::string::npos) throw bad_request("a password cannot contain a NUL byte");
+  std::string rnd = detail::random_bytes(16);
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  if (!crypt_gensalt_rn("$2y$", static_cast<unsigned long>(cost), rnd.data(), static_cast<int>(rnd.size()), salt,
+                        sizeof salt))
+    throw internal_error("cannot make a bcrypt salt");
+  std::string h = detail::crypt_with(password, salt);
+  if (bcrypt_cost(h) != cost) throw internal_error("bcrypt hashing failed");
+  return h;
+}
+
+// True when `password` matches `hash`. Takes the hash's full cost whatever
+// the outcome; the final comparison is constant-time.
+inline bool bcrypt_verify(const std::string &password, const std::string &hash) {
+  if (bcrypt_cost(hash) < 0) return false;  // libcrypt knows more schemes than we accept
+  std::string out = detail::crypt_with(password, hash);
+  return !out.empty() && detail::constant_time_equal(out, hash);
+}
+
+namespace detail {
+inline std::string read_line_fd(int fd) {
+  std::string line;
+  char c;
+  for (;;) {
+    ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == '\n') break;
+    line += c;
+    if (line.size() > 4096) throw bad_request("the password line is too long");
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+}  // namespace detail
+
+// A password for `add-user`: on a terminal, asked twice on stderr without
+// echo; else the first line of stdin. Never from a command line.
+inline std::string read_password(const std::string &who) {
+  if (!isatty(0)) return detail::read_line_fd(0);
+  termios old{};
+  tcgetattr(0, &old);
+  termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  auto ask = [&](const std::string &prompt) {
+    (void)!::write(2, prompt.data(), prompt.size());
+    tcsetattr(0, TCSAFLUSH, &quiet);
+    std::string line;
+    try {
+      line = detail::read_line_fd(0);
+    } catch (...) {
+      tcsetattr(0, TCSAFLUSH, &old);
+      throw;
+    }
+    tcsetattr(0, TCSAFLUSH, &old);
+    (void)!::write(2, "\n", 1);
+    return line;
+  };
+  std::string first = ask("Password for " + who + ": ");
+  if (first != ask("Again: ")) throw bad_request("the passwords do not match");
+  return first;
+}
+
+// One user: a bcrypt password hash and the groups it belongs to.
+struct LocalUser {
+  std::string name;
+  std::string password_hash;
+  std::vector<std::string> groups;
+};
+
+// "a, b,,c" -> {"a", "b", "c"}: comma-separated, trimmed, empties dropped.
+inline std::vector<std::string> parse_groups(const std::string &csv) {
+  std::vector<std::string> out;
+  for (const auto &g : detail::split(csv, ',')) {
+    std::string t = detail::trim(g);
+    if (!t.empty()) out.push_back(t);
+  }
+  return out;
+}
+
+namespace detail {
+inline bool printable_text(const std::string &s) {
+  return valid_utf8(s) &&
+         std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+}  // namespace detail
+
+// The users file: one user per line, `name:bcrypt-hash[:group1,group2]`.
+// Blank lines and lines starting with # are ignored, so htpasswd's own
+// output (`name:hash`) is a valid file. Errors name the line, never a hash.
+inline std::vector<LocalUser> parse_users_file(const std::string &text) {
+  std::vector<LocalUser> out;
+  std::set<std::string> seen;
+  auto lines = detail::split(text, '\n');
+  for (size_t i = 0; i < lines.size(); i++) {
+    std::string line = lines[i];
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    line = detail::trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::string where = "users file line " + std::to_string(i + 1) + ": ";
+    auto c1 = line.find(':');
+    if (c1 == std::string::npos) throw bad_request(where + "expected name:bcrypt-hash[:group1,group2]");
+    auto c2 = line.find(':', c1 + 1);
+    LocalUser u;
+    u.name = detail::trim(line.substr(0, c1));
+    u.password_hash = detail::trim(line.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1));
+    if (c2 != std::string::npos) u.groups = parse_groups(line.substr(c2 + 1));
+    if (u.name.empty()) throw bad_request(where + "the user name is empty");
+    if (!detail::printable_text(u.name)) throw bad_request(where + "the user name is not printable UTF-8");
+    for (const auto &g : u.groups)
+      if (!detail::printable_text(g)) throw bad_request(where + "a group is not printable UTF-8");
+    if (bcrypt_cost(u.password_hash) < 0)
+      throw bad_request(where + "the password hash of \"" + u.name + "\" is not bcrypt ($2a$, $2b$ or $2y$)");
+    if (!seen.insert(u.name).second) throw bad_request(where + "user \"" + u.name + "\" appears twice");
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+// One line of the users file.
+inline std::string users_file_line(const LocalUser &u) {
+  std::string line = u.name + ":" + u.password_hash;
+  if (!u.groups.empty()) {
+    line += ":";
+    for (size_t i = 0; i < u.groups.size(); i++) line += (i ? "," : "") + u.groups[i];
+  }
+  return line;
+}
+
+// A Secret name: a DNS subdomain (lowercase letters, digits, '-', '.').
+inline bool valid_secret_name(const std::string &n) {
+  if (n.empty() || n.size() > 253) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(n.front()) || !alnum(n.back())) return false;
+  return std::all_of(n.begin(), n.end(), [&](char c) { return alnum(c) || c == '-' || c == '.'; });
+}
+
+// A user Secret as upstream's local-user-authenticator reads it: the name is
+// the user, data.passwordHash the bcrypt hash, data.groups comma-separated.
+// nullopt: not a user Secret (no passwordHash). Throws on a bad hash.
+inline std::optional<LocalUser> user_from_secret(const picojson::value &secret) {
+  const auto *data = json::get_object(secret, "data", "data");
+  if (!data) return std::nullopt;
+  std::string hash64 = json::get_string(*data, "passwordHash", "data.passwordHash");
+  if (hash64.empty()) return std::nullopt;
+  LocalUser u;
+  if (const auto *m = json::get_object(secret, "metadata", "metadata"))
+    u.name = json::get_string(*m, "name", "metadata.name");
+  auto hash = detail::base64_decode(hash64);
+  if (!hash) throw bad_request("Secret " + u.name + ": data.passwordHash is not base64");
+  // `echo $(htpasswd ...)` and editors leave a newline behind.
+  u.password_hash = detail::trim(*hash);
+  while (!u.password_hash.empty() && (u.password_hash.back() == '\n' || u.password_hash.back() == '\r'))
+    u.password_hash.pop_back();
+  if (bcrypt_cost(u.password_hash) < 0)
+    throw bad_request("Secret " + u.name + ": data.passwordHash is not a bcrypt hash");
+  auto groups = detail::base64_decode(json::get_string(*data, "groups", "data.groups"));
+  if (!groups) throw bad_request("Secret " + u.name + ": data.groups is not base64");
+  u.groups = parse_groups(*groups);
+  return u;
+}
+
+// The user as a Secret manifest (YAML) in namespace `ns`.
+inline std::string user_secret_yaml(const LocalUser &u, const std::string &ns = kLocalUserNamespace) {
+  std::string groups;
+  for (size_t i = 0; i < u.groups.size(); i++) groups += (i ? "," : "") + u.groups[i];
+  return "apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + u.name + "\n  namespace: " + ns +
+         "\ntype: Opaque\ndata:\n  passwordHash: " + detail::base64_encode(u.password_hash) +
+         "\n  groups: " + to_json_string(jv(detail::base64_encode(groups))) + "\n";
+}
+
+// The brute-force brake: failed attempts per user name, as token buckets of
+// `burst` attempts refilled one per `refill`. Names are kept as SHA-256 in a
+// table of at most `max_names`; refilled entries (same as none) give way
+// first, and while the table is full of live ones, names it does not hold
+// share one bucket, so a flood of names cannot push a braked name out.
+struct BrakeOptions {
+  size_t burst = 10;                        // failed attempts in a row; 0 turns the brake off
+  Millis refill = std::chrono::seconds(6);  // one more attempt per this time
+  size_t max_names = 10000;
+};
+
+class FailureBrake {
+ public:
+  explicit FailureBrake(BrakeOptions o = BrakeOptions()) : o_(o) { overflow_.tokens = static_cast<double>(o_.burst); }
+
+  // Takes one attempt for `name`; false when the name's budget is used up.
+  bool acquire(const std::string &name, Steady::time_point now = Steady::now()) {
+    if (o_.burst == 0) return true;
+    std::string key = detail::sha256(name);
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) {
+      while (map_.size() >= o_.max_names && !lru_.empty() && refilled(map_.at(lru_.back()), now)) {
+        map_.erase(lru_.back());
+        lru_.pop_back();
+      }
+      if (map_.size() >= o_.max_names) {
+        overflowed_++;
+        return take(overflow_, now);
+      }
+      lru_.push_front(key);
+      Entry e;
+      e.tokens = static_cast<double>(o_.burst);
+      e.at = now;
+      e.pos = lru_.begin();
+      it = map_.emplace(key, e).first;
+    } else {
+      lru_.splice(lru_.begin(), lru_, it->second.pos);
+    }
+    return take(it->second, now);
+  }
+  // A success forgets the name's failures.
+  void succeeded(const std::string &name) {
+    if (o_.burst == 0) return;
+    std::string key = detail::sha256(name);
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return;
+    lru_.erase(it->second.pos);
+    map_.erase(it);
+  }
+  size_t tracked() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return map_.size();
+  }
+  // Attempts charged to the shared bucket because the table was full.
+  uint64_t overflowed() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return overflowed_;
+  }
+
+ private:
+  struct Entry {
+    double tokens = 0;
+    Steady::time_point at;
+    std::list<std::string>::iterator pos;
+  };
+  double refilled_tokens(const Entry &e, Steady::time_point now) const {
+    double add = std::chrono::duration<double>(now - e.at).count() /
+                 std::max(1e-9, std::chrono::duration<double>(o_.refill).count());
+    return std::min(static_cast<double>(o_.burst), e.tokens + std::max(0.0, add));
+  }
+  bool refilled(const Entry &e, Steady::time_point now) const {
+    return refilled_tokens(e, now) >= static_cast<double>(o_.burst);
+  }
+  bool take(Entry &e, Steady::time_point now) {
+    e.tokens = refilled_tokens(e, now);
+    e.at = std::max(e.at, now);
+    if (e.tokens < 1) return false;
+    e.tokens -= 1;
+    return true;
+  }
+
+  BrakeOptions o_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> map_;
+  std::list<std::string> lru_;  // most recently used first
+  Entry overflow_;
+  uint64_t overflowed_ = 0;
+};
+
+struct LocalUserStats {
+  std::atomic<uint64_t> authenticated{0};
+  std::atomic<uint64_t> rejected{0};
+  std::atomic<uint64_t> braked{0};
+  std::atomic<uint64_t> verifications{0};        // bcrypt against a user's hash
+  std::atomic<uint64_t> dummy_verifications{0};  // bcrypt against the dummy hash (unknown users)
+};
+
+// The user directory and the password check. Thread-safe. An unknown user
+// costs a full bcrypt against a dummy hash whose cost is the most common
+// cost among the users, so timing does not tell who exists.
+class LocalUsers {
+ public:
+  explicit LocalUsers(BrakeOptions brake = BrakeOptions(), int default_cost = PINNIPED_LOCAL_USER_DEFAULT_COST)
+      : brake_(brake), default_cost_(default_cost) {
+    refresh_dummy();
+  }
+
+  void replace_all(const std::vector<LocalUser> &users) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      users_.clear();
+      for (const auto &u : users) users_[u.name] = u;
+    }
+    refresh_dummy();
+  }
+  void upsert(const LocalUser &u) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      users_[u.name] = u;
+    }
+    refresh_dummy();
+  }
+  void remove(const std::string &name) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      users_.erase(name);
+    }
+    refresh_dummy();
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return users_.size();
+  }
+  std::optional<LocalUser> find(const std::string &name) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = users_.find(name);
+    if (it == users_.end()) return std::nullopt;
+    return it->second;
+  }
+  int dummy_cost() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return dummy_cost_;
+  }
+
+  // Checks `username` and `password`, brake first. `reason` is for logs.
+  AuthResult authenticate(const std::string &username, const std::string &password) {
+    AuthResult r;
+    std::optional<LocalUser> u;
+    std::string dummy;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = users_.find(username);
+      if (it != users_.end()) u = it->second;
+      dummy = dummies_.at(dummy_cost_);
+    }
+    if (u) r.user.username = u->name;  // for the log only, even when it fails
+    if (!brake_.acquire(username)) {
+      stats_.braked++;
+      r.reason = "too many failed attempts for this user name; braked";
+      r.reason_class = "braked";
+      return r;
+    }
+    bool ok = bcrypt_verify(password, u ? u->password_hash : dummy);
+    (u ? stats_.verifications : stats_.dummy_verifications)++;
+    if (u && ok) {
+      brake_.succeeded(username);
+      stats_.authenticated++;
+      r.authenticated = true;
+      r.user = {u->name, "", u->groups, {}};
+      return r;
+    }
+    stats_.rejected++;
+    r.reason = u ? "wrong password" : "unknown user";
+    r.reason_class = u ? "wrong_password" : "unknown_user";
+    return r;
+  }
+
+  const LocalUserStats &stats() const { return stats_; }
+  FailureBrake &brake() { return brake_; }
+
+ private:
+  // Makes the dummy hash follow the users' most common cost; a new cost is
+  // hashed outside the lock (it takes that cost's time, once).
+  void refresh_dummy() {
+    int cost = default_cost_;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      std::map<int, size_t> count;
+      for (const auto &kv : users_) count[bcrypt_cost(kv.second.password_hash)]++;
+      size_t best = 0;
+      for (const auto &kv : count)
+        if (kv.first > 0 && kv.second >= best) {
+          best = kv.second;
+          cost = kv.first;
+        }
+      if (dummies_.count(cost)) {
+        dummy_cost_ = cost;
+        return;
+      }
+    }
+    std::string h = bcrypt_hash(detail::hex(detail::random_bytes(16)), cost);
+    std::lock_guard<std::mutex> lk(mu_);
+    dummies_[cost] = h;
+    dummy_cost_ = cost;
+  }
+
+  mutable std::mutex mu_;
+  std::map<std::string, LocalUser> users_;
+  std::map<int, std::string> dummies_;  // by cost; at most 28
+  int dummy_cost_ = 0;
+  FailureBrake brake_;
+  int default_cost_;
+  LocalUserStats stats_;
+};
+
+struct LocalUserAuthenticatorConfig {
+  std::string listen_host = "0.0.0.0";
+  int port = 8443;  // 0: any free port
+  // Users from this file (reloaded when it changes); else from the Secrets
+  // of `namespace_`, which needs a cluster.
+  std::string users_file;
+  // Serving certificate files; else the managed Secret (with a cluster) or a
+  // CA and certificate made in memory for `tls_sans`. The CA of either goes
+  // to serving_ca_out.
+  std::string tls_cert_file, tls_key_file;
+  std::vector<std::string> tls_sans = {"localhost", "127.0.0.1", "::1"};
+  std::string serving_ca_out;
+  Millis reload_interval = std::chrono::seconds(5);
+  size_t max_body_bytes = 64 * 1024;
+  BrakeOptions brake;
+  TlsServerOptions server;
+  std::string kubeconfig, kube_context;
+  bool in_cluster = false;
+  std::string namespace_ = kLocalUserNamespace;
+  Millis serving_cert_validity = std::chrono::hours(24 * 365);
+  Millis serving_cert_renew_after = std::chrono::hours(24 * 300);
+  bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
+};
+
+// `pinniped local-user-authenticator`: POST /authenticate with a TokenReview
+// (v1 or v1beta1) whose token is `username:password`.
+class LocalUserAuthenticator {
+ public:
+  static constexpr const char *kServingSecret = "local-user-authenticator-tls-serving-certificate";
+
+  LocalUserAuthenticator(LocalUserAuthenticatorConfig cfg, Logger &log)
+      : cfg_(std::move(cfg)), log_(log), users_(cfg_.brake), server_(cfg_.server) {
+    install_routes();
+  }
+  ~LocalUserAuthenticator() { stop_background(); }
+  LocalUserAuthenticator(const LocalUserAuthenticator &) = delete;
+  LocalUserAuthenticator &operator=(const LocalUserAuthenticator &) = delete;
+
+  // Loads users and the serving certificate, then binds. A bad users file,
+  // bad certificate files or an unusable port are fatal.
+  void start() {
+    if (cfg_.tls_cert_file.empty() != cfg_.tls_key_file.empty())
+      throw bad_request("give both --tls-cert and --tls-key, or neither");
+    if (cfg_.users_file.empty() && !cfg_.kube_mode())
+      throw bad_request(
+          "no users: give --users-file FILE, or --kubeconfig FILE (in a pod: the service account) "
+          "to read user Secrets");
+    if (cfg_.kube_mode()) start_kube();
+    if (!cfg_.users_file.empty()) reload_users(true);
+    if (!cfg_.tls_cert_file.empty())
+      load_serving_files(true);
+    else if (!serving_ctl_)
+      generate_serving();
+    server_.set_payload_max_length(cfg_.max_body_bytes);
+    int port = cfg_.port == 0 ? server_.bind_to_any_port(cfg_.listen_host)
+                              : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
+    if (port <= 0) throw internal_error("cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.port));
+    port_ = port;
+    reloader_ = std::thread([this] { reload_loop(); });
+    log_.info("serving", {{"address", jv(cfg_.listen_host)},
+                          {"port", jv(port_)},
+                          {"users", jv(cfg_.users_file.empty() ? "secrets in " + cfg_.namespace_ : cfg_.users_file)},
+                          {"count", jv(users_.size())}});
+  }
+  void run() {
+    server_.listen_after_bind();
+    stop_background();
+    log_.info("stopped", {{"authenticated", jv(static_cast<int64_t>(users_.stats().authenticated.load()))},
+                          {"rejected", jv(static_cast<int64_t>(users_.stats().rejected.load()))}});
+  }
+  void shutdown() {
+    log_.info("shutting down");
+    server_.shutdown();
+  }
+
+  int port() const { return port_; }
+  LocalUsers &users() { return users_; }
+  bool synced() const { return !informer_ || informer_->synced(); }
+  std::string serving_ca_pem() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return serving_ca_pem_;
+  }
+
+  // The TokenReview answer to a request body, without HTTP. Bad input
+  // throws Error(400); unknown users and wrong passwords answer
+  // authenticated: false.
+  TokenReview review(const std::string &body) {
+    auto started = Steady::now();
+    TokenReview in = TokenReview::from_json(json::parse(body));
+    if (in.api_version != "authentication.k8s.io/v1" && in.api_version != "authentication.k8s.io/v1beta1")
+      throw bad_request("apiVersion must be authentication.k8s.io/v1 or authentication.k8s.io/v1beta1");
+    auto colon = in.token.find(':');
+    if (colon == std::string::npos) throw bad_request("spec.token must be username:password");
+    if (!synced()) throw Error(503, "ServiceUnavailable", "user Secrets are not listed yet");
+    AuthResult r = users_.authenticate(in.token.substr(0, colon), in.token.substr(colon + 1));
+    TokenReview out;
+    out.api_version = in.api_version;
+    out.authenticated = r.authenticated;
+    if (r.authenticated) out.user = r.user;
+    // User names only of known users: an unknown "name" may be a password
+    // typed into the wrong field. Never the password or the token.
+    Logger::Fields f{{"outcome", jv(r.authenticated ? "success" : "failed")}};
+    if (!r.authenticated) {
+      f.push_back({"reasonClass", jv(r.reason_class)});
+      f.push_back({"reason", jv(r.reason)});
+    }
+    if (!r.user.username.empty()) f.push_back({"user", jv(r.user.username)});
+    f.push_back({"us", jv(static_cast<int64_t>(
+                           std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - started).count()))});
+    log_.info("authenticate", f);
+    return out;
+  }
+
+ private:
+  static void send_status(httplib::Response &res, const Error &e) {
+    res.status = e.code;
+    res.set_content(to_json_string(Status::from_error(e).to_json()), "application/json");
+  }
+
+  void install_routes() {
+    auto h = [this](const httplib::Request &req, httplib::Response &res) { handle(req, res); };
+    server_.Get(".*", h);
+    server_.Post(".*", h);
+    server_.Put(".*", h);
+    server_.Patch(".*", h);
+    server_.Delete(".*", h);
+    server_.Options(".*", h);
+    // TRACE and CONNECT have no route in cpp-httplib: answer them here.
+    server_.set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
+      static const std::set<std::string> routed = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+      if (routed.count(req.method)) return httplib::Server::HandlerResponse::Unhandled;
+      try {
+        check_route(req);
+      } catch (const Error &e) {
+        send_status(res, e);
+      }
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    server_.set_error_handler([this](const httplib::Request &req, httplib::Response &res) {
+      if (!res.body.empty()) return;
+      int code = res.status;
+      if (code == 400 && req.body.size() > cfg_.max_body_bytes) code = 413;
+      send_status(res, Error(code, reason_for_code(code),
+                             code == 413 ? "request body is too large" : httplib::detail::status_message(code)));
+    });
+    server_.set_exception_handler([this](const httplib::Request &, httplib::Response &res, std::exception_ptr ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const Error &e) {
+        send_status(res, e);
+      } catch (const std::exception &e) {
+        log_.error("handler failed", {{"error", jv(e.what())}});
+        send_status(res, internal_error("internal error"));
+      }
+    });
+  }
+
+  static void check_route(const httplib::Request &req) {
+    if (req.path != "/authenticate") throw Error(404, "NotFound", "the server could not find the requested resource");
+    if (req.method != "POST") throw Error(405, "MethodNotAllowed", "only POST is allowed on /authenticate");
+  }
+
+  // Upstream's order: path (404), method (405), media types (415), body (400).
+  void handle(const httplib::Request &req, httplib::Response &res) {
+    check_route(req);
+    if (!detail::is_json_media_type(req.get_header_value("Content-Type")))
+      throw Error(415, "UnsupportedMediaType", "Content-Type must be application/json");
+    // As upstream: some listed type must be application/json, application/*
+    // or */*, parameters ignored; no Accept header is refused too.
+    bool accepted = false;
+    for (const auto &t : detail::split(req.get_header_value("Accept"), ',')) {
+      std::string mt = detail::lower(detail::trim(detail::split(t, ';')[0]));
+      accepted = accepted || mt == "application/json" || mt == "application/*" || mt == "*/*";
+    }
+    if (!accepted) throw Error(415, "UnsupportedMediaType", "Accept must allow application/json");
+    if (req.body.size() > cfg_.max_body_bytes) throw Error(413, "RequestEntityTooLarge", "request body is too large");
+    TokenReview out = review(req.body);
+    res.status = 200;
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(to_json_string(out.to_json(false)), "application/json");
+  }
+
+  // --- users ------------------------------------------------------------------
+
+  void reload_users(bool initial) {
+    std::string version = file_version(cfg_.users_file);
+    if (!initial && version == users_version_) return;
+    users_version_ = version;
+    try {
+      auto list = parse_users_file(read_file(cfg_.users_file));
+      users_.replace_all(list);
+      log_.info("users loaded", {{"file", jv(cfg_.users_file)}, {"count", jv(list.size())}});
+    } catch (const Error &e) {
+      if (initial) throw;
+      log_.error("users not reloaded; keeping the previous ones",
+                 {{"file", jv(cfg_.users_file)}, {"error", jv(e.what())}});
+    }
+  }
+
+  void on_secret(const std::string &type, const picojson::value &secret) {
+    std::string name;
+    if (const auto *m = json::field(secret, "metadata")) name = json::get_string(*m, "name", "metadata.name");
+    if (name.empty()) return;
+    if (type == "DELETED") {
+      if (users_.find(name)) log_.info("user removed", {{"user", jv(name)}});
+      users_.remove(name);
+      return;
+    }
+    try {
+      auto u = user_from_secret(secret);
+      if (!u) {
+        users_.remove(name);
+        return;
+      }
+      users_.upsert(*u);
+      log_.info(type == "ADDED" ? "user added" : "user updated",
+                {{"user", jv(name)}, {"groups", jv(u->groups.size())}});
+    } catch (const Error &e) {
+      users_.remove(name);
+      log_.warn("user Secret ignored", {{"secret", jv(name)}, {"error", jv(e.what())}});
+    }
+  }
+
+  // --- the cluster and the serving certificate --------------------------------
+
+  void start_kube() {
+    KubeConfig kc = cfg_.kubeconfig.empty() ? KubeConfig::in_cluster()
+                                            : KubeConfig::from_kubeconfig_file(cfg_.kubeconfig, cfg_.kube_context);
+    log_.info("using the Kubernetes API", {{"server", jv(kc.server)}, {"config", jv(kc.source)}});
+    kube_ = std::make_unique<KubeClient>(kc);
+    if (cfg_.tls_cert_file.empty()) {
+      ServingCertSettings s;
+      s.namespace_ = cfg_.namespace_;
+      s.secret_name = kServingSecret;
+      s.service_name = "local-user-authenticator";
+      s.validity = cfg_.serving_cert_validity;
+      s.renew_after = cfg_.serving_cert_renew_after;
+      serving_ctl_ = std::make_unique<ServingCertController>(
+          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca) { set_serving(leaf, ca); });
+      serving_ctl_->sync();
+      serving_ctl_->start();
+    }
+    if (cfg_.users_file.empty()) {
+      informer_ =
+          std::make_unique<Informer>(*kube_, "/api/v1/namespaces/" + cfg_.namespace_ + "/secrets", log_,
+                                     [this](const std::string &t, const picojson::value &o) { on_secret(t, o); });
+      informer_->start();
+      auto until = Steady::now() + std::chrono::seconds(10);
+      while (!informer_->synced() && Steady::now() < until) std::this_thread::sleep_for(Millis(20));
+      if (!informer_->synced()) log_.warn("user Secrets not listed yet; answering 503 until they are");
+    }
+  }
+
+  void set_serving(const CertificateAndKey &leaf, const std::string &ca_pem) {
+    try {
+      server_.set_credentials({leaf.cert_pem, leaf.key_pem, ""});
+    } catch (const Error &e) {
+      log_.error("TLS configuration refused; keeping the previous one", {{"error", jv(e.what())}});
+      return;
+    }
+    if (ca_pem.empty()) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      serving_ca_pem_ = ca_pem;
+    }
+    // The CA is public: logged so that a WebhookAuthenticator can copy it.
+    log_.info("serving CA", {{"certificateAuthorityData", jv(detail::base64_encode(ca_pem))}});
+    if (cfg_.serving_ca_out.empty()) return;
+    std::string tmp = cfg_.serving_ca_out + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << ca_pem;
+      if (!f) throw internal_error("cannot write " + cfg_.serving_ca_out);
+    }
+    std::rename(tmp.c_str(), cfg_.serving_ca_out.c_str());
+  }
+
+  void generate_serving() {
+    auto ca = make_self_signed_ca("local-user-authenticator-ca", cfg_.serving_cert_validity);
+    CertificateTemplate t;
+    t.common_name = "local-user-authenticator";
+    t.server_auth = true;
+    t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+    for (const auto &n : cfg_.tls_sans) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
+    auto now = Clock::now();
+    t.not_before = now - std::chrono::minutes(5);
+    t.not_after = now + cfg_.serving_cert_validity;
+    set_serving(issue_with_ca(ca, t), ca.cert_pem);
+    log_.info("serving certificate generated", {{"names", jv(cfg_.tls_sans.size())}});
+  }
+
+  void load_serving_files(bool initial) {
+    std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file);
+    if (!initial && version == serving_version_) return;
+    serving_version_ = version;
+    try {
+      CertificateAndKey leaf{read_file(cfg_.tls_cert_file), read_file(cfg_.tls_key_file)};
+      detail::make_server_config({leaf.cert_pem, leaf.key_pem, ""});  // validate before use
+      set_serving(leaf, "");
+      log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
+    } catch (const Error &e) {
+      if (initial) throw;
+      log_.warn("serving certificate not reloaded; keeping the previous one", {{"error", jv(e.what())}});
+    }
+  }
+
+  void reload_loop() {
+    std::unique_lock<std::mutex> lk(reload_mu_);
+    auto last_serving_sync = Steady::now();
+    while (!reload_stop_) {
+      reload_cv_.wait_for(lk, cfg_.reload_interval, [this] { return reload_stop_; });
+      if (reload_stop_) break;
+      lk.unlock();
+      try {
+        if (!cfg_.users_file.empty()) reload_users(false);
+        if (!cfg_.tls_cert_file.empty()) load_serving_files(false);
+        if (serving_ctl_ &&
+            (!serving_ctl_->has_cert() || Steady::now() - last_serving_sync > std::chrono::seconds(30))) {
+          serving_ctl_->sync();
+          last_serving_sync = Steady::now();
+        }
+      } catch (const std::exception &e) {
+        log_.error("reload failed", {{"error", jv(e.what())}});
+      }
+      lk.lock();
+    }
+  }
+  void stop_background() {
+    {
+      std::lock_guard<std::mutex> lk(reload_mu_);
+      reload_stop_ = true;
+    }
+    reload_cv_.notify_all();
+    if (reloader_.joinable()) reloader_.join();
+    if (informer_) informer_->stop();
+    if (serving_ctl_) serving_ctl_->stop();
+  }
+
+  LocalUserAuthenticatorConfig cfg_;
+  Logger &log_;
+  LocalUsers users_;
+  TlsServer server_;
+  int port_ = 0;
+  mutable std::mutex mu_;
+  std::string serving_ca_pem_;
+  std::string users_version_, serving_version_;
+  std::unique_ptr<KubeClient> kube_;
+  std::unique_ptr<ServingCertController> serving_ctl_;
+  std::unique_ptr<Informer> informer_;
+  std::thread reloader_;
+  std::mutex reload_mu_;
+  std::condition_variable reload_cv_;
+  bool reload_stop_ = false;
+};
 
 }  // namespace pinniped

@@ -28,6 +28,6 @@ fi
 for i in 1 2 3; do apt-get update -q >/dev/null && break || sleep 5; done
 
 apt-get install -y -q --no-install-recommends \
-  g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev \
+  g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev libcrypt-dev \
   dpkg-dev openssl ca-certificates iproute2 procps binutils python3 >/dev/null
 echo "deps: installed"

@@ -443,7 +443,8 @@ TEST_CASE("a second replica adopts the serving certificate, and a renewal rotate
   }
   // A replica that finds the certificate due for renewal replaces it; the
   // first one follows the Secret, and kube-apiserver gets the new caBundle.
-  auto replica = start_replica({"--serving-cert-renew-after", "3s"});
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the certificate is now older than 1s
+  auto replica = start_replica({"--serving-cert-renew-after", "1s"});
   REQUIRE(E2E::eventually([&] { return secret_ca(e) != ca_before; }, 30));
   std::string ca_after = secret_ca(e);
   CHECK(E2E::eventually([&] {
@@ -455,4 +456,165 @@ TEST_CASE("a second replica adopts the serving certificate, and a renewal rotate
   CHECK(e.log().find("serving certificate loaded") != std::string::npos);
   replica->signal(SIGTERM);
   CHECK(replica->wait(std::chrono::seconds(10)) == 0);
+}
+
+namespace {
+// Successful exchanges for `user` in the concierge's log.
+int exchanges_for(const E2E &e, const std::string &user) {
+  std::istringstream in(e.log());
+  int n = 0;
+  for (std::string l; std::getline(in, l);)
+    n += l.find("\"msg\":\"exchange\",\"outcome\":\"success\"") != std::string::npos &&
+         l.find("\"user\":\"" + user + "\"") != std::string::npos;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("pinniped get kubeconfig: plain kubectl logs in through the plugin, reuses the cache; whoami shows the user") {
+  auto &e = E2E::get();
+  int rc = 0;
+  // An earlier case deletes e2e-idp: bring it back, and the RBAC of the first exchange case.
+  e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
+  REQUIRE(rc == 0);
+  e.kubectl("create clusterrole e2e-ns-reader --verb=get,list --resource=namespaces");
+  e.kubectl("create clusterrolebinding e2e-devs-read-ns --clusterrole=e2e-ns-reader --group=e2e-devs");
+  REQUIRE(E2E::eventually([&] {
+    return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
+  }, 30));
+
+  // The authenticator is discovered when it is the only one; otherwise the
+  // error names them all and the flag picks one.
+  std::string names = e.kubectl_ok("get webhookauthenticators -o name");
+  std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                    " --static-token-env E2E_TOKEN";
+  if (std::count(names.begin(), names.end(), '\n') > 1) {
+    std::string out = run(get + " 2>&1", &rc);
+    CHECK(rc == 1);
+    CHECK(out.find("several WebhookAuthenticators found") != std::string::npos);
+    get += " --concierge-authenticator-name e2e-idp";
+  }
+  std::string kc = e.dir->file("alice-plugin.kubeconfig");
+  std::string out = run(get + " -o " + shell_quote(kc) + " 2>&1", &rc);
+  INFO(out);
+  REQUIRE(rc == 0);
+  std::string yaml = e.dir->read("alice-plugin.kubeconfig");
+  CHECK(yaml.find("--concierge-authenticator-name=e2e-idp") != std::string::npos);
+  CHECK(yaml.find("--concierge-endpoint=" + e.server()) != std::string::npos);  // from the CredentialIssuer
+  CHECK(yaml.find("alice-token") == std::string::npos);
+
+  std::string xdg = e.dir->file("xdg-alice");
+  auto as = [&](const std::string &token) {
+    return "E2E_TOKEN=" + token + " XDG_CONFIG_HOME=" + shell_quote(xdg) + " HOME=" + shell_quote(e.dir->path) +
+           " kubectl --kubeconfig " + shell_quote(kc) + " ";
+  };
+  int before = exchanges_for(e, "alice");
+  out = run(as("alice-token") + "get namespaces -o name 2>&1", &rc);
+  CHECK(rc == 0);
+  CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+  CHECK(exchanges_for(e, "alice") == before + 1);
+  // The second kubectl reuses the cached certificate: no new exchange.
+  out = run(as("alice-token") + "get namespaces -o name 2>&1", &rc);
+  CHECK(rc == 0);
+  CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+  CHECK(exchanges_for(e, "alice") == before + 1);
+  std::string cache = e.dir->read("xdg-alice/pinniped/credentials.yaml");
+  CHECK(cache.find("alice-token") == std::string::npos);
+  CHECK(CredentialCache(e.dir->file("xdg-alice/pinniped/credentials.yaml")).load().size() == 1);
+
+  // whoami through kube-apiserver, logged in in-process from the same kubeconfig.
+  out = run("E2E_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(xdg) + " " + shell_quote(pinniped_bin()) +
+                " whoami --kubeconfig " + shell_quote(kc) + " 2>&1",
+            &rc);
+  CHECK(rc == 0);
+  CHECK(out.find("Username: alice\n") != std::string::npos);
+  CHECK(out.find("e2e-devs") != std::string::npos);
+  CHECK(exchanges_for(e, "alice") == before + 1);
+
+  // bob logs in too, and RBAC (not the login) says no.
+  out = run(as("bob-token") + "get namespaces -o name 2>&1", &rc);
+  CHECK(rc != 0);
+  CHECK(out.find("User \"bob\" cannot list") != std::string::npos);
+
+  // A wrong token: kubectl fails with our one-line reason, and no token in sight.
+  out = run(as("wrong-token") + "get namespaces -o name 2>&1", &rc);
+  CHECK(rc != 0);
+  CHECK(out.find("pinniped: login failed: authentication failed") != std::string::npos);
+  CHECK(out.find("wrong-token") == std::string::npos);
+}
+
+TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, is the concierge's IDP") {
+  auto &e = E2E::get();
+  int rc = 0;
+  std::string out = e.kubectl("apply -k manifests/local-user-authenticator", &rc);
+  REQUIRE(rc == 0);
+  // A user Secret written by add-user (password on stdin), then applied.
+  std::string secret = run("echo 'carol-pass' | " + pinniped_bin() +
+                               " local-user-authenticator add-user carol --groups e2e-devs,ops --cost 4",
+                           &rc);
+  REQUIRE(rc == 0);
+  e.apply(secret, &rc);
+  REQUIRE(rc == 0);
+  // The authenticator runs as a host process with its ServiceAccount's
+  // token (its manifests' RBAC), serving a certificate for 127.0.0.1.
+  std::string token = e.kubectl_ok("create token local-user-authenticator -n local-user-authenticator");
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  e.dir->write("lua.kubeconfig",
+               "apiVersion: v1\nkind: Config\ncurrent-context: sa\nclusters:\n- name: e2e\n  cluster:\n    server: " +
+                   e.server() + "\n    certificate-authority: ca.crt\nusers:\n- name: sa\n  user:\n    token: " + token +
+                   "\ncontexts:\n- name: sa\n  context: {cluster: e2e, user: sa}\n");
+  auto ca = make_self_signed_ca("lua-e2e-ca", std::chrono::hours(1));
+  auto leaf = serving_cert(ca, {"127.0.0.1"});
+  e.dir->write("lua.crt", leaf.cert_pem);
+  e.dir->write("lua.key", leaf.key_pem);
+  Process lua({pinniped_bin(), "local-user-authenticator", "--listen", "127.0.0.1:0", "--port-file",
+               e.dir->file("lua.port"), "--kubeconfig", e.dir->file("lua.kubeconfig"), "--tls-cert",
+               e.dir->file("lua.crt"), "--tls-key", e.dir->file("lua.key")},
+              e.dir->file("lua.log"));
+  REQUIRE(E2E::eventually([&] { return access(e.dir->file("lua.port").c_str(), R_OK) == 0; }, 20));
+  std::string port = e.dir->read("lua.port");
+  while (!port.empty() && port.back() == '\n') port.pop_back();
+  e.apply(e.webhook_authenticator_yaml("local-users", "https://127.0.0.1:" + port + "/authenticate",
+                                       pinniped::detail::base64_encode(ca.cert_pem)),
+          &rc);
+  REQUIRE(rc == 0);
+  REQUIRE(E2E::eventually([&] {
+    return json::get_string(*json::field(e.kubectl_json("get webhookauthenticator local-users"), "status"), "phase",
+                            "") == "Ready";
+  }));
+  ClusterCredential cred;
+  REQUIRE(E2E::eventually([&] {
+    cred = exchange_token(e.exchange_options("local-users"), "carol:carol-pass");
+    return true;
+  }, 20));
+  auto chain = CertificateChain::parse(cred.client_certificate_data);
+  CHECK(pinniped::detail::common_name(&chain->get()->subject) == "carol");
+  CHECK(pinniped::detail::organizations(&chain->get()->subject) == std::vector<std::string>{"e2e-devs", "ops"});
+  // kube-apiserver recognises carol; her group e2e-devs may list namespaces.
+  e.dir->write("carol.crt", cred.client_certificate_data);
+  e.dir->write("carol.key", cred.client_key_data);
+  out = run("kubectl --kubeconfig /dev/null --server " + e.server() + " --certificate-authority " +
+                e.dir->file("ca.crt") + " --client-certificate " + e.dir->file("carol.crt") + " --client-key " +
+                e.dir->file("carol.key") + " get namespaces 2>&1",
+            &rc);
+  CHECK(rc == 0);
+  CHECK(out.find("local-user-authenticator") != std::string::npos);
+  // A wrong password fails; deleting the Secret removes the user.
+  try {
+    exchange_token(e.exchange_options("local-users"), "carol:wrong");
+    FAIL("a wrong password was accepted");
+  } catch (const Error &err) {
+    CHECK(err.code == 401);
+  }
+  e.kubectl_ok("delete secret carol -n local-user-authenticator");
+  CHECK(E2E::eventually([&] {
+    try {
+      exchange_token(e.exchange_options("local-users"), "carol:carol-pass");
+      return false;
+    } catch (const Error &err) {
+      return err.code == 401;
+    }
+  }, 20));
+  CHECK(lua.log().find("carol-pass") == std::string::npos);
+  lua.signal(SIGTERM);
+  CHECK(lua.wait(std::chrono::seconds(10)) == 0);
 }

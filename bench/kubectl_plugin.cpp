@@ -1,0 +1,251 @@
+// kubectl through the exec plugin vs kubectl with a static client
+// certificate, against the real kube-apiserver of tests/e2e/cluster.sh (run
+// inside its network namespace; `make bench` does that as root). Measures
+// `kubectl get namespaces` with a static certificate (baseline), through
+// `pinniped login static` with an empty cache (cold: one exchange through
+// kube-apiserver's aggregation) and a warm cache, and the plugin alone on a
+// warm cache. Prints medians and ratios; never fails on time.
+#include <sys/wait.h>
+
+#include <cstdio>
+
+#include "tests/support.hpp"
+
+using namespace testing;
+
+namespace {
+
+std::string q(const std::string &s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::map<std::string, std::string> read_env(const std::string &path) {
+  std::map<std::string, std::string> env;
+  std::istringstream in(read_file(path));
+  for (std::string line; std::getline(in, line);) {
+    auto eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos || line.rfind("export", 0) == 0) continue;
+    std::string v = line.substr(eq + 1);
+    if (v.size() >= 2 && v.front() == '\'' && v.back() == '\'') v = v.substr(1, v.size() - 2);
+    env[line.substr(0, eq)] = v;
+  }
+  return env;
+}
+
+// Runs argv (PATH searched) with stdout to /dev/null; wall time in ms, -1 on failure.
+double timed(const std::vector<std::string> &argv) {
+  auto t0 = Steady::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = ::open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    std::vector<char *> a;
+    for (const auto &s : argv) a.push_back(const_cast<char *>(s.c_str()));
+    a.push_back(nullptr);
+    execvp(a[0], a.data());
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  double ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+}
+
+struct Series {
+  std::vector<double> ms;
+  int failed = 0;
+  double median() {
+    if (ms.empty()) return 0;
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  }
+  double p90() {
+    if (ms.empty()) return 0;
+    std::sort(ms.begin(), ms.end());
+    return ms[std::min(ms.size() - 1, ms.size() * 9 / 10)];
+  }
+};
+
+Series measure(int n, const std::function<void()> &before, const std::vector<std::string> &argv) {
+  Series s;
+  for (int i = 0; i < n; i++) {
+    if (before) before();
+    double ms = timed(argv);
+    if (ms < 0)
+      s.failed++;
+    else
+      s.ms.push_back(ms);
+  }
+  return s;
+}
+
+bool wait_for(const std::function<bool()> &pred, int seconds) {
+  auto until = Steady::now() + std::chrono::seconds(seconds);
+  while (Steady::now() < until) {
+    try {
+      if (pred()) return true;
+    } catch (const std::exception &) {
+    }
+    std::this_thread::sleep_for(Millis(250));
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::string pinniped = "build/pinniped", e2e_dir = std::getenv("E2E_DIR") ? std::getenv("E2E_DIR") : "";
+  int runs = 15;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--pinniped")
+      pinniped = argv[i + 1];
+    else if (a == "--e2e-dir")
+      e2e_dir = argv[i + 1];
+    else if (a == "--runs")
+      runs = std::max(3, std::atoi(argv[i + 1]));
+  }
+  char real[4096];
+  if (!realpath(pinniped.c_str(), real)) {
+    std::fprintf(stderr, "bench-kubectl-plugin: %s not found\n", pinniped.c_str());
+    return 1;
+  }
+  pinniped = real;
+  if (e2e_dir.empty()) {
+    std::fprintf(stderr, "bench-kubectl-plugin: needs the e2e cluster (--e2e-dir DIR of tests/e2e/cluster.sh up)\n");
+    return 1;
+  }
+  try {
+    auto env = read_env(e2e_dir + "/env");
+    std::string admin = env.at("KUBECONFIG"), addr = env.at("ADDR");
+    TempDir dir;
+    auto kubectl = [&](const std::string &args) {
+      int rc = 0;
+      std::string out = run("kubectl --kubeconfig " + q(admin) + " " + args + " 2>&1", &rc);
+      if (rc != 0) throw std::runtime_error("kubectl " + args + ": " + out);
+      return out;
+    };
+    // The concierge as in the e2e suite: manifests, hand-made Endpoints, a host process.
+    for (int i = 0;; i++) {
+      try {
+        kubectl("apply -k manifests/concierge");
+        break;
+      } catch (const std::exception &) {
+        if (i >= 5) throw;
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+      }
+    }
+    dir.write("ep.yaml",
+              "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: pinniped-concierge-api\n"
+              "  namespace: pinniped-concierge\nsubsets:\n- addresses:\n  - ip: " +
+                  addr + "\n  ports:\n  - name: https\n    port: 10250\n");
+    kubectl("apply -f " + q(dir.file("ep.yaml")));
+    Process concierge({pinniped, "concierge", "--listen", addr + ":10250", "--kubeconfig", admin, "--signer-root",
+                       env.at("SIGNER_ROOT"), "--reload-interval", "1s", "--log-level", "warn"},
+                      dir.file("concierge.log"));
+    FakeIdp idp;
+    idp.add_user("bench-token", {"bench-user", "", {"bench-devs"}, {}});
+    dir.write("wa.yaml",
+              "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: WebhookAuthenticator\n"
+              "metadata:\n  name: bench-idp\nspec:\n  endpoint: " +
+                  idp.url() + "\n  tls:\n    certificateAuthorityData: " + idp.ca_data() + "\n");
+    kubectl("apply -f " + q(dir.file("wa.yaml")));
+    run("kubectl --kubeconfig " + q(admin) +
+        " create clusterrole bench-ns-reader --verb=get,list --resource=namespaces >/dev/null 2>&1");
+    run("kubectl --kubeconfig " + q(admin) +
+        " create clusterrolebinding bench-ns-reader --clusterrole=bench-ns-reader --group=bench-devs >/dev/null 2>&1");
+    ExchangeOptions xo;
+    xo.endpoint = env.at("SERVER");
+    xo.tls.ca_pem = read_file(env.at("SERVING_CA"));
+    xo.authenticator_name = "bench-idp";
+    ClusterCredential cred;
+    if (!wait_for(
+            [&] {
+              cred = exchange_token(xo, "bench-token");
+              return true;
+            },
+            90))
+      throw std::runtime_error("the exchange never worked through kube-apiserver; concierge log:\n" + concierge.log());
+
+    // Baseline: the same user with a static certificate (valid 5 minutes).
+    std::string static_kc =
+        dir.write("static.kubeconfig",
+                  "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n"
+                  "    server: " +
+                      xo.endpoint + "\n    certificate-authority-data: " + detail::base64_encode(xo.tls.ca_pem) +
+                      "\nusers:\n- name: u\n  user:\n    client-certificate-data: " +
+                      detail::base64_encode(cred.client_certificate_data) +
+                      "\n    client-key-data: " + detail::base64_encode(cred.client_key_data) +
+                      "\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n");
+    int rc = 0;
+    std::string out = run(q(pinniped) + " get kubeconfig --kubeconfig " + q(admin) +
+                              " --static-token-env BENCH_TOKEN --concierge-authenticator-name bench-idp -o " +
+                              q(dir.file("plugin.kubeconfig")) + " 2>&1",
+                          &rc);
+    if (rc != 0) throw std::runtime_error("pinniped get kubeconfig failed: " + out);
+    setenv("BENCH_TOKEN", "bench-token", 1);
+    setenv("XDG_CONFIG_HOME", dir.file("xdg").c_str(), 1);
+    setenv("HOME", dir.path.c_str(), 1);
+    std::string cache = dir.file("xdg/pinniped/credentials.yaml");
+    auto get_ns = [&](const std::string &kc) {
+      return std::vector<std::string>{"kubectl", "--kubeconfig", kc,   "--cache-dir", dir.file("kcache"),
+                                      "get",     "namespaces",   "-o", "name"};
+    };
+    // Warm-up: discovery cache, page cache, the concierge's key pool.
+    measure(3, nullptr, get_ns(static_kc));
+    measure(3, nullptr, get_ns(dir.file("plugin.kubeconfig")));
+
+    // Interleaved, so that drift on the shared cores hits all three alike;
+    // each cold run leaves the cache warm for the warm run after it.
+    Series baseline, cold, warm;
+    for (int i = 0; i < runs; i++) {
+      auto add = [](Series &s, double ms) { ms < 0 ? void(s.failed++) : s.ms.push_back(ms); };
+      add(baseline, timed(get_ns(static_kc)));
+      std::remove(cache.c_str());
+      add(cold, timed(get_ns(dir.file("plugin.kubeconfig"))));
+      add(warm, timed(get_ns(dir.file("plugin.kubeconfig"))));
+    }
+    setenv("KUBERNETES_EXEC_INFO",
+           ("{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"spec\":{\"cluster\":"
+            "{\"server\":\"" +
+            xo.endpoint + "\",\"certificate-authority-data\":\"" + detail::base64_encode(xo.tls.ca_pem) + "\"}}}")
+               .c_str(),
+           1);
+    auto plugin = measure(
+        runs * 4, nullptr,
+        {pinniped, "login", "static", "--token-env", "BENCH_TOKEN", "--concierge-authenticator-name", "bench-idp"});
+    unsetenv("KUBERNETES_EXEC_INFO");
+    auto cold_plugin = measure(
+        runs, [&] { std::remove(cache.c_str()); },
+        {pinniped, "login", "static", "--token-env", "BENCH_TOKEN", "--concierge-authenticator-name", "bench-idp",
+         "--concierge-endpoint", xo.endpoint, "--concierge-ca-bundle-data", detail::base64_encode(xo.tls.ca_pem)});
+
+    double b = baseline.median();
+    std::printf("kubectl-plugin benchmark: kubectl %s against kube-apiserver %s, %d runs each (medians, p90)\n",
+                run("kubectl version --client 2>/dev/null | head -1 | awk '{printf \"%s\", $3}'").c_str(),
+                env.count("KUBE_APISERVER_VERSION") ? env.at("KUBE_APISERVER_VERSION").c_str() : "?", runs);
+    auto line = [&](const char *name, Series &s, double target, const char *target_text) {
+      double m = s.median();
+      std::printf("  %-44s %8.1f ms  (p90 %6.1f)", name, m, s.p90());
+      if (target > 0) std::printf("  ratio %.2fx (target %s)", m / b, target_text);
+      if (s.failed) std::printf("  [%d failed]", s.failed);
+      std::printf("\n");
+    };
+    line("kubectl, static client certificate (baseline)", baseline, 0, "");
+    line("kubectl via plugin, cold cache (exchange)", cold, 1, "<= 1.5x");
+    line("kubectl via plugin, warm cache", warm, 1, "<= 1.1x");
+    line("pinniped login static alone, warm cache", plugin, 0, "");
+    line("pinniped login static alone, cold cache", cold_plugin, 0, "");
+    std::printf("  warm plugin run %.1f ms (target <= 5 ms); warm kubectl %.2fx, cold kubectl %.2fx of baseline\n",
+                plugin.median(), warm.median() / b, cold.median() / b);
+    concierge.signal(SIGTERM);
+    concierge.wait(std::chrono::seconds(10));
+    run("kubectl --kubeconfig " + q(admin) + " delete -f " + q(dir.file("wa.yaml")) + " >/dev/null 2>&1");
+    return 0;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "bench-kubectl-plugin: %s\n", e.what());
+    return 1;
+  }
+}
