@@ -184,6 +184,52 @@ class Args {
   std::string flag_;
 };
 
+// "HOST:PORT" or "[v6]:PORT" of --listen.
+void parse_listen(const std::string &v, std::string &host, int &port) {
+  auto colon = v.rfind(':');
+  if (colon == std::string::npos) throw pinniped::bad_request("--listen wants HOST:PORT, got \"" + v + "\"");
+  host = v.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string p = v.substr(colon + 1);
+  char *end = nullptr;
+  long n = std::strtol(p.c_str(), &end, 10);
+  if (p.empty() || *end || n < 0 || n > 65535) throw pinniped::bad_request("--listen: invalid port \"" + p + "\"");
+  port = static_cast<int>(n);
+}
+
+// Signals are taken by one thread with sigwait, so handlers never run inside
+// server code. Call before any thread starts (servers start threads when built).
+sigset_t block_stop_signals() {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return sigs;
+}
+
+// Starts a server, publishes its port, serves until SIGTERM/SIGINT, drains.
+template <class Server>
+int serve(Server &server, const std::string &port_file, sigset_t sigs) {
+  server.start();
+  if (!port_file.empty()) {
+    std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << server.port() << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
+  }
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (sig == SIGTERM || sig == SIGINT) server.shutdown();
+  });
+  server.run();
+  // Wake the waiter if the server stopped on its own.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  return 0;
+}
+
 int run_concierge(int argc, char **argv) {
   pinniped::ConciergeConfig cfg;
   std::string port_file;
@@ -196,17 +242,7 @@ int run_concierge(int argc, char **argv) {
       std::cout << kConciergeUsage;
       return 0;
     } else if (f == "--listen") {
-      std::string v = a.value();
-      auto colon = v.rfind(':');
-      if (colon == std::string::npos) throw pinniped::bad_request("--listen wants HOST:PORT, got \"" + v + "\"");
-      cfg.listen_host = v.substr(0, colon);
-      if (cfg.listen_host.size() > 1 && cfg.listen_host.front() == '[' && cfg.listen_host.back() == ']')
-        cfg.listen_host = cfg.listen_host.substr(1, cfg.listen_host.size() - 2);
-      std::string p = v.substr(colon + 1);
-      char *end = nullptr;
-      long n = std::strtol(p.c_str(), &end, 10);
-      if (p.empty() || *end || n < 0 || n > 65535) throw pinniped::bad_request("--listen: invalid port \"" + p + "\"");
-      cfg.port = static_cast<int>(n);
+      parse_listen(a.value(), cfg.listen_host, cfg.port);
     } else if (f == "--api-group-suffix") {
       cfg.api_group_suffix = a.value();
       if (cfg.api_group_suffix.empty() || cfg.api_group_suffix.find('/') != std::string::npos)
@@ -281,33 +317,10 @@ int run_concierge(int argc, char **argv) {
   cfg.in_cluster = !standalone && cfg.kubeconfig.empty() && k8s && *k8s;
   if (standalone) cfg.kubeconfig.clear();
 
-  // Signals are taken by one thread with sigwait, so handlers never run
-  // inside server code. Block them before any thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  sigset_t sigs = block_stop_signals();
   pinniped::Logger log(level);
   pinniped::Concierge concierge(cfg, log);
-  concierge.start();
-  if (!port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << concierge.port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    if (sig == SIGTERM || sig == SIGINT) concierge.shutdown();
-  });
-  concierge.run();
-  // Wake the waiter if the server stopped on its own.
-  pthread_kill(waiter.native_handle(), SIGTERM);
-  waiter.join();
-  return 0;
+  return serve(concierge, port_file, sigs);
 }
 
 std::optional<std::string> env_lookup(const std::string &name) {
@@ -541,17 +554,7 @@ int run_local_user_authenticator(int argc, char **argv) {
       std::cout << kLocalUserAuthenticatorUsage;
       return 0;
     } else if (f == "--listen") {
-      std::string v = a.value();
-      auto colon = v.rfind(':');
-      if (colon == std::string::npos) throw pinniped::bad_request("--listen wants HOST:PORT, got \"" + v + "\"");
-      cfg.listen_host = v.substr(0, colon);
-      if (cfg.listen_host.size() > 1 && cfg.listen_host.front() == '[' && cfg.listen_host.back() == ']')
-        cfg.listen_host = cfg.listen_host.substr(1, cfg.listen_host.size() - 2);
-      std::string p = v.substr(colon + 1);
-      char *end = nullptr;
-      long n = std::strtol(p.c_str(), &end, 10);
-      if (p.empty() || *end || n < 0 || n > 65535) throw pinniped::bad_request("--listen: invalid port \"" + p + "\"");
-      cfg.port = static_cast<int>(n);
+      parse_listen(a.value(), cfg.listen_host, cfg.port);
     } else if (f == "--users-file") {
       cfg.users_file = a.value();
     } else if (f == "--kubeconfig") {
@@ -599,31 +602,10 @@ int run_local_user_authenticator(int argc, char **argv) {
   cfg.in_cluster = !standalone && cfg.kubeconfig.empty() && k8s && *k8s;
   if (standalone) cfg.kubeconfig.clear();
 
-  // As run_concierge: signals go to one sigwait thread, blocked before any thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  sigset_t sigs = block_stop_signals();
   pinniped::Logger log(level);
   pinniped::LocalUserAuthenticator server(cfg, log);
-  server.start();
-  if (!port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << server.port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    if (sig == SIGTERM || sig == SIGINT) server.shutdown();
-  });
-  server.run();
-  pthread_kill(waiter.native_handle(), SIGTERM);
-  waiter.join();
-  return 0;
+  return serve(server, port_file, sigs);
 }
 
 }  // namespace

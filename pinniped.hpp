@@ -28,6 +28,9 @@
 #ifndef PINNIPED_DEFAULT_API_GROUP_SUFFIX
 #define PINNIPED_DEFAULT_API_GROUP_SUFFIX "pinniped.dev"
 #endif
+#ifndef PINNIPED_LOCAL_USER_DEFAULT_COST
+#define PINNIPED_LOCAL_USER_DEFAULT_COST 10  // bcrypt cost of add-user, as `htpasswd -nbBC 10`
+#endif
 #ifndef PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES
 #define PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES (1024 * 1024)
 #endif
@@ -59,6 +62,7 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/rsa.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
@@ -66,6 +70,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include <arpa/inet.h>
+#include <crypt.h>  // bcrypt (libxcrypt, -lcrypt) for the local-user-authenticator
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -74,6 +79,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,6 +93,7 @@
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -96,6 +103,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #if MBEDTLS_VERSION_NUMBER < 0x021C0000 || MBEDTLS_VERSION_NUMBER >= 0x03000000
@@ -5502,21 +5510,6 @@ inline std::string whoami_text(const WhoAmIResult &r) {
 // file, bcrypt, the brute-force brake and its HTTPS surface. Calls 0-4, and
 // section 5's ServingCertController and string/media-type helpers.
 // ---------------------------------------------------------------------------
-}  // namespace pinniped
-
-// bcrypt comes from libcrypt (libxcrypt, -lcrypt), this section's own dependency.
-#include <crypt.h>
-#include <mbedtls/platform_util.h>
-#include <termios.h>
-
-#include <list>
-#include <unordered_map>
-
-#ifndef PINNIPED_LOCAL_USER_DEFAULT_COST
-#define PINNIPED_LOCAL_USER_DEFAULT_COST 10  // as `htpasswd -nbBC 10`
-#endif
-
-namespace pinniped {
 
 inline const std::string kLocalUserNamespace = "local-user-authenticator";
 

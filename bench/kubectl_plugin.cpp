@@ -15,25 +15,6 @@ using namespace testing;
 
 namespace {
 
-std::string q(const std::string &s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::map<std::string, std::string> read_env(const std::string &path) {
-  std::map<std::string, std::string> env;
-  std::istringstream in(read_file(path));
-  for (std::string line; std::getline(in, line);) {
-    auto eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos || line.rfind("export", 0) == 0) continue;
-    std::string v = line.substr(eq + 1);
-    if (v.size() >= 2 && v.front() == '\'' && v.back() == '\'') v = v.substr(1, v.size() - 2);
-    env[line.substr(0, eq)] = v;
-  }
-  return env;
-}
-
 // Runs argv (PATH searched) with stdout to /dev/null; wall time in ms, -1 on failure.
 double timed(const std::vector<std::string> &argv) {
   auto t0 = Steady::now();
@@ -118,12 +99,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   try {
-    auto env = read_env(e2e_dir + "/env");
+    auto env = read_env_file(e2e_dir + "/env");
     std::string admin = env.at("KUBECONFIG"), addr = env.at("ADDR");
     TempDir dir;
     auto kubectl = [&](const std::string &args) {
       int rc = 0;
-      std::string out = run("kubectl --kubeconfig " + q(admin) + " " + args + " 2>&1", &rc);
+      std::string out = run("kubectl --kubeconfig " + shell_quote(admin) + " " + args + " 2>&1", &rc);
       if (rc != 0) throw std::runtime_error("kubectl " + args + ": " + out);
       return out;
     };
@@ -141,7 +122,7 @@ int main(int argc, char **argv) {
               "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: pinniped-concierge-api\n"
               "  namespace: pinniped-concierge\nsubsets:\n- addresses:\n  - ip: " +
                   addr + "\n  ports:\n  - name: https\n    port: 10250\n");
-    kubectl("apply -f " + q(dir.file("ep.yaml")));
+    kubectl("apply -f " + shell_quote(dir.file("ep.yaml")));
     Process concierge({pinniped, "concierge", "--listen", addr + ":10250", "--kubeconfig", admin, "--signer-root",
                        env.at("SIGNER_ROOT"), "--reload-interval", "1s", "--log-level", "warn"},
                       dir.file("concierge.log"));
@@ -151,10 +132,10 @@ int main(int argc, char **argv) {
               "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: WebhookAuthenticator\n"
               "metadata:\n  name: bench-idp\nspec:\n  endpoint: " +
                   idp.url() + "\n  tls:\n    certificateAuthorityData: " + idp.ca_data() + "\n");
-    kubectl("apply -f " + q(dir.file("wa.yaml")));
-    run("kubectl --kubeconfig " + q(admin) +
+    kubectl("apply -f " + shell_quote(dir.file("wa.yaml")));
+    run("kubectl --kubeconfig " + shell_quote(admin) +
         " create clusterrole bench-ns-reader --verb=get,list --resource=namespaces >/dev/null 2>&1");
-    run("kubectl --kubeconfig " + q(admin) +
+    run("kubectl --kubeconfig " + shell_quote(admin) +
         " create clusterrolebinding bench-ns-reader --clusterrole=bench-ns-reader --group=bench-devs >/dev/null 2>&1");
     ExchangeOptions xo;
     xo.endpoint = env.at("SERVER");
@@ -180,9 +161,9 @@ int main(int argc, char **argv) {
                       "\n    client-key-data: " + detail::base64_encode(cred.client_key_data) +
                       "\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n");
     int rc = 0;
-    std::string out = run(q(pinniped) + " get kubeconfig --kubeconfig " + q(admin) +
+    std::string out = run(shell_quote(pinniped) + " get kubeconfig --kubeconfig " + shell_quote(admin) +
                               " --static-token-env BENCH_TOKEN --concierge-authenticator-name bench-idp -o " +
-                              q(dir.file("plugin.kubeconfig")) + " 2>&1",
+                              shell_quote(dir.file("plugin.kubeconfig")) + " 2>&1",
                           &rc);
     if (rc != 0) throw std::runtime_error("pinniped get kubeconfig failed: " + out);
     setenv("BENCH_TOKEN", "bench-token", 1);
@@ -242,7 +223,7 @@ int main(int argc, char **argv) {
                 plugin.median(), warm.median() / b, cold.median() / b);
     concierge.signal(SIGTERM);
     concierge.wait(std::chrono::seconds(10));
-    run("kubectl --kubeconfig " + q(admin) + " delete -f " + q(dir.file("wa.yaml")) + " >/dev/null 2>&1");
+    run("kubectl --kubeconfig " + shell_quote(admin) + " delete -f " + shell_quote(dir.file("wa.yaml")) + " >/dev/null 2>&1");
     return 0;
   } catch (const std::exception &e) {
     std::fprintf(stderr, "bench-kubectl-plugin: %s\n", e.what());

@@ -75,6 +75,27 @@ inline CertificateAndKey client_cert(const CertificateAndKey &ca, const std::str
   return issue_with_ca(ca, t);
 }
 
+// Single-quotes a word for the shell.
+inline std::string shell_quote(const std::string &s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Reads a shell env file of KEY='value' lines (tests/e2e/cluster.sh's env).
+inline std::map<std::string, std::string> read_env_file(const std::string &path) {
+  std::map<std::string, std::string> env;
+  std::istringstream in(pinniped::read_file(path));
+  for (std::string line; std::getline(in, line);) {
+    auto eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos || line.rfind("export", 0) == 0) continue;
+    std::string v = line.substr(eq + 1);
+    if (v.size() >= 2 && v.front() == '\'' && v.back() == '\'') v = v.substr(1, v.size() - 2);
+    env[line.substr(0, eq)] = v;
+  }
+  return env;
+}
+
 // Runs `cmd` through the shell and returns its stdout; exit status in *rc.
 inline std::string run(const std::string &cmd, int *rc = nullptr) {
   std::string out;

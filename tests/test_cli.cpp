@@ -12,13 +12,7 @@ using namespace testing;
 
 namespace {
 
-std::string q(const std::string &s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string pin() { return q(pinniped_bin()); }
+std::string pin() { return shell_quote(pinniped_bin()); }
 
 // kube-apiserver as far as kubectl and our client need it: discovery, a
 // namespace list that records the verified client certificate's CN, the
@@ -194,7 +188,7 @@ std::string exec_info(const std::string &version, const std::string &server = ""
 
 // `pinniped login static` against `api` with the given extra flags and env.
 std::string login_cmd(const FakeApiServer &api, const TempDir &dir, const std::string &flags) {
-  return "XDG_CONFIG_HOME=" + q(dir.file("config")) + " " + pin() +
+  return "XDG_CONFIG_HOME=" + shell_quote(dir.file("config")) + " " + pin() +
          " login static --concierge-authenticator-name my-idp --concierge-endpoint " + api.base() +
          " --concierge-ca-bundle-data " + detail::base64_encode(api.ca_pem()) + " " + flags;
 }
@@ -391,7 +385,7 @@ TEST_CASE("the plugin answers in the asked apiVersion with a certificate for the
   for (const auto &v : {kExecCredentialV1, kExecCredentialV1beta1, std::string()}) {
     INFO(v);
     int rc = 0;
-    std::string env = v.empty() ? "" : "KUBERNETES_EXEC_INFO=" + q(exec_info(v)) + " ";
+    std::string env = v.empty() ? "" : "KUBERNETES_EXEC_INFO=" + shell_quote(exec_info(v)) + " ";
     // The token comes from the environment, as kubeconfigs do it.
     std::string out = run("T=alice-token " + env + login_cmd(api, dir, "--credential-cache '' --token-env T"), &rc);
     REQUIRE(rc == 0);
@@ -429,7 +423,7 @@ TEST_CASE("without endpoint flags the plugin uses spec.cluster from provideClust
   TempDir dir;
   int rc = 0;
   std::string out =
-      run("KUBERNETES_EXEC_INFO=" + q(exec_info(kExecCredentialV1, api.base(), api.ca_pem())) + " " + pin() +
+      run("KUBERNETES_EXEC_INFO=" + shell_quote(exec_info(kExecCredentialV1, api.base(), api.ca_pem())) + " " + pin() +
               " login static --credential-cache '' --token alice-token "
               "--concierge-authenticator-name my-idp 2>&1",
           &rc);
@@ -529,7 +523,7 @@ TEST_CASE("the plugin's cache: second run reuses, the token is not stored, \"\" 
   run(login_cmd(api, dir, "--token alice-token --credential-cache ''"), &rc);
   CHECK(api.exchanges() == 4);
   // Without XDG_CONFIG_HOME: ~/.config/pinniped.
-  run("HOME=" + q(dir.file("home")) + " XDG_CONFIG_HOME= " + pin() +
+  run("HOME=" + shell_quote(dir.file("home")) + " XDG_CONFIG_HOME= " + pin() +
           " login static --token alice-token --concierge-authenticator-name my-idp --concierge-endpoint " + api.base() +
           " --concierge-ca-bundle-data " + detail::base64_encode(api.ca_pem()),
       &rc);
@@ -537,7 +531,7 @@ TEST_CASE("the plugin's cache: second run reuses, the token is not stored, \"\" 
   CHECK(access(dir.file("home/.config/pinniped/credentials.yaml").c_str(), R_OK) == 0);
   // A credential close to expiry is not reused.
   api.set_ttl(std::chrono::seconds(30));
-  std::string explicit_cache = "--credential-cache " + q(dir.file("short.yaml"));
+  std::string explicit_cache = "--credential-cache " + shell_quote(dir.file("short.yaml"));
   run(login_cmd(api, dir, "--token alice-token " + explicit_cache), &rc);
   int before = api.exchanges();
   run(login_cmd(api, dir, "--token alice-token " + explicit_cache), &rc);
@@ -555,12 +549,12 @@ TEST_CASE("20 plugin processes at once: one exchange per key and one valid cache
     std::string script;
     for (int i = 0; i < 20; i++)
       script +=
-          login_cmd(api, dir, "--credential-cache " + q(cache) + " --token tok-" + std::to_string(same_token ? 0 : i)) +
-          " > " + q(dir.file("out-" + std::to_string(i))) + " 2>&1 &\n";
+          login_cmd(api, dir, "--credential-cache " + shell_quote(cache) + " --token tok-" + std::to_string(same_token ? 0 : i)) +
+          " > " + shell_quote(dir.file("out-" + std::to_string(i))) + " 2>&1 &\n";
     script += "wait\n";
     dir.write("run.sh", script);
     int rc = 0;
-    run("sh " + q(dir.file("run.sh")), &rc);
+    run("sh " + shell_quote(dir.file("run.sh")), &rc);
     for (int i = 0; i < 20; i++) {
       std::string out = dir.read("out-" + std::to_string(i));
       INFO(out);
@@ -572,7 +566,7 @@ TEST_CASE("20 plugin processes at once: one exchange per key and one valid cache
     auto entries = CredentialCache(cache).load();
     CHECK(entries.size() == (same_token ? 1u : 20u));
     // No temp files left behind.
-    std::string ls = run("ls -a " + q(detail::parent_dir(cache)));
+    std::string ls = run("ls -a " + shell_quote(detail::parent_dir(cache)));
     CHECK(ls.find(".tmp.") == std::string::npos);
   }
 }
@@ -582,8 +576,8 @@ TEST_CASE("get kubeconfig discovers authenticator, endpoint and CA; the result p
   TempDir dir;
   std::string admin = api.admin_kubeconfig(dir);
   int rc = 0;
-  std::string out = run(pin() + " get kubeconfig --kubeconfig " + q(admin) + " --static-token-env MY_TOKEN -o " +
-                            q(dir.file("user.kubeconfig")) + " 2>&1",
+  std::string out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token-env MY_TOKEN -o " +
+                            shell_quote(dir.file("user.kubeconfig")) + " 2>&1",
                         &rc);
   INFO(out);
   REQUIRE(rc == 0);
@@ -610,26 +604,26 @@ TEST_CASE("get kubeconfig discovers authenticator, endpoint and CA; the result p
   const auto &cluster = *json::field(json::field(docs[0], "clusters")->get<picojson::array>().at(0), "cluster");
   CHECK(json::get_string(cluster, "server", "") == api.base());
   // A static token lands in the args; stdout without -o.
-  out = run(pin() + " get kubeconfig --kubeconfig " + q(admin) + " --static-token tok-1", &rc);
+  out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token tok-1", &rc);
   CHECK(rc == 0);
   CHECK(out.find("--token=tok-1") != std::string::npos);
   // Several authenticators: an error naming them; none: says so; a flag picks one.
   api.set_authenticators({"idp-a", "idp-b"});
-  out = run(pin() + " get kubeconfig --kubeconfig " + q(admin) + " --static-token t 2>&1", &rc);
+  out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token t 2>&1", &rc);
   CHECK(rc == 1);
   CHECK(out.find("several WebhookAuthenticators found (idp-a, idp-b)") != std::string::npos);
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
-  out = run(pin() + " get kubeconfig --kubeconfig " + q(admin) +
+  out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) +
                 " --static-token t --concierge-authenticator-name idp-b --concierge-endpoint https://other:6443",
             &rc);
   CHECK(rc == 0);
   CHECK(out.find("--concierge-authenticator-name=idp-b") != std::string::npos);
   CHECK(out.find("--concierge-endpoint=https://other:6443") != std::string::npos);
   api.set_authenticators({});
-  out = run(pin() + " get kubeconfig --kubeconfig " + q(admin) + " --static-token t 2>&1", &rc);
+  out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token t 2>&1", &rc);
   CHECK(rc == 1);
   CHECK(out.find("no WebhookAuthenticator found") != std::string::npos);
-  out = run(pin() + " get kubeconfig --kubeconfig " + q(dir.file("missing")) + " --static-token t 2>&1", &rc);
+  out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(dir.file("missing")) + " --static-token t 2>&1", &rc);
   CHECK(rc == 1);
   CHECK(out.find("cannot read") != std::string::npos);
 }
@@ -654,28 +648,28 @@ TEST_CASE("whoami: an exec user of ours is logged in in-process and shown") {
   api.add_user("alice-token", {"alice", "", {"devs", "ops"}, {}});
   TempDir dir;
   int rc = 0;
-  run(pin() + " get kubeconfig --kubeconfig " + q(api.admin_kubeconfig(dir)) + " --static-token-env MY_TOKEN -o " +
-          q(dir.file("alice.kubeconfig")),
+  run(pin() + " get kubeconfig --kubeconfig " + shell_quote(api.admin_kubeconfig(dir)) + " --static-token-env MY_TOKEN -o " +
+          shell_quote(dir.file("alice.kubeconfig")),
       &rc);
   REQUIRE(rc == 0);
-  std::string env = "MY_TOKEN=alice-token XDG_CONFIG_HOME=" + q(dir.file("cfg")) + " ";
-  std::string out = run(env + pin() + " whoami --kubeconfig " + q(dir.file("alice.kubeconfig")) + " 2>&1", &rc);
+  std::string env = "MY_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(dir.file("cfg")) + " ";
+  std::string out = run(env + pin() + " whoami --kubeconfig " + shell_quote(dir.file("alice.kubeconfig")) + " 2>&1", &rc);
   INFO(out);
   REQUIRE(rc == 0);
   CHECK(out.find("Username: alice\n") != std::string::npos);
   CHECK(out.find("Groups: devs, ops, system:authenticated\n") != std::string::npos);
   CHECK(out.find("URL: " + api.base()) != std::string::npos);
-  out = run(env + pin() + " whoami -o json --kubeconfig " + q(dir.file("alice.kubeconfig")), &rc);
+  out = run(env + pin() + " whoami -o json --kubeconfig " + shell_quote(dir.file("alice.kubeconfig")), &rc);
   REQUIRE(rc == 0);
   auto j = json::parse(out);
   CHECK(json::get_string(j, "kind", "") == "WhoAmIRequest");
   // The admin kubeconfig (a client certificate) works as is.
-  out = run(pin() + " whoami --kubeconfig " + q(dir.file("admin.kubeconfig")), &rc);
+  out = run(pin() + " whoami --kubeconfig " + shell_quote(dir.file("admin.kubeconfig")), &rc);
   CHECK(rc == 0);
   CHECK(out.find("Username: admin\n") != std::string::npos);
   // A wrong token: a readable failure.
-  out = run("MY_TOKEN=nope XDG_CONFIG_HOME=" + q(dir.file("cfg")) + " " + pin() + " whoami --kubeconfig " +
-                q(dir.file("alice.kubeconfig")) + " 2>&1",
+  out = run("MY_TOKEN=nope XDG_CONFIG_HOME=" + shell_quote(dir.file("cfg")) + " " + pin() + " whoami --kubeconfig " +
+                shell_quote(dir.file("alice.kubeconfig")) + " 2>&1",
             &rc);
   CHECK(rc == 1);
   CHECK(out == "pinniped: whoami failed: authentication failed\n");
@@ -713,8 +707,8 @@ TEST_CASE("every kubectl on the machine logs in through the plugin and presents 
       INFO(kubectl << " " << version);
       size_t before = api.seen().size();
       int rc = 0;
-      std::string out = run("HOME=" + q(dir.path) + " CAROL_TOKEN=carol-token " + q(kubectl) + " --kubeconfig " +
-                                q(kc) + " --cache-dir " + q(dir.file("kcache")) + " get namespaces -o name 2>&1",
+      std::string out = run("HOME=" + shell_quote(dir.path) + " CAROL_TOKEN=carol-token " + shell_quote(kubectl) + " --kubeconfig " +
+                                shell_quote(kc) + " --cache-dir " + shell_quote(dir.file("kcache")) + " get namespaces -o name 2>&1",
                             &rc);
       INFO(out);
       CHECK(rc == 0);
@@ -742,8 +736,8 @@ TEST_CASE("the README's login example logs in once and then answers from its cac
   api.add_user("ex-token", {"erin", "", {}, {}});
   TempDir dir;
   dir.write("ca.pem", api.ca_pem());
-  std::string cmd = "EX_TOKEN=ex-token " + q(example) + " " + api.base() + " " + q(dir.file("ca.pem")) +
-                    " my-idp EX_TOKEN " + q(dir.file("cache.yaml"));
+  std::string cmd = "EX_TOKEN=ex-token " + shell_quote(example) + " " + api.base() + " " + shell_quote(dir.file("ca.pem")) +
+                    " my-idp EX_TOKEN " + shell_quote(dir.file("cache.yaml"));
   int rc = 0;
   for (int i = 0; i < 2; i++) {
     std::string out = run(cmd + " 2>&1", &rc);

@@ -11,27 +11,6 @@ using namespace testing;
 
 namespace {
 
-std::string shell_quote(const std::string &s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Reads DIR/env (KEY='value' lines).
-std::map<std::string, std::string> read_env(const std::string &path) {
-  std::map<std::string, std::string> env;
-  std::istringstream in(pinniped::read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos || line.rfind("export", 0) == 0) continue;
-    std::string v = line.substr(eq + 1);
-    if (v.size() >= 2 && v.front() == '\'' && v.back() == '\'') v = v.substr(1, v.size() - 2);
-    env[line.substr(0, eq)] = v;
-  }
-  return env;
-}
-
 // The cluster, the concierge and a webhook IDP, set up once for all cases.
 class E2E {
  public:
@@ -113,7 +92,7 @@ class E2E {
   E2E() {
     const char *d = std::getenv("E2E_DIR");
     if (!d) throw std::runtime_error("E2E_DIR is not set: run through make e2e");
-    env = read_env(std::string(d) + "/env");
+    env = read_env_file(std::string(d) + "/env");
     dir = std::make_unique<TempDir>();
     auto admin = KubeConfig::from_kubeconfig_file(env.at("KUBECONFIG"));
     kube_ca_pem = admin.tls.ca_pem;
