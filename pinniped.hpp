@@ -76,6 +76,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1457,6 +1459,9 @@ class KeyPool {
 
  private:
   void run() {
+    // Background work: let request threads go first when the cores are busy
+    // (Linux applies nice per thread).
+    setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
     std::unique_lock<std::mutex> lk(mu_);
     while (!stop_) {
       if (keys_.size() >= capacity_) {
