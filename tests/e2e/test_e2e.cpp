@@ -11,6 +11,14 @@ using namespace testing;
 
 namespace {
 
+// A member of a JSON object; throws (never a null dereference) when absent,
+// so a poll retries and an assertion fails cleanly.
+const picojson::value &at(const picojson::value &v, const std::string &key) {
+  const auto *f = json::field(v, key);
+  if (!f) throw std::runtime_error("no field \"" + key + "\" in " + v.serialize().substr(0, 200));
+  return *f;
+}
+
 // The cluster, the concierge and a webhook IDP, set up once for all cases.
 class E2E {
  public:
@@ -148,11 +156,11 @@ class E2E {
 
 std::string secret_ca(const E2E &e) {
   auto s = e.kubectl_json("get secret -n pinniped-concierge pinniped-concierge-api-tls-serving-certificate");
-  return json::get_string(*json::field(s, "data"), "caCertificate", "");
+  return json::get_string(at(s, "data"), "caCertificate", "");
 }
 std::string api_service_ca(const E2E &e, const std::string &name) {
   auto v = e.kubectl_json("get apiservice " + name);
-  return json::get_string(*json::field(v, "spec"), "caBundle", "");
+  return json::get_string(at(v, "spec"), "caBundle", "");
 }
 
 }  // namespace
@@ -184,7 +192,7 @@ TEST_CASE("discovery and OpenAPI reach the concierge through kube-apiserver") {
   }, 30));
   auto rl = json::parse(raw);
   CHECK(json::get_string(rl, "kind", "") == "APIResourceList");
-  const auto &res = json::field(rl, "resources")->get<picojson::array>().at(0);
+  const auto &res = at(rl, "resources").get<picojson::array>().at(0);
   CHECK(json::get_string(res, "name", "") == "tokencredentialrequests");
   std::string resources = e.kubectl_ok("api-resources --api-group=login.concierge.pinniped.dev");
   CHECK(resources.find("tokencredentialrequests") != std::string::npos);
@@ -201,11 +209,11 @@ TEST_CASE("a WebhookAuthenticator becomes Ready and an anonymous exchange yields
   REQUIRE(rc == 0);
   REQUIRE(E2E::eventually([&] {
     auto v = e.kubectl_json("get webhookauthenticator e2e-idp");
-    return json::get_string(*json::field(v, "status"), "phase", "") == "Ready";
+    return json::get_string(at(v, "status"), "phase", "") == "Ready";
   }));
   auto wa = e.kubectl_json("get webhookauthenticator e2e-idp");
   std::map<std::string, std::string> conds;
-  for (const auto &c : json::field(*json::field(wa, "status"), "conditions")->get<picojson::array>())
+  for (const auto &c : at(at(wa, "status"), "conditions").get<picojson::array>())
     conds[json::get_string(c, "type", "")] = json::get_string(c, "status", "");
   for (const char *t : {"Ready", "EndpointURLValid", "TLSConfigurationValid", "WebhookConnectionValid",
                         "AuthenticatorValid"})
@@ -260,7 +268,7 @@ TEST_CASE("WhoAmIRequest returns the identity kube-apiserver vouched for") {
       "whoami.json", R"({"apiVersion":"identity.concierge.pinniped.dev/v1alpha1","kind":"WhoAmIRequest","spec":{}})");
   auto v = json::parse(
       e.kubectl_ok("create --raw /apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests -f " + body));
-  const auto &user = *json::field(*json::field(*json::field(v, "status"), "kubernetesUserInfo"), "user");
+  const auto &user = at(at(at(v, "status"), "kubernetesUserInfo"), "user");
   CHECK(json::get_string(user, "username", "") == "admin");
   auto groups = json::get_string_list(user, "groups", "");
   CHECK(std::find(groups.begin(), groups.end(), "system:masters") != groups.end());
@@ -281,7 +289,7 @@ TEST_CASE("X-Remote-User sent straight to the concierge without the front-proxy 
                          std::chrono::seconds(10));
     REQUIRE(res.status == 201);
     auto v = json::parse(res.body);
-    return *json::field(*json::field(*json::field(v, "status"), "kubernetesUserInfo"), "user");
+    return at(at(at(v, "status"), "kubernetesUserInfo"), "user");
   };
   ClientTlsOptions tls;
   tls.ca_pem = *serving_ca;
@@ -314,7 +322,7 @@ TEST_CASE("the CredentialIssuer publishes the signer strategy and the frontend")
   CHECK(json::get_string(strategy, "type", "") == "KubeClusterSigningCertificate");
   CHECK(json::get_string(strategy, "status", "") == "Success");
   CHECK(json::get_string(strategy, "reason", "") == "FetchedKey");
-  const auto &info = *json::field(*json::field(strategy, "frontend"), "tokenCredentialRequestInfo");
+  const auto &info = at(at(strategy, "frontend"), "tokenCredentialRequestInfo");
   CHECK(json::get_string(info, "server", "") == e.server());
   auto ca = pinniped::detail::base64_decode(json::get_string(info, "certificateAuthorityData", ""));
   REQUIRE(ca);
@@ -346,18 +354,18 @@ TEST_CASE("WebhookAuthenticator changes and deletion are followed, with status")
   REQUIRE(rc == 0);
   REQUIRE(E2E::eventually([&] {
     auto v = e.kubectl_json("get webhookauthenticator e2e-idp");
-    return json::get_string(*json::field(v, "status"), "phase", "") == "Error";
+    return json::get_string(at(v, "status"), "phase", "") == "Error";
   }));
   auto v = e.kubectl_json("get webhookauthenticator e2e-idp");
   bool conn_false = false;
-  for (const auto &c : json::field(*json::field(v, "status"), "conditions")->get<picojson::array>())
+  for (const auto &c : at(at(v, "status"), "conditions").get<picojson::array>())
     if (json::get_string(c, "type", "") == "WebhookConnectionValid")
       conn_false = json::get_string(c, "status", "") == "False";
   CHECK(conn_false);
   // Back to the real endpoint: Ready again, and exchanges work.
   e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
   REQUIRE(E2E::eventually([&] {
-    return json::get_string(*json::field(e.kubectl_json("get webhookauthenticator e2e-idp"), "status"), "phase", "") ==
+    return json::get_string(at(e.kubectl_json("get webhookauthenticator e2e-idp"), "status"), "phase", "") ==
            "Ready";
   }));
   CHECK(E2E::eventually(
@@ -390,6 +398,19 @@ TEST_CASE("the concierge's metrics count exchanges and name the signer expiry") 
   CHECK(res.body.find("pinniped_signer_expiry_timestamp_seconds 0\n") == std::string::npos);
   CHECK(res.body.find("pinniped_webhook_duration_seconds_count ") != std::string::npos);
   CHECK(e.log().find("PRIVATE KEY") == std::string::npos);
+  // OpenAPI v3 (newer kube-apiservers fetch it; 1.20 uses v2, tested above).
+  auto root = c.request("GET", "/openapi/v3", {}, "", std::chrono::seconds(10));
+  REQUIRE(root.status == 200);
+  auto root_doc = json::parse(root.body);
+  std::string group_url = json::get_string(
+      at(at(root_doc, "paths"), "apis/login.concierge.pinniped.dev/v1alpha1"),
+      "serverRelativeURL", "");
+  CHECK(group_url == "/openapi/v3/apis/login.concierge.pinniped.dev/v1alpha1");
+  auto doc = c.request("GET", group_url, {}, "", std::chrono::seconds(10));
+  REQUIRE(doc.status == 200);
+  auto parsed = json::parse(doc.body);
+  const auto *schemas = &at(at(parsed, "components"), "schemas");
+  CHECK(json::field(*schemas, "login.concierge.pinniped.dev.v1alpha1.TokenCredentialRequest") != nullptr);
 }
 
 namespace {
@@ -557,7 +578,7 @@ TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, 
           &rc);
   REQUIRE(rc == 0);
   REQUIRE(E2E::eventually([&] {
-    return json::get_string(*json::field(e.kubectl_json("get webhookauthenticator local-users"), "status"), "phase",
+    return json::get_string(at(e.kubectl_json("get webhookauthenticator local-users"), "status"), "phase",
                             "") == "Ready";
   }));
   ClusterCredential cred;
