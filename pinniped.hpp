@@ -2248,6 +2248,23 @@ class TlsServer : public httplib::Server {
   std::atomic<size_t> refused_{0}, failed_handshakes_{0}, open_{0};
 };
 
+// Sends every method on every path to one handler, which does its own
+// routing (so 404/405 and their Status bodies are ours).
+inline void route_everything(httplib::Server &s, const httplib::Server::Handler &h) {
+  s.Get(".*", h);
+  s.Post(".*", h);
+  s.Put(".*", h);
+  s.Patch(".*", h);
+  s.Delete(".*", h);
+  s.Options(".*", h);
+}
+
+// Answers with the Kubernetes Status of an error.
+inline void send_status(httplib::Response &res, const Error &e) {
+  res.status = e.code;
+  res.set_content(to_json_string(Status::from_error(e).to_json()), "application/json");
+}
+
 // An HTTP answer.
 struct HttpResponse {
   int status = 0;
@@ -4074,19 +4091,9 @@ class Concierge {
     res.status = code;
     res.set_content(to_json_string(v), "application/json");
   }
-  static void send_status(httplib::Response &res, const Error &e) {
-    res.status = e.code;
-    res.set_content(to_json_string(Status::from_error(e).to_json()), "application/json");
-  }
 
   void install_routes() {
-    auto h = [this](const httplib::Request &req, httplib::Response &res) { dispatch(req, res); };
-    server_.Get(".*", h);
-    server_.Post(".*", h);
-    server_.Put(".*", h);
-    server_.Patch(".*", h);
-    server_.Delete(".*", h);
-    server_.Options(".*", h);
+    route_everything(server_, [this](const httplib::Request &req, httplib::Response &res) { dispatch(req, res); });
     // Anything cpp-httplib answers itself (400 bad request line, 413, 414,
     // 404) still gets a Status body.
     server_.set_error_handler([this](const httplib::Request &req, httplib::Response &res) {
@@ -6060,19 +6067,9 @@ class LocalUserAuthenticator {
   }
 
  private:
-  static void send_status(httplib::Response &res, const Error &e) {
-    res.status = e.code;
-    res.set_content(to_json_string(Status::from_error(e).to_json()), "application/json");
-  }
 
   void install_routes() {
-    auto h = [this](const httplib::Request &req, httplib::Response &res) { handle(req, res); };
-    server_.Get(".*", h);
-    server_.Post(".*", h);
-    server_.Put(".*", h);
-    server_.Patch(".*", h);
-    server_.Delete(".*", h);
-    server_.Options(".*", h);
+    route_everything(server_, [this](const httplib::Request &req, httplib::Response &res) { handle(req, res); });
     // TRACE and CONNECT have no route in cpp-httplib: answer them here.
     server_.set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
       static const std::set<std::string> routed = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
