@@ -170,6 +170,12 @@ class Args {
                                   " to " + std::to_string(max));
     return n;
   }
+  pinniped::Logger::Level log_level() {
+    std::string v = value();
+    auto l = pinniped::Logger::parse_level(v);
+    if (!l) throw pinniped::bad_request(flag_ + ": unknown level \"" + v + "\"");
+    return *l;
+  }
   pinniped::Millis duration() {
     std::string v = value();
     auto d = pinniped::parse_duration(v);
@@ -183,6 +189,14 @@ class Args {
   std::optional<std::string> inline_value_;
   std::string flag_;
 };
+
+// In a pod (KUBERNETES_SERVICE_HOST set), unless told --standalone or given a
+// kubeconfig; --standalone also drops a --kubeconfig.
+bool in_cluster(bool standalone, std::string &kubeconfig) {
+  if (standalone) kubeconfig.clear();
+  const char *k8s = std::getenv("KUBERNETES_SERVICE_HOST");
+  return !standalone && kubeconfig.empty() && k8s && *k8s;
+}
 
 // "HOST:PORT" or "[v6]:PORT" of --listen.
 void parse_listen(const std::string &v, std::string &host, int &port) {
@@ -304,18 +318,13 @@ int run_concierge(int argc, char **argv) {
     } else if (f == "--port-file") {
       port_file = a.value();
     } else if (f == "--log-level") {
-      std::string v = a.value();
-      auto l = pinniped::Logger::parse_level(v);
-      if (!l) throw pinniped::bad_request("--log-level: unknown level \"" + v + "\"");
-      level = *l;
+      level = a.log_level();
     } else {
       throw pinniped::bad_request("unknown flag " + f + " (see pinniped concierge --help)");
     }
   }
 
-  const char *k8s = std::getenv("KUBERNETES_SERVICE_HOST");
-  cfg.in_cluster = !standalone && cfg.kubeconfig.empty() && k8s && *k8s;
-  if (standalone) cfg.kubeconfig.clear();
+  cfg.in_cluster = in_cluster(standalone, cfg.kubeconfig);
 
   sigset_t sigs = block_stop_signals();
   pinniped::Logger log(level);
@@ -590,17 +599,12 @@ int run_local_user_authenticator(int argc, char **argv) {
     } else if (f == "--port-file") {
       port_file = a.value();
     } else if (f == "--log-level") {
-      std::string v = a.value();
-      auto l = pinniped::Logger::parse_level(v);
-      if (!l) throw pinniped::bad_request("--log-level: unknown level \"" + v + "\"");
-      level = *l;
+      level = a.log_level();
     } else {
       throw pinniped::bad_request("unknown flag " + f + " (see pinniped local-user-authenticator --help)");
     }
   }
-  const char *k8s = std::getenv("KUBERNETES_SERVICE_HOST");
-  cfg.in_cluster = !standalone && cfg.kubeconfig.empty() && k8s && *k8s;
-  if (standalone) cfg.kubeconfig.clear();
+  cfg.in_cluster = in_cluster(standalone, cfg.kubeconfig);
 
   sigset_t sigs = block_stop_signals();
   pinniped::Logger log(level);

@@ -318,6 +318,41 @@ inline void Logger::log(Level l, const std::string &msg, const Fields &fields) c
   }
 }
 
+// Runs `tick` every `interval` on a thread of its own until stop(); what a
+// tick throws is logged, and the next tick comes all the same.
+class PeriodicTask {
+ public:
+  ~PeriodicTask() { stop(); }
+  void start(Millis interval, std::function<void()> tick, const Logger &log) {
+    thread_ = std::thread([this, interval, tick = std::move(tick), &log] {
+      std::unique_lock<std::mutex> lk(mu_);
+      while (!cv_.wait_for(lk, interval, [this] { return stop_; })) {
+        lk.unlock();
+        try {
+          tick();
+        } catch (const std::exception &e) {
+          log.error("reload failed", {{"error", jv(e.what())}});
+        }
+        lk.lock();
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // ---------------------------------------------------------------------------
 // 1. Wire types
 // Owns the JSON shapes of wire.md. Calls nothing but picojson.
@@ -3678,10 +3713,17 @@ class ServingCertController {
     std::lock_guard<std::mutex> lk(mu_);
     return !current_cert_.empty();
   }
+  // The Secret informer reacts at once; this periodic pass catches what a
+  // missed event or a pending renewal leaves behind.
+  void resync_if_due(Millis every = std::chrono::seconds(30)) {
+    if (has_cert() && Steady::now() - last_sync_.load() < every) return;
+    sync();
+  }
 
   // Makes the Secret and APIServices right; safe to call from any thread.
   void sync() {
     std::lock_guard<std::mutex> lk(mu_);
+    last_sync_ = Steady::now();
     try {
       sync_locked();
     } catch (const std::exception &e) {
@@ -3813,6 +3855,7 @@ class ServingCertController {
   Informer informer_;
   mutable std::mutex mu_;
   std::string current_cert_;
+  std::atomic<Steady::time_point> last_sync_{Steady::time_point()};
 };
 
 // Publishes the CredentialIssuer: how clients reach the exchange API and
@@ -3961,7 +4004,7 @@ class Concierge {
     install_routes();
   }
   ~Concierge() {
-    stop_reloader();
+    reloader_.stop();
     stop_controllers();
   }
   Concierge(const Concierge &) = delete;
@@ -3982,7 +4025,7 @@ class Concierge {
                               : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
     if (port <= 0) throw Error(500, "InternalError", "cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.port));
     port_ = port;
-    reloader_ = std::thread([this] { reload_loop(); });
+    reloader_.start(cfg_.reload_interval, [this] { reload_tick(); }, log_);
     log_.info("serving", {{"address", jv(cfg_.listen_host)},
                           {"port", jv(port_)},
                           {"apiGroupSuffix", jv(cfg_.api_group_suffix)},
@@ -3992,7 +4035,7 @@ class Concierge {
   // Serves until shutdown(); returns after in-flight requests finished.
   void run() {
     server_.listen_after_bind();
-    stop_reloader();
+    reloader_.stop();
     stop_controllers();
     log_.info("stopped", {{"exchangesOk", jv(static_cast<int64_t>(stats_.exchanges_ok.load()))},
                           {"exchangesFailed", jv(static_cast<int64_t>(stats_.exchanges_failed.load()))}});
@@ -4664,38 +4707,13 @@ class Concierge {
     ci_last_sync_ = now;
   }
 
-  void reload_loop() {
-    std::unique_lock<std::mutex> lk(reload_mu_);
-    auto last_serving_sync = Steady::now();
-    while (!reload_stop_) {
-      reload_cv_.wait_for(lk, cfg_.reload_interval, [this] { return reload_stop_; });
-      if (reload_stop_) break;
-      lk.unlock();
-      try {
-        load_serving_cert(false);
-        if (!cfg_.client_ca_file.empty()) reload_client_ca(false);
-        reload_signer(false);
-        if (!cfg_.authenticators_file.empty()) reload_authenticators(false);
-        // The Secret informer reacts at once; this catches what a missed
-        // event or a pending renewal leaves behind.
-        if (serving_ctl_ && (!serving_ctl_->has_cert() || Steady::now() - last_serving_sync > std::chrono::seconds(30))) {
-          serving_ctl_->sync();
-          last_serving_sync = Steady::now();
-        }
-        if (ci_ctl_) sync_credential_issuer(false);
-      } catch (const std::exception &e) {
-        log_.error("reload failed", {{"error", jv(e.what())}});
-      }
-      lk.lock();
-    }
-  }
-  void stop_reloader() {
-    {
-      std::lock_guard<std::mutex> lk(reload_mu_);
-      reload_stop_ = true;
-    }
-    reload_cv_.notify_all();
-    if (reloader_.joinable()) reloader_.join();
+  void reload_tick() {
+    load_serving_cert(false);
+    if (!cfg_.client_ca_file.empty()) reload_client_ca(false);
+    reload_signer(false);
+    if (!cfg_.authenticators_file.empty()) reload_authenticators(false);
+    if (serving_ctl_) serving_ctl_->resync_if_due();
+    if (ci_ctl_) sync_credential_issuer(false);
   }
 
   ConciergeConfig cfg_;
@@ -4721,10 +4739,7 @@ class Concierge {
   bool ci_signer_ok_ = false;
   std::string ci_problem_;
   Steady::time_point ci_last_sync_;
-  std::thread reloader_;
-  std::mutex reload_mu_;
-  std::condition_variable reload_cv_;
-  bool reload_stop_ = false;
+  PeriodicTask reloader_;
 };
 
 // ---------------------------------------------------------------------------
@@ -6011,7 +6026,7 @@ class LocalUserAuthenticator {
                               : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
     if (port <= 0) throw internal_error("cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.port));
     port_ = port;
-    reloader_ = std::thread([this] { reload_loop(); });
+    reloader_.start(cfg_.reload_interval, [this] { reload_tick(); }, log_);
     log_.info("serving", {{"address", jv(cfg_.listen_host)},
                           {"port", jv(port_)},
                           {"users", jv(cfg_.users_file.empty() ? "secrets in " + cfg_.namespace_ : cfg_.users_file)},
@@ -6249,34 +6264,13 @@ class LocalUserAuthenticator {
     }
   }
 
-  void reload_loop() {
-    std::unique_lock<std::mutex> lk(reload_mu_);
-    auto last_serving_sync = Steady::now();
-    while (!reload_stop_) {
-      reload_cv_.wait_for(lk, cfg_.reload_interval, [this] { return reload_stop_; });
-      if (reload_stop_) break;
-      lk.unlock();
-      try {
-        if (!cfg_.users_file.empty()) reload_users(false);
-        if (!cfg_.tls_cert_file.empty()) load_serving_files(false);
-        if (serving_ctl_ &&
-            (!serving_ctl_->has_cert() || Steady::now() - last_serving_sync > std::chrono::seconds(30))) {
-          serving_ctl_->sync();
-          last_serving_sync = Steady::now();
-        }
-      } catch (const std::exception &e) {
-        log_.error("reload failed", {{"error", jv(e.what())}});
-      }
-      lk.lock();
-    }
+  void reload_tick() {
+    if (!cfg_.users_file.empty()) reload_users(false);
+    if (!cfg_.tls_cert_file.empty()) load_serving_files(false);
+    if (serving_ctl_) serving_ctl_->resync_if_due();
   }
   void stop_background() {
-    {
-      std::lock_guard<std::mutex> lk(reload_mu_);
-      reload_stop_ = true;
-    }
-    reload_cv_.notify_all();
-    if (reloader_.joinable()) reloader_.join();
+    reloader_.stop();
     if (informer_) informer_->stop();
     if (serving_ctl_) serving_ctl_->stop();
   }
@@ -6292,10 +6286,7 @@ class LocalUserAuthenticator {
   std::unique_ptr<KubeClient> kube_;
   std::unique_ptr<ServingCertController> serving_ctl_;
   std::unique_ptr<Informer> informer_;
-  std::thread reloader_;
-  std::mutex reload_mu_;
-  std::condition_variable reload_cv_;
-  bool reload_stop_ = false;
+  PeriodicTask reloader_;
 };
 
 }  // namespace pinniped
