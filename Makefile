@@ -1,16 +1,41 @@
 # pinniped: build, test, bench. `make deps` once (root or sudo), then `make`.
-CXX      ?= g++
+# ARCH picks the target: amd64, arm64 or armhf (ARMv7 hard-float). Another
+# ARCH than the machine's builds with Debian's cross g++ into build/ARCH,
+# links everything statically and runs the test binaries under qemu-user.
+ARCHES       := amd64 arm64 armhf
+HOST_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+ARCH         ?= $(HOST_ARCH)
+TRIPLE_amd64 := x86_64-linux-gnu
+TRIPLE_arm64 := aarch64-linux-gnu
+TRIPLE_armhf := arm-linux-gnueabihf
+ifeq ($(filter $(ARCH),$(ARCHES)),)
+$(error ARCH must be one of $(ARCHES), not "$(ARCH)")
+endif
+ifeq ($(ARCH),$(HOST_ARCH))
 BUILD    ?= build
-DEPS     := $(BUILD)/deps
+else
+BUILD    ?= build/$(ARCH)
+CXX      := $(TRIPLE_$(ARCH))-g++
+CROSS    := 1
+endif
+DEPS     := build/deps
 HTTPLIB  := $(DEPS)/include/httplib.h
 VERSION  := 0.1.0
 
-WARN     := -Wall -Wextra -Werror
+WARN     := -Wall -Wextra -Werror -Wno-psabi
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"'
 # mbedTLS and libyaml linked statically: the binary needs only libc/libstdc++.
 LIBS     := -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -Wl,-Bdynamic -lcrypt -pthread
 STATIC_FLAGS := -Os -ffunction-sections -fdata-sections -static -Wl,--gc-sections -s
+ifdef CROSS
+# Cross-built programs and suites are fully static: qemu-user runs them with
+# no foreign sysroot.
+CXXFLAGS := $(filter-out -g,$(CXXFLAGS))
+LIBS     := -static -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt -pthread
+endif
+# The shipped binary per architecture: fully static and stripped.
+STATIC_BIN := build/static/$(ARCH)/pinniped
 
 TEST_SRCS := $(wildcard tests/test_*.cpp)
 TEST_BINS := $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(TEST_SRCS))
@@ -19,7 +44,7 @@ ASAN_DIR  := $(BUILD)/asan
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
   -Wno-maybe-uninitialized
 
-.PHONY: all deps static test test-asan e2e bench bench-kubectl demo clean format check-format
+.PHONY: FORCE all deps static test test-bins cross-test-bins image test-asan e2e bench bench-kubectl demo docs clean format check-format manifests
 all: $(BUILD)/pinniped
 
 deps:
@@ -32,12 +57,13 @@ $(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(WARN) -o $@.tmp.$$$$ main.cpp $(LIBS) && mv $@.tmp.$$$$ $@
 
-static: $(BUILD)/pinniped-static
-$(BUILD)/pinniped-static: main.cpp pinniped.hpp $(HTTPLIB)
+static: $(STATIC_BIN)
+build/static/%/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
+	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
 	@mkdir -p $(@D)
-	$(CXX) -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"' $(WARN) $(STATIC_FLAGS) \
-	  -o $@ main.cpp -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt
-	@echo "static binary: $$(stat -c %s $@) bytes, $$(gzip -9c $@ | wc -c) gzipped"
+	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"' $(WARN) \
+	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
+	@echo "static binary $*: $$(stat -c %s $@) bytes, $$(gzip -9nc $@ | wc -c) gzipped"
 
 # Tests: one Catch2 binary per tests/test_*.cpp, sharing one main object.
 $(BUILD)/tests/catch_main.o: tests/catch_main.cpp
@@ -62,14 +88,46 @@ $(BUILD)/tests/e2e/test_e2e: tests/e2e/test_e2e.cpp $(BUILD)/tests/catch_main.o 
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
-test: $(BUILD)/pinniped $(BUILD)/pinniped-static $(TEST_BINS) $(BUILD)/readme-example $(BUILD)/readme-login-example \
-	  $(BUILD)/tests/e2e/test_e2e
+# Suites built outside ARCH's set: the shipped artifacts (image, manifests,
+# docs, the static binary's name resolution). They run on the build machine.
+DELIVERY_SRCS := $(wildcard tests/delivery/test_*.cpp)
+DELIVERY_BINS := $(patsubst tests/delivery/%.cpp,$(BUILD)/tests/delivery/%,$(DELIVERY_SRCS))
+$(BUILD)/tests/delivery/%: tests/delivery/%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
+
+# No binfmt_misc here: cross-built programs that tests start (the pinniped
+# binary, the README examples) are reached through small qemu-user wrappers.
+QEMU_amd64 := qemu-x86_64-static
+QEMU_arm64 := qemu-aarch64-static
+QEMU_armhf := qemu-arm-static
+$(BUILD)/run/%: $(BUILD)/%
+	@mkdir -p $(@D)
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' $(QEMU_$(ARCH)) $(abspath $<) >$@ && chmod +x $@
+
+CROSS_ARCHES := $(filter-out $(HOST_ARCH),$(ARCHES))
+ifdef CROSS
+# `make test ARCH=arm64`: ARCH's unit and loopback suites under qemu-user.
+test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(TEST_BINS) $(BUILD)/run/pinniped $(BUILD)/run/readme-example \
+	  $(BUILD)/run/readme-login-example
+test: test-bins
+	tools/test.sh --cross $(ARCH) $(BUILD) $(TEST_BINS)
+else
+# `make test`: every suite of this machine's ARCH, the delivery suites, the
+# other ARCHes' suites under qemu-user, and the real-cluster e2e; one count.
+test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(TEST_BINS) $(DELIVERY_BINS) $(BUILD)/readme-example \
+	  $(BUILD)/readme-login-example $(BUILD)/tests/e2e/test_e2e image
+cross-test-bins:
+	@for a in $(CROSS_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a test-bins || exit 1; done
+test: test-bins cross-test-bins
 	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
-	  tools/test.sh $(BUILD) $(TEST_BINS)
+	  PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_IMAGE=$(abspath $(IMAGE)) PINNIPED_STATIC_DIR=$(abspath build/static) \
+	  CROSS_ARCHES="$(CROSS_ARCHES)" tools/test.sh $(BUILD) $(TEST_BINS) $(DELIVERY_BINS)
+endif
 
 # Only the real-cluster suite (root).
 e2e: $(BUILD)/pinniped $(BUILD)/tests/e2e/test_e2e
-	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) tools/test.sh $(BUILD)
+	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) CROSS_ARCHES= tools/test.sh $(BUILD)
 
 # The same suites and program under AddressSanitizer + UBSan.
 $(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
@@ -81,18 +139,19 @@ $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
 $(ASAN_DIR)/test_%: tests/test_%.cpp $(ASAN_DIR)/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -o $@ $< $(ASAN_DIR)/catch_main.o $(LIBS)
 test-asan: $(ASAN_DIR)/pinniped $(patsubst tests/%.cpp,$(ASAN_DIR)/%,$(TEST_SRCS)) $(BUILD)/readme-example \
-	  $(BUILD)/readme-login-example $(BUILD)/pinniped-static
+	  $(BUILD)/readme-login-example $(STATIC_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
+	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  tools/run-tests.sh $(patsubst tests/%.cpp,$(ASAN_DIR)/%,$(TEST_SRCS))
 
 $(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/bench-local-user-authenticator: bench/local_user_authenticator.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-bench: $(BUILD)/pinniped $(BUILD)/pinniped-static $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator
-	$(BUILD)/bench-exchange --pinniped $(BUILD)/pinniped --static $(BUILD)/pinniped-static
+bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator
+	$(BUILD)/bench-exchange --pinniped $(BUILD)/pinniped --static $(STATIC_BIN)
 	$(BUILD)/bench-local-user-authenticator --pinniped $(BUILD)/pinniped
+	tools/budgets.sh $(IMAGE) build/static
 	@$(MAKE) --no-print-directory bench-kubectl
 
 # kubectl through the exec plugin vs a static certificate, against the real
@@ -113,13 +172,41 @@ $(BUILD)/demo-idp: tools/demo_idp.cpp pinniped.hpp $(HTTPLIB)
 demo: $(BUILD)/pinniped $(BUILD)/demo-idp $(BUILD)/readme-example
 	tools/demo.sh $(BUILD)
 
+manifests: manifests/k3s/pinniped.yaml
+manifests/k3s/pinniped.yaml: tools/k3s-manifest.sh $(wildcard manifests/concierge/*.yaml manifests/k3s/base/*.yaml)
+	tools/k3s-manifest.sh > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
+
+# A reproducible multi-arch OCI image archive, built without a container
+# engine (docs/image.md): the same commit and binaries give the same bytes.
+# The tool writes --out atomically (a temporary file, then rename).
+IMAGE        := build/image/pinniped.oci.tar
+IMAGE_NAME   ?= localhost/pinniped
+IMAGE_SOURCE ?= $(shell git config --get remote.origin.url 2>/dev/null || echo 'pinniped (no git remote)')
+image: $(IMAGE)
+# The revision label follows the commit even when the binaries do not change.
+build/image/revision: FORCE
+	@mkdir -p $(@D)
+	@r=$$(git rev-parse HEAD 2>/dev/null || echo unknown); [ "$$(cat $@ 2>/dev/null)" = "$$r" ] || echo "$$r" >$@
+FORCE:
+$(IMAGE): tools/oci-image.py build/image/revision $(foreach a,$(ARCHES),build/static/$(a)/pinniped)
+	@mkdir -p $(@D)
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct)} python3 tools/oci-image.py --out $@ \
+	  --name $(IMAGE_NAME) --version $(VERSION) --revision "$$(cat build/image/revision)" --source "$(IMAGE_SOURCE)" \
+	  $(foreach a,$(ARCHES),$(a)=build/static/$(a)/pinniped)
+
+# Diagrams: docs/*.dot rendered to docs/*.svg, committed beside their sources.
+DOCS_SVG := $(patsubst %.dot,%.svg,$(wildcard docs/*.dot))
+docs: $(DOCS_SVG)
+docs/%.svg: docs/%.dot tools/render-docs.sh
+	tools/render-docs.sh $<
+
 format:
 	clang-format -i pinniped.hpp main.cpp tests/*.cpp tests/*.hpp bench/*.cpp tools/*.cpp
 check-format:
 	clang-format --dry-run --Werror pinniped.hpp main.cpp
 
 clean:
-	rm -rf $(BUILD)/pinniped $(BUILD)/pinniped-static $(BUILD)/tests $(ASAN_DIR) $(BUILD)/bench-exchange \
+	rm -rf $(BUILD)/pinniped build/static $(BUILD)/run $(BUILD)/tests $(ASAN_DIR) $(BUILD)/bench-exchange \
 	  $(BUILD)/bench-local-user-authenticator $(BUILD)/bench-kubectl-plugin \
 	  $(BUILD)/demo-idp $(BUILD)/readme-example $(BUILD)/readme_example.cpp \
 	  $(BUILD)/readme-login-example $(BUILD)/readme_login_example.cpp

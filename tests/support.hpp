@@ -116,7 +116,7 @@ class FakeIdp {
  public:
   using Handler = std::function<void(const httplib::Request &, httplib::Response &)>;
 
-  explicit FakeIdp(std::vector<std::string> names = {"127.0.0.1", "localhost"}) {
+  explicit FakeIdp(std::vector<std::string> names = {"127.0.0.1", "localhost"}, const std::string &bind = "127.0.0.1") {
     ca_ = make_self_signed_ca("fake-idp-ca", std::chrono::hours(24));
     auto leaf = serving_cert(ca_, names);
     TlsServerOptions o;
@@ -134,7 +134,7 @@ class FakeIdp {
       if (h) return h(req, res);
       default_handler(req, res);
     });
-    port_ = server_->bind_to_any_port("127.0.0.1");
+    port_ = server_->bind_to_any_port(bind);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
     while (!server_->is_running()) std::this_thread::sleep_for(Millis(1));
   }
@@ -262,6 +262,24 @@ class Process {
 inline std::string pinniped_bin() {
   const char *b = std::getenv("PINNIPED_BIN");
   return b ? b : "build/pinniped";
+}
+
+// The ELF file behind pinniped_bin(): the same path, except for cross-built
+// suites, where pinniped_bin() is a qemu-user wrapper script.
+inline std::string pinniped_elf() {
+  const char *b = std::getenv("PINNIPED_BIN_FILE");
+  return b ? b : pinniped_bin();
+}
+
+// The shipped static binary of the architecture under test, and the command
+// prefix (qemu-user, or nothing) that runs it.
+inline std::string pinniped_static() {
+  const char *b = std::getenv("PINNIPED_STATIC");
+  return b ? b : "build/static/amd64/pinniped";
+}
+inline std::string static_runner() {
+  const char *r = std::getenv("PINNIPED_STATIC_RUNNER");
+  return r && *r ? std::string(r) + " " : "";
 }
 
 // WebhookAuthenticator YAML for the concierge's --authenticators file.

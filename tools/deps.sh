@@ -24,10 +24,20 @@ if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sou
   fi
 fi
 
+# The ARM builds (make static/test ARCH=arm64|armhf) use Debian's multiarch
+# -dev packages of those architectures.
+for a in arm64 armhf; do
+  dpkg --print-foreign-architectures | grep -qx "$a" || dpkg --add-architecture "$a"
+done
+
 # apt-get update may exit non-zero while one index is mid-sync; retry and go on
 for i in 1 2 3; do apt-get update -q >/dev/null && break || sleep 5; done
 
 apt-get install -y -q --no-install-recommends \
   g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev libcrypt-dev \
-  dpkg-dev openssl ca-certificates iproute2 procps binutils python3 >/dev/null
+  dpkg-dev openssl ca-certificates iproute2 procps binutils python3 graphviz \
+  g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static \
+  libmbedtls-dev:arm64 libyaml-dev:arm64 libcrypt-dev:arm64 \
+  libmbedtls-dev:armhf libyaml-dev:armhf libcrypt-dev:armhf \
+  skopeo umoci dnsmasq-base containerd runc >/dev/null
 echo "deps: installed"

@@ -3,19 +3,23 @@
 # ends with one line "N passed, N failed" counted from Catch2's own results
 # (test cases). A binary that crashes or writes no results counts as one
 # failed case. Exits non-zero on any failure.
+# TEST_RUNNER (e.g. qemu-aarch64-static) starts each binary; TEST_LABEL names
+# the set in its lines; with TEST_TALLY=FILE the counts are added to FILE as
+# "P F" and the closing line is left to the caller (tools/test.sh).
 set -u
 out=$(realpath -m "${TEST_RESULTS:-build/test-results}")
 mkdir -p "$out"
 passed=0
 failed=0
+label=${TEST_LABEL:+$TEST_LABEL/}
 for entry in "$@"; do
   # "netns:NS:BIN" runs BIN inside network namespace NS; "missing:WHY" is a
   # suite that could not run.
-  prefix=""
+  prefix=${TEST_RUNNER:-}
   bin=$entry
   case $entry in
     netns:*) rest=${entry#netns:}; prefix="ip netns exec ${rest%%:*}"; bin=${rest#*:} ;;
-    missing:*) echo "${entry#missing:}: could not run"; failed=$((failed + 1)); continue ;;
+    missing:*) echo "${label}${entry#missing:}: could not run"; failed=$((failed + 1)); continue ;;
   esac
   name=$(basename "$bin")
   xml="$out/$name.xml"
@@ -26,7 +30,7 @@ for entry in "$@"; do
   secs=$(( $(date +%s) - start ))
   counts=$(python3 tools/catch-results.py "$xml" 2>>"$out/$name.out")
   if [ -z "$counts" ]; then
-    echo "$name: no results (exit $rc); output:"
+    echo "$label$name: no results (exit $rc); output:"
     tail -n 40 "$out/$name.out"
     failed=$((failed + 1))
     continue
@@ -35,14 +39,18 @@ for entry in "$@"; do
   f=${counts#* }
   passed=$((passed + p))
   failed=$((failed + f))
-  echo "$name: $p passed, $f failed (${secs}s)"
+  echo "$label$name: $p passed, $f failed (${secs}s)"
   if [ "$f" != 0 ] || [ "$rc" != 0 ]; then
     python3 tools/catch-results.py --failures "$xml"
     if [ "$f" = 0 ]; then
-      echo "$name: exited $rc; output:"; tail -n 40 "$out/$name.out"
+      echo "$label$name: exited $rc; output:"; tail -n 40 "$out/$name.out"
       failed=$((failed + 1))
     fi
   fi
 done
-echo "$passed passed, $failed failed"
+if [ -n "${TEST_TALLY:-}" ]; then
+  echo "$passed $failed" >>"$TEST_TALLY"
+else
+  echo "$passed passed, $failed failed"
+fi
 [ "$failed" = 0 ]

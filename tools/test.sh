@@ -1,26 +1,83 @@
 #!/bin/sh
-# `make test`: every unit and integration suite, then the real-cluster e2e
-# suite inside the cluster's network namespace, counted together in one
-# closing line "N passed, N failed". Usage: tools/test.sh BUILD UNIT_BINS...
+# `make test`. Usage:
+#   tools/test.sh BUILD BINS...            this machine's suites (BINS), then
+#       every ARCH in $CROSS_ARCHES under qemu-user (build/ARCH/tests/*), then
+#       the real-cluster e2e inside the cluster's network namespace;
+#   tools/test.sh --cross ARCH BUILD BINS... only ARCH's suites under qemu-user.
+# All are counted together in one closing line "N passed, N failed".
 set -u
+tally=$(mktemp)
+trap 'rm -f "$tally"' EXIT
+export TEST_TALLY="$tally"
+results=${TEST_RESULTS:-build/test-results}
+
+qemu_for() {
+  case $1 in
+    amd64) echo qemu-x86_64-static ;;
+    arm64) echo qemu-aarch64-static ;;
+    armhf) echo qemu-arm-static ;;
+    *) echo "unknown-arch-$1" ;;
+  esac
+}
+
+# cross ARCH BUILD BINS...: the cross-built suites, each started by qemu-user;
+# the programs they start go through BUILD/run/ wrappers.
+cross() {
+  arch=$1 dir=$(realpath -m "$2")
+  shift 2
+  q=$(qemu_for "$arch")
+  if ! command -v "$q" >/dev/null; then
+    TEST_RESULTS=$results/$arch tools/run-tests.sh "missing:$arch suites ($q not installed; make deps)"
+    return
+  fi
+  # qemu-user emulates the CPU: crypto runs ~5-20x slower, so waits stretch.
+  TEST_RUNNER=$q TEST_LABEL=$arch TEST_RESULTS=$results/$arch PINNIPED_SLOW=${PINNIPED_SLOW_CROSS:-8} \
+    PINNIPED_BIN="$dir/run/pinniped" PINNIPED_BIN_FILE="$dir/pinniped" PINNIPED_EXAMPLE="$dir/run/readme-example" \
+    PINNIPED_STATIC="$(realpath -m "build/static/$arch/pinniped")" PINNIPED_STATIC_RUNNER=$q \
+    PINNIPED_NM=nm tools/run-tests.sh "$@"
+}
+
+total() {
+  awk '{p += $1; f += $2} END {printf "%d passed, %d failed\n", p, f; exit f ? 1 : 0}' "$tally"
+}
+
+if [ "${1:-}" = --cross ]; then
+  shift
+  cross "$@"
+  total
+  exit
+fi
+
 BUILD=$1
 shift
 E2E_DIR=${E2E_DIR:-/tmp/pinniped-e2e}
 e2e_bin=$BUILD/tests/e2e/test_e2e
-set -- "$@"
+[ $# -gt 0 ] && TEST_LABEL=$(dpkg --print-architecture 2>/dev/null || uname -m) tools/run-tests.sh "$@"
+
+for arch in ${CROSS_ARCHES:-}; do
+  set --
+  for b in build/$arch/tests/test_*; do
+    case $b in *.tmp.*) continue ;; esac
+    [ -x "$b" ] && set -- "$@" "$b"
+  done
+  if [ $# = 0 ]; then
+    TEST_RESULTS=$results/$arch tools/run-tests.sh "missing:$arch suites (not built: make ARCH=$arch test-bins)"
+  else
+    cross "$arch" "build/$arch" "$@"
+  fi
+done
+
 if [ "$(id -u)" = 0 ]; then
   tests/e2e/cluster.sh down "$E2E_DIR" >/dev/null 2>&1 || true
   if tests/e2e/cluster.sh up "$E2E_DIR"; then
-    set -- "$@" "netns:pinniped-e2e:$e2e_bin"
+    E2E_DIR=$E2E_DIR TEST_LABEL=e2e tools/run-tests.sh "netns:pinniped-e2e:$e2e_bin"
   else
     echo "e2e: the cluster did not come up (see above); the e2e suite counts as failed"
-    set -- "$@" "missing:e2e-cluster"
+    tools/run-tests.sh "missing:e2e-cluster"
   fi
+  tests/e2e/cluster.sh down "$E2E_DIR" >/dev/null 2>&1
 else
   echo "e2e: needs root (network namespace); the e2e suite counts as failed"
-  set -- "$@" "missing:e2e-needs-root"
+  tools/run-tests.sh "missing:e2e-needs-root"
 fi
-E2E_DIR=$E2E_DIR tools/run-tests.sh "$@"
-rc=$?
-[ "$(id -u)" = 0 ] && tests/e2e/cluster.sh down "$E2E_DIR" >/dev/null 2>&1
-exit $rc
+total
