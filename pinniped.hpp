@@ -3734,8 +3734,16 @@ class ServingCertController {
  private:
   std::string path() const { return "/api/v1/namespaces/" + s_.namespace_ + "/secrets/" + s_.secret_name; }
 
+  // The CA outlives its leaves: it is made for kCaLifetimes x validity and
+  // kept across leaf renewals, so a renewal never changes what kube-apiserver
+  // trusts. When it is itself replaced, the old CA stays in the bundle as
+  // previousCaCertificate until it expires, so that replicas still serving
+  // a leaf of the old CA stay trusted.
+  static constexpr int kCaLifetimes = 4;
   struct Material {
     std::string ca_cert, ca_key, cert, key;
+    std::string previous_ca;
+    std::string bundle() const { return ca_cert + previous_ca; }
   };
   static std::optional<Material> read(const picojson::value &secret) {
     const auto *data = json::field(secret, "data");
@@ -3744,7 +3752,27 @@ class ServingCertController {
     auto a = get("caCertificate"), b = get("caCertificatePrivateKey"), c = get("tlsCertificateChain"),
          d = get("tlsPrivateKey");
     if (!a || !b || !c || !d || a->empty() || c->empty() || d->empty()) return std::nullopt;
-    return Material{*a, *b, *c, *d};
+    auto previous = get("previousCaCertificate");
+    return Material{*a, *b, *c, *d, previous ? *previous : ""};
+  }
+  // The certificate's notAfter, or the epoch when it does not parse.
+  static Clock::time_point expiry(const std::string &pem) {
+    try {
+      return detail::from_x509_time(CertificateChain::parse(pem)->get()->valid_to);
+    } catch (const Error &) {
+      return Clock::time_point();
+    }
+  }
+  // The CA of `m` can sign one more full-lifetime leaf.
+  bool ca_reusable(const Material &m) const {
+    try {
+      auto ca = CertificateChain::parse(m.ca_cert);
+      auto key = PrivateKey::parse(m.ca_key);
+      if (mbedtls_pk_check_pair(&ca->get()->pk, key->get()) != 0) return false;
+      return detail::from_x509_time(ca->get()->valid_to) - Clock::now() >= s_.validity + kBackdate;
+    } catch (const Error &) {
+      return false;
+    }
   }
   // Usable and not yet due for renewal.
   bool fresh(const Material &m) const {
@@ -3765,8 +3793,17 @@ class ServingCertController {
       return false;
     }
   }
-  Material generate() const {
-    auto ca = make_self_signed_ca(s_.service_name + "-ca", s_.validity);
+  Material generate(const std::optional<Material> &prev) const {
+    CertificateAndKey ca;
+    std::string previous;
+    if (prev && ca_reusable(*prev)) {
+      ca = {prev->ca_cert, prev->ca_key};
+      previous = prev->previous_ca;
+    } else {
+      ca = make_self_signed_ca(s_.service_name + "-ca", s_.validity * kCaLifetimes);
+      if (prev) previous = prev->ca_cert;
+    }
+    if (!previous.empty() && expiry(previous) <= Clock::now()) previous.clear();
     CertificateTemplate t;
     std::string dns = s_.service_name + "." + s_.namespace_ + ".svc";
     t.common_name = dns;
@@ -3777,7 +3814,7 @@ class ServingCertController {
     t.not_before = now - kBackdate;
     t.not_after = now + s_.validity;
     auto leaf = issue_with_ca(ca, t);
-    return {ca.cert_pem, ca.key_pem, leaf.cert_pem, leaf.key_pem};
+    return {ca.cert_pem, ca.key_pem, leaf.cert_pem, leaf.key_pem, previous};
   }
   static picojson::value secret_data(const Material &m) {
     picojson::object d;
@@ -3785,6 +3822,7 @@ class ServingCertController {
     d["caCertificatePrivateKey"] = jv(detail::base64_encode(m.ca_key));
     d["tlsCertificateChain"] = jv(detail::base64_encode(m.cert));
     d["tlsPrivateKey"] = jv(detail::base64_encode(m.key));
+    if (!m.previous_ca.empty()) d["previousCaCertificate"] = jv(detail::base64_encode(m.previous_ca));
     return picojson::value(d);
   }
 
@@ -3795,7 +3833,7 @@ class ServingCertController {
     if (have && fresh(*have)) {
       m = *have;
     } else if (!existing) {
-      m = generate();
+      m = generate(std::nullopt);
       picojson::object meta, obj;
       meta["name"] = jv(s_.secret_name);
       meta["namespace"] = jv(s_.namespace_);
@@ -3815,13 +3853,13 @@ class ServingCertController {
         m = *other;
       }
     } else {
-      m = generate();
+      m = generate(have);
       picojson::value obj = *existing;
       obj.get<picojson::object>()["data"] = secret_data(m);
       try {
         kube_.update(path(), obj);  // carries resourceVersion: a concurrent writer wins
         log_.info(have ? "serving certificate renewed" : "serving certificate replaced (unreadable)",
-                  {{"secret", jv(s_.secret_name)}});
+                  {{"secret", jv(s_.secret_name)}, {"caRotated", jv(!have || have->ca_cert != m.ca_cert)}});
       } catch (const Error &e) {
         if (e.code != 409) throw;
         auto other = read(kube_.get(path()));
@@ -3829,23 +3867,32 @@ class ServingCertController {
         m = *other;
       }
     }
+    // kube-apiserver learns a new CA before any leaf of it is served; a
+    // failed patch does not keep the certificate from loading, and is
+    // reported (and retried) after.
+    std::exception_ptr patch_error;
+    std::string bundle = detail::base64_encode(m.bundle());
+    for (const auto &name : s_.api_services) {
+      try {
+        auto svc = kube_.get_if_exists("/apis/apiregistration.k8s.io/v1/apiservices/" + name);
+        if (!svc) continue;
+        const auto *spec = json::field(*svc, "spec");
+        if (spec && json::get_string(*spec, "caBundle", "spec.caBundle") == bundle) continue;
+        picojson::object p, ps;
+        ps["caBundle"] = jv(bundle);
+        p["spec"] = picojson::value(ps);
+        kube_.patch("/apis/apiregistration.k8s.io/v1/apiservices/" + name, picojson::value(p));
+        log_.info("APIService caBundle updated", {{"apiService", jv(name)}});
+      } catch (const std::exception &) {
+        if (!patch_error) patch_error = std::current_exception();
+      }
+    }
     if (m.cert != current_cert_) {
-      on_cert_({m.cert, m.key}, m.ca_cert);
+      on_cert_({m.cert, m.key}, m.bundle());
       current_cert_ = m.cert;
       log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
     }
-    std::string bundle = detail::base64_encode(m.ca_cert);
-    for (const auto &name : s_.api_services) {
-      auto svc = kube_.get_if_exists("/apis/apiregistration.k8s.io/v1/apiservices/" + name);
-      if (!svc) continue;
-      const auto *spec = json::field(*svc, "spec");
-      if (spec && json::get_string(*spec, "caBundle", "spec.caBundle") == bundle) continue;
-      picojson::object p, ps;
-      ps["caBundle"] = jv(bundle);
-      p["spec"] = picojson::value(ps);
-      kube_.patch("/apis/apiregistration.k8s.io/v1/apiservices/" + name, picojson::value(p));
-      log_.info("APIService caBundle updated", {{"apiService", jv(name)}});
-    }
+    if (patch_error) std::rethrow_exception(patch_error);
   }
 
   KubeClient &kube_;

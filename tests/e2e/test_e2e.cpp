@@ -154,9 +154,15 @@ class E2E {
   mutable int counter_ = 0;
 };
 
-std::string secret_ca(const E2E &e) {
+std::string secret_field(const E2E &e, const std::string &key) {
   auto s = e.kubectl_json("get secret -n pinniped-concierge pinniped-concierge-api-tls-serving-certificate");
-  return json::get_string(at(s, "data"), "caCertificate", "");
+  return json::get_string(at(s, "data"), key, "");
+}
+std::string secret_ca(const E2E &e) { return secret_field(e, "caCertificate"); }
+// The caBundle kube-apiserver should hold: the CA, then any previous CA.
+std::string secret_bundle(const E2E &e) {
+  return detail::base64_encode(*detail::base64_decode(secret_ca(e)) +
+                               *detail::base64_decode(secret_field(e, "previousCaCertificate")));
 }
 std::string api_service_ca(const E2E &e, const std::string &name) {
   auto v = e.kubectl_json("get apiservice " + name);
@@ -178,7 +184,7 @@ TEST_CASE("the manifests apply, the CRDs validate, and the APIServices carry the
     CHECK(E2E::eventually([&] { return e.api_service_available(name); }));
     std::string bundle = api_service_ca(e, name);
     CHECK(!bundle.empty());
-    CHECK(bundle == secret_ca(e));
+    CHECK(bundle == secret_bundle(e));
   }
 }
 
@@ -422,7 +428,7 @@ std::string served_fingerprint(const std::string &addr, int port) {
 }
 }  // namespace
 
-TEST_CASE("a second replica adopts the serving certificate, and a renewal rotates it for both") {
+TEST_CASE("a second replica adopts the serving certificate; a renewal replaces the leaf for both and keeps the CA") {
   auto &e = E2E::get();
   std::string addr = e.env.at("ADDR");
   std::string ca_before = secret_ca(e);
@@ -441,21 +447,105 @@ TEST_CASE("a second replica adopts the serving certificate, and a renewal rotate
     replica->signal(SIGTERM);
     CHECK(replica->wait(std::chrono::seconds(10)) == 0);
   }
-  // A replica that finds the certificate due for renewal replaces it; the
-  // first one follows the Secret, and kube-apiserver gets the new caBundle.
+  // A replica that finds the certificate due for renewal replaces the leaf
+  // and keeps the CA; the first one follows the Secret. kube-apiserver's
+  // caBundle never changes, so exchanges through it never fail meanwhile.
+  int rc = 0;
+  e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
+  REQUIRE(rc == 0);
+  REQUIRE(E2E::eventually([&] {
+    try {
+      return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
+    } catch (const std::exception &) {
+      return false;
+    }
+  }, 30));
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::string last_error;
+  std::mutex mu;
+  std::thread load([&] {
+    while (!stop) {
+      try {
+        auto c = exchange_token(e.exchange_options("e2e-idp"), "alice-token");
+        (c.client_certificate_data.empty() ? failed : ok)++;
+      } catch (const std::exception &ex) {
+        failed++;
+        std::lock_guard<std::mutex> lk(mu);
+        last_error = ex.what();
+      }
+      std::this_thread::sleep_for(Millis(50));
+    }
+  });
+  std::string leaf_before = secret_field(e, "tlsCertificateChain");
   std::this_thread::sleep_for(std::chrono::seconds(2));  // the certificate is now older than 1s
   auto replica = start_replica({"--serving-cert-renew-after", "1s"});
-  REQUIRE(E2E::eventually([&] { return secret_ca(e) != ca_before; }, 30));
-  std::string ca_after = secret_ca(e);
-  CHECK(E2E::eventually([&] {
+  bool renewed = E2E::eventually([&] { return secret_field(e, "tlsCertificateChain") != leaf_before; }, 30);
+  bool converged = renewed && E2E::eventually([&] {
     std::string a = served_fingerprint(addr, e.concierge_port), b = served_fingerprint(addr, 10251);
     return !a.empty() && a == b;
-  }, 30));
-  CHECK(E2E::eventually([&] { return api_service_ca(e, "v1alpha1.login.concierge.pinniped.dev") == secret_ca(e); }));
-  CHECK(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }));
+  }, 30);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  stop = true;
+  load.join();
+  REQUIRE(renewed);
+  CHECK(converged);
+  CHECK(secret_ca(e) == ca_before);
+  CHECK(api_service_ca(e, "v1alpha1.login.concierge.pinniped.dev") == secret_bundle(e));
+  CHECK(e.api_service_available("v1alpha1.login.concierge.pinniped.dev"));
   CHECK(e.log().find("serving certificate loaded") != std::string::npos);
+  INFO(last_error);
+  CHECK(ok > 0);
+  CHECK(failed == 0);
   replica->signal(SIGTERM);
   CHECK(replica->wait(std::chrono::seconds(10)) == 0);
+}
+
+TEST_CASE("a CA near its end is replaced, and the old one stays trusted until it expires") {
+  auto &e = E2E::get();
+  // A Secret whose CA has an hour left (less than one leaf lifetime) and
+  // whose leaf is due: the next sync makes a new CA and keeps this one as
+  // previousCaCertificate, in the caBundle beside the new CA.
+  auto old_ca = make_self_signed_ca("e2e-old-serving-ca", std::chrono::hours(1));
+  CertificateTemplate t;
+  t.common_name = "pinniped-concierge-api.pinniped-concierge.svc";
+  t.dns_names = {t.common_name};
+  t.server_auth = true;
+  auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
+  t.not_before = now - std::chrono::hours(24 * 26);
+  t.not_after = now + std::chrono::minutes(30);
+  auto leaf = issue_with_ca(old_ca, t);
+  auto s = e.kubectl_json("get secret -n pinniped-concierge pinniped-concierge-api-tls-serving-certificate");
+  auto &data = s.get<picojson::object>()["data"].get<picojson::object>();
+  data["caCertificate"] = jv(detail::base64_encode(old_ca.cert_pem));
+  data["caCertificatePrivateKey"] = jv(detail::base64_encode(old_ca.key_pem));
+  data["tlsCertificateChain"] = jv(detail::base64_encode(leaf.cert_pem));
+  data["tlsPrivateKey"] = jv(detail::base64_encode(leaf.key_pem));
+  data.erase("previousCaCertificate");
+  int rc = 0;
+  std::string out = e.apply(s.serialize(), &rc);
+  INFO(out);
+  REQUIRE(rc == 0);
+  std::string old_b64 = detail::base64_encode(old_ca.cert_pem);
+  REQUIRE(E2E::eventually([&] { return secret_field(e, "previousCaCertificate") == old_b64; }, 30));
+  std::string new_ca = *detail::base64_decode(secret_ca(e));
+  CHECK(new_ca != old_ca.cert_pem);
+  // The new CA lives for several leaf lifetimes (30 days each).
+  auto ca_end = detail::from_x509_time(CertificateChain::parse(new_ca)->get()->valid_to);
+  CHECK(ca_end - Clock::now() > std::chrono::hours(24 * 90));
+  CHECK(E2E::eventually([&] {
+    return api_service_ca(e, "v1alpha1.login.concierge.pinniped.dev") ==
+           detail::base64_encode(new_ca + old_ca.cert_pem);
+  }));
+  CHECK(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }));
+  CHECK(E2E::eventually([&] {
+    try {
+      return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
+    } catch (const std::exception &) {
+      return false;
+    }
+  }, 30));
+  CHECK(e.log().find("\"caRotated\":true") != std::string::npos);
 }
 
 namespace {
