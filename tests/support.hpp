@@ -109,6 +109,23 @@ inline std::string run(const std::string &cmd, int *rc = nullptr) {
   return out;
 }
 
+// Polls `cond` every `every` until it holds or `limit` passes; its last answer.
+inline bool eventually(const std::function<bool()> &cond, Millis limit, Millis every = Millis(20)) {
+  auto until = Steady::now() + limit;
+  while (Steady::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(every);
+  }
+  return cond();
+}
+
+// Whether `program` is on PATH.
+inline bool have(const std::string &program) {
+  int rc = 0;
+  run("command -v " + shell_quote(program) + " >/dev/null 2>&1", &rc);
+  return rc == 0;
+}
+
 // A TokenReview webhook served over real TLS on 127.0.0.1, whose answers a
 // test scripts. By default it authenticates the tokens in `users` and
 // echoes the request's apiVersion.

@@ -17,15 +17,6 @@ bool contains(const std::string &haystack, const std::string &needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-bool eventually(const std::function<bool()> &cond, Millis limit) {
-  auto until = Steady::now() + limit;
-  while (Steady::now() < until) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(Millis(20));
-  }
-  return cond();
-}
-
 std::string review_body(const std::string &token, const std::string &api_version = kV1beta1) {
   TokenReview r;
   r.api_version = api_version;

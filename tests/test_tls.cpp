@@ -17,15 +17,8 @@ double elapsed_ms(Steady::time_point since) {
   return std::chrono::duration<double, std::milli>(Steady::now() - since).count();
 }
 
-// Polls `cond` every 10 ms until it holds or `limit` passes.
-bool eventually(const std::function<bool()> &cond, Millis limit) {
-  auto until = Steady::now() + limit;
-  while (Steady::now() < until) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(Millis(10));
-  }
-  return cond();
-}
+// Polls every 10 ms.
+bool eventually(const std::function<bool()> &cond, Millis limit) { return testing::eventually(cond, limit, Millis(10)); }
 
 // A leaf certificate with full control over names, lifetime and EKU.
 CertificateAndKey leaf_cert(const CertificateAndKey &ca, const std::vector<std::string> &dns,

@@ -7,6 +7,7 @@
 #include "tests/support.hpp"
 
 using namespace pinniped;
+using testing::eventually;
 using testing::slow_factor;
 
 namespace {
@@ -24,16 +25,6 @@ double elapsed_ms(Steady::time_point since) {
 
 bool contains(const std::string &haystack, const std::string &needle) {
   return haystack.find(needle) != std::string::npos;
-}
-
-// Polls `cond` every 20 ms until it holds or `limit` passes.
-bool eventually(const std::function<bool()> &cond, Millis limit) {
-  auto until = Steady::now() + limit;
-  while (Steady::now() < until) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(Millis(20));
-  }
-  return cond();
 }
 
 // A port on 127.0.0.1 where nothing listens (bound once, then closed).

@@ -180,12 +180,6 @@ std::string platform_args(const std::vector<Platform> &ps) {
   return s;
 }
 
-bool have(const std::string &program) {
-  int rc = 0;
-  run("command -v " + program + " >/dev/null 2>&1", &rc);
-  return rc == 0;
-}
-
 // Ends and reaps the containerd shims this process adopted (as subreaper).
 void reap_shims() {
   auto until = Steady::now() + std::chrono::seconds(10);

@@ -78,12 +78,6 @@ const picojson::value *find(const std::vector<picojson::value> &docs, const std:
   return nullptr;
 }
 
-bool have(const std::string &tool) {
-  int rc = 0;
-  run("command -v " + tool + " >/dev/null 2>&1", &rc);
-  return rc == 0;
-}
-
 void require_repo_and_kubectl() {
   INFO("run this suite from the repository root");
   REQUIRE(access("manifests/k3s/base/kustomization.yaml", R_OK) == 0);

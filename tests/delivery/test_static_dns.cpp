@@ -65,15 +65,6 @@ void copy_file(const std::string &from, const std::string &to, mode_t mode) {
 
 bool contains(const std::string &s, const std::string &part) { return s.find(part) != std::string::npos; }
 
-bool eventually(const std::function<bool()> &f, Millis limit) {
-  auto until = Steady::now() + limit;
-  while (Steady::now() < until) {
-    if (f()) return true;
-    std::this_thread::sleep_for(Millis(20));
-  }
-  return f();
-}
-
 }  // namespace
 
 TEST_CASE("static binaries resolve service names from only /etc/resolv.conf and /etc/hosts") {

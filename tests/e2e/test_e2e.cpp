@@ -159,6 +159,14 @@ std::string secret_field(const E2E &e, const std::string &key) {
   return json::get_string(at(s, "data"), key, "");
 }
 std::string secret_ca(const E2E &e) { return secret_field(e, "caCertificate"); }
+// alice's token buys a certificate through kube-apiserver (e2e-idp).
+bool alice_can_exchange(const E2E &e) {
+  try {
+    return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
+  } catch (const std::exception &) {
+    return false;
+  }
+}
 // The caBundle kube-apiserver should hold: the CA, then any previous CA.
 std::string secret_bundle(const E2E &e) {
   return detail::base64_encode(*detail::base64_decode(secret_ca(e)) +
@@ -453,13 +461,7 @@ TEST_CASE("a second replica adopts the serving certificate; a renewal replaces t
   int rc = 0;
   e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
   REQUIRE(rc == 0);
-  REQUIRE(E2E::eventually([&] {
-    try {
-      return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
-    } catch (const std::exception &) {
-      return false;
-    }
-  }, 30));
+  REQUIRE(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
   std::string last_error;
@@ -538,13 +540,7 @@ TEST_CASE("a CA near its end is replaced, and the old one stays trusted until it
            detail::base64_encode(new_ca + old_ca.cert_pem);
   }));
   CHECK(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }));
-  CHECK(E2E::eventually([&] {
-    try {
-      return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
-    } catch (const std::exception &) {
-      return false;
-    }
-  }, 30));
+  CHECK(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
   CHECK(e.log().find("\"caRotated\":true") != std::string::npos);
 }
 
