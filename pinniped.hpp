@@ -5420,6 +5420,21 @@ inline std::optional<std::pair<std::string, std::string>> discover_concierge_end
   return std::nullopt;
 }
 
+// A server only pods can reach: an in-cluster service name. A concierge
+// publishes one when the cluster has no kube-public/cluster-info to read the
+// public address from (k3s, RKE2 and kind do not create it).
+inline bool in_cluster_only(const std::string &server) {
+  std::string h;
+  try {
+    h = Url::parse(server).host;
+  } catch (const Error &) {
+    return false;
+  }
+  for (auto &c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto ends_with = [&](const std::string &s) { return h.size() >= s.size() && h.compare(h.size() - s.size(), s.size(), s) == 0; };
+  return h == "kubernetes" || h == "kubernetes.default" || ends_with(".svc") || h.find(".svc.") != std::string::npos;
+}
+
 // The name of the cluster's only WebhookAuthenticator; an error listing
 // them when there are none or several.
 inline std::string discover_authenticator(KubeClient &k, const std::string &suffix) {
@@ -5456,6 +5471,9 @@ inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
   login.ca_pem = o.ca_pem;
   if (login.endpoint.empty() || login.ca_pem.empty()) {
     auto found = discover_concierge_endpoint(k, o.api_group_suffix);
+    // An address only pods reach is of no use to the kubeconfig's user: the
+    // API server they reach it through is (with its CA).
+    if (found && in_cluster_only(found->first)) found = std::make_pair(admin.server, admin.tls.ca_pem);
     if (!found && login.endpoint.empty())
       throw Error(404, "NotFound",
                   "the CredentialIssuer publishes no TokenCredentialRequest endpoint yet; give --concierge-endpoint");

@@ -123,7 +123,7 @@ class FakeApiServer {
       json(
           res, 200,
           R"({"kind":"CredentialIssuerList","items":[{"metadata":{"name":"pinniped-concierge-config"},"status":{"strategies":[{"type":"KubeClusterSigningCertificate","status":"Success","frontend":{"type":"TokenCredentialRequestAPI","tokenCredentialRequestInfo":{"server":")" +
-              base() + R"(","certificateAuthorityData":")" + detail::base64_encode(serving_ca_.cert_pem) +
+              published_server() + R"(","certificateAuthorityData":")" + published_ca_data() +
               R"("}}}]}}]})");
     });
     port_ = server_->bind_to_any_port("127.0.0.1");
@@ -144,6 +144,19 @@ class FakeApiServer {
   }
   void set_ttl(Millis ttl) { ttl_ = ttl; }
   std::string base() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  // What the CredentialIssuer publishes: by default this server and its CA.
+  void publish(const std::string &server, const std::string &ca_pem) {
+    std::lock_guard<std::mutex> lk(mu_);
+    published_ = {server, ca_pem};
+  }
+  std::string published_server() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return published_.first.empty() ? base() : published_.first;
+  }
+  std::string published_ca_data() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return detail::base64_encode(published_.second.empty() ? serving_ca_.cert_pem : published_.second);
+  }
   const std::string &ca_pem() const { return serving_ca_.cert_pem; }
   int exchanges() const { return exchanges_.load(); }
   std::vector<std::string> seen() {
@@ -165,11 +178,12 @@ class FakeApiServer {
 
  private:
   CertificateAndKey signer_ca_, serving_ca_;
+  std::pair<std::string, std::string> published_;
   std::shared_ptr<const Signer> signer_;
   std::unique_ptr<TlsServer> server_;
   std::thread thread_;
   int port_ = 0;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, UserInfo> users_;
   std::vector<std::string> authenticators_{"my-idp"};
   std::string authenticator_ = "my-idp";
@@ -626,6 +640,34 @@ TEST_CASE("get kubeconfig discovers authenticator, endpoint and CA; the result p
   out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(dir.file("missing")) + " --static-token t 2>&1", &rc);
   CHECK(rc == 1);
   CHECK(out.find("cannot read") != std::string::npos);
+}
+
+TEST_CASE("get kubeconfig: an in-cluster address in the CredentialIssuer gives way to the kubeconfig's server") {
+  FakeApiServer api;
+  TempDir dir;
+  std::string admin = api.admin_kubeconfig(dir);
+  auto other_ca = make_self_signed_ca("in-cluster-ca", std::chrono::hours(1));
+  struct Row {
+    std::string published;
+    bool replaced;
+  };
+  for (const auto &r : std::vector<Row>{{"https://kubernetes.default.svc", true},
+                                        {"https://kubernetes.default.svc.cluster.local:443", true},
+                                        {"https://kubernetes", true},
+                                        {"https://api.pinniped.svc.k3s.internal", true},
+                                        {"https://203.0.113.7:6443", false},
+                                        {"https://k3s.example.test:6443", false}}) {
+    INFO(r.published);
+    api.publish(r.published, other_ca.cert_pem);
+    int rc = 0;
+    std::string out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token t 2>&1", &rc);
+    INFO(out);
+    REQUIRE(rc == 0);
+    std::string endpoint = r.replaced ? api.base() : r.published;
+    std::string ca = r.replaced ? api.ca_pem() : other_ca.cert_pem;
+    CHECK(out.find("\"--concierge-endpoint=" + endpoint + "\"") != std::string::npos);
+    CHECK(out.find("--concierge-ca-bundle-data=" + detail::base64_encode(ca)) != std::string::npos);
+  }
 }
 
 TEST_CASE("PluginKubeconfig YAML round-trips through the YAML reader and KubeConfig") {
