@@ -196,6 +196,27 @@ TEST_CASE("the manifests apply, the CRDs validate, and the APIServices carry the
   }
 }
 
+TEST_CASE("the k3s single-file manifest passes kube-apiserver's own validation") {
+  auto &e = E2E::get();
+  // A server-side dry run: every object through admission and its schema,
+  // the CRDs and the objects that use them in one request stream, as k3s's
+  // deploy controller applies the file. Nothing is changed.
+  int rc = 0;
+  std::string out = e.kubectl("apply --dry-run=server -f " + shell_quote(std::string("manifests/k3s/pinniped.yaml")), &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  for (const char *kind : {"namespace/", "customresourcedefinition.apiextensions.k8s.io/", "serviceaccount/",
+                           "clusterrole.rbac.authorization.k8s.io/", "deployment.apps/pinniped-concierge",
+                           "service/pinniped-concierge-api", "apiservice.apiregistration.k8s.io/"})
+    CHECK(out.find(kind) != std::string::npos);
+  CHECK(out.find("(server dry run)") != std::string::npos);
+  // The deployment in the cluster is still the one the e2e applied.
+  auto d = e.kubectl_json("get deployment -n pinniped-concierge pinniped-concierge");
+  std::string image = json::get_string(
+      at(at(at(at(d, "spec"), "template"), "spec"), "containers").get<picojson::array>().at(0), "image", "");
+  CHECK(image != "localhost/pinniped:0.1.0");
+}
+
 TEST_CASE("discovery and OpenAPI reach the concierge through kube-apiserver") {
   auto &e = E2E::get();
   // The aggregator serves a group a moment after the APIService is Available.
