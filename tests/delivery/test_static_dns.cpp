@@ -34,6 +34,9 @@ struct PrivateNet {
   std::string name = "pinniped-dns-" + std::to_string(getpid());
   int home = -1;
   explicit PrivateNet(const std::vector<std::string> &addresses) {
+    // Namespaces of earlier runs that were killed before cleaning up.
+    run("for n in $(ls /run/netns 2>/dev/null | grep '^pinniped-dns-[0-9]*$'); do"
+        " kill -0 \"${n#pinniped-dns-}\" 2>/dev/null || ip netns del \"$n\"; done");
     run("ip netns del " + name + " 2>/dev/null");
     int rc = 0;
     std::string out = run("ip netns add " + name + " 2>&1", &rc);
