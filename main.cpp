@@ -244,23 +244,18 @@ int serve(Server &server, const std::string &port_file, sigset_t sigs) {
   return 0;
 }
 
-int run_concierge(int argc, char **argv) {
-  pinniped::ConciergeConfig cfg;
+// The flags both servers take (listening, serving certificate, cluster
+// access, reloading, logging), for either server's config.
+struct ServerFlags {
   std::string port_file;
   pinniped::Logger::Level level = pinniped::Logger::Level::info;
   bool sans_given = false, standalone = false;
-  Args a(argc, argv, 2);
-  while (!a.done()) {
-    std::string f = a.next_flag();
-    if (f == "--help") {
-      std::cout << kConciergeUsage;
-      return 0;
-    } else if (f == "--listen") {
+
+  // Applies flag `f` when it is one of these; false otherwise.
+  template <class Config>
+  bool take(const std::string &f, Args &a, Config &cfg) {
+    if (f == "--listen") {
       parse_listen(a.value(), cfg.listen_host, cfg.port);
-    } else if (f == "--api-group-suffix") {
-      cfg.api_group_suffix = a.value();
-      if (cfg.api_group_suffix.empty() || cfg.api_group_suffix.find('/') != std::string::npos)
-        throw pinniped::bad_request("--api-group-suffix must be a DNS suffix like pinniped.dev");
     } else if (f == "--tls-cert") {
       cfg.tls_cert_file = a.value();
     } else if (f == "--tls-key") {
@@ -271,6 +266,50 @@ int run_concierge(int argc, char **argv) {
       cfg.tls_sans.push_back(a.value());
     } else if (f == "--serving-ca-out") {
       cfg.serving_ca_out = a.value();
+    } else if (f == "--kubeconfig") {
+      cfg.kubeconfig = a.value();
+    } else if (f == "--kube-context") {
+      cfg.kube_context = a.value();
+    } else if (f == "--standalone") {
+      standalone = true;
+    } else if (f == "--namespace") {
+      cfg.namespace_ = a.value();
+    } else if (f == "--reload-interval") {
+      cfg.reload_interval = a.duration();
+    } else if (f == "--request-timeout") {
+      cfg.server.request_timeout = a.duration();
+    } else if (f == "--threads") {
+      cfg.server.threads = static_cast<size_t>(a.number(1, 1024));
+    } else if (f == "--port-file") {
+      port_file = a.value();
+    } else if (f == "--log-level") {
+      level = a.log_level();
+    } else {
+      return false;
+    }
+    return true;
+  }
+  template <class Config>
+  void finish(Config &cfg) const {
+    cfg.in_cluster = in_cluster(standalone, cfg.kubeconfig);
+  }
+};
+
+int run_concierge(int argc, char **argv) {
+  pinniped::ConciergeConfig cfg;
+  ServerFlags common;
+  Args a(argc, argv, 2);
+  while (!a.done()) {
+    std::string f = a.next_flag();
+    if (f == "--help") {
+      std::cout << kConciergeUsage;
+      return 0;
+    } else if (common.take(f, a, cfg)) {
+      continue;
+    } else if (f == "--api-group-suffix") {
+      cfg.api_group_suffix = a.value();
+      if (cfg.api_group_suffix.empty() || cfg.api_group_suffix.find('/') != std::string::npos)
+        throw pinniped::bad_request("--api-group-suffix must be a DNS suffix like pinniped.dev");
     } else if (f == "--client-ca") {
       cfg.client_ca_file = a.value();
     } else if (f == "--signer-cert") {
@@ -291,45 +330,26 @@ int run_concierge(int argc, char **argv) {
     } else if (f == "--max-body-bytes") {
       cfg.max_body_bytes = static_cast<size_t>(a.number(1024, 16 * 1024 * 1024));
       cfg.server.max_request_bytes = cfg.max_body_bytes + 16 * 1024;
-    } else if (f == "--request-timeout") {
-      cfg.server.request_timeout = a.duration();
-    } else if (f == "--threads") {
-      cfg.server.threads = static_cast<size_t>(a.number(1, 1024));
     } else if (f == "--max-queue") {
       cfg.server.max_queue = static_cast<size_t>(a.number(0, 100000));
-    } else if (f == "--reload-interval") {
-      cfg.reload_interval = a.duration();
     } else if (f == "--key-pool") {
       cfg.key_pool = static_cast<size_t>(a.number(0, 1024));
-    } else if (f == "--kubeconfig") {
-      cfg.kubeconfig = a.value();
-    } else if (f == "--kube-context") {
-      cfg.kube_context = a.value();
-    } else if (f == "--standalone") {
-      standalone = true;
-    } else if (f == "--namespace") {
-      cfg.namespace_ = a.value();
     } else if (f == "--app-name") {
       cfg.app_name = a.value();
     } else if (f == "--serving-cert-validity") {
       cfg.serving_cert_validity = a.duration();
     } else if (f == "--serving-cert-renew-after") {
       cfg.serving_cert_renew_after = a.duration();
-    } else if (f == "--port-file") {
-      port_file = a.value();
-    } else if (f == "--log-level") {
-      level = a.log_level();
     } else {
       throw pinniped::bad_request("unknown flag " + f + " (see pinniped concierge --help)");
     }
   }
-
-  cfg.in_cluster = in_cluster(standalone, cfg.kubeconfig);
+  common.finish(cfg);
 
   sigset_t sigs = block_stop_signals();
-  pinniped::Logger log(level);
+  pinniped::Logger log(common.level);
   pinniped::Concierge concierge(cfg, log);
-  return serve(concierge, port_file, sigs);
+  return serve(concierge, common.port_file, sigs);
 }
 
 std::optional<std::string> env_lookup(const std::string &name) {
@@ -553,63 +573,33 @@ int run_local_user_authenticator(int argc, char **argv) {
   }
 
   pinniped::LocalUserAuthenticatorConfig cfg;
-  std::string port_file;
-  pinniped::Logger::Level level = pinniped::Logger::Level::info;
-  bool sans_given = false, standalone = false;
+  ServerFlags common;
   Args a(argc, argv, 2);
   while (!a.done()) {
     std::string f = a.next_flag();
     if (f == "--help") {
       std::cout << kLocalUserAuthenticatorUsage;
       return 0;
-    } else if (f == "--listen") {
-      parse_listen(a.value(), cfg.listen_host, cfg.port);
+    } else if (common.take(f, a, cfg)) {
+      continue;
     } else if (f == "--users-file") {
       cfg.users_file = a.value();
-    } else if (f == "--kubeconfig") {
-      cfg.kubeconfig = a.value();
-    } else if (f == "--kube-context") {
-      cfg.kube_context = a.value();
-    } else if (f == "--standalone") {
-      standalone = true;
-    } else if (f == "--namespace") {
-      cfg.namespace_ = a.value();
-    } else if (f == "--tls-cert") {
-      cfg.tls_cert_file = a.value();
-    } else if (f == "--tls-key") {
-      cfg.tls_key_file = a.value();
-    } else if (f == "--tls-san") {
-      if (!sans_given) cfg.tls_sans.clear();
-      sans_given = true;
-      cfg.tls_sans.push_back(a.value());
-    } else if (f == "--serving-ca-out") {
-      cfg.serving_ca_out = a.value();
     } else if (f == "--brake-burst") {
       cfg.brake.burst = static_cast<size_t>(a.number(0, 1000000));
     } else if (f == "--brake-refill") {
       cfg.brake.refill = a.duration();
     } else if (f == "--brake-names") {
       cfg.brake.max_names = static_cast<size_t>(a.number(1, 10000000));
-    } else if (f == "--reload-interval") {
-      cfg.reload_interval = a.duration();
-    } else if (f == "--request-timeout") {
-      cfg.server.request_timeout = a.duration();
-    } else if (f == "--threads") {
-      cfg.server.threads = static_cast<size_t>(a.number(1, 1024));
-    } else if (f == "--port-file") {
-      port_file = a.value();
-    } else if (f == "--log-level") {
-      level = a.log_level();
     } else {
       throw pinniped::bad_request("unknown flag " + f + " (see pinniped local-user-authenticator --help)");
     }
   }
-  cfg.in_cluster = in_cluster(standalone, cfg.kubeconfig);
+  common.finish(cfg);
 
   sigset_t sigs = block_stop_signals();
-  pinniped::Logger log(level);
+  pinniped::Logger log(common.level);
   pinniped::LocalUserAuthenticator server(cfg, log);
-  return serve(server, port_file, sigs);
+  return serve(server, common.port_file, sigs);
 }
 
 }  // namespace

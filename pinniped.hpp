@@ -3258,6 +3258,31 @@ inline std::vector<WebhookAuthenticatorObject> parse_authenticators(const std::s
 // health), the exchange itself and the reloading of files. Calls 0-4.
 // ---------------------------------------------------------------------------
 
+namespace detail {
+// Writes `content` to `path` atomically (temp file beside it + rename) with
+// `mode` (0600: the default, for anything private).
+inline void write_file_atomic(const std::string &path, const std::string &content, mode_t mode = 0600) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + hex(random_bytes(4));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) throw internal_error("cannot write " + tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  bool ok = ::fchmod(fd, mode) == 0;
+  while (ok && off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) off += static_cast<size_t>(n);
+  }
+  int err = errno;
+  if (::close(fd) != 0) ok = false;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    ::unlink(tmp.c_str());
+    throw internal_error("cannot write " + path + ": " + std::strerror(err));
+  }
+}
+}  // namespace detail
+
 struct ConciergeConfig {
   std::string listen_host = "0.0.0.0";
   int port = 10250;  // 0: any free port
@@ -4590,14 +4615,8 @@ class Concierge {
       std::lock_guard<std::mutex> lk(tls_mu_);
       serving_ca_pem_ = pem;
     }
-    if (cfg_.serving_ca_out.empty()) return;
-    std::string tmp = cfg_.serving_ca_out + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << pem;
-      if (!f) throw internal_error("cannot write " + cfg_.serving_ca_out);
-    }
-    std::rename(tmp.c_str(), cfg_.serving_ca_out.c_str());
+    // A CA certificate is public: readable by all.
+    if (!cfg_.serving_ca_out.empty()) detail::write_file_atomic(cfg_.serving_ca_out, pem, 0644);
   }
 
   // --client-ca: front-proxy CA from a file, with kube-apiserver's default
@@ -4946,27 +4965,6 @@ inline std::string parent_dir(const std::string &path) {
   auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
-}
-// Writes `content` to `path` atomically (temp file beside it + rename), mode 0600.
-inline void write_file_atomic(const std::string &path, const std::string &content) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + hex(random_bytes(4));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw internal_error("cannot write " + tmp + ": " + std::strerror(errno));
-  size_t off = 0;
-  bool ok = ::fchmod(fd, 0600) == 0;
-  while (ok && off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) off += static_cast<size_t>(n);
-  }
-  int err = errno;
-  if (::close(fd) != 0) ok = false;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    throw internal_error("cannot write " + path + ": " + std::strerror(err));
-  }
 }
 inline std::string env_or_empty(const char *name) {
   const char *v = std::getenv(name);
@@ -6290,14 +6288,7 @@ class LocalUserAuthenticator {
     }
     // The CA is public: logged so that a WebhookAuthenticator can copy it.
     log_.info("serving CA", {{"certificateAuthorityData", jv(detail::base64_encode(ca_pem))}});
-    if (cfg_.serving_ca_out.empty()) return;
-    std::string tmp = cfg_.serving_ca_out + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << ca_pem;
-      if (!f) throw internal_error("cannot write " + cfg_.serving_ca_out);
-    }
-    std::rename(tmp.c_str(), cfg_.serving_ca_out.c_str());
+    if (!cfg_.serving_ca_out.empty()) detail::write_file_atomic(cfg_.serving_ca_out, ca_pem, 0644);
   }
 
   void generate_serving() {

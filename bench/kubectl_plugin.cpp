@@ -62,18 +62,6 @@ Series measure(int n, const std::function<void()> &before, const std::vector<std
   return s;
 }
 
-bool wait_for(const std::function<bool()> &pred, int seconds) {
-  auto until = Steady::now() + std::chrono::seconds(seconds);
-  while (Steady::now() < until) {
-    try {
-      if (pred()) return true;
-    } catch (const std::exception &) {
-    }
-    std::this_thread::sleep_for(Millis(250));
-  }
-  return false;
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -142,12 +130,12 @@ int main(int argc, char **argv) {
     xo.tls.ca_pem = read_file(env.at("SERVING_CA"));
     xo.authenticator_name = "bench-idp";
     ClusterCredential cred;
-    if (!wait_for(
+    if (!eventually(
             [&] {
               cred = exchange_token(xo, "bench-token");
               return true;
             },
-            90))
+            std::chrono::seconds(90), Millis(250)))
       throw std::runtime_error("the exchange never worked through kube-apiserver; concierge log:\n" + concierge.log());
 
     // Baseline: the same user with a static certificate (valid 5 minutes).

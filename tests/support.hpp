@@ -109,14 +109,22 @@ inline std::string run(const std::string &cmd, int *rc = nullptr) {
   return out;
 }
 
-// Polls `cond` every `every` until it holds or `limit` passes; its last answer.
+// Polls `cond` every `every` until it holds or `limit` passes; its last
+// answer. An exception from `cond` counts as "not yet".
 inline bool eventually(const std::function<bool()> &cond, Millis limit, Millis every = Millis(20)) {
+  auto holds = [&] {
+    try {
+      return cond();
+    } catch (const std::exception &) {
+      return false;
+    }
+  };
   auto until = Steady::now() + limit;
   while (Steady::now() < until) {
-    if (cond()) return true;
+    if (holds()) return true;
     std::this_thread::sleep_for(every);
   }
-  return cond();
+  return holds();
 }
 
 // Whether `program` is on PATH.
@@ -276,6 +284,21 @@ class Process {
   std::string log_path_;
 };
 
+// The port a server started as `proc` writes to `port_file` (--port-file),
+// once it has; 0 when the process ends or `limit` passes first.
+inline int wait_for_port_file(Process &proc, const std::string &port_file, Millis limit) {
+  auto until = Steady::now() + limit;
+  while (Steady::now() < until) {
+    if (access(port_file.c_str(), R_OK) == 0) {
+      int port = std::atoi(pinniped::read_file(port_file).c_str());
+      if (port > 0) return port;
+    }
+    if (!proc.running()) return 0;
+    std::this_thread::sleep_for(Millis(10));
+  }
+  return 0;
+}
+
 inline std::string pinniped_bin() {
   const char *b = std::getenv("PINNIPED_BIN");
   return b ? b : "build/pinniped";
@@ -321,15 +344,7 @@ class ConciergeProcess {
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Process>(argv, dir.file("concierge.log"));
     if (!wait_ready) return;
-    auto until = Steady::now() + std::chrono::seconds(10 * slow_factor());
-    while (Steady::now() < until) {
-      if (access(dir.file("port").c_str(), R_OK) == 0) {
-        port_ = std::atoi(dir.read("port").c_str());
-        if (port_ > 0) break;
-      }
-      if (!proc_->running()) break;
-      std::this_thread::sleep_for(Millis(10));
-    }
+    port_ = wait_for_port_file(*proc_, dir.file("port"), std::chrono::seconds(10 * slow_factor()));
     if (port_ <= 0) throw std::runtime_error("concierge did not start; log:\n" + proc_->log());
     ca_pem_ = dir.read("serving-ca.pem");
   }

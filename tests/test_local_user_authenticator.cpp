@@ -37,15 +37,7 @@ class LuaProcess {
         "--port-file",  dir.file("lua-port"),       "--serving-ca-out", dir.file("lua-ca.pem")};
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Process>(argv, dir.file("lua.log"));
-    auto until = Steady::now() + std::chrono::seconds(20 * slow_factor());
-    while (Steady::now() < until) {
-      if (access(dir.file("lua-port").c_str(), R_OK) == 0) {
-        port_ = std::atoi(dir.read("lua-port").c_str());
-        if (port_ > 0) break;
-      }
-      if (!proc_->running()) break;
-      std::this_thread::sleep_for(Millis(10));
-    }
+    port_ = wait_for_port_file(*proc_, dir.file("lua-port"), std::chrono::seconds(20 * slow_factor()));
     if (port_ <= 0) throw std::runtime_error("local-user-authenticator did not start; log:\n" + proc_->log());
     ca_pem_ = dir.read("lua-ca.pem");
   }

@@ -143,15 +143,10 @@ TEST_CASE("static binaries resolve service names from only /etc/resolv.conf and 
                             "--webhook-attempts", "1"})
         argv.push_back(a);
       Process concierge(argv, dir.file("concierge-" + arch + ".log"));
-      int cport = 0;
-      REQUIRE(eventually(
-          [&] {
-            if (access((root + "/run/port").c_str(), R_OK) != 0) return false;
-            cport = std::atoi(pinniped::read_file(root + "/run/port").c_str());
-            return cport > 0 && access((root + "/run/serving-ca.pem").c_str(), R_OK) == 0;
-          },
-          Millis(20000 * slow_factor())));
+      int cport = wait_for_port_file(concierge, root + "/run/port", Millis(20000 * slow_factor()));
       INFO(concierge.log());
+      REQUIRE(cport > 0);
+      REQUIRE(access((root + "/run/serving-ca.pem").c_str(), R_OK) == 0);
 
       // The CLI, in the same root: it resolves the concierge's service name
       // through the search list; the concierge resolves the IDP's.

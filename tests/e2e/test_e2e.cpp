@@ -59,15 +59,7 @@ class E2E {
 
   // Polls `pred` until true or the (scaled) timeout passes.
   static bool eventually(const std::function<bool()> &pred, int seconds = 60) {
-    auto until = Steady::now() + std::chrono::seconds(seconds * slow_factor());
-    while (Steady::now() < until) {
-      try {
-        if (pred()) return true;
-      } catch (const std::exception &) {
-      }
-      std::this_thread::sleep_for(Millis(250));
-    }
-    return false;
+    return testing::eventually(pred, std::chrono::seconds(seconds * slow_factor()), Millis(250));
   }
 
   bool api_service_available(const std::string &name) const {
@@ -677,10 +669,9 @@ TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, 
                e.dir->file("lua.port"), "--kubeconfig", e.dir->file("lua.kubeconfig"), "--tls-cert",
                e.dir->file("lua.crt"), "--tls-key", e.dir->file("lua.key")},
               e.dir->file("lua.log"));
-  REQUIRE(E2E::eventually([&] { return access(e.dir->file("lua.port").c_str(), R_OK) == 0; }, 20));
-  std::string port = e.dir->read("lua.port");
-  while (!port.empty() && port.back() == '\n') port.pop_back();
-  e.apply(e.webhook_authenticator_yaml("local-users", "https://127.0.0.1:" + port + "/authenticate",
+  int port = wait_for_port_file(lua, e.dir->file("lua.port"), std::chrono::seconds(20 * slow_factor()));
+  REQUIRE(port > 0);
+  e.apply(e.webhook_authenticator_yaml("local-users", "https://127.0.0.1:" + std::to_string(port) + "/authenticate",
                                        pinniped::detail::base64_encode(ca.cert_pem)),
           &rc);
   REQUIRE(rc == 0);
