@@ -59,6 +59,17 @@ const char *kConciergeUsage =
     "                              pinniped-concierge)\n"
     "  --serving-cert-validity D   lifetime of the managed serving certificate (default 720h)\n"
     "  --serving-cert-renew-after D  renew it once it is this old (default 600h)\n"
+    "  --direct-listen HOST:PORT   also serve the exchange to clients that reach the concierge\n"
+    "                              directly, not through kube-apiserver (the direct frontend, for\n"
+    "                              clusters that refuse anonymous requests, as k3s does; off by\n"
+    "                              default; the manifests use 0.0.0.0:10444)\n"
+    "  --direct-endpoint URL       the https URL clients reach the direct frontend at (default: the\n"
+    "                              load-balancer address of Service <app-name>-direct; outside a\n"
+    "                              pod also this host's first address)\n"
+    "  --direct-san NAME           another name or IP for the direct frontend's certificate\n"
+    "                              (repeatable)\n"
+    "  --direct-failure-limit N    failed exchanges a client address may make per minute on the\n"
+    "                              direct frontend (default 10; 0 = no limit)\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"
     "\n"
     "Example:\n"
@@ -340,6 +351,16 @@ int run_concierge(int argc, char **argv) {
       cfg.serving_cert_validity = a.duration();
     } else if (f == "--serving-cert-renew-after") {
       cfg.serving_cert_renew_after = a.duration();
+    } else if (f == "--direct-listen") {
+      parse_listen(a.value(), cfg.direct_listen_host, cfg.direct_port);
+    } else if (f == "--direct-endpoint") {
+      cfg.direct_endpoint = a.value();
+      pinniped::Url u = pinniped::Url::parse(cfg.direct_endpoint);
+      if (u.scheme != "https") throw pinniped::bad_request("--direct-endpoint must be an https:// URL");
+    } else if (f == "--direct-san") {
+      cfg.direct_sans.push_back(a.value());
+    } else if (f == "--direct-failure-limit") {
+      cfg.direct_failure_limit = static_cast<int>(a.number(0, 100000));
     } else {
       throw pinniped::bad_request("unknown flag " + f + " (see pinniped concierge --help)");
     }
@@ -452,7 +473,9 @@ int run_get(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   std::string yaml;
   try {
-    yaml = pinniped::build_plugin_kubeconfig(o).to_yaml();
+    auto kc = pinniped::build_plugin_kubeconfig(o);
+    if (!kc.warning.empty()) std::cerr << "pinniped: warning: " << kc.warning << "\n";
+    yaml = kc.to_yaml();
     if (!output.empty()) pinniped::detail::write_file_atomic(output, yaml);
   } catch (const pinniped::Error &e) {
     std::cerr << "pinniped: get kubeconfig failed: " << e.what() << "\n";

@@ -34,6 +34,25 @@
 #ifndef PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES
 #define PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES (1024 * 1024)
 #endif
+// The direct frontend (TokenCredentialRequest served to clients that reach
+// the concierge without kube-apiserver in front): the port the manifests use,
+// how often kube-apiserver is asked whether it lets anonymous exchanges
+// through once that is known, and how many client addresses the per-address
+// failure limit remembers (least recently seen forgotten first).
+// A file that others rewrite is used only once it has not changed for this
+// long (see read_whole_file).
+#ifndef PINNIPED_FILE_SETTLE_MS
+#define PINNIPED_FILE_SETTLE_MS 300
+#endif
+#ifndef PINNIPED_DIRECT_PORT
+#define PINNIPED_DIRECT_PORT 10444
+#endif
+#ifndef PINNIPED_ANONYMOUS_PROBE_SECONDS
+#define PINNIPED_ANONYMOUS_PROBE_SECONDS 60
+#endif
+#ifndef PINNIPED_FAILURE_LIMIT_ADDRESSES
+#define PINNIPED_FAILURE_LIMIT_ADDRESSES 4096
+#endif
 
 // poll(2) instead of select(2): no FD_SETSIZE ceiling on busy servers.
 #ifndef CPPHTTPLIB_USE_POLL
@@ -66,12 +85,15 @@
 #include <mbedtls/rsa.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
 #include <arpa/inet.h>
 #include <crypt.h>  // bcrypt (libxcrypt, -lcrypt) for the local-user-authenticator
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -225,6 +247,17 @@ inline picojson::value jv(size_t n) { return picojson::value(static_cast<int64_t
 inline picojson::value jv(double d) { return picojson::value(d); }
 inline picojson::value jv(bool b) { return picojson::value(b); }
 
+// Clock::from_time_t without its overflow: system_clock counts nanoseconds
+// in 64 bits (years 1678 to 2262), and RFC 5280's "no expiry" notAfter is
+// 9999-12-31. Times outside that range saturate at its ends.
+inline Clock::time_point clock_from_time_t(std::time_t tt) {
+  using std::chrono::seconds;
+  const int64_t max_s = std::chrono::duration_cast<seconds>(Clock::duration::max()).count() - 1;
+  const int64_t min_s = std::chrono::duration_cast<seconds>(Clock::duration::min()).count() + 1;
+  int64_t v = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(tt), min_s), max_s);
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(seconds(v)));
+}
+
 // RFC 3339 UTC with second precision, as Kubernetes writes metav1.Time.
 inline std::string format_rfc3339(Clock::time_point t) {
   std::time_t tt = Clock::to_time_t(t);
@@ -260,12 +293,18 @@ inline std::optional<Clock::time_point> parse_rfc3339(const std::string &s) {
   long offset = 0;
   if (rest == "Z" || rest == "z") {
   } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    offset = (std::stol(rest.substr(1, 2)) * 60 + std::stol(rest.substr(4, 2))) * 60;
+    auto digit = [&](size_t i) { return std::isdigit(static_cast<unsigned char>(rest[i])) != 0; };
+    if (!digit(1) || !digit(2) || !digit(4) || !digit(5)) return std::nullopt;
+    long hours = (rest[1] - '0') * 10 + (rest[2] - '0'), minutes = (rest[4] - '0') * 10 + (rest[5] - '0');
+    if (hours > 23 || minutes > 59) return std::nullopt;
+    offset = (hours * 60 + minutes) * 60;
     if (rest[0] == '-') offset = -offset;
   } else {
     return std::nullopt;
   }
-  return Clock::from_time_t(tt - offset);
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60 || y < 0)
+    return std::nullopt;
+  return clock_from_time_t(tt - offset);
 }
 
 // Go-style durations: "10s", "500ms", "5m", "1h30m", "2m3.5s".
@@ -381,6 +420,12 @@ inline bool get_bool(const picojson::value &obj, const std::string &key, const s
   if (!v->is<bool>()) throw bad_request(path + ": expected a boolean");
   return v->get<bool>();
 }
+inline int64_t get_int(const picojson::value &obj, const std::string &key, const std::string &path) {
+  const auto *v = field(obj, key);
+  if (!v) return 0;
+  if (!v->is<int64_t>()) throw bad_request(path + ": expected an integer");
+  return v->get<int64_t>();
+}
 inline const picojson::value *get_object(const picojson::value &obj, const std::string &key,
                                          const std::string &path) {
   const auto *v = field(obj, key);
@@ -419,7 +464,13 @@ inline picojson::value parse(const std::string &text) {
     else if (c == '}' || c == ']') depth--;
   }
   if (max_depth > 64) throw bad_request("request body nests too deeply");
-  auto end = picojson::parse(v, text.begin(), text.end(), &err);
+  std::string::const_iterator end;
+  try {
+    end = picojson::parse(v, text.begin(), text.end(), &err);
+  } catch (const std::exception &) {
+    // picojson throws std::overflow_error for a number beyond a double (1e999).
+    throw bad_request("malformed JSON: a number is out of range");
+  }
   if (!err.empty()) {
     // picojson quotes the text after the error ("near: ..."), which may be
     // the token: keep only "syntax error at line N".
@@ -489,7 +540,10 @@ class YamlReader {
     if (*end == '\0' && errno == 0 && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+'))
       return picojson::value(static_cast<int64_t>(n));
     double d = std::strtod(s.c_str(), &end);
-    if (*end == '\0' && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
+    // Not a number JSON can hold (inf, nan, 1e999: picojson would throw):
+    // the text as written, which the field's reader then refuses by type.
+    if (*end == '\0' && std::isfinite(d) &&
+        (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.'))
       return picojson::value(d);
     return picojson::value(s);
   }
@@ -1074,7 +1128,7 @@ inline Clock::time_point from_x509_time(const mbedtls_x509_time &t) {
   tm.tm_hour = t.hour;
   tm.tm_min = t.min;
   tm.tm_sec = t.sec;
-  return Clock::from_time_t(timegm(&tm));
+  return clock_from_time_t(timegm(&tm));
 }
 
 // Walks a parsed certificate's extensions; returns the extnValue contents.
@@ -1565,6 +1619,7 @@ class Signer {
     s->subject_ = detail::x509_name_string(&c->subject);
     s->key_id_ = detail::subject_key_id(*c);
     s->cert_pem_ = detail::pem_encode("CERTIFICATE", std::string(reinterpret_cast<const char *>(c->raw.p), c->raw.len));
+    s->bundle_pem_ = cert_pem;
     s->fingerprint_ = detail::hex(detail::sha256(std::string(reinterpret_cast<const char *>(c->raw.p), c->raw.len)));
     return s;
   }
@@ -1591,6 +1646,9 @@ class Signer {
   }
 
   const std::string &cert_pem() const { return cert_pem_; }
+  // The whole certificate file as given (an intermediate with its root, or
+  // old and new CAs during a rotation).
+  const std::string &bundle_pem() const { return bundle_pem_; }
   const std::string &subject() const { return subject_; }
   const std::string &fingerprint() const { return fingerprint_; }  // SHA-256 of the DER
   std::string key_type() const { return key_->describe(); }
@@ -1602,7 +1660,7 @@ class Signer {
   std::unique_ptr<CertificateChain> chain_;
   std::unique_ptr<PrivateKey> key_;
   const mbedtls_x509_crt *cert_ = nullptr;
-  std::string subject_der_, subject_, key_id_, cert_pem_, fingerprint_;
+  std::string subject_der_, subject_, key_id_, cert_pem_, bundle_pem_, fingerprint_;
   Clock::time_point not_before_, not_after_;
 };
 
@@ -1654,6 +1712,77 @@ inline std::string file_version(const std::string &path) {
   if (::stat(path.c_str(), &st) != 0) return "";
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+// Reads a file that other programs may be rewriting while we run. The bytes
+// are used only when the read is whole: the file's identity (device, inode,
+// size, modification time) is the same before and after the read, every
+// byte was read, the path still names that file, and it was last modified
+// at least `settle` ago. So a writer that truncates and rewrites in place,
+// or writes in pieces, is never caught mid-way: a cut line in a users file
+// would otherwise read as a shorter, valid one (groups lost or, worse, a
+// group name cut into another). nullopt, with the reason in `why`, when the
+// file is not (yet) usable; the caller keeps what it had and looks again.
+inline std::optional<std::string> read_whole_file(const std::string &path, std::string *why,
+                                                  Millis settle = Millis(PINNIPED_FILE_SETTLE_MS),
+                                                  size_t max_bytes = 4 * 1024 * 1024) {
+  auto say = [&](const std::string &w) {
+    if (why) *why = w;
+    return std::optional<std::string>();
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return say("cannot read " + path + ": " + std::strerror(errno));
+  struct stat before {}, after {}, now_at_path {};
+  std::string out;
+  bool ok = ::fstat(fd, &before) == 0;
+  char buf[8192];
+  while (ok) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      ::close(fd);
+      return say(path + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+  }
+  ok = ok && ::fstat(fd, &after) == 0;
+  ::close(fd);
+  if (!ok) return say("cannot read " + path + ": " + std::strerror(errno));
+  auto same = [](const struct stat &a, const struct stat &b) {
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+  };
+  if (!same(before, after) || out.size() != static_cast<size_t>(before.st_size) ||
+      ::stat(path.c_str(), &now_at_path) != 0 || !same(before, now_at_path))
+    return say(path + " changed while it was read");
+  auto mtime = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+      std::chrono::seconds(before.st_mtim.tv_sec) + std::chrono::nanoseconds(before.st_mtim.tv_nsec)));
+  if (Clock::now() - mtime < settle) return say(path + " was modified just now (it may still be being written)");
+  return out;
+}
+
+// At start, when there is nothing to keep: waits up to `limit` for a whole
+// read; throws with the reason after that.
+inline std::string read_whole_file_waiting(const std::string &path,
+                                           Millis limit = Millis(4 * PINNIPED_FILE_SETTLE_MS + 2000)) {
+  auto until = Steady::now() + limit;
+  std::string why;
+  for (;;) {
+    if (auto c = read_whole_file(path, &why)) return *c;
+    if (Steady::now() >= until || access(path.c_str(), R_OK) != 0) throw internal_error(why);
+    std::this_thread::sleep_for(Millis(50));
+  }
+}
+
+// A whole read for a reload: at start (`initial`) it waits; later it gives
+// nullopt while the file is moving, and the caller looks again next time.
+inline std::optional<std::string> read_for_reload(const std::string &path, bool initial, std::string *why) {
+  if (initial) return read_whole_file_waiting(path);
+  return read_whole_file(path, why);
 }
 
 // Issues client certificates with the current signer. The signer can be
@@ -1795,6 +1924,7 @@ struct TlsConfig {
   std::string verify_name;  // client: expected server name
   bool verify_ip = false;   // client: verify_name is an IP literal
   bool skip_verify = false;
+  std::shared_ptr<void> tickets;  // a server's TicketKeys, kept alive as long as this
   TlsConfig() { mbedtls_ssl_config_init(&conf); }
   ~TlsConfig() { mbedtls_ssl_config_free(&conf); }
   TlsConfig(const TlsConfig &) = delete;
@@ -1806,19 +1936,68 @@ inline const char **alpn_http11() {
   return protos;
 }
 
+// Key exchange curves in our order of preference, as Go's crypto/tls (and
+// so kube-apiserver) prefers them: X25519, then P-256. mbedTLS's default
+// list starts with P-521, which a server then picks even when the client
+// offers P-256 first (several times the cost for nothing). P-384 and P-521
+// stay last: the list also bounds the curves of peers' certificate keys.
+inline const mbedtls_ecp_group_id *key_exchange_curves() {
+  static const mbedtls_ecp_group_id curves[] = {MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
+                                                MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_SECP521R1,
+                                                MBEDTLS_ECP_DP_NONE};
+  return curves;
+}
+// Signature hashes for TLS 1.2 handshakes: SHA-2 of 256 bits and more
+// (mbedTLS's default also accepts SHA-224, which Go does not offer).
+inline const int *signature_hashes() {
+  static const int hashes[] = {MBEDTLS_MD_SHA256, MBEDTLS_MD_SHA384, MBEDTLS_MD_SHA512, MBEDTLS_MD_NONE};
+  return hashes;
+}
+
 inline void base_config(TlsConfig &c, int endpoint) {
   int ret = mbedtls_ssl_config_defaults(&c.conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
   if (ret != 0) throw internal_error("TLS config: " + mbed_error(ret));
   mbedtls_ssl_conf_rng(&c.conf, rng_fill, nullptr);
   mbedtls_ssl_conf_min_version(&c.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
   mbedtls_ssl_conf_ciphersuites(&c.conf, cipher_suites());
+  mbedtls_ssl_conf_curves(&c.conf, key_exchange_curves());
+  mbedtls_ssl_conf_sig_hashes(&c.conf, signature_hashes());
   mbedtls_ssl_conf_alpn_protocols(&c.conf, alpn_http11());
   mbedtls_ssl_conf_renegotiation(&c.conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 }
 
-inline std::shared_ptr<TlsConfig> make_server_config(const TlsServerCredentials &cr) {
+// Session tickets (RFC 5077) for a server: resumed handshakes skip the
+// key exchange and the certificate signature. The ticket key is made at
+// random and replaced every `lifetime` (mbedTLS keeps the previous one, so
+// a ticket stays usable for up to two lifetimes); one context serves every
+// configuration of a server, so tickets survive certificate reloads. Never
+// written anywhere: a restart invalidates every ticket.
+class TicketKeys {
+ public:
+  explicit TicketKeys(uint32_t lifetime_seconds = 3600) {
+    mbedtls_ssl_ticket_init(&ctx_);
+    ok_ = mbedtls_ssl_ticket_setup(&ctx_, rng_fill, nullptr, MBEDTLS_CIPHER_AES_256_GCM, lifetime_seconds) == 0;
+  }
+  ~TicketKeys() { mbedtls_ssl_ticket_free(&ctx_); }
+  TicketKeys(const TicketKeys &) = delete;
+  TicketKeys &operator=(const TicketKeys &) = delete;
+  void install(mbedtls_ssl_config &conf) {
+    if (ok_) mbedtls_ssl_conf_session_tickets_cb(&conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse, &ctx_);
+  }
+
+ private:
+  mbedtls_ssl_ticket_context ctx_;
+  bool ok_ = false;
+};
+
+inline std::shared_ptr<TlsConfig> make_server_config(const TlsServerCredentials &cr,
+                                                     const std::shared_ptr<TicketKeys> &tickets = nullptr) {
   auto c = std::make_shared<TlsConfig>();
   base_config(*c, MBEDTLS_SSL_IS_SERVER);
+  if (tickets) {
+    tickets->install(c->conf);
+    c->tickets = tickets;  // the configuration keeps its ticket keys alive
+  }
   try {
     c->own_chain = CertificateChain::parse(cr.cert_chain_pem);
   } catch (const Error &e) {
@@ -1848,6 +2027,30 @@ inline std::shared_ptr<TlsConfig> make_server_config(const TlsServerCredentials 
 }
 
 inline bool is_ip_literal(const std::string &h) { return !parse_ip(h).empty(); }
+
+// This host's IPv4 and IPv6 addresses (link-local ones left out), in the
+// order the kernel lists them.
+inline std::vector<std::string> host_addresses() {
+  std::vector<std::string> out;
+  ifaddrs *list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs *i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
+    char buf[INET6_ADDRSTRLEN] = {0};
+    if (i->ifa_addr->sa_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto *a6 = &reinterpret_cast<sockaddr_in6 *>(i->ifa_addr)->sin6_addr;
+      if (IN6_IS_ADDR_LINKLOCAL(a6)) continue;
+      inet_ntop(AF_INET6, a6, buf, sizeof buf);
+    } else {
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), buf) == out.end()) out.push_back(buf);
+  }
+  freeifaddrs(list);
+  return out;
+}
 
 inline std::shared_ptr<TlsConfig> make_client_config(const ClientTlsOptions &o, const std::string &host) {
   auto c = std::make_shared<TlsConfig>();
@@ -2170,7 +2373,7 @@ class TlsServer : public httplib::Server {
   // Installs (or replaces) certificate, key and client CA. New connections
   // use the new material; open ones finish with what they started with.
   void set_credentials(const TlsServerCredentials &c) {
-    auto cfg = detail::make_server_config(c);
+    auto cfg = detail::make_server_config(c, tickets_);
     std::lock_guard<std::mutex> lk(mu_);
     config_ = std::move(cfg);
   }
@@ -2187,9 +2390,16 @@ class TlsServer : public httplib::Server {
 
   // Graceful stop: no new connections; requests in progress finish and
   // their connections close; listen() returns when all workers are done.
+  // Safe to call more than once and from any thread (cpp-httplib's stop()
+  // asserts when called twice). Before the listener runs it only marks the
+  // server as stopping: call it again once is_running().
   void shutdown() {
     stopping_ = true;
-    stop();
+    std::lock_guard<std::mutex> lk(stop_mu_);
+    if (!stopped_ && is_running()) {
+      stop();
+      stopped_ = true;
+    }
   }
 
   size_t refused_connections() const { return refused_.load(); }
@@ -2276,7 +2486,10 @@ class TlsServer : public httplib::Server {
   }
 
   TlsServerOptions opt_;
+  std::shared_ptr<detail::TicketKeys> tickets_ = std::make_shared<detail::TicketKeys>();
   mutable std::mutex mu_;
+  std::mutex stop_mu_;
+  bool stopped_ = false;
   std::shared_ptr<detail::TlsConfig> config_;
   std::atomic<detail::BoundedPool *> pool_{nullptr};
   std::atomic<bool> stopping_{false};
@@ -3069,7 +3282,13 @@ class WebhookAuthenticator {
     auto deadline = Steady::now() + opt_.timeout;
     Millis backoff = opt_.backoff;
     std::string last_problem;
-    for (int attempt = 1; attempt <= std::max(1, opt_.attempts); attempt++) {
+    const int attempts = std::max(1, opt_.attempts);
+    for (int attempt = 1; attempt <= attempts; attempt++) {
+      // No backoff after the last attempt: nothing follows it.
+      auto pause = [&] {
+        if (attempt < attempts) retry_sleep(backoff, deadline);
+        backoff *= 2;
+      };
       auto left = std::chrono::duration_cast<Millis>(deadline - Steady::now());
       if (left.count() <= 0) {
         last_problem = "timed out after " + std::to_string(opt_.timeout.count()) + "ms";
@@ -3083,15 +3302,13 @@ class WebhookAuthenticator {
                               PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES);
       } catch (const Error &e) {
         last_problem = e.what();
-        retry_sleep(backoff, deadline);
-        backoff *= 2;
+        pause();
         continue;  // connection-level error: retry
       }
       if (res.status >= 500) {
         give_back(std::move(client));
         last_problem = "webhook answered HTTP " + std::to_string(res.status);
-        retry_sleep(backoff, deadline);
-        backoff *= 2;
+        pause();
         continue;
       }
       give_back(std::move(client));
@@ -3312,7 +3529,19 @@ struct ConciergeConfig {
   std::string app_name = "pinniped-concierge";  // names: <app>-api, <app>-config, ...
   Millis serving_cert_validity = std::chrono::hours(24 * 30);
   Millis serving_cert_renew_after = std::chrono::hours(24 * 25);
+  // The direct frontend: TokenCredentialRequest and WhoAmIRequest for
+  // clients that reach the concierge itself (a LoadBalancer or NodePort
+  // Service, a host port), for clusters whose kube-apiserver refuses
+  // anonymous requests. Off while direct_port < 0 (0: any free port).
+  std::string direct_listen_host = "0.0.0.0";
+  int direct_port = -1;
+  std::string direct_endpoint;           // the https URL clients use; empty: discovered
+  std::vector<std::string> direct_sans;  // more names and IPs for its certificate
+  int direct_failure_limit = 10;         // failed exchanges per client address a minute; 0: no limit
+  Millis anonymous_probe_interval = std::chrono::seconds(PINNIPED_ANONYMOUS_PROBE_SECONDS);
   bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
+  bool direct_enabled() const { return direct_port >= 0; }
+  std::string direct_service() const { return app_name + "-direct"; }
 };
 
 // Counters for logs.
@@ -3393,6 +3622,7 @@ class Metrics {
     webhook_sum_ += seconds;
   }
   void certificate_issued() { issued_++; }
+  void direct_rate_limited() { rate_limited_++; }
 
   // Gauges come from the caller at render time.
   std::string render(double signer_expiry_unix, uint64_t watch_reconnects, const TlsServer &server) const {
@@ -3424,6 +3654,10 @@ class Metrics {
     o << "# HELP pinniped_watch_reconnects_total Times a Kubernetes watch had to reconnect.\n"
          "# TYPE pinniped_watch_reconnects_total counter\n"
       << "pinniped_watch_reconnects_total " << watch_reconnects << "\n";
+    o << "# HELP pinniped_direct_rate_limited_total Exchanges the direct frontend refused: too many failures from "
+         "the client's address.\n"
+         "# TYPE pinniped_direct_rate_limited_total counter\n"
+      << "pinniped_direct_rate_limited_total " << rate_limited_.load() << "\n";
     o << "# HELP pinniped_tls_refused_connections_total Connections refused because every worker was busy.\n"
          "# TYPE pinniped_tls_refused_connections_total counter\n"
       << "pinniped_tls_refused_connections_total " << server.refused_connections() << "\n";
@@ -3445,6 +3679,7 @@ class Metrics {
   uint64_t webhook_count_ = 0;
   double webhook_sum_ = 0;
   std::atomic<uint64_t> issued_{0};
+  std::atomic<uint64_t> rate_limited_{0};
 };
 
 // The front-proxy settings kube-apiserver publishes in
@@ -3455,12 +3690,17 @@ struct RequestHeaderConfig {
   std::vector<std::string> username_headers = {"X-Remote-User"};
   std::vector<std::string> group_headers = {"X-Remote-Group"};
   std::vector<std::string> extra_prefixes = {"X-Remote-Extra-"};
+  // client-ca-file: the CAs kube-apiserver trusts for client certificates
+  // (the cluster signer among them); the direct frontend's WhoAmIRequest
+  // trusts the same.
+  std::string user_client_ca_pem;
 
   static RequestHeaderConfig from_configmap(const picojson::value &cm) {
     RequestHeaderConfig c;
     const auto *data = json::get_object(cm, "data", "data");
     if (!data) throw bad_request("extension-apiserver-authentication has no data");
     c.client_ca_pem = json::get_string(*data, "requestheader-client-ca-file", "data");
+    c.user_client_ca_pem = json::get_string(*data, "client-ca-file", "data");
     auto list = [&](const std::string &key, std::vector<std::string> &out) {
       std::string raw = json::get_string(*data, key, "data." + key);
       if (raw.empty()) return;
@@ -3503,6 +3743,151 @@ inline UserInfo identify(const httplib::Request &req, const PeerCertificate &pee
     }
   }
   return u;
+}
+
+// On the direct frontend nobody stands in front of us to vouch for headers:
+// a caller is who its client certificate says (verified against the
+// cluster's client CA, read as kube-apiserver's x509 authenticator reads
+// it: CN the user, each O a group), or anonymous.
+inline UserInfo identify_by_certificate(const PeerCertificate &peer) {
+  if (!peer.verified || peer.common_name.empty()) return anonymous_user();
+  UserInfo u{peer.common_name, "", peer.organizations, {}};
+  u.groups.push_back("system:authenticated");
+  return u;
+}
+
+// Failed exchanges per client address, for the direct frontend: a token
+// bucket of `per_minute` tries refilled evenly over a minute. A client over
+// its budget is refused before the IDP is asked. IPv6 clients count per /64
+// (one host usually holds a whole /64). At most `max_addresses` are
+// remembered; the least recently seen are forgotten first, so memory stays
+// bounded whatever a flood of addresses does.
+class FailureLimiter {
+ public:
+  explicit FailureLimiter(int per_minute = 10, size_t max_addresses = PINNIPED_FAILURE_LIMIT_ADDRESSES)
+      : per_minute_(per_minute), max_(std::max<size_t>(1, max_addresses)) {}
+
+  bool enabled() const { return per_minute_ > 0; }
+  // True when `address` may try (it has a failure left in its budget).
+  bool allow(const std::string &address, Steady::time_point now = Steady::now()) {
+    if (!enabled()) return true;
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = index_.find(key(address));
+    if (it == index_.end()) return true;
+    refill(*it->second, now);
+    return it->second->tokens >= 1.0;
+  }
+  // Counts one failed exchange of `address`.
+  void failed(const std::string &address, Steady::time_point now = Steady::now()) {
+    if (!enabled()) return;
+    std::lock_guard<std::mutex> lk(mu_);
+    std::string k = key(address);
+    auto it = index_.find(k);
+    if (it == index_.end()) {
+      if (index_.size() >= max_) {
+        index_.erase(lru_.back().key);
+        lru_.pop_back();
+      }
+      lru_.push_front({k, static_cast<double>(per_minute_), now});
+      it = index_.emplace(k, lru_.begin()).first;
+    } else {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      refill(*it->second, now);
+    }
+    it->second->tokens = std::max(0.0, it->second->tokens - 1.0);
+  }
+  size_t tracked() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return index_.size();
+  }
+  static std::string key(const std::string &address) {
+    in6_addr a6{};
+    if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a6) != 1) return address;
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(a6.s6_addr, v4mapped, 12) == 0) {
+      char buf[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, a6.s6_addr + 12, buf, sizeof buf);
+      return buf;
+    }
+    std::memset(a6.s6_addr + 8, 0, 8);
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+    return std::string(buf) + "/64";
+  }
+
+ private:
+  struct Bucket {
+    std::string key;
+    double tokens;
+    Steady::time_point at;
+  };
+  void refill(Bucket &b, Steady::time_point now) const {
+    double minutes = std::chrono::duration<double>(now - b.at).count() / 60.0;
+    if (minutes > 0) b.tokens = std::min<double>(per_minute_, b.tokens + minutes * per_minute_);
+    b.at = std::max(b.at, now);
+  }
+  int per_minute_;
+  size_t max_;
+  mutable std::mutex mu_;
+  std::list<Bucket> lru_;
+  std::unordered_map<std::string, std::list<Bucket>::iterator> index_;
+};
+
+// What kube-apiserver does with an anonymous TokenCredentialRequest.
+enum class AnonymousAccess { unknown, open, unauthorized, forbidden };
+
+inline const char *anonymous_access_name(AnonymousAccess a) {
+  switch (a) {
+    case AnonymousAccess::open: return "open";
+    case AnonymousAccess::unauthorized: return "unauthorized";
+    case AnonymousAccess::forbidden: return "forbidden";
+    default: return "unknown";
+  }
+}
+
+// Asks kube-apiserver, with no credentials at all (as the exec plugin
+// does), to create an empty TokenCredentialRequest on our aggregated path.
+// 401: it refuses anonymous requests (k3s, CIS-hardened clusters); 403:
+// RBAC does not let system:unauthenticated create them; an answer from the
+// concierge itself (422 for the missing token) means logins get through.
+// Anything else (503 while the APIService is not Available, no connection)
+// tells nothing. `detail` says what was seen, for the log.
+inline AnonymousAccess probe_anonymous_exchange(const KubeConfig &kc, const std::string &suffix, Millis timeout,
+                                                std::string *detail = nullptr) {
+  auto say = [&](const std::string &d) {
+    if (detail) *detail = d;
+  };
+  try {
+    ClientTlsOptions tls;
+    tls.ca_pem = kc.tls.ca_pem;
+    tls.server_name = kc.tls.server_name;
+    tls.insecure_skip_verify = kc.tls.insecure_skip_verify;
+    Url u = Url::parse(kc.server);
+    HttpsClient c(u.base(), tls);
+    std::string prefix = u.path == "/" ? "" : u.path;
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    std::string group = login_group(suffix);
+    picojson::object spec, obj;
+    spec["token"] = jv("");
+    obj["apiVersion"] = jv(group + "/v1alpha1");
+    obj["kind"] = jv("TokenCredentialRequest");
+    obj["metadata"] = picojson::value(picojson::object());
+    obj["spec"] = picojson::value(spec);
+    auto res = c.request("POST", prefix + "/apis/" + group + "/v1alpha1/tokencredentialrequests",
+                         {{"Content-Type", "application/json"}, {"Accept", "application/json"},
+                          {"User-Agent", "pinniped-concierge/" PINNIPED_VERSION " (anonymous-probe)"}},
+                         to_json_string(picojson::value(obj)), timeout, 64 * 1024);
+    say("HTTP " + std::to_string(res.status));
+    if (res.status == 401) return AnonymousAccess::unauthorized;
+    if (res.status == 403) return AnonymousAccess::forbidden;
+    // Our own answers: 422 (no token), or 201/400 from a concierge that
+    // reads the empty token differently.
+    if (res.status == 422 || res.status == 201 || res.status == 400) return AnonymousAccess::open;
+    return AnonymousAccess::unknown;
+  } catch (const std::exception &e) {
+    say(e.what());
+    return AnonymousAccess::unknown;
+  }
 }
 
 // A metav1.Condition.
@@ -3720,7 +4105,10 @@ class ServingCertController {
  public:
   static constexpr std::chrono::minutes kBackdate{5};
 
-  using OnCert = std::function<void(const CertificateAndKey &leaf, const std::string &ca_pem)>;
+  // The leaf to serve, the CA bundle clients should trust, and the CA
+  // itself (the direct frontend issues its own leaf with it).
+  using OnCert =
+      std::function<void(const CertificateAndKey &leaf, const std::string &ca_pem, const CertificateAndKey &ca)>;
 
   ServingCertController(KubeClient &kube, Logger &log, ServingCertSettings s, OnCert on_cert)
       : kube_(kube), log_(log), s_(std::move(s)), on_cert_(std::move(on_cert)),
@@ -3913,7 +4301,7 @@ class ServingCertController {
       }
     }
     if (m.cert != current_cert_) {
-      on_cert_({m.cert, m.key}, m.bundle());
+      on_cert_({m.cert, m.key}, m.bundle(), {m.ca_cert, m.ca_key});
       current_cert_ = m.cert;
       log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
     }
@@ -3932,16 +4320,35 @@ class ServingCertController {
 
 // Publishes the CredentialIssuer: how clients reach the exchange API and
 // whether the signer works. Written only when something changed.
+// What the CredentialIssuer should say: the signer's state and which
+// frontend clients should send their exchanges to.
+struct IssuerState {
+  bool signer_ok = false;
+  std::string signer_problem;
+  // Empty: kube-apiserver (its public address from cluster-info, else the
+  // one we talk to). Else the direct frontend's URL and CA (base64 PEM).
+  std::string direct_server, direct_ca_data;
+  std::string note;  // appended to the success message: how logins travel
+  bool operator==(const IssuerState &o) const {
+    return signer_ok == o.signer_ok && signer_problem == o.signer_problem && direct_server == o.direct_server &&
+           direct_ca_data == o.direct_ca_data && note == o.note;
+  }
+  bool operator!=(const IssuerState &o) const { return !(*this == o); }
+};
+
 class CredentialIssuerController {
  public:
   CredentialIssuerController(KubeClient &kube, Logger &log, const std::string &suffix, std::string name)
       : kube_(kube), log_(log), group_("config.concierge." + suffix), name_(std::move(name)) {}
 
-  void sync(bool signer_ok, const std::string &signer_message) {
+  // False when the write failed (logged; the caller retries).
+  bool sync(const IssuerState &st) {
     try {
-      sync_or_throw(signer_ok, signer_message);
+      sync_or_throw(st);
+      return true;
     } catch (const std::exception &e) {
       log_.warn("CredentialIssuer sync failed; will retry", {{"error", jv(e.what())}});
+      return false;
     }
   }
 
@@ -3976,15 +4383,20 @@ class CredentialIssuerController {
     return {kc.server, ca};
   }
 
-  void sync_or_throw(bool signer_ok, const std::string &signer_message) {
+  void sync_or_throw(const IssuerState &want) {
+    bool signer_ok = want.signer_ok;
+    std::string server;
     picojson::object strategy;
     strategy["type"] = jv("KubeClusterSigningCertificate");
     strategy["status"] = jv(signer_ok ? "Success" : "Error");
     strategy["reason"] = jv(signer_ok ? "FetchedKey" : "CouldNotFetchKey");
-    strategy["message"] = jv(signer_ok ? "key was fetched successfully" : signer_message);
+    strategy["message"] =
+        jv(signer_ok ? "key was fetched successfully" + (want.note.empty() ? "" : "; " + want.note)
+                     : want.signer_problem);
     strategy["lastUpdateTime"] = jv(format_rfc3339(Clock::now()));
     if (signer_ok) {
-      auto fe = frontend();
+      auto fe = want.direct_server.empty() ? frontend() : std::make_pair(want.direct_server, want.direct_ca_data);
+      server = fe.first;
       picojson::object info, front;
       info["server"] = jv(fe.first);
       info["certificateAuthorityData"] = jv(fe.second);
@@ -4021,7 +4433,10 @@ class CredentialIssuerController {
           picojson::object status;
           status["strategies"] = picojson::value(picojson::array{picojson::value(strategy)});
           obj.get<picojson::object>()["status"] = picojson::value(status);
-          log_.info("CredentialIssuer updated", {{"name", jv(name_)}, {"signer", jv(signer_ok ? "ok" : "error")}});
+          log_.info("CredentialIssuer updated", {{"name", jv(name_)},
+                                                 {"signer", jv(signer_ok ? "ok" : "error")},
+                                                 {"frontend", jv(want.direct_server.empty() ? "aggregated" : "direct")},
+                                                 {"server", jv(server)}});
           return true;
         },
         true);
@@ -4067,18 +4482,25 @@ class FrontProxyController {
 class Concierge {
  public:
   Concierge(ConciergeConfig cfg, Logger &log)
-      : cfg_(std::move(cfg)), log_(log), ca_(cfg_.key_pool), server_(cfg_.server) {
+      : cfg_(std::move(cfg)), log_(log), ca_(cfg_.key_pool), server_(cfg_.server), direct_(cfg_.server),
+        limiter_(cfg_.direct_failure_limit) {
     login_group_ = login_group(cfg_.api_group_suffix);
     auth_group_ = authentication_group(cfg_.api_group_suffix);
     identity_group_ = "identity.concierge." + cfg_.api_group_suffix;
     served_ = {{login_group_, "tokencredentialrequests", "tokencredentialrequest", "TokenCredentialRequest"},
                {identity_group_, "whoamirequests", "whoamirequest", "WhoAmIRequest"}};
-    install_routes();
+    install_routes(server_, Frontend::aggregated);
+    if (cfg_.direct_enabled()) install_routes(direct_, Frontend::direct);
   }
   ~Concierge() {
     reloader_.stop();
     stop_controllers();
+    stop_direct();
   }
+
+  // Where a request came in: through kube-apiserver's aggregation (or a
+  // standalone concierge's only port), or on the direct frontend.
+  enum class Frontend { aggregated, direct };
   Concierge(const Concierge &) = delete;
   Concierge &operator=(const Concierge &) = delete;
 
@@ -4091,22 +4513,46 @@ class Concierge {
     if (!kube_ || !cfg_.tls_cert_file.empty()) load_serving_cert(true);
     reload_signer(true);
     if (!cfg_.authenticators_file.empty()) reload_authenticators(true);
-    if (ci_ctl_) sync_credential_issuer(true);
+    auto bind = [](TlsServer &srv, const std::string &host, int want) {
+      int port = want == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, want) ? want : -1);
+      if (port <= 0) throw Error(500, "InternalError", "cannot listen on " + host + ":" + std::to_string(want));
+      return port;
+    };
     server_.set_payload_max_length(cfg_.max_body_bytes);
-    int port = cfg_.port == 0 ? server_.bind_to_any_port(cfg_.listen_host)
-                              : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
-    if (port <= 0) throw Error(500, "InternalError", "cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.port));
-    port_ = port;
+    port_ = bind(server_, cfg_.listen_host, cfg_.port);
+    if (cfg_.direct_enabled()) {
+      direct_.set_payload_max_length(cfg_.max_body_bytes);
+      direct_port_ = bind(direct_, cfg_.direct_listen_host, cfg_.direct_port);
+      refresh_direct_cert(false);
+    }
+    if (ci_ctl_) {
+      // The first write names the right endpoint: the direct Service's
+      // address is known once its informer has listed it (bounded wait).
+      auto until = Steady::now() + std::chrono::seconds(5);
+      while (direct_svc_ && !direct_svc_->synced() && Steady::now() < until)
+        std::this_thread::sleep_for(Millis(20));
+      probe_anonymous(true);
+      sync_credential_issuer(true);
+    }
     reloader_.start(cfg_.reload_interval, [this] { reload_tick(); }, log_);
     log_.info("serving", {{"address", jv(cfg_.listen_host)},
                           {"port", jv(port_)},
+                          {"directPort", jv(direct_port_)},
                           {"apiGroupSuffix", jv(cfg_.api_group_suffix)},
                           {"authenticators", jv(authenticators_.size())},
                           {"ready", jv(ready())}});
   }
   // Serves until shutdown(); returns after in-flight requests finished.
   void run() {
+    if (cfg_.direct_enabled() && !direct_thread_.joinable()) {
+      direct_done_ = false;
+      direct_thread_ = std::thread([this] {
+        direct_.listen_after_bind();
+        direct_done_ = true;
+      });
+    }
     server_.listen_after_bind();
+    stop_direct();
     reloader_.stop();
     stop_controllers();
     log_.info("stopped", {{"exchangesOk", jv(static_cast<int64_t>(stats_.exchanges_ok.load()))},
@@ -4115,9 +4561,41 @@ class Concierge {
   void shutdown() {
     log_.info("shutting down");
     server_.shutdown();
+    if (cfg_.direct_enabled()) direct_.shutdown();
   }
 
   int port() const { return port_; }
+  int direct_port() const { return direct_port_; }
+  TlsServer &direct_server() { return direct_; }
+  // The URL the direct frontend is published at ("" when unknown or off).
+  std::string direct_endpoint() const {
+    if (!cfg_.direct_enabled()) return "";
+    if (!cfg_.direct_endpoint.empty()) return cfg_.direct_endpoint;
+    std::lock_guard<std::mutex> lk(direct_mu_);
+    if (!service_endpoint_.empty()) return service_endpoint_;
+    if (cfg_.in_cluster) return "";  // a pod's own address is no use to people outside
+    std::string host = cfg_.direct_listen_host;
+    if (host.empty() || host == "0.0.0.0" || host == "::") {
+      host.clear();
+      for (const auto &a : detail::host_addresses())
+        if (a.find(':') == std::string::npos && a.rfind("127.", 0) != 0) {
+          host = a;
+          break;
+        }
+    }
+    if (host.empty()) return "";
+    return "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+           std::to_string(direct_port_);
+  }
+  // The CA (PEM) that verifies the direct frontend's certificate.
+  std::string direct_ca_pem() const {
+    std::lock_guard<std::mutex> lk(direct_mu_);
+    return direct_ca_bundle_;
+  }
+  AnonymousAccess anonymous_access() const {
+    std::lock_guard<std::mutex> lk(probe_mu_);
+    return anonymous_;
+  }
   // Ready: a signer that can still sign, a serving certificate, and (with a
   // cluster) the first list of WebhookAuthenticators done.
   bool ready() const {
@@ -4141,7 +4619,10 @@ class Concierge {
   // The exchange, without HTTP: validates, authenticates, issues. Bad input
   // throws Error (turned into a Status); an authentication that does not
   // succeed returns the object with status.message "authentication failed".
-  TokenCredentialRequest exchange(const TokenCredentialRequest &in) {
+  // On the direct frontend, failures count against the client's address,
+  // and an address over its budget is refused before the IDP is asked.
+  TokenCredentialRequest exchange(const TokenCredentialRequest &in, Frontend frontend = Frontend::aggregated,
+                                  const std::string &client_address = "") {
     if (!in.metadata.namespace_.empty())
       throw bad_request("TokenCredentialRequest is cluster-scoped; metadata.namespace must be empty");
     if (in.token.empty())
@@ -4151,17 +4632,30 @@ class Concierge {
     TokenCredentialRequest out;
     out.api_version = login_group_ + "/v1alpha1";
     auto started = Steady::now();
+    bool direct = frontend == Frontend::direct;
     auto fail = [&](const std::string &why, const std::string &cls) {
       stats_.exchanges_failed++;
       metrics_.exchange("failed", cls);
+      // What a guesser controls counts against its address; an IDP outage
+      // or a signer problem does not.
+      if (direct && (cls == "rejected" || cls == "invalid_user" || cls == "unknown_authenticator"))
+        limiter_.failed(client_address);
       log_.info("exchange", {{"outcome", jv("failed")},
                              {"reasonClass", jv(cls)},
                              {"reason", jv(why)},
                              {"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)},
+                             {"frontend", jv(direct ? "direct" : "aggregated")},
+                             {"client", jv(client_address)},
                              {"us", jv(us_since(started))}});
       out.message = "authentication failed";
       return out;
     };
+    if (direct && !limiter_.allow(client_address)) {
+      metrics_.direct_rate_limited();
+      return fail("too many failed exchanges from this address (limit " + std::to_string(cfg_.direct_failure_limit) +
+                      " a minute); the IDP was not asked",
+                  "rate_limited");
+    }
     if (in.authenticator.api_group != auth_group_)
       return fail("authenticator apiGroup \"" + in.authenticator.api_group + "\" is not " + auth_group_,
                   "unknown_authenticator");
@@ -4183,6 +4677,7 @@ class Concierge {
     metrics_.certificate_issued();
     log_.info("exchange", {{"outcome", jv("success")},
                            {"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)},
+                           {"frontend", jv(direct ? "direct" : "aggregated")},
                            {"user", jv(r.user.username)},
                            {"groups", jv(r.user.groups.size())},
                            {"expires", jv(format_rfc3339(cert.not_after))},
@@ -4207,11 +4702,11 @@ class Concierge {
     res.set_content(to_json_string(v), "application/json");
   }
 
-  void install_routes() {
-    route_everything(server_, [this](const httplib::Request &req, httplib::Response &res) { dispatch(req, res); });
+  void install_routes(TlsServer &srv, Frontend f) {
+    route_everything(srv, [this, f](const httplib::Request &req, httplib::Response &res) { dispatch(req, res, f); });
     // Anything cpp-httplib answers itself (400 bad request line, 413, 414,
     // 404) still gets a Status body.
-    server_.set_error_handler([this](const httplib::Request &req, httplib::Response &res) {
+    srv.set_error_handler([this](const httplib::Request &req, httplib::Response &res) {
       if (!res.body.empty()) return;
       int code = res.status;
       // cpp-httplib limits only Content-Length bodies; a chunked one cut off
@@ -4221,7 +4716,7 @@ class Concierge {
       if (code == 413) msg = "request body is too large";
       send_status(res, Error(code, reason_for_code(code), msg));
     });
-    server_.set_exception_handler([this](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
+    srv.set_exception_handler([this](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
       try {
         std::rethrow_exception(ep);
       } catch (const Error &e) {
@@ -4231,7 +4726,7 @@ class Concierge {
         send_status(res, internal_error("internal error"));
       }
     });
-    server_.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
+    srv.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
       stats_.requests++;
       metrics_.request(resource_of(req.path), res.status);
       if (log_.enabled(Logger::Level::debug))
@@ -4259,7 +4754,7 @@ class Concierge {
 
   static Error not_found() { return Error(404, "NotFound", "the server could not find the requested resource"); }
 
-  void dispatch(const httplib::Request &req, httplib::Response &res) {
+  void dispatch(const httplib::Request &req, httplib::Response &res, Frontend frontend) {
     // cpp-httplib applies the payload limit to Content-Length bodies only.
     if (req.body.size() > cfg_.max_body_bytes) throw Error(413, "RequestEntityTooLarge", "request body is too large");
     std::string path = req.path;
@@ -4284,6 +4779,8 @@ class Concierge {
       return send_json(res, 200, picojson::value(o));
     }
     if (path == "/metrics") {
+      // Not on the direct frontend, which faces people outside the cluster.
+      if (frontend == Frontend::direct) throw not_found();
       only_get();
       auto s = ca_.signer();
       double expiry = s ? std::chrono::duration<double>(s->not_after().time_since_epoch()).count() : 0;
@@ -4331,12 +4828,12 @@ class Concierge {
     if (parts[4] != api->resource) throw not_found();
     if (parts.size() > 5 || m != "POST")
       throw Error(405, "MethodNotAllowed", api->resource + " only supports create (POST to the collection)");
-    create(*api, req, res);
+    create(*api, req, res, frontend);
   }
 
   // POST of a create-only resource: media types, dryRun, kind and
   // apiVersion checked the way kube-apiserver checks them.
-  void create(const Served &api, const httplib::Request &req, httplib::Response &res) {
+  void create(const Served &api, const httplib::Request &req, httplib::Response &res, Frontend frontend) {
     // No Content-Type reads as JSON, as kube-apiserver does (kubectl create
     // --raw sends none); any other type than JSON is refused.
     if (req.has_header("Content-Type") && !detail::is_json_media_type(req.get_header_value("Content-Type")))
@@ -4364,12 +4861,13 @@ class Concierge {
       o["kind"] = jv("WhoAmIRequest");
       o["metadata"] = ObjectMeta().to_json();
       o["spec"] = picojson::value(picojson::object());
-      info["user"] = current_identity(req).to_json();
+      info["user"] = (frontend == Frontend::direct ? identify_by_certificate(TlsServer::peer()) : current_identity(req))
+                         .to_json();
       status["kubernetesUserInfo"] = picojson::value(info);
       o["status"] = picojson::value(status);
       return send_json(res, 201, picojson::value(o));
     }
-    TokenCredentialRequest out = exchange(TokenCredentialRequest::from_json(body));
+    TokenCredentialRequest out = exchange(TokenCredentialRequest::from_json(body), frontend, req.remote_addr);
     res.set_header("Cache-Control", "no-store");
     send_json(res, 201, out.to_json(false));
   }
@@ -4568,6 +5066,25 @@ class Concierge {
       serving_key_pem_ = key;
     }
     apply_tls();
+    // Without a CA of our own (--tls-cert files), the direct frontend
+    // serves the same certificate.
+    if (cfg_.direct_enabled() && !cfg_.tls_cert_file.empty()) {
+      std::string chain_ca;
+      try {
+        auto chain = CertificateChain::parse(cert);
+        const mbedtls_x509_crt *last = chain->get();
+        while (last->next && last->next->raw.len) last = last->next;
+        chain_ca = detail::pem_encode("CERTIFICATE", std::string(reinterpret_cast<const char *>(last->raw.p), last->raw.len));
+      } catch (const Error &) {
+      }
+      {
+        std::lock_guard<std::mutex> lk(direct_mu_);
+        direct_cert_pem_ = cert;
+        direct_key_pem_ = key;
+        direct_ca_bundle_ = chain_ca;
+      }
+      apply_direct_tls();
+    }
   }
   void set_request_header(const RequestHeaderConfig &c) {
     {
@@ -4575,6 +5092,177 @@ class Concierge {
       request_header_ = c;
     }
     apply_tls();
+    apply_direct_tls();
+  }
+
+  // --- the direct frontend's TLS --------------------------------------------
+
+  // The CA that signs the direct frontend's certificate, and the bundle
+  // clients should trust (the CA, then a previous one still in use).
+  void set_direct_ca(const CertificateAndKey &ca, const std::string &bundle) {
+    if (!cfg_.direct_enabled()) return;
+    {
+      std::lock_guard<std::mutex> lk(direct_mu_);
+      if (direct_ca_.cert_pem == ca.cert_pem && direct_ca_bundle_ == bundle) return;
+      direct_ca_ = ca;
+      direct_ca_bundle_ = bundle;
+      direct_names_.clear();  // forces a new leaf
+    }
+    refresh_direct_cert(false);
+    ci_dirty_ = true;
+  }
+
+  // Every name and address the direct frontend may be reached by.
+  std::vector<std::string> direct_names() const {
+    std::vector<std::string> names = cfg_.direct_sans;
+    {
+      std::lock_guard<std::mutex> lk(direct_mu_);
+      names.insert(names.end(), service_names_.begin(), service_names_.end());
+    }
+    std::string svc = cfg_.direct_service(), ns = cfg_.namespace_;
+    for (const auto &n : {svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local", svc + "." + ns, svc,
+                          std::string("localhost")})
+      names.push_back(n);
+    const std::string &listen = cfg_.direct_listen_host;
+    if (!listen.empty() && listen != "0.0.0.0" && listen != "::") names.push_back(listen);
+    for (const auto &a : detail::host_addresses()) names.push_back(a);
+    if (!cfg_.direct_endpoint.empty()) {
+      try {
+        names.push_back(Url::parse(cfg_.direct_endpoint).host);
+      } catch (const Error &) {
+      }
+    }
+    for (auto &n : names) n = detail::lower(n);
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    names.erase(std::remove(names.begin(), names.end(), std::string()), names.end());
+    return names;
+  }
+
+  // Issues the direct frontend's leaf from the serving CA when its names
+  // changed, when it is due for renewal, or at start.
+  void refresh_direct_cert(bool initial) {
+    if (!cfg_.direct_enabled() || !cfg_.tls_cert_file.empty()) return;
+    auto names = direct_names();
+    CertificateAndKey ca;
+    {
+      std::lock_guard<std::mutex> lk(direct_mu_);
+      if (direct_ca_.cert_pem.empty()) return;  // no CA yet: the serving-certificate controller brings it
+      if (!initial && names == direct_names_ && Clock::now() < direct_renew_at_) return;
+      ca = direct_ca_;
+    }
+    CertificateTemplate t;
+    t.common_name = cfg_.direct_service() + "." + cfg_.namespace_ + ".svc";
+    t.server_auth = true;
+    t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+    for (const auto &n : names) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
+    auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
+    t.not_before = now - std::chrono::minutes(5);
+    t.not_after = now + cfg_.serving_cert_validity;
+    CertificateAndKey leaf;
+    try {
+      leaf = issue_with_ca(ca, t);
+    } catch (const Error &e) {
+      log_.error("cannot issue the direct frontend's certificate", {{"error", jv(e.what())}});
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lk(direct_mu_);
+      direct_cert_pem_ = leaf.cert_pem;
+      direct_key_pem_ = leaf.key_pem;
+      direct_names_ = names;
+      direct_renew_at_ = Clock::now() + cfg_.serving_cert_renew_after;
+    }
+    std::string list;
+    for (const auto &n : names) list += (list.empty() ? "" : ",") + n;
+    log_.info("direct frontend certificate issued", {{"names", jv(list)}});
+    apply_direct_tls();
+  }
+
+  // The CAs a direct client's certificate must chain to: those kube-apiserver
+  // trusts for client certificates (client-ca-file), else the cluster signer.
+  std::string direct_client_ca() const {
+    {
+      std::lock_guard<std::mutex> lk(tls_mu_);
+      if (!request_header_.user_client_ca_pem.empty()) return request_header_.user_client_ca_pem;
+    }
+    auto s = ca_.signer();
+    return s ? s->bundle_pem() : "";
+  }
+  void apply_direct_tls() {
+    if (!cfg_.direct_enabled()) return;
+    std::string client_ca = direct_client_ca(), cert, key;
+    {
+      std::lock_guard<std::mutex> lk(direct_mu_);
+      cert = direct_cert_pem_;
+      key = direct_key_pem_;
+      if (cert.empty() || (cert == direct_applied_cert_ && client_ca == direct_applied_ca_)) return;
+      direct_applied_cert_ = cert;
+      direct_applied_ca_ = client_ca;
+    }
+    try {
+      direct_.set_credentials({cert, key, client_ca});
+    } catch (const Error &e) {
+      log_.error("direct frontend TLS configuration refused; keeping the previous one", {{"error", jv(e.what())}});
+    }
+  }
+  void stop_direct() {
+    if (!direct_thread_.joinable()) return;
+    // A stop before the listener runs would be lost: wait for it to run (or
+    // to have given up) first.
+    while (!direct_.is_running() && !direct_done_) std::this_thread::sleep_for(Millis(1));
+    direct_.shutdown();
+    direct_thread_.join();
+  }
+
+  // The direct Service as kube-apiserver stores it: LoadBalancer ingress
+  // (ServiceLB puts the nodes' addresses there) and the cluster IP.
+  void on_direct_service(const std::string &type, const picojson::value &svc) {
+    std::vector<std::string> names;
+    std::string endpoint;
+    if (type != "DELETED") {
+      try {
+        const auto *spec = json::field(svc, "spec");
+        int port = 0;
+        if (const auto *ports = spec ? json::field(*spec, "ports") : nullptr; ports && ports->is<picojson::array>()) {
+          for (const auto &p : ports->get<picojson::array>()) {
+            int64_t n = json::get_int(p, "port", "spec.ports.port");
+            if (port == 0 || json::get_string(p, "name", "spec.ports.name") == "https") port = static_cast<int>(n);
+          }
+        }
+        std::string cluster_ip = spec ? json::get_string(*spec, "clusterIP", "spec.clusterIP") : "";
+        if (!cluster_ip.empty() && cluster_ip != "None") names.push_back(cluster_ip);
+        const auto *st = json::field(svc, "status");
+        const auto *lb = st ? json::field(*st, "loadBalancer") : nullptr;
+        const auto *ing = lb ? json::field(*lb, "ingress") : nullptr;
+        if (ing && ing->is<picojson::array>()) {
+          for (const auto &i : ing->get<picojson::array>()) {
+            std::string h = json::get_string(i, "ip", "ingress.ip");
+            if (h.empty()) h = json::get_string(i, "hostname", "ingress.hostname");
+            if (h.empty()) continue;
+            names.push_back(h);
+            if (endpoint.empty() && port > 0)
+              endpoint = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+          }
+        }
+      } catch (const Error &e) {
+        log_.warn("direct Service unreadable", {{"error", jv(e.what())}});
+        return;
+      }
+    }
+    bool changed;
+    {
+      std::lock_guard<std::mutex> lk(direct_mu_);
+      changed = names != service_names_ || endpoint != service_endpoint_;
+      service_names_ = names;
+      service_endpoint_ = endpoint;
+    }
+    if (!changed) return;
+    log_.info("direct Service seen", {{"service", jv(cfg_.namespace_ + "/" + cfg_.direct_service())},
+                                      {"endpoint", jv(endpoint)},
+                                      {"event", jv(type)}});
+    refresh_direct_cert(false);
+    ci_dirty_ = true;
   }
 
   void load_serving_cert(bool initial) {
@@ -4594,16 +5282,20 @@ class Concierge {
       auto leaf = issue_with_ca(ca, t);
       set_serving(leaf.cert_pem, leaf.key_pem);
       write_serving_ca(ca.cert_pem);
+      set_direct_ca(ca, ca.cert_pem);
       log_.info("serving certificate generated", {{"names", jv(static_cast<int64_t>(cfg_.tls_sans.size()))}});
       return;
     }
     std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file);
     if (!initial && version == serving_version_) return;
-    serving_version_ = version;  // a broken pair is not retried every tick
     try {
-      std::string cert = read_file(cfg_.tls_cert_file), key = read_file(cfg_.tls_key_file);
-      detail::make_server_config({cert, key, ""});  // validate before use
-      set_serving(cert, key);
+      std::string why;
+      auto cert = read_for_reload(cfg_.tls_cert_file, initial, &why);
+      auto key = cert ? read_for_reload(cfg_.tls_key_file, initial, &why) : std::nullopt;
+      if (!cert || !key) return log_.debug("serving certificate not read yet", {{"why", jv(why)}});
+      serving_version_ = version;  // a broken pair is not retried every tick
+      detail::make_server_config({*cert, *key, ""});  // validate before use
+      set_serving(*cert, *key);
       log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
     } catch (const Error &e) {
       if (initial) throw;
@@ -4624,10 +5316,13 @@ class Concierge {
   void reload_client_ca(bool initial) {
     std::string version = file_version(cfg_.client_ca_file);
     if (!initial && version == client_ca_version_) return;
-    client_ca_version_ = version;
     try {
+      std::string why;
+      auto pem = read_for_reload(cfg_.client_ca_file, initial, &why);
+      if (!pem) return log_.debug("client CA not read yet", {{"why", jv(why)}});
+      client_ca_version_ = version;
       RequestHeaderConfig c;
-      c.client_ca_pem = read_file(cfg_.client_ca_file);
+      c.client_ca_pem = *pem;
       CertificateChain::parse(c.client_ca_pem);
       set_request_header(c);
     } catch (const Error &e) {
@@ -4657,11 +5352,16 @@ class Concierge {
     std::string version = cert + "|" + file_version(cert) + "|" + file_version(key);
     if (version == signer_version_) return;
     try {
-      auto s = Signer::from_pem(read_file(cert), read_file(key));
+      std::string why;
+      auto cert_pem = read_for_reload(cert, initial, &why);
+      auto key_pem = cert_pem ? read_for_reload(key, initial, &why) : std::nullopt;
+      if (!cert_pem || !key_pem) return log_.debug("cluster signer not read yet", {{"why", jv(why)}});
+      auto s = Signer::from_pem(*cert_pem, *key_pem);
       bool rotated = ca_.signer() != nullptr;
       ca_.set_signer(s);
       signer_version_ = version;
       set_signer_problem("");
+      apply_direct_tls();
       log_.info(rotated ? "cluster signer rotated" : "cluster signer loaded",
                 {{"source", jv(where)},
                  {"file", jv(cert)},
@@ -4696,9 +5396,12 @@ class Concierge {
   void reload_authenticators(bool initial) {
     std::string version = file_version(cfg_.authenticators_file);
     if (!initial && version == authenticators_version_) return;
-    authenticators_version_ = version;
     try {
-      auto objs = parse_authenticators(read_file(cfg_.authenticators_file), cfg_.api_group_suffix);
+      std::string why;
+      auto text = read_for_reload(cfg_.authenticators_file, initial, &why);
+      if (!text) return log_.debug("authenticators file not read yet", {{"why", jv(why)}});
+      authenticators_version_ = version;
+      auto objs = parse_authenticators(*text, cfg_.api_group_suffix);
       std::vector<AuthenticatorRegistry::Ptr> list;
       for (auto &o : objs) {
         try {
@@ -4732,12 +5435,21 @@ class Concierge {
       s.validity = cfg_.serving_cert_validity;
       s.renew_after = cfg_.serving_cert_renew_after;
       serving_ctl_ = std::make_unique<ServingCertController>(
-          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca) {
+          *kube_, log_, s,
+          [this](const CertificateAndKey &leaf, const std::string &bundle, const CertificateAndKey &ca) {
             set_serving(leaf.cert_pem, leaf.key_pem);
-            write_serving_ca(ca);
+            write_serving_ca(bundle);
+            set_direct_ca(ca, bundle);
           });
       serving_ctl_->sync();
       serving_ctl_->start();
+    }
+    if (cfg_.direct_enabled()) {
+      direct_svc_ = std::make_unique<Informer>(
+          *kube_,
+          "/api/v1/namespaces/" + cfg_.namespace_ + "/services?fieldSelector=metadata.name%3D" + cfg_.direct_service(),
+          log_, [this](const std::string &t, const picojson::value &o) { on_direct_service(t, o); });
+      direct_svc_->start();
     }
     if (cfg_.client_ca_file.empty()) {
       fp_ctl_ = std::make_unique<FrontProxyController>(*kube_, log_,
@@ -4753,23 +5465,84 @@ class Concierge {
     if (wa_ctl_) wa_ctl_->stop();
     if (serving_ctl_) serving_ctl_->stop();
     if (fp_ctl_) fp_ctl_->stop();
+    if (direct_svc_) direct_svc_->stop();
   }
   uint64_t watch_reconnects() const {
     return (wa_ctl_ ? wa_ctl_->reconnects() : 0) + (serving_ctl_ ? serving_ctl_->reconnects() : 0) +
-           (fp_ctl_ ? fp_ctl_->reconnects() : 0);
+           (fp_ctl_ ? fp_ctl_->reconnects() : 0) + (direct_svc_ ? direct_svc_->reconnects() : 0);
   }
-  // Writes the CredentialIssuer when the signer's state changed, and once a
+
+  // Asks kube-apiserver whether an anonymous exchange gets through to us:
+  // at start, on every tick while the answer is unknown (the APIService
+  // may not be Available yet), then every anonymous_probe_interval.
+  void probe_anonymous(bool force) {
+    if (!kube_) return;
+    auto now = Steady::now();
+    {
+      std::lock_guard<std::mutex> lk(probe_mu_);
+      if (!force && anonymous_ != AnonymousAccess::unknown && now - probed_at_ < cfg_.anonymous_probe_interval) return;
+    }
+    std::string detail;
+    AnonymousAccess a = probe_anonymous_exchange(kube_->config(), cfg_.api_group_suffix, std::chrono::seconds(5), &detail);
+    AnonymousAccess before;
+    {
+      std::lock_guard<std::mutex> lk(probe_mu_);
+      before = anonymous_;
+      probed_at_ = now;
+      // An unknown answer (a blip) keeps what was known.
+      if (a != AnonymousAccess::unknown) anonymous_ = a;
+    }
+    if (a != before && a != AnonymousAccess::unknown) {
+      ci_dirty_ = true;
+      log_.info("anonymous exchange probe", {{"result", jv(anonymous_access_name(a))}, {"seen", jv(detail)}});
+    } else if (a == AnonymousAccess::unknown) {
+      log_.debug("anonymous exchange probe inconclusive", {{"seen", jv(detail)}});
+    }
+  }
+
+  // Which frontend the CredentialIssuer names, and why, in words.
+  IssuerState issuer_state() const {
+    IssuerState st;
+    auto s = ca_.signer();
+    st.signer_ok = s && s->not_after() > Clock::now();
+    if (!st.signer_ok) st.signer_problem = not_ready_reason();
+    AnonymousAccess a = anonymous_access();
+    if (a != AnonymousAccess::unauthorized && a != AnonymousAccess::forbidden) {
+      if (a == AnonymousAccess::open) st.note = "logins go through kube-apiserver, which lets anonymous exchanges reach the concierge";
+      return st;
+    }
+    std::string why = a == AnonymousAccess::unauthorized
+                          ? "kube-apiserver refuses anonymous requests (HTTP 401: it runs with --anonymous-auth=false, as k3s does)"
+                          : "kube-apiserver forbids anonymous TokenCredentialRequests (HTTP 403: RBAC does not let "
+                            "system:unauthenticated create tokencredentialrequests)";
+    std::string endpoint = direct_endpoint(), ca = direct_ca_pem();
+    if (!endpoint.empty() && !ca.empty()) {
+      st.direct_server = endpoint;
+      st.direct_ca_data = detail::base64_encode(ca);
+      st.note = why + ", so logins use the concierge's direct frontend at " + endpoint;
+    } else if (cfg_.direct_enabled()) {
+      st.note = why + ", so logins through it fail; the direct frontend is on but its address is not known yet "
+                      "(waiting for the " + cfg_.namespace_ + "/" + cfg_.direct_service() +
+                "Service's load-balancer address, or give --direct-endpoint)";
+    } else {
+      st.note = why + ", so logins through it fail; turn on the concierge's direct frontend (--direct-listen) or see "
+                      "docs/k3s.md#unauthorized";
+    }
+    return st;
+  }
+
+  // Writes the CredentialIssuer when what it should say changed, and once a
   // minute in any case (cluster-info may have changed).
   void sync_credential_issuer(bool force) {
-    auto s = ca_.signer();
-    bool ok = s && s->not_after() > Clock::now();
-    std::string problem = ok ? "" : not_ready_reason();
+    IssuerState st = issuer_state();
     auto now = Steady::now();
-    if (!force && ok == ci_signer_ok_ && problem == ci_problem_ && now - ci_last_sync_ < std::chrono::minutes(1))
+    bool dirty = ci_dirty_.exchange(false);
+    if (!force && !dirty && st == ci_last_ && now - ci_last_sync_ < std::chrono::minutes(1)) return;
+    if (!ci_ctl_->sync(st)) {
+      ci_dirty_ = true;  // retried on the next tick
       return;
-    ci_ctl_->sync(ok, problem);
-    ci_signer_ok_ = ok;
-    ci_problem_ = problem;
+    }
+    ci_last_ = st;
     ci_last_sync_ = now;
   }
 
@@ -4779,7 +5552,11 @@ class Concierge {
     reload_signer(false);
     if (!cfg_.authenticators_file.empty()) reload_authenticators(false);
     if (serving_ctl_) serving_ctl_->resync_if_due();
-    if (ci_ctl_) sync_credential_issuer(false);
+    refresh_direct_cert(false);
+    if (ci_ctl_) {
+      probe_anonymous(false);
+      sync_credential_issuer(false);
+    }
   }
 
   ConciergeConfig cfg_;
@@ -4802,9 +5579,26 @@ class Concierge {
   std::unique_ptr<FrontProxyController> fp_ctl_;
   std::unique_ptr<WebhookAuthenticatorController> wa_ctl_;
   std::unique_ptr<CredentialIssuerController> ci_ctl_;
-  bool ci_signer_ok_ = false;
-  std::string ci_problem_;
+  std::unique_ptr<Informer> direct_svc_;
+  IssuerState ci_last_;
   Steady::time_point ci_last_sync_;
+  std::atomic<bool> ci_dirty_{false};
+  // The direct frontend (direct_mu_: its CA, leaf, names and the Service's
+  // addresses; never held across network I/O or together with tls_mu_).
+  TlsServer direct_;
+  FailureLimiter limiter_;
+  int direct_port_ = 0;
+  std::thread direct_thread_;
+  std::atomic<bool> direct_done_{true};
+  mutable std::mutex direct_mu_;
+  CertificateAndKey direct_ca_;
+  std::string direct_ca_bundle_, direct_cert_pem_, direct_key_pem_, direct_applied_cert_, direct_applied_ca_;
+  std::vector<std::string> direct_names_, service_names_;
+  std::string service_endpoint_;
+  Clock::time_point direct_renew_at_;
+  mutable std::mutex probe_mu_;  // what the anonymous probe found
+  AnonymousAccess anonymous_ = AnonymousAccess::unknown;
+  Steady::time_point probed_at_;
   PeriodicTask reloader_;
 };
 
@@ -4842,6 +5636,17 @@ inline ClusterCredential exchange_token(const ExchangeOptions &o, const std::str
   std::string path = prefix + "/apis/" + login_group(o.api_group_suffix) + "/v1alpha1/tokencredentialrequests";
   HttpResponse res = client.request("POST", path, {{"Accept", "application/json"}, {"Content-Type", "application/json"}},
                                     req.to_json(true).serialize(), o.timeout);
+  if (res.status == 401 || res.status == 403) {
+    // kube-apiserver itself said no before the concierge saw the request:
+    // never "authentication failed", which means the IDP said no.
+    bool unauthorized = res.status == 401;
+    throw Error(res.status, reason_for_code(res.status),
+                u.host + " refused the anonymous login request (HTTP " + std::to_string(res.status) +
+                    (unauthorized ? " Unauthorized: kube-apiserver does not accept anonymous requests, as with "
+                                    "--anonymous-auth=false on k3s"
+                                  : " Forbidden: RBAC does not let anonymous users create tokencredentialrequests") +
+                    "); log in through the concierge's direct frontend, see docs/k3s.md#unauthorized");
+  }
   if (res.status != 200 && res.status != 201) {
     auto st = Status::from_body(res.body);
     if (st) throw Error(res.status, st->reason.empty() ? reason_for_code(res.status) : st->reason, st->message);
@@ -5105,7 +5910,9 @@ class CredentialCache {
           if (en.key.empty() || !c) continue;
           en.credential = ClusterCredential::from_json(*c);
           auto exp = parse_rfc3339(en.credential.expiration_timestamp);
-          if (!exp) continue;
+          // No concierge issues credentials for days: an entry that claims
+          // to live that long is corrupt (or planted), not a credential.
+          if (!exp || *exp > Clock::now() + std::chrono::hours(24)) continue;
           en.expires = *exp;
           en.raw = e;
           out.push_back(std::move(en));
@@ -5326,7 +6133,8 @@ struct PluginKubeconfig {
   std::string tls_server_name;
   std::string command;  // absolute path of pinniped
   std::vector<std::string> args;
-  std::string exec_api_version = kExecCredentialV1;
+  std::string exec_api_version = kExecCredentialV1beta1;
+  std::string warning;  // for the person running get kubeconfig (stderr); not written
 
   picojson::value to_json() const {
     picojson::object cluster, exec;
@@ -5388,14 +6196,19 @@ struct GetKubeconfigOptions {
   std::string ca_pem;              // empty: from the CredentialIssuer
   std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
   std::string command;  // empty: this binary
-  std::string exec_api_version = kExecCredentialV1;
+  std::string exec_api_version = kExecCredentialV1beta1;
   std::optional<std::string> credential_cache;  // passed on to login static when set
+};
+
+// What a concierge's CredentialIssuer publishes for clients: where to send
+// exchanges, the CA to verify it with, and the strategy's message.
+struct PublishedFrontend {
+  std::string server, ca_pem, message;
 };
 
 // The endpoint and CA of the TokenCredentialRequest API as the concierge's
 // CredentialIssuer publishes them; nullopt when it publishes none.
-inline std::optional<std::pair<std::string, std::string>> discover_concierge_endpoint(KubeClient &k,
-                                                                                      const std::string &suffix) {
+inline std::optional<PublishedFrontend> discover_concierge_endpoint(KubeClient &k, const std::string &suffix) {
   auto list = k.get("/apis/config.concierge." + suffix + "/v1alpha1/credentialissuers");
   const auto *items = json::field(list, "items");
   if (!items || !items->is<picojson::array>()) return std::nullopt;
@@ -5412,7 +6225,7 @@ inline std::optional<std::pair<std::string, std::string>> discover_concierge_end
       if (!info || json::get_string(s, "status", "status") != "Success") continue;
       std::string server = json::get_string(*info, "server", "server");
       auto ca = detail::base64_decode(json::get_string(*info, "certificateAuthorityData", "certificateAuthorityData"));
-      if (!server.empty() && ca) return std::make_pair(server, *ca);
+      if (!server.empty() && ca) return PublishedFrontend{server, *ca, json::get_string(s, "message", "message")};
     }
   }
   return std::nullopt;
@@ -5421,6 +6234,16 @@ inline std::optional<std::pair<std::string, std::string>> discover_concierge_end
 // A server only pods can reach: an in-cluster service name. A concierge
 // publishes one when the cluster has no kube-public/cluster-info to read the
 // public address from (k3s, RKE2 and kind do not create it).
+// A loopback address: what a host service publishes when it knows no better.
+inline bool loopback_host(const std::string &server) {
+  std::string h;
+  try {
+    h = detail::lower(Url::parse(server).host);
+  } catch (const Error &) {
+    return false;
+  }
+  return h == "localhost" || h.rfind("127.", 0) == 0 || h == "::1";
+}
 inline bool in_cluster_only(const std::string &server) {
   std::string h;
   try {
@@ -5453,6 +6276,7 @@ inline std::string discover_authenticator(KubeClient &k, const std::string &suff
 // Builds the kubeconfig for `pinniped get kubeconfig`, reading the admin's
 // kubeconfig and the cluster's concierge objects through KubeClient.
 inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
+  std::string kc_note;
   if (o.static_token.empty() == o.static_token_env.empty())
     throw bad_request("give exactly one of --static-token or --static-token-env");
   std::string path = o.kubeconfig.empty() ? default_kubeconfig_path() : o.kubeconfig;
@@ -5471,12 +6295,26 @@ inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
     auto found = discover_concierge_endpoint(k, o.api_group_suffix);
     // An address only pods reach is of no use to the kubeconfig's user: the
     // API server they reach it through is (with its CA).
-    if (found && in_cluster_only(found->first)) found = std::make_pair(admin.server, admin.tls.ca_pem);
+    if (found && in_cluster_only(found->server)) {
+      found->server = admin.server;
+      found->ca_pem = admin.tls.ca_pem;
+    }
+    // A loopback address is the host the admin reaches the cluster at, as
+    // seen from there: the host's name or address in the admin kubeconfig
+    // is the one people use (the certificate carries the host's addresses).
+    if (found && loopback_host(found->server) && !loopback_host(admin.server)) {
+      Url pub = Url::parse(found->server), adm = Url::parse(admin.server);
+      pub.host = adm.host;
+      found->server = pub.base() + (pub.path == "/" ? "" : pub.path);
+    }
     if (!found && login.endpoint.empty())
       throw Error(404, "NotFound",
                   "the CredentialIssuer publishes no TokenCredentialRequest endpoint yet; give --concierge-endpoint");
-    if (found && login.endpoint.empty()) login.endpoint = found->first;
-    if (found && login.ca_pem.empty()) login.ca_pem = found->second;
+    if (found && login.endpoint.empty()) login.endpoint = found->server;
+    if (found && login.ca_pem.empty()) login.ca_pem = found->ca_pem;
+    // The concierge says when logins through what it publishes cannot work.
+    if (found && found->message.find("so logins through it fail") != std::string::npos)
+      kc_note = "the concierge reports: " + found->message;
   }
   PluginKubeconfig kc;
   kc.server = admin.server;
@@ -5485,6 +6323,7 @@ inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
   kc.command = o.command.empty() ? detail::self_executable() : o.command;
   kc.args = login.to_args();
   kc.exec_api_version = o.exec_api_version;
+  kc.warning = kc_note;
   return kc;
 }
 
@@ -6208,9 +7047,19 @@ class LocalUserAuthenticator {
   void reload_users(bool initial) {
     std::string version = file_version(cfg_.users_file);
     if (!initial && version == users_version_) return;
-    users_version_ = version;
     try {
-      auto list = parse_users_file(read_file(cfg_.users_file));
+      std::string why;
+      auto text = read_for_reload(cfg_.users_file, initial, &why);
+      if (!text) {
+        // Logged once per version it waits for, not on every tick.
+        if (version != users_waiting_version_)
+          log_.info("users file is changing; keeping the previous users until it is whole",
+                    {{"file", jv(cfg_.users_file)}, {"why", jv(why)}});
+        users_waiting_version_ = version;
+        return;
+      }
+      users_version_ = version;
+      auto list = parse_users_file(*text);
       users_.replace_all(list);
       log_.info("users loaded", {{"file", jv(cfg_.users_file)}, {"count", jv(list.size())}});
     } catch (const Error &e) {
@@ -6259,7 +7108,7 @@ class LocalUserAuthenticator {
       s.validity = cfg_.serving_cert_validity;
       s.renew_after = cfg_.serving_cert_renew_after;
       serving_ctl_ = std::make_unique<ServingCertController>(
-          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca) { set_serving(leaf, ca); });
+          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca, const CertificateAndKey &) { set_serving(leaf, ca); });
       serving_ctl_->sync();
       serving_ctl_->start();
     }
@@ -6308,9 +7157,13 @@ class LocalUserAuthenticator {
   void load_serving_files(bool initial) {
     std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file);
     if (!initial && version == serving_version_) return;
-    serving_version_ = version;
     try {
-      CertificateAndKey leaf{read_file(cfg_.tls_cert_file), read_file(cfg_.tls_key_file)};
+      std::string why;
+      auto cert = read_for_reload(cfg_.tls_cert_file, initial, &why);
+      auto key = cert ? read_for_reload(cfg_.tls_key_file, initial, &why) : std::nullopt;
+      if (!cert || !key) return log_.debug("serving certificate not read yet", {{"why", jv(why)}});
+      serving_version_ = version;
+      CertificateAndKey leaf{*cert, *key};
       detail::make_server_config({leaf.cert_pem, leaf.key_pem, ""});  // validate before use
       set_serving(leaf, "");
       log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
@@ -6338,7 +7191,7 @@ class LocalUserAuthenticator {
   int port_ = 0;
   mutable std::mutex mu_;
   std::string serving_ca_pem_;
-  std::string users_version_, serving_version_;
+  std::string users_version_, users_waiting_version_, serving_version_;
   std::unique_ptr<KubeClient> kube_;
   std::unique_ptr<ServingCertController> serving_ctl_;
   std::unique_ptr<Informer> informer_;

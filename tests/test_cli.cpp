@@ -600,8 +600,10 @@ TEST_CASE("get kubeconfig discovers authenticator, endpoint and CA; the result p
   REQUIRE(docs.size() == 1);
   const auto &user = *json::field(json::field(docs[0], "users")->get<picojson::array>().at(0), "user");
   const auto &exec = *json::field(user, "exec");
-  CHECK(json::get_string(exec, "apiVersion", "") == kExecCredentialV1);
-  CHECK(json::get_string(exec, "interactiveMode", "") == "Never");
+  // v1beta1, as upstream writes it: every kubectl reads it, Debian 12's own
+  // kubectl 1.20 included, which refuses v1 (added in 1.22).
+  CHECK(json::get_string(exec, "apiVersion", "") == kExecCredentialV1beta1);
+  CHECK(json::get_string(exec, "interactiveMode", "") == "");
   CHECK(json::get_bool(exec, "provideClusterInfo", ""));
   CHECK(!json::get_string(exec, "installHint", "").empty());
   std::string cmd = json::get_string(exec, "command", "");

@@ -1050,3 +1050,238 @@ TEST_CASE("one kept-alive connection serves many requests, error answers include
   CHECK(ports.size() == 1);
   CHECK(env.idp.requests() == 8);
 }
+
+// ---------------------------------------------------------------------------
+// The direct frontend: the exchange for clients that reach the concierge
+// itself (clusters whose kube-apiserver refuses anonymous requests).
+
+namespace {
+
+// The direct frontend's port, from the "serving" log line.
+int direct_port_of(testing::ConciergeProcess &c) {
+  int port = 0;
+  testing::eventually(
+      [&] {
+        std::istringstream in(c.log());
+        for (std::string l; std::getline(in, l);) {
+          if (!contains(l, "\"msg\":\"serving\"")) continue;
+          auto v = parse_json(l);
+          port = static_cast<int>(num(at(v, {"directPort"})));
+        }
+        return port > 0;
+      },
+      scaled(10s));
+  return port;
+}
+
+struct DirectEnv : Env {
+  int direct_port = 0;
+  explicit DirectEnv(std::vector<std::string> extra = {})
+      : Env(ConciergeOptions{[&] {
+          std::vector<std::string> f = {"--direct-listen", "127.0.0.1:0", "--direct-san", "concierge.edge.example"};
+          f.insert(f.end(), extra.begin(), extra.end());
+          return f;
+        }()}) {
+    direct_port = direct_port_of(c());
+    if (direct_port <= 0) throw std::runtime_error("no direct port; log:\n" + c().log());
+  }
+  std::string direct_base() const { return "https://127.0.0.1:" + std::to_string(direct_port); }
+  HttpResponse direct(const std::string &method, const std::string &path, const std::string &body,
+                      httplib::Headers headers = kJson, pinniped::ClientTlsOptions tls = {}) {
+    tls.ca_pem = concierge->ca_pem();
+    pinniped::HttpsClient client(direct_base(), tls);
+    return client.request(method, path, headers, body, scaled(30s));
+  }
+};
+
+const std::string kWhoAmIPath = "/apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests";
+const std::string kWhoAmIBody =
+    R"({"apiVersion":"identity.concierge.pinniped.dev/v1alpha1","kind":"WhoAmIRequest","spec":{}})";
+
+picojson::value whoami_user(const HttpResponse &res) {
+  INFO(res.body.substr(0, 300));
+  REQUIRE(res.status == 201);
+  return at(parse_json(res.body), {"status", "kubernetesUserInfo", "user"});
+}
+
+}  // namespace
+
+TEST_CASE("the direct frontend exchanges tokens with a certificate valid for its addresses and names") {
+  DirectEnv env;
+  // Verified by IP (127.0.0.1 is a SAN) against the published serving CA.
+  auto res = env.direct("POST", kTcr, tcr_json(kGoodToken));
+  INFO(res.body.substr(0, 300));
+  REQUIRE(res.status == 201);
+  auto cert = str(at(parse_json(res.body), {"status", "credential", "clientCertificateData"}));
+  auto chain = pinniped::CertificateChain::parse(cert);
+  CHECK(pinniped::detail::common_name(&chain->get()->subject) == "alice");
+  // ...and by name, for --direct-san.
+  pinniped::ClientTlsOptions by_name;
+  by_name.server_name = "concierge.edge.example";
+  CHECK(env.direct("GET", "/healthz", "", {}, by_name).status == 200);
+  pinniped::ClientTlsOptions wrong_name;
+  wrong_name.server_name = "elsewhere.example";
+  CHECK_THROWS(env.direct("GET", "/healthz", "", {}, wrong_name));
+  // Bad input gets the same Status answers as on the aggregated port.
+  CHECK(env.direct("POST", kTcr, tcr_json("")).status == 422);
+  CHECK(env.direct("GET", "/nope", "", {}).status == 404);
+  // Metrics stay off the frontend that faces people outside the cluster.
+  CHECK(env.direct("GET", "/metrics", "", {}).status == 404);
+  CHECK(env.c().request("GET", "/metrics", "", {}).status == 200);
+  CHECK(contains(env.c().log(), "\"frontend\":\"direct\""));
+}
+
+TEST_CASE("WhoAmIRequest on the direct frontend trusts a cluster-signed client certificate and never headers") {
+  DirectEnv env;
+  httplib::Headers forged = {{"Content-Type", "application/json"},
+                             {"X-Remote-User", "system:admin"},
+                             {"X-Remote-Group", "system:masters"}};
+  // No certificate: anonymous, whatever the headers say.
+  auto anon = whoami_user(env.direct("POST", kWhoAmIPath, kWhoAmIBody, forged));
+  CHECK(str(at(anon, {"username"})) == "system:anonymous");
+  CHECK(strings(at(anon, {"groups"})) == std::vector<std::string>{"system:unauthenticated"});
+  // The certificate the exchange issued (signed by the cluster signer).
+  auto res = env.direct("POST", kTcr, tcr_json(kGoodToken));
+  REQUIRE(res.status == 201);
+  auto cred = parse_json(res.body);
+  pinniped::ClientTlsOptions tls;
+  tls.client_cert_pem = str(at(cred, {"status", "credential", "clientCertificateData"}));
+  tls.client_key_pem = str(at(cred, {"status", "credential", "clientKeyData"}));
+  auto alice = whoami_user(env.direct("POST", kWhoAmIPath, kWhoAmIBody, forged, tls));
+  CHECK(str(at(alice, {"username"})) == "alice");
+  CHECK(strings(at(alice, {"groups"})) == std::vector<std::string>{"devs", "ops", "system:authenticated"});
+  // A client certificate from any other CA is nobody.
+  auto other = pinniped::make_self_signed_ca("not-the-cluster-signer", std::chrono::hours(1));
+  auto mallory = testing::client_cert(other, "system:admin", {"system:masters"});
+  pinniped::ClientTlsOptions foreign;
+  foreign.client_cert_pem = mallory.cert_pem;
+  foreign.client_key_pem = mallory.key_pem;
+  auto who = whoami_user(env.direct("POST", kWhoAmIPath, kWhoAmIBody, forged, foreign));
+  CHECK(str(at(who, {"username"})) == "system:anonymous");
+}
+
+TEST_CASE("failed exchanges on the direct frontend are limited per client address; the IDP is not asked") {
+  DirectEnv env({"--direct-failure-limit", "3"});
+  int idp_before = env.idp.requests();
+  for (int i = 0; i < 3; i++) check_authentication_failed(env.direct("POST", kTcr, tcr_json("wrong-" + std::to_string(i))));
+  CHECK(env.idp.requests() == idp_before + 3);
+  // Over the budget: refused, a good token too, and the IDP is not called.
+  int refused = 0;
+  for (int i = 0; i < 5; i++) {
+    auto res = env.direct("POST", kTcr, tcr_json(i == 4 ? kGoodToken : "wrong-more"));
+    check_authentication_failed(res);
+    refused++;
+  }
+  CHECK(env.idp.requests() == idp_before + 3);
+  auto metrics = env.c().request("GET", "/metrics", "", {}).body;
+  CHECK(contains(metrics, "pinniped_direct_rate_limited_total " + std::to_string(refused) + "\n"));
+  CHECK(contains(env.c().log(), "too many failed exchanges from this address"));
+  // The aggregated port (kube-apiserver in front, one address for everyone)
+  // is not limited.
+  auto res = env.c().request("POST", kTcr, tcr_json(kGoodToken));
+  CHECK(res.status == 201);
+  CHECK(contains(res.body, "clientCertificateData"));
+}
+
+TEST_CASE("the failure limit refills over a minute, keys IPv6 clients by /64 and remembers a bounded number") {
+  using pinniped::FailureLimiter;
+  auto t0 = Steady::now();
+  FailureLimiter l(2, 3);
+  CHECK(l.allow("10.0.0.1", t0));
+  l.failed("10.0.0.1", t0);
+  l.failed("10.0.0.1", t0);
+  CHECK_FALSE(l.allow("10.0.0.1", t0));
+  CHECK(l.allow("10.0.0.2", t0));                           // another address has its own budget
+  CHECK_FALSE(l.allow("10.0.0.1", t0 + 29s));               // half a token back
+  CHECK(l.allow("10.0.0.1", t0 + 31s));                     // a whole one
+  CHECK(FailureLimiter::key("2001:db8:1:2:aaaa::1") == FailureLimiter::key("2001:db8:1:2:bbbb::9"));
+  CHECK(FailureLimiter::key("2001:db8:1:2::1") != FailureLimiter::key("2001:db8:1:3::1"));
+  CHECK(FailureLimiter::key("::ffff:10.0.0.1") == "10.0.0.1");
+  for (int i = 0; i < 100; i++) l.failed("192.0.2." + std::to_string(i), t0);
+  CHECK(l.tracked() == 3);
+  FailureLimiter off(0);
+  off.failed("10.0.0.1", t0);
+  CHECK(off.allow("10.0.0.1", t0));
+}
+
+namespace {
+// A stand-in for kube-apiserver answering every request with `code`.
+struct ScriptedApiServer {
+  pinniped::CertificateAndKey ca = pinniped::make_self_signed_ca("scripted-apiserver-ca", std::chrono::hours(1));
+  pinniped::TlsServer server;
+  std::thread thread;
+  int port = 0;
+  std::atomic<int> code{401};
+  std::string last_authorization;
+  ScriptedApiServer() {
+    auto leaf = testing::serving_cert(ca, {"127.0.0.1"});
+    server.set_credentials({leaf.cert_pem, leaf.key_pem, ""});
+    pinniped::route_everything(server, [this](const httplib::Request &req, httplib::Response &res) {
+      last_authorization = req.get_header_value("Authorization");
+      int c = code.load();
+      if (c == 422) {
+        pinniped::send_status(res, pinniped::Error(422, "Invalid", "spec.token.value: Required value"));
+      } else {
+        pinniped::send_status(res, pinniped::Error(c, pinniped::reason_for_code(c), httplib::detail::status_message(c)));
+      }
+    });
+    port = server.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { server.listen_after_bind(); });
+    while (!server.is_running()) std::this_thread::sleep_for(Millis(1));
+  }
+  ~ScriptedApiServer() {
+    server.shutdown();
+    thread.join();
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port); }
+};
+}  // namespace
+
+TEST_CASE("the anonymous probe tells a refusing kube-apiserver from one that lets exchanges through") {
+  ScriptedApiServer api;
+  pinniped::KubeConfig kc;
+  kc.server = api.url();
+  kc.tls.ca_pem = api.ca.cert_pem;
+  kc.token = "the-concierge-service-account-token";
+  struct Row {
+    int code;
+    pinniped::AnonymousAccess want;
+  };
+  for (auto row : {Row{401, pinniped::AnonymousAccess::unauthorized}, Row{403, pinniped::AnonymousAccess::forbidden},
+                   Row{422, pinniped::AnonymousAccess::open}, Row{503, pinniped::AnonymousAccess::unknown},
+                   Row{500, pinniped::AnonymousAccess::unknown}}) {
+    INFO("HTTP " << row.code);
+    api.code = row.code;
+    std::string seen;
+    CHECK(pinniped::probe_anonymous_exchange(kc, "pinniped.dev", scaled(5s), &seen) == row.want);
+    CHECK(seen == "HTTP " + std::to_string(row.code));
+    CHECK(api.last_authorization.empty());  // anonymous: the concierge's own token is never sent
+  }
+  // Nobody listening: unknown, not refused.
+  kc.server = "https://127.0.0.1:1";
+  CHECK(pinniped::probe_anonymous_exchange(kc, "pinniped.dev", scaled(2s)) == pinniped::AnonymousAccess::unknown);
+}
+
+TEST_CASE("a 401 or 403 from kube-apiserver is reported as a refused anonymous login, never as authentication failed") {
+  ScriptedApiServer api;
+  pinniped::ExchangeOptions o;
+  o.endpoint = api.url();
+  o.tls.ca_pem = api.ca.cert_pem;
+  o.authenticator_name = "my-idp";
+  for (int code : {401, 403}) {
+    INFO("HTTP " << code);
+    api.code = code;
+    try {
+      pinniped::exchange_token(o, "some-token-value");
+      FAIL("no error");
+    } catch (const pinniped::Error &e) {
+      std::string msg = e.what();
+      CHECK(e.code == code);
+      CHECK(contains(msg, "refused the anonymous login request (HTTP " + std::to_string(code)));
+      CHECK(contains(msg, "docs/k3s.md#unauthorized"));
+      CHECK(!contains(msg, "authentication failed"));
+      CHECK(!contains(msg, "some-token-value"));
+      CHECK(msg.find('\n') == std::string::npos);
+    }
+  }
+}

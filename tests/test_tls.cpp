@@ -243,6 +243,55 @@ TEST_CASE("openssl: ALPN negotiates http/1.1") {
   CHECK(contains(out, "ALPN protocol: http/1.1"));
 }
 
+TEST_CASE("openssl: the key exchange prefers X25519 and P-256, as Go does, and SHA-224 signatures are refused") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  struct Row {
+    std::string groups, want;
+  };
+  // The server's preference wins: a client that lists P-521 first still gets P-256.
+  for (const auto &row : {Row{"P-256:P-521", "prime256v1"}, Row{"P-521:P-256", "prime256v1"},
+                          Row{"X25519:P-256", "X25519"}, Row{"P-256:X25519", "X25519"}, Row{"P-384:P-256", "prime256v1"}}) {
+    INFO(row.groups);
+    int rc = 0;
+    std::string out = s_client(s.port(), "-tls1_2 -groups " + row.groups, &rc);
+    INFO(out);
+    CHECK(rc == 0);
+    CHECK(contains(out, "Server Temp Key: " + std::string(row.want == "X25519" ? "X25519" : "ECDH, " + row.want)));
+  }
+  int rc = 0;
+  std::string out = s_client(s.port(), "-tls1_2 -sigalgs ECDSA+SHA224", &rc);
+  INFO(out);
+  CHECK(rc != 0);
+  CHECK(contains(out, "handshake failure"));
+}
+
+TEST_CASE("openssl: session tickets resume a TLS session, across a certificate reload too") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  testing::TempDir dir;
+  std::string sess = dir.file("session.pem");
+  int rc = 0;
+  std::string out = s_client(s.port(), "-tls1_2 -sess_out " + sess, &rc);
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(contains(out, "New, TLSv1.2"));
+  CHECK(contains(out, "TLS session ticket lifetime hint"));
+  out = s_client(s.port(), "-tls1_2 -sess_in " + sess, &rc);
+  CHECK(rc == 0);
+  CHECK(contains(out, "Reused, TLSv1.2"));
+  // A new certificate (rotation) keeps the ticket keys.
+  s.server().set_credentials(credentials(testing::serving_cert(pki.ca, {"localhost", "127.0.0.1"})));
+  out = s_client(s.port(), "-tls1_2 -sess_in " + sess, &rc);
+  CHECK(rc == 0);
+  CHECK(contains(out, "Reused, TLSv1.2"));
+  // Another server (another process, a restart) does not know the ticket.
+  TestServer other(credentials(pki.leaf));
+  out = s_client(other.port(), "-tls1_2 -sess_in " + sess, &rc);
+  CHECK(rc == 0);
+  CHECK(contains(out, "New, TLSv1.2"));
+}
+
 // ---------------------------------------------------------------------------
 // Client certificates: what TlsServer::peer() reports.
 

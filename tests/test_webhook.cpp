@@ -252,6 +252,21 @@ TEST_CASE("HTTP 5xx is retried up to `attempts` times") {
     CHECK(a.authenticate(kToken).authenticated);
     CHECK(idp.requests() == 3);
   }
+  SECTION("no backoff after the last attempt") {
+    idp.set_handler(answer_http(500, "boom"));
+    WebhookOptions o = quick_options(scaled(10000));
+    o.attempts = 2;
+    o.backoff = Millis(300);
+    WebhookAuthenticator a("my-idp", spec_for(idp), o);
+    auto t0 = Steady::now();
+    CHECK(a.authenticate(kToken).reason_class == "webhook_error");
+    auto took = std::chrono::duration_cast<Millis>(Steady::now() - t0);
+    CHECK(idp.requests() == 2);
+    // One pause of 300 ms between the two tries; a second one (600 ms)
+    // after the last try would make it 900 ms.
+    CHECK(took >= Millis(300));
+    CHECK(took < Millis(600) + scaled(150));
+  }
   SECTION("attempts = 1 means no retry") {
     idp.set_handler(answer_http(502));
     WebhookOptions o = quick_options(scaled(5000));

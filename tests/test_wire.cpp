@@ -185,3 +185,60 @@ TEST_CASE("UTF-8 validation refuses overlongs, surrogates and truncation") {
   CHECK(!detail::valid_utf8("\xe7\x94"));
   CHECK(!detail::valid_utf8("\xff"));
 }
+
+TEST_CASE("timestamps outside system_clock's range saturate instead of wrapping") {
+  // RFC 5280's "no expiry" and dates before 1678 or after 2262.
+  auto far = parse_rfc3339("9999-12-31T23:59:59Z");
+  REQUIRE(far);
+  CHECK(*far > Clock::now() + std::chrono::hours(24 * 365 * 200));
+  auto ancient = parse_rfc3339("1050-01-01T00:00:00Z");
+  REQUIRE(ancient);
+  CHECK(*ancient < Clock::now() - std::chrono::hours(24 * 365 * 300));
+  auto later = parse_rfc3339("2700-06-01T00:00:00Z");
+  REQUIRE(later);
+  CHECK(*later > Clock::now());
+  CHECK(clock_from_time_t(std::numeric_limits<std::time_t>::max()) == clock_from_time_t(253402300799 * 1000));
+  // A signer certificate whose notAfter is 99991231235959Z is valid, not expired.
+  mbedtls_x509_time t{9999, 12, 31, 23, 59, 59};
+  CHECK(detail::from_x509_time(t) > Clock::now());
+}
+
+TEST_CASE("RFC 3339 offsets and fields out of range are refused, never thrown") {
+  for (const char *bad : {"2026-01-01T00:00:00+ab:00", "2026-01-01T00:00:00+01:xy", "2026-01-01T00:00:00+24:00",
+                          "2026-13-01T00:00:00Z", "2026-01-01T25:00:00Z", "2026-01-01T00:-1:00Z",
+                          "2026-01-01T00:00:00+1:000"}) {
+    INFO(bad);
+    CHECK_NOTHROW(parse_rfc3339(bad));
+    CHECK(!parse_rfc3339(bad));
+  }
+  CHECK(parse_rfc3339("2026-01-01T01:30:00+01:30") == parse_rfc3339("2026-01-01T00:00:00Z"));
+}
+
+TEST_CASE("numbers beyond a double are BadRequests in JSON and plain strings in YAML") {
+  for (const char *doc : {R"({"spec":{"token":1e999}})", R"([-1e999])", R"({"a":1e400})"}) {
+    INFO(doc);
+    try {
+      json::parse(doc);
+      FAIL("accepted");
+    } catch (const Error &e) {
+      CHECK(e.code == 400);
+      CHECK(std::string(e.what()).find("out of range") != std::string::npos);
+    }
+  }
+  auto docs = parse_yaml_documents("a: -inf\nb: 1e999\nc: -nan\nd: .inf\ne: 2.5\n");
+  REQUIRE(docs.size() == 1);
+  for (const char *k : {"a", "b", "c", "d"}) {
+    INFO(k);
+    REQUIRE(json::field(docs[0], k));
+    CHECK(json::field(docs[0], k)->is<std::string>());
+  }
+  CHECK(json::field(docs[0], "e")->get<double>() == 2.5);
+  // A file of authenticators with such a number is refused by type, with a message.
+  auto objs = parse_authenticators("apiVersion: authentication.concierge.pinniped.dev/v1alpha1\n"
+                                   "kind: WebhookAuthenticator\nmetadata: {name: my-idp}\n"
+                                   "spec: {endpoint: 1e999}\n",
+                                   "pinniped.dev");
+  REQUIRE(objs.size() == 1);
+  CHECK(objs[0].spec.endpoint == "1e999");
+  CHECK_THROWS_AS(WebhookAuthenticator("my-idp", objs[0].spec, WebhookOptions()), Error);
+}
