@@ -199,6 +199,7 @@ bool has_flag(const std::string &text, const std::string &flag) {
 // Flags of other programs that the pages name, with their owner.
 const std::set<std::string> kForeignFlags = {
     "--client-ca-file",  // kube-apiserver
+    "--anonymous-auth",  // kube-apiserver
 };
 
 void require_root() {

@@ -138,7 +138,8 @@ std::vector<std::string> words(const std::string &s) {
   return out;
 }
 
-// ExecStart's words with ${VAR} replaced by the unit's Environment= defaults.
+// ExecStart's words with the unit's Environment= defaults filled in, as
+// systemd does: ${VAR} is one word, $VAR is split into zero or more words.
 std::vector<std::string> exec_start(const std::string &unit) {
   std::map<std::string, std::string> env;
   std::string exec;
@@ -155,6 +156,14 @@ std::vector<std::string> exec_start(const std::string &unit) {
     if (w.size() > 3 && w.compare(0, 2, "${") == 0 && w.back() == '}') {
       auto it = env.find(w.substr(2, w.size() - 3));
       w = it != env.end() ? it->second : "<unset " + w + ">";
+    } else if (w.size() > 1 && w[0] == '$') {
+      auto it = env.find(w.substr(1));
+      if (it == env.end()) {
+        out.push_back("<unset " + w + ">");
+      } else {
+        for (const auto &part : words(it->second)) out.push_back(part);
+      }
+      continue;
     }
     out.push_back(w);
   }
