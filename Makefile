@@ -127,7 +127,7 @@ endif
 
 # Only the real-cluster suite (root).
 e2e: $(BUILD)/pinniped $(BUILD)/tests/e2e/test_e2e
-	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) CROSS_ARCHES= tools/test.sh $(BUILD)
+	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) CROSS_ARCHES= E2E_PROFILES="$(E2E_PROFILES)" tools/test.sh $(BUILD)
 
 # The same suites and program under AddressSanitizer + UBSan.
 $(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
@@ -163,14 +163,14 @@ bench-kubectl: $(BUILD)/pinniped $(BUILD)/bench-kubectl-plugin
 	@if [ "$$(id -u)" != 0 ]; then echo "kubectl-plugin benchmark: skipped (needs root for the e2e cluster)"; \
 	elif [ -e /run/netns/pinniped-e2e ]; then echo "kubectl-plugin benchmark: skipped (an e2e cluster is up)"; \
 	else d=$${BENCH_E2E_DIR:-/tmp/pinniped-bench-e2e}; \
-	  tests/e2e/cluster.sh up $$d >/dev/null || { echo "kubectl-plugin benchmark: the cluster did not come up"; exit 1; }; \
+	  tests/e2e/cluster.sh up $$d --profile kubeadm >/dev/null || { echo "kubectl-plugin benchmark: the cluster did not come up"; exit 1; }; \
 	  ip netns exec pinniped-e2e $(BUILD)/bench-kubectl-plugin --pinniped $(BUILD)/pinniped --e2e-dir $$d; rc=$$?; \
 	  tests/e2e/cluster.sh down $$d >/dev/null 2>&1; exit $$rc; fi
 
 $(BUILD)/demo-idp: tools/demo_idp.cpp pinniped.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 demo: $(BUILD)/pinniped $(BUILD)/demo-idp $(BUILD)/readme-example
-	tools/demo.sh $(BUILD)
+	DEMO_PROFILE=$(or $(DEMO_PROFILE),k3s) tools/demo.sh $(BUILD)
 
 manifests: manifests/k3s/pinniped.yaml
 manifests/k3s/pinniped.yaml: tools/k3s-manifest.sh $(wildcard manifests/concierge/*.yaml manifests/k3s/base/*.yaml)

@@ -31,13 +31,23 @@ for a in arm64 armhf; do
 done
 
 # apt-get update may exit non-zero while one index is mid-sync; retry and go on
-for i in 1 2 3; do apt-get update -q >/dev/null && break || sleep 5; done
+for _ in 1 2 3; do
+  if apt-get update -q >/dev/null; then break; fi
+  sleep 5
+done
 
 apt-get install -y -q --no-install-recommends \
   g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev libcrypt-dev \
-  dpkg-dev openssl ca-certificates iproute2 procps binutils python3 graphviz \
+  dpkg-dev openssl ca-certificates iproute2 procps binutils python3 graphviz curl jq \
   g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static \
   libmbedtls-dev:arm64 libyaml-dev:arm64 libcrypt-dev:arm64 \
   libmbedtls-dev:armhf libyaml-dev:armhf libcrypt-dev:armhf \
   skopeo umoci dnsmasq-base containerd runc >/dev/null
+# kubectl for the e2e suite, the demo and the benchmark: a fresh Debian 12
+# has none; its kubernetes-client is kubectl 1.20, the e2e server's version.
+# A kubectl already on PATH (newer, or from another package that owns
+# /usr/bin/kubectl) is kept.
+if ! command -v kubectl >/dev/null; then
+  apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null
+fi
 echo "deps: installed"

@@ -2,7 +2,9 @@
 # `make test`. Usage:
 #   tools/test.sh BUILD BINS...            this machine's suites (BINS), then
 #       every ARCH in $CROSS_ARCHES under qemu-user (build/ARCH/tests/*), then
-#       the real-cluster e2e inside the cluster's network namespace;
+#       the real-cluster e2e inside the cluster's network namespace, once per
+#       control-plane profile in $E2E_PROFILES (default "k3s k3s-chain kubeadm"), each
+#       on its own cluster in ${E2E_DIR:-/tmp/pinniped-e2e}-PROFILE;
 #   tools/test.sh --cross ARCH BUILD BINS... only ARCH's suites under qemu-user.
 # All are counted together in one closing line "N passed, N failed".
 set -u
@@ -51,6 +53,9 @@ fi
 BUILD=$1
 shift
 E2E_DIR=${E2E_DIR:-/tmp/pinniped-e2e}
+# k3s-chain: k3s whose client-ca.crt holds an intermediate and its root
+# (k3s's custom-CA layout), the signer key being the intermediate's.
+E2E_PROFILES=${E2E_PROFILES:-k3s k3s-chain kubeadm}
 e2e_bin=$BUILD/tests/e2e/test_e2e
 [ $# -gt 0 ] && TEST_LABEL=$(dpkg --print-architecture 2>/dev/null || uname -m) tools/run-tests.sh "$@"
 
@@ -67,15 +72,38 @@ for arch in ${CROSS_ARCHES:-}; do
   fi
 done
 
-if [ "$(id -u)" = 0 ]; then
-  tests/e2e/cluster.sh down "$E2E_DIR" >/dev/null 2>&1 || true
-  if tests/e2e/cluster.sh up "$E2E_DIR"; then
-    E2E_DIR=$E2E_DIR TEST_LABEL=e2e tools/run-tests.sh "netns:pinniped-e2e:$e2e_bin"
-  else
-    echo "e2e: the cluster did not come up (see above); the e2e suite counts as failed"
-    tools/run-tests.sh "missing:e2e-cluster"
+# e2e PROFILE: the suite on a fresh cluster of that profile; a cluster that
+# does not come up counts as one failed suite.
+e2e() {
+  profile=$1 dir=$E2E_DIR-$1
+  # Only one cluster at a time: stop the one an earlier run left in this
+  # folder, never another's (down stops everything in the namespace).
+  if owner=$(tests/e2e/cluster.sh owner); then
+    if [ "$(realpath -m "$owner")" = "$(realpath -m "$dir")" ]; then
+      tests/e2e/cluster.sh down "$dir" >/dev/null 2>&1
+    else
+      echo "e2e-$profile: another e2e cluster is up ($owner); the e2e suite counts as failed"
+      TEST_RESULTS=$results/e2e-$profile tools/run-tests.sh "missing:e2e-$profile-cluster"
+      return
+    fi
   fi
-  tests/e2e/cluster.sh down "$E2E_DIR" >/dev/null 2>&1
+  case $profile in
+    k3s-chain) flags="--profile k3s --client-ca-chain" ;;
+    *) flags="--profile $profile" ;;
+  esac
+  # shellcheck disable=SC2086 # two or three words
+  if tests/e2e/cluster.sh up "$dir" $flags; then
+    PROFILE=$profile E2E_DIR=$dir TEST_LABEL=e2e-$profile TEST_RESULTS=$results/e2e-$profile \
+      tools/run-tests.sh "netns:pinniped-e2e:$e2e_bin"
+  else
+    echo "e2e-$profile: the cluster did not come up (see above); the e2e suite counts as failed"
+    TEST_RESULTS=$results/e2e-$profile tools/run-tests.sh "missing:e2e-$profile-cluster"
+  fi
+  tests/e2e/cluster.sh down "$dir" >/dev/null 2>&1
+}
+
+if [ "$(id -u)" = 0 ]; then
+  for profile in $E2E_PROFILES; do e2e "$profile"; done
 else
   echo "e2e: needs root (network namespace); the e2e suite counts as failed"
   tools/run-tests.sh "missing:e2e-needs-root"

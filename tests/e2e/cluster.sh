@@ -1,14 +1,30 @@
 #!/bin/bash
 # A real Kubernetes control plane for the e2e tests: etcd and kube-apiserver
 # in a private network namespace (no Docker, no kubelet, no controller
-# manager), with a k3s-style cluster signer minted by openssl.
+# manager), its PKI minted by openssl the way one distribution makes it.
 #
-#   cluster.sh up DIR            start; writes DIR/env and DIR/admin.kubeconfig
+#   cluster.sh up DIR [--profile k3s|kubeadm] [--client-ca-chain]
+#                                start; writes DIR/env and DIR/admin.kubeconfig
 #   cluster.sh down DIR [--purge] stop by recorded pids, delete the namespace
+#   cluster.sh owner             print the DIR of the cluster that is up (exit 1:
+#                                none); `down` stops all in the namespace
 #
-# Runs as root. Only 127.0.0.1 and ADDR inside the namespace are used; no
-# traffic leaves it. Layout of DIR: pki/ (certificates and keys), root/ (a
-# k3s signer layout for --signer-root), etcd/ (data), logs/, pids/, env,
+# Profiles (default: $PROFILE, else k3s) are two real control planes:
+#   k3s      as k3s's pkg/daemons/control runs kube-apiserver: anonymous auth
+#            off, EC P-256 CAs named k3s-*-ca@<unix time>, files in
+#            DIR/root/var/lib/rancher/k3s/server/tls/, admin kubeconfig shaped
+#            like k3s.yaml (server https://127.0.0.1:6443), no
+#            kube-public/cluster-info. --client-ca-chain: client-ca.crt is an
+#            intermediate CA then its root, client-ca.key the intermediate's.
+#   kubeadm  anonymous auth on, one RSA 2048 CA "CN=kubernetes", files in
+#            DIR/root/etc/kubernetes/pki/, admin kubernetes-admin at
+#            https://10.234.0.1:6443, kube-public/cluster-info published.
+#
+# Runs as root. kube-apiserver binds 0.0.0.0 inside the namespace, where only
+# lo exists (127.0.0.1 and ADDR); no traffic leaves it. Layout of DIR: root/
+# (the profile's files where the distribution keeps them: --signer-root
+# DIR/root finds the signer), pki/ (openssl's config and what the
+# distribution keeps nowhere on disk), etcd/ (data), logs/, pids/, env,
 # admin.kubeconfig.
 set -Eeuo pipefail
 
@@ -42,7 +58,7 @@ fail() {
   exit 1
 }
 usage() {
-  echo "usage: $0 up DIR | down DIR [--purge]" >&2
+  echo "usage: $0 up DIR [--profile k3s|kubeadm] [--client-ca-chain] | down DIR [--purge] | owner" >&2
   exit 2
 }
 
@@ -84,90 +100,236 @@ wait_until() {
   fail "not ready after ${limit}s"
 }
 
+# ---------------------------------------------------------------- profiles
+# The files of PROFILE, where the distribution keeps them, and its knobs.
+profile_paths() {
+  case $PROFILE in
+    k3s)
+      CA_DIR=$DIR/root/var/lib/rancher/k3s/server/tls
+      KEY_TYPE=ec
+      CHAINED=1 # k3s writes each leaf followed by its CA's file (EncodeCertsPEM)
+      CLIENT_CA=$CA_DIR/client-ca.crt
+      SIGNER_KEY=$CA_DIR/client-ca.key
+      SERVING_CA=$CA_DIR/server-ca.crt
+      APISERVER_CERT=$CA_DIR/serving-kube-apiserver.crt
+      APISERVER_KEY=$CA_DIR/serving-kube-apiserver.key
+      FRONT_PROXY_CA=$CA_DIR/request-header-ca.crt
+      FRONT_PROXY_CLIENT_CERT=$CA_DIR/client-auth-proxy.crt
+      FRONT_PROXY_CLIENT_KEY=$CA_DIR/client-auth-proxy.key
+      ADMIN_CERT=$CA_DIR/client-admin.crt
+      ADMIN_KEY=$CA_DIR/client-admin.key
+      # k3s passes its one service.key to both flags; the public half is ours.
+      SA_KEY=$CA_DIR/service.key
+      SA_PUB=$PKI/service.pub
+      SA_VERIFY_KEY=$SA_KEY
+      ALLOWED_NAMES=system:auth-proxy
+      ADMIN_USER=system:admin
+      ANONYMOUS_AUTH=false
+      API_AUDIENCES=$SA_ISSUER,k3s
+      SERVER=https://127.0.0.1:$PORT
+      KC_CLUSTER=default KC_USER=default KC_CONTEXT=default
+      KC_COPY=$DIR/root/etc/rancher/k3s/k3s.yaml
+      ;;
+    kubeadm)
+      CA_DIR=$DIR/root/etc/kubernetes/pki
+      KEY_TYPE=rsa
+      CHAINED=0
+      CLIENT_CA=$CA_DIR/ca.crt
+      SIGNER_KEY=$CA_DIR/ca.key
+      SERVING_CA=$CA_DIR/ca.crt
+      APISERVER_CERT=$CA_DIR/apiserver.crt
+      APISERVER_KEY=$CA_DIR/apiserver.key
+      FRONT_PROXY_CA=$CA_DIR/front-proxy-ca.crt
+      FRONT_PROXY_CLIENT_CERT=$CA_DIR/front-proxy-client.crt
+      FRONT_PROXY_CLIENT_KEY=$CA_DIR/front-proxy-client.key
+      # kubeadm keeps the admin's certificate only inside admin.conf.
+      ADMIN_CERT=$PKI/admin.crt
+      ADMIN_KEY=$PKI/admin.key
+      SA_KEY=$CA_DIR/sa.key
+      SA_PUB=$CA_DIR/sa.pub
+      SA_VERIFY_KEY=$SA_PUB
+      ALLOWED_NAMES=front-proxy-client
+      ADMIN_USER=kubernetes-admin
+      ANONYMOUS_AUTH=true
+      API_AUDIENCES=$SA_ISSUER
+      SERVER=https://$ADDR:$PORT
+      KC_CLUSTER=kubernetes KC_USER=kubernetes-admin KC_CONTEXT=kubernetes-admin@kubernetes
+      KC_COPY=$DIR/root/etc/kubernetes/admin.conf
+      ;;
+  esac
+  SIGNER_CERT=$CLIENT_CA
+  API_SERVER_ADDR_URL=https://$ADDR:$PORT
+}
+
 # ---------------------------------------------------------------- PKI
-# Certificates as Go tools make them (PrintableString names where possible,
-# as kubeadm and k3s do), EC P-256 keys in SEC1 form like k3s.
+# Certificates as Go tools make them: each name a PrintableString where its
+# characters allow, else a UTF8String ("k3s-client-ca@1700000000"; openssl's
+# default would make that a T61String); k3s's EC P-256 keys in SEC1 form,
+# kubeadm's RSA 2048 keys in PKCS#1 form.
 write_openssl_config() {
-  cat >"$PKI/openssl.cnf" <<EOF
+  local sans="IP:$ADDR,IP:$SERVICE_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default"
+  sans="$sans,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  if [ "$PROFILE" = k3s ]; then sans="$sans,DNS:localhost"; fi
+  cat >"$PKI/openssl.cnf" <<CNF
 [req]
 distinguished_name = dn
-string_mask = default
+string_mask = \$ENV::PKI_STRING_MASK
 [dn]
 [ca]
 basicConstraints = critical,CA:TRUE
 keyUsage = critical,digitalSignature,keyEncipherment,keyCertSign
 subjectKeyIdentifier = hash
+[subca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,digitalSignature,keyEncipherment,keyCertSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 [server]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
 authorityKeyIdentifier = keyid
-subjectAltName = IP:$ADDR,IP:$SERVICE_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName = $sans
 [client]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = clientAuth
 authorityKeyIdentifier = keyid
-EOF
+CNF
 }
 
-# mint NAME SUBJECT EXTENSIONS [CA]: NAME.key and NAME.crt in $PKI,
-# self-signed when CA is empty.
+# new_key FILE [rsa|ec]: a private key, by default of the profile's type.
+new_key() {
+  (
+    umask 077
+    if [ "${2:-$KEY_TYPE}" = rsa ]; then
+      openssl genrsa -traditional -out "$1" 2048
+    else
+      openssl ecparam -name prime256v1 -genkey -noout -out "$1"
+    fi
+  )
+}
+
+# mint OUT SUBJECT EXTENSIONS [CA]: OUT.key and OUT.crt (OUT and CA are
+# paths without the suffix), self-signed when CA is empty. With CHAINED=1 the
+# certificate is followed by all of CA.crt, as k3s writes its files.
 mint() {
-  local name=$1 subj=$2 ext=$3 ca=${4:-}
-  local key=$PKI/$name.key crt=$PKI/$name.crt
-  openssl ecparam -name prime256v1 -genkey -noout -out "$key"
-  chmod 600 "$key"
+  local out=$1 subj=$2 ext=$3 ca=${4:-}
+  if [ -z "$(printf %s "$subj" | tr -d "A-Za-z0-9 '()+,./:=?-")" ]; then
+    export PKI_STRING_MASK=default
+  else
+    export PKI_STRING_MASK=utf8only
+  fi
+  new_key "$out.key"
   if [ -z "$ca" ]; then
     openssl req -batch -new -x509 -config "$PKI/openssl.cnf" -extensions "$ext" \
-      -key "$key" -subj "$subj" -days 3650 -sha256 -out "$crt"
+      -key "$out.key" -subj "$subj" -days 3650 -sha256 -out "$out.crt"
   else
-    openssl req -batch -new -config "$PKI/openssl.cnf" -key "$key" -subj "$subj" -out "$PKI/$name.csr"
-    openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" \
+    openssl req -batch -new -config "$PKI/openssl.cnf" -key "$out.key" -subj "$subj" -out "$out.csr"
+    openssl x509 -req -in "$out.csr" -CA "$ca.crt" -CAkey "$ca.key" \
       -set_serial "0x$(openssl rand -hex 16)" -days 365 -sha256 \
-      -extfile "$PKI/openssl.cnf" -extensions "$ext" -out "$crt"
-    rm -f "$PKI/$name.csr"
+      -extfile "$PKI/openssl.cnf" -extensions "$ext" -out "$out.crt"
+    rm -f "$out.csr"
+    if [ "$CHAINED" = 1 ]; then cat "$ca.crt" >>"$out.crt"; fi
   fi
 }
 
-make_pki() {
-  write_openssl_config
-  # The cluster signer: kube-apiserver's --client-ca-file, and the key the
-  # concierge signs with (k3s: server/tls/client-ca.{crt,key}).
-  mint signer "/CN=k3s-client-ca" ca
-  mint serving-ca "/CN=pinniped-e2e-serving-ca" ca
-  mint apiserver "/CN=kube-apiserver" server serving-ca
-  mint front-proxy-ca "/CN=pinniped-e2e-front-proxy-ca" ca
-  mint front-proxy-client "/CN=front-proxy-client" client front-proxy-ca
-  mint admin "/O=system:masters/CN=admin" client signer
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/service-account.key"
-  chmod 600 "$PKI/service-account.key"
-  openssl pkey -in "$PKI/service-account.key" -pubout -out "$PKI/service-account.pub"
-  # The signer where `--signer-root DIR/root` finds it, as on a k3s server.
-  local tls=$DIR/root/var/lib/rancher/k3s/server/tls
-  mkdir -p "$tls"
-  cp "$PKI/signer.crt" "$tls/client-ca.crt"
-  install -m 600 "$PKI/signer.key" "$tls/client-ca.key"
+# The service-account key (RSA 2048 on both) and its public half.
+mint_sa_key() {
+  new_key "$SA_KEY" rsa
+  openssl rsa -in "$SA_KEY" -pubout -out "$SA_PUB"
 }
 
+make_pki_k3s() {
+  local ts t=$CA_DIR
+  ts=$(date +%s)
+  if [ "$CLIENT_CA_CHAIN" = 1 ]; then
+    # As k3s's custom-CA script: a root, and an intermediate under it that
+    # signs; client-ca.crt is the intermediate then the root.
+    mint "$t/root-ca" "/CN=k3s-root-ca@$ts" ca
+    mint "$t/client-ca" "/CN=k3s-intermediate-ca@$ts" subca "$t/root-ca"
+  else
+    mint "$t/client-ca" "/CN=k3s-client-ca@$ts" ca
+  fi
+  mint "$t/server-ca" "/CN=k3s-server-ca@$ts" ca
+  mint "$t/request-header-ca" "/CN=k3s-request-header-ca@$ts" ca
+  # What k3s's controller-manager signs with: the first certificate alone.
+  openssl x509 -in "$t/client-ca.crt" -out "$t/client-ca.nochain.crt"
+  openssl x509 -in "$t/server-ca.crt" -out "$t/server-ca.nochain.crt"
+  mint "$t/serving-kube-apiserver" "/CN=kube-apiserver" server "$t/server-ca"
+  mint "$t/client-auth-proxy" "/CN=$ALLOWED_NAMES" client "$t/request-header-ca"
+  mint "$t/client-admin" "/O=system:masters/CN=$ADMIN_USER" client "$t/client-ca"
+  mint_sa_key
+}
+
+make_pki_kubeadm() {
+  local p=$CA_DIR
+  mint "$p/ca" "/CN=kubernetes" ca
+  mint "$p/apiserver" "/CN=kube-apiserver" server "$p/ca"
+  mint "$p/front-proxy-ca" "/CN=front-proxy-ca" ca
+  mint "$p/front-proxy-client" "/CN=$ALLOWED_NAMES" client "$p/front-proxy-ca"
+  mint "$PKI/admin" "/O=system:masters/CN=$ADMIN_USER" client "$p/ca"
+  mint_sa_key
+}
+
+make_pki() {
+  mkdir -p "$CA_DIR"
+  chmod 700 "$CA_DIR"
+  write_openssl_config
+  "make_pki_$PROFILE"
+  # Each key is the private half of its certificate (the first of a chained
+  # file), and each certificate chains to its CA.
+  local crt key
+  for crt in "$CA_DIR"/*.crt "$PKI"/*.crt; do
+    key=${crt%.crt}.key
+    [ -e "$key" ] || continue
+    [ "$(openssl x509 -in "$crt" -noout -pubkey)" = "$(openssl pkey -in "$key" -pubout)" ] ||
+      { echo "$key is not the key of $crt"; return 1; }
+  done
+  openssl verify -CAfile "$CLIENT_CA" "$ADMIN_CERT"
+  openssl verify -CAfile "$SERVING_CA" "$APISERVER_CERT"
+  openssl verify -CAfile "$FRONT_PROXY_CA" "$FRONT_PROXY_CLIENT_CERT"
+}
+
+b64() { base64 -w0 <"$1"; }
+
+# The admin kubeconfig in the distribution's shape (k3s.yaml, kubeadm's
+# admin.conf), certificates embedded; a copy where the distribution keeps it.
 write_kubeconfig() {
   local kc=$DIR/admin.kubeconfig
-  rm -f "$kc"
-  kubectl config --kubeconfig "$kc" set-cluster e2e --server "https://$ADDR:$PORT" \
-    --certificate-authority "$PKI/serving-ca.crt" --embed-certs=true
-  kubectl config --kubeconfig "$kc" set-credentials admin \
-    --client-certificate "$PKI/admin.crt" --client-key "$PKI/admin.key" --embed-certs=true
-  kubectl config --kubeconfig "$kc" set-context e2e --cluster e2e --user admin
-  kubectl config --kubeconfig "$kc" use-context e2e
-  chmod 600 "$kc"
+  (
+    umask 077
+    cat >"$kc" <<YAML
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: $(b64 "$SERVING_CA")
+    server: $SERVER
+  name: $KC_CLUSTER
+contexts:
+- context:
+    cluster: $KC_CLUSTER
+    user: $KC_USER
+  name: $KC_CONTEXT
+current-context: $KC_CONTEXT
+kind: Config
+preferences: {}
+users:
+- name: $KC_USER
+  user:
+    client-certificate-data: $(b64 "$ADMIN_CERT")
+    client-key-data: $(b64 "$ADMIN_KEY")
+YAML
+  )
+  mkdir -p "$(dirname "$KC_COPY")"
+  install -m 600 "$kc" "$KC_COPY"
 }
 
 # kube-public/cluster-info as kubeadm publishes it: where upstream Pinniped
-# (and we) learn the API server's URL and CA for the CredentialIssuer.
+# (and we) learn the API server's URL and CA for the CredentialIssuer. k3s
+# publishes none.
 write_cluster_info() {
-  local ca
-  ca=$(base64 -w0 <"$PKI/serving-ca.crt")
-  cat >"$DIR/cluster-info.yaml" <<EOF
+  cat >"$DIR/cluster-info.yaml" <<YAML
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -180,66 +342,89 @@ data:
     clusters:
     - name: ""
       cluster:
-        server: https://$ADDR:$PORT
-        certificate-authority-data: $ca
+        server: $API_SERVER_ADDR_URL
+        certificate-authority-data: $(b64 "$SERVING_CA")
     contexts: []
     users: []
-EOF
+YAML
   in_ns kubectl --kubeconfig "$DIR/admin.kubeconfig" apply -f "$DIR/cluster-info.yaml"
 }
 
 write_env() {
-  cat >"$DIR/env" <<EOF
+  cat >"$DIR/env" <<ENV
 # Written by tests/e2e/cluster.sh up; source it. Run clients in the
 # namespace: ip netns exec \$NETNS kubectl ...
+PROFILE='$PROFILE'
+ANONYMOUS_AUTH='$ANONYMOUS_AUTH'
 DIR='$DIR'
 NETNS='$NETNS'
 ADDR='$ADDR'
 PORT='$PORT'
-SERVER='https://$ADDR:$PORT'
+SERVER='$SERVER'
+API_SERVER_ADDR_URL='$API_SERVER_ADDR_URL'
 KUBECONFIG='$DIR/admin.kubeconfig'
 KUBE_APISERVER='$KUBE_APISERVER'
 KUBE_APISERVER_VERSION='$KUBE_APISERVER_VERSION'
 SERVICE_CIDR='$SERVICE_CIDR'
 SA_ISSUER='$SA_ISSUER'
-SIGNER_CERT='$PKI/signer.crt'
-SIGNER_KEY='$PKI/signer.key'
+CLIENT_CA='$CLIENT_CA'
+CLIENT_CA_CHAIN='$CLIENT_CA_CHAIN'
+SIGNER_CERT='$SIGNER_CERT'
+SIGNER_KEY='$SIGNER_KEY'
 SIGNER_ROOT='$DIR/root'
-SERVING_CA='$PKI/serving-ca.crt'
-FRONT_PROXY_CA='$PKI/front-proxy-ca.crt'
-FRONT_PROXY_CLIENT_CERT='$PKI/front-proxy-client.crt'
-FRONT_PROXY_CLIENT_KEY='$PKI/front-proxy-client.key'
-ADMIN_CERT='$PKI/admin.crt'
-ADMIN_KEY='$PKI/admin.key'
-SA_KEY='$PKI/service-account.key'
-SA_PUB='$PKI/service-account.pub'
+SERVING_CA='$SERVING_CA'
+FRONT_PROXY_CA='$FRONT_PROXY_CA'
+FRONT_PROXY_CLIENT_CERT='$FRONT_PROXY_CLIENT_CERT'
+FRONT_PROXY_CLIENT_KEY='$FRONT_PROXY_CLIENT_KEY'
+ADMIN_USER='$ADMIN_USER'
+ADMIN_CERT='$ADMIN_CERT'
+ADMIN_KEY='$ADMIN_KEY'
+SA_KEY='$SA_KEY'
+SA_PUB='$SA_PUB'
 ETCD='http://$ETCD_CLIENT'
 LOGS='$DIR/logs'
 PIDS='$DIR/pids'
 export KUBECONFIG
-EOF
+ENV
 }
 
 # ---------------------------------------------------------------- up
+# The DIR of the cluster in the namespace, as its etcd says (--data-dir
+# DIR/etcd); "unknown" when none says; status 1 when there is no namespace.
+# Callers check it before `down`, which stops whatever runs in the namespace.
+owner() {
+  netns_exists || return 1
+  local pid d
+  for pid in $(ip netns pids "$NETNS" 2>/dev/null); do
+    d=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | sed -n '/^--data-dir$/{n;s#/etcd$##p}') || true
+    if [ -n "$d" ]; then
+      echo "$d"
+      return 0
+    fi
+  done
+  echo unknown
+}
+
 up() {
   [ "$(id -u)" = 0 ] || fail "must run as root (network namespaces)"
   if netns_exists; then
-    # Name the running cluster's DIR if its etcd says (--data-dir DIR/etcd).
-    local other="" pid
-    for pid in $(ip netns pids "$NETNS" 2>/dev/null); do
-      other=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | sed -n '/^--data-dir$/{n;s#/etcd$##p}') || true
-      [ -n "$other" ] && break
-    done
+    local other
+    other=$(owner)
+    [ "$other" != unknown ] || other="DIR-it-was-started-with"
     echo "cluster: network namespace $NETNS exists: a cluster is up or half-made." >&2
-    echo "cluster: run first: $0 down ${other:-DIR-it-was-started-with}" >&2
+    echo "cluster: run first: $0 down $other" >&2
     exit 1
   fi
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
   PKI=$DIR/pki
+  profile_paths
   # A fresh cluster each time: drop what an earlier run left (not DIR itself).
   rm -rf "$PKI" "$DIR/root" "$DIR/etcd" "$DIR/logs" "$DIR/pids" "$DIR/env" "$DIR/admin.kubeconfig" "$DIR/cluster-info.yaml"
   mkdir -p "$PKI" "$DIR/logs" "$DIR/pids"
+  local chain=""
+  if [ "$CLIENT_CA_CHAIN" = 1 ]; then chain=", client CA chain"; fi
+  say "profile $PROFILE (anonymous auth $ANONYMOUS_AUTH$chain)"
 
   step "kube-apiserver binary (tests/e2e/kube-apiserver.sh; the first build takes minutes)"
   if [ -z "${KUBE_APISERVER:-}" ]; then
@@ -255,17 +440,17 @@ up() {
       -o DPkg::Lock::Timeout=300 etcd-server >"$DIR/logs/apt.log" 2>&1 ||
       { LOG=$DIR/logs/apt.log; fail "apt-get install etcd-server failed"; }
   fi
-  for tool in etcd openssl curl kubectl ip setsid; do
+  for tool in etcd openssl curl kubectl ip setsid base64; do
     command -v "$tool" >/dev/null || fail "missing tool: $tool"
   done
+
+  step "PKI ($PROFILE) in $CA_DIR" "$DIR/logs/pki.log"
+  make_pki >"$LOG" 2>&1 || fail "openssl failed"
 
   step "network namespace $NETNS with $ADDR/32 on lo"
   ip netns add "$NETNS" || fail "ip netns add $NETNS"
   in_ns ip link set lo up || fail "lo up"
   in_ns ip addr add "$ADDR/32" dev lo || fail "ip addr add $ADDR/32"
-
-  step "PKI in $PKI" "$DIR/logs/pki.log"
-  make_pki >"$LOG" 2>&1 || fail "openssl failed"
 
   step "etcd on $ETCD_CLIENT" "$DIR/logs/etcd.log"
   start_daemon etcd etcd --name pinniped-e2e --data-dir "$DIR/etcd" \
@@ -274,44 +459,48 @@ up() {
     --initial-cluster "pinniped-e2e=http://$ETCD_PEER" --initial-cluster-state new
   wait_until 30 etcd in_ns curl -fsS --max-time 2 "http://$ETCD_CLIENT/health"
 
-  step "kube-apiserver on https://$ADDR:$PORT" "$DIR/logs/kube-apiserver.log"
+  # The flags of the profile's distribution (k3s: pkg/daemons/control/server.go).
+  step "kube-apiserver on 0.0.0.0:$PORT, advertised as $API_SERVER_ADDR_URL" "$DIR/logs/kube-apiserver.log"
   start_daemon kube-apiserver "$KUBE_APISERVER" \
     --etcd-servers "http://$ETCD_CLIENT" \
-    --bind-address "$ADDR" --advertise-address "$ADDR" --secure-port "$PORT" --insecure-port 0 \
-    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
-    --client-ca-file "$PKI/signer.crt" \
-    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
-    --requestheader-allowed-names front-proxy-client \
+    --bind-address 0.0.0.0 --advertise-address "$ADDR" --secure-port "$PORT" --insecure-port 0 \
+    --tls-cert-file "$APISERVER_CERT" --tls-private-key-file "$APISERVER_KEY" \
+    --client-ca-file "$CLIENT_CA" \
+    --requestheader-client-ca-file "$FRONT_PROXY_CA" \
+    --requestheader-allowed-names "$ALLOWED_NAMES" \
     --requestheader-username-headers X-Remote-User \
     --requestheader-group-headers X-Remote-Group \
     --requestheader-extra-headers-prefix X-Remote-Extra- \
-    --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
-    --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --proxy-client-cert-file "$FRONT_PROXY_CLIENT_CERT" \
+    --proxy-client-key-file "$FRONT_PROXY_CLIENT_KEY" \
     --enable-aggregator-routing=true \
-    --service-account-key-file "$PKI/service-account.pub" \
-    --service-account-signing-key-file "$PKI/service-account.key" \
+    --service-account-key-file "$SA_VERIFY_KEY" \
+    --service-account-signing-key-file "$SA_KEY" \
     --service-account-issuer "$SA_ISSUER" \
-    --api-audiences "$SA_ISSUER" \
+    --api-audiences "$API_AUDIENCES" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode Node,RBAC \
-    --anonymous-auth=true \
+    --enable-admission-plugins NodeRestriction \
+    --anonymous-auth="$ANONYMOUS_AUTH" \
     --allow-privileged=true \
     --profiling=false \
     --v 1
   wait_until "$READY_TIMEOUT" kube-apiserver \
-    sh -c "ip netns exec '$NETNS' curl -fsS --max-time 3 --cacert '$PKI/serving-ca.crt' \
-      --cert '$PKI/admin.crt' --key '$PKI/admin.key' 'https://$ADDR:$PORT/readyz' | grep -qx ok"
+    sh -c "ip netns exec '$NETNS' curl -fsS --max-time 3 --cacert '$SERVING_CA' \
+      --cert '$ADMIN_CERT' --key '$ADMIN_KEY' '$API_SERVER_ADDR_URL/readyz' | grep -qx ok"
 
-  step "admin kubeconfig $DIR/admin.kubeconfig" "$DIR/logs/kubectl.log"
-  write_kubeconfig >"$LOG" 2>&1 || fail "kubectl config failed"
+  step "admin kubeconfig $DIR/admin.kubeconfig ($ADMIN_USER, $SERVER)" "$DIR/logs/kubectl.log"
+  write_kubeconfig >"$LOG" 2>&1 || fail "could not write the admin kubeconfig"
   in_ns kubectl --kubeconfig "$DIR/admin.kubeconfig" get --raw /readyz >>"$LOG" 2>&1 ||
     fail "kubectl with the admin kubeconfig failed"
 
-  step "kube-public/cluster-info" "$DIR/logs/kubectl.log"
-  write_cluster_info >>"$LOG" 2>&1 || fail "could not create kube-public/cluster-info"
+  if [ "$PROFILE" = kubeadm ]; then
+    step "kube-public/cluster-info" "$DIR/logs/kubectl.log"
+    write_cluster_info >>"$LOG" 2>&1 || fail "could not create kube-public/cluster-info"
+  fi
 
   write_env
-  say "up: kube-apiserver $KUBE_APISERVER_VERSION at https://$ADDR:$PORT in netns $NETNS"
+  say "up: kube-apiserver $KUBE_APISERVER_VERSION ($PROFILE) at $SERVER in netns $NETNS"
   say "  source $DIR/env; ip netns exec \$NETNS kubectl get ns"
   say "  stop with: $0 down $DIR"
 }
@@ -408,20 +597,46 @@ down() {
 }
 
 trap 'fail "command failed at line $LINENO: $BASH_COMMAND"' ERR
+if [ $# = 1 ] && [ "$1" = owner ]; then
+  if owner; then exit 0; else exit 1; fi
+fi
 [ $# -ge 2 ] || usage
 CMD=$1
 DIR=$2
 PURGE=0
+PROFILE=${PROFILE:-k3s}
+CLIENT_CA_CHAIN=0
 shift 2
-for a in "$@"; do
-  case $a in
-    --purge) PURGE=1 ;;
+while [ $# -gt 0 ]; do
+  case $CMD:$1 in
+    down:--purge) PURGE=1 ;;
+    up:--profile)
+      [ $# -ge 2 ] || usage
+      PROFILE=$2
+      shift
+      ;;
+    up:--profile=*) PROFILE=${1#--profile=} ;;
+    up:--client-ca-chain) CLIENT_CA_CHAIN=1 ;;
     *) usage ;;
   esac
+  shift
 done
 [ -n "$DIR" ] || usage
 case $CMD in
-  up) [ $PURGE = 0 ] || usage; up ;;
+  up)
+    case $PROFILE in
+      k3s | kubeadm) ;;
+      *)
+        echo "cluster: unknown profile \"$PROFILE\" (k3s or kubeadm)" >&2
+        usage
+        ;;
+    esac
+    if [ "$CLIENT_CA_CHAIN" = 1 ] && [ "$PROFILE" != k3s ]; then
+      echo "cluster: --client-ca-chain is for the k3s profile only" >&2
+      usage
+    fi
+    up
+    ;;
   down) down ;;
   *) usage ;;
 esac

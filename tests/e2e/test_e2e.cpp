@@ -2,7 +2,10 @@
 // private network namespace, the manifests applied with kubectl, and the
 // concierge as a host process with its own ServiceAccount's token (so the
 // manifests' RBAC is what is exercised). Runs inside the namespace; needs
-// E2E_DIR (the cluster's folder, with its env file).
+// E2E_DIR (the cluster's folder, with its env file). The same cases run on
+// each control-plane profile: k3s (anonymous requests refused, so logins go
+// through the concierge's direct frontend) and kubeadm (anonymous logins
+// through kube-apiserver).
 #include <catch2/catch.hpp>
 
 #include "tests/support.hpp"
@@ -56,6 +59,69 @@ class E2E {
   std::string server() const { return env.at("SERVER"); }
   std::string concierge_base() const { return "https://" + env.at("ADDR") + ":" + std::to_string(concierge_port); }
   std::string log() const { return concierge ? concierge->log() : ""; }
+  std::string profile() const { return env.count("PROFILE") ? env.at("PROFILE") : "kubeadm"; }
+  // kube-apiserver lets anonymous requests through (kubeadm's default; not k3s's).
+  bool anonymous_auth() const { return !env.count("ANONYMOUS_AUTH") || env.at("ANONYMOUS_AUTH") == "true"; }
+  // The direct frontend, at the namespace's address: standing in for the
+  // node address that k3s's ServiceLB gives the LoadBalancer Service.
+  static constexpr int kDirectPort = 10444;
+  std::string direct_base() const { return "https://" + env.at("ADDR") + ":" + std::to_string(kDirectPort); }
+  // Where logins should go on this profile.
+  std::string expected_login_endpoint() const { return anonymous_auth() ? server() : direct_base(); }
+
+  // What the CredentialIssuer publishes for clients (as get kubeconfig reads it).
+  std::optional<PublishedFrontend> published() const {
+    KubeClient k(KubeConfig::from_kubeconfig_file(env.at("KUBECONFIG")), std::chrono::seconds(10));
+    return discover_concierge_endpoint(k, "pinniped.dev");
+  }
+  // The concierge's command line; `direct` adds the direct frontend.
+  std::vector<std::string> concierge_argv(bool direct = true) const {
+    std::vector<std::string> a = {pinniped_bin(), "concierge", "--listen", env.at("ADDR") + ":" +
+                                  std::to_string(concierge_port), "--kubeconfig", dir->file("concierge.kubeconfig"),
+                                  "--signer-root", env.at("SIGNER_ROOT"), "--reload-interval", "1s",
+                                  "--log-level", "debug"};
+    // A generous failure limit: the suite's own wrong tokens all come from
+    // this one address; the limit itself is tested with a replica.
+    if (direct) a.insert(a.end(), {"--direct-listen", "0.0.0.0:" + std::to_string(kDirectPort),
+                                   "--direct-failure-limit", "1000"});
+    return a;
+  }
+  void start_concierge(bool direct = true) {
+    concierge = std::make_unique<Process>(concierge_argv(direct), dir->file("concierge.log"));
+  }
+  void stop_concierge() {
+    if (!concierge) return;
+    concierge->signal(SIGTERM);
+    concierge->wait(std::chrono::seconds(10));
+    run("cat " + shell_quote(dir->file("concierge.log")) + " >> " + shell_quote(dir->file("concierge-all.log")));
+    concierge.reset();
+  }
+  // A ServiceAccount token from the TokenRequest API (what `kubectl create
+  // token` sends; Debian 12's kubectl 1.20 has no such command).
+  std::string service_account_token(const std::string &ns, const std::string &sa, int64_t seconds) const {
+    KubeClient k(KubeConfig::from_kubeconfig_file(env.at("KUBECONFIG")), std::chrono::seconds(10));
+    picojson::object spec{{"expirationSeconds", jv(seconds)}};
+    picojson::object req{{"apiVersion", jv("authentication.k8s.io/v1")},
+                         {"kind", jv("TokenRequest")},
+                         {"spec", picojson::value(spec)}};
+    auto res = k.create("/api/v1/namespaces/" + ns + "/serviceaccounts/" + sa + "/token", picojson::value(req));
+    return json::get_string(at(res, "status"), "token", "status.token");
+  }
+  // Writes the direct Service's load-balancer status, as ServiceLB does.
+  void set_direct_ingress(const std::vector<std::string> &ips) const {
+    KubeClient k(KubeConfig::from_kubeconfig_file(env.at("KUBECONFIG")), std::chrono::seconds(10));
+    std::string path = "/api/v1/namespaces/pinniped-concierge/services/pinniped-concierge-direct";
+    k.update_with_retry(
+        path,
+        [&](picojson::value &svc) {
+          picojson::array ingress;
+          for (const auto &ip : ips) ingress.push_back(picojson::value(picojson::object{{"ip", jv(ip)}}));
+          picojson::object lb{{"ingress", picojson::value(ingress)}};
+          svc.get<picojson::object>()["status"] = picojson::value(picojson::object{{"loadBalancer", picojson::value(lb)}});
+          return true;
+        },
+        true);
+  }
 
   // Polls `pred` until true or the (scaled) timeout passes.
   static bool eventually(const std::function<bool()> &pred, int seconds = 60) {
@@ -72,7 +138,19 @@ class E2E {
     return false;
   }
 
+  // An exchange the way the plugin makes it: to what the CredentialIssuer
+  // publishes (kube-apiserver, or the direct frontend where kube-apiserver
+  // refuses anonymous requests).
   ExchangeOptions exchange_options(const std::string &authenticator) const {
+    ExchangeOptions o;
+    auto f = published();
+    o.endpoint = f ? f->server : server();
+    o.tls.ca_pem = f ? f->ca_pem : kube_ca_pem;
+    o.authenticator_name = authenticator;
+    return o;
+  }
+  // An exchange sent to kube-apiserver whatever is published.
+  ExchangeOptions via_kube_apiserver(const std::string &authenticator) const {
     ExchangeOptions o;
     o.endpoint = server();
     o.tls.ca_pem = kube_ca_pem;
@@ -111,8 +189,7 @@ class E2E {
     apply("apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: pinniped-concierge-api\n"
           "  namespace: pinniped-concierge\nsubsets:\n- addresses:\n  - ip: " +
           env.at("ADDR") + "\n  ports:\n  - name: https\n    port: " + std::to_string(concierge_port) + "\n");
-    std::string token = kubectl_ok("create token pinniped-concierge -n pinniped-concierge --duration 2h");
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    std::string token = service_account_token("pinniped-concierge", "pinniped-concierge", 7200);
     dir->write("ca.crt", kube_ca_pem);
     dir->write("concierge.kubeconfig",
                "apiVersion: v1\nkind: Config\ncurrent-context: sa\nclusters:\n- name: e2e\n  cluster:\n"
@@ -124,23 +201,17 @@ class E2E {
     idp->add_user("alice-token", {"alice", "", {"e2e-devs", "e2e-all"}, {}});
     idp->add_user("bob-token", {"bob", "", {"e2e-all"}, {}});
 
-    concierge = std::make_unique<Process>(
-        std::vector<std::string>{pinniped_bin(), "concierge", "--listen", env.at("ADDR") + ":" +
-                                 std::to_string(concierge_port), "--kubeconfig", dir->file("concierge.kubeconfig"),
-                                 "--signer-root", env.at("SIGNER_ROOT"), "--reload-interval", "1s",
-                                 "--log-level", "debug"},
-        dir->file("concierge.log"));
+    // No ServiceLB here: the direct Service gets the address it would give.
+    set_direct_ingress({env.at("ADDR")});
+    start_concierge();
     if (!eventually([&] { return api_service_available("v1alpha1.login.concierge.pinniped.dev"); }, 90))
       throw std::runtime_error("APIService never became Available; concierge log:\n" + log() +
                                "\napiservice:\n" + kubectl("get apiservice v1alpha1.login.concierge.pinniped.dev -o yaml"));
   }
   ~E2E() {
-    if (concierge) {
-      concierge->signal(SIGTERM);
-      concierge->wait(std::chrono::seconds(10));
-    }
+    stop_concierge();
     // Keep the logs with the cluster's for a look after a failure.
-    for (const char *f : {"concierge.log", "replica.log"})
+    for (const char *f : {"concierge-all.log", "replica.log", "limited.log"})
       run("cp " + shell_quote(dir->file(f)) + " " + shell_quote(env.at("LOGS")) + "/ 2>/dev/null");
   }
   mutable int counter_ = 0;
@@ -277,7 +348,7 @@ TEST_CASE("a WebhookAuthenticator becomes Ready and an anonymous exchange yields
   CHECK(out.find("User \"bob\" cannot list") != std::string::npos);
 }
 
-TEST_CASE("a bad token gets authentication failed through kube-apiserver") {
+TEST_CASE("a bad token gets authentication failed through the published frontend") {
   auto &e = E2E::get();
   try {
     exchange_token(e.exchange_options("e2e-idp"), "wrong-token");
@@ -296,7 +367,7 @@ TEST_CASE("WhoAmIRequest returns the identity kube-apiserver vouched for") {
   auto v = json::parse(
       e.kubectl_ok("create --raw /apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests -f " + body));
   const auto &user = at(at(at(v, "status"), "kubernetesUserInfo"), "user");
-  CHECK(json::get_string(user, "username", "") == "admin");
+  CHECK(json::get_string(user, "username", "") == (e.env.count("ADMIN_USER") ? e.env.at("ADMIN_USER") : "admin"));
   auto groups = json::get_string_list(user, "groups", "");
   CHECK(std::find(groups.begin(), groups.end(), "system:masters") != groups.end());
   CHECK(std::find(groups.begin(), groups.end(), "system:authenticated") != groups.end());
@@ -350,10 +421,22 @@ TEST_CASE("the CredentialIssuer publishes the signer strategy and the frontend")
   CHECK(json::get_string(strategy, "status", "") == "Success");
   CHECK(json::get_string(strategy, "reason", "") == "FetchedKey");
   const auto &info = at(at(strategy, "frontend"), "tokenCredentialRequestInfo");
-  CHECK(json::get_string(info, "server", "") == e.server());
+  CHECK(json::get_string(at(strategy, "frontend"), "type", "") == "TokenCredentialRequestAPI");
+  CHECK(json::get_string(info, "server", "") == e.expected_login_endpoint());
   auto ca = pinniped::detail::base64_decode(json::get_string(info, "certificateAuthorityData", ""));
   REQUIRE(ca);
   CHECK(ca->find("BEGIN CERTIFICATE") != std::string::npos);
+  std::string message = json::get_string(strategy, "message", "");
+  INFO(message);
+  if (e.anonymous_auth()) {
+    CHECK(*ca == e.kube_ca_pem);
+    CHECK(message.find("logins go through kube-apiserver") != std::string::npos);
+  } else {
+    // The direct frontend, verified with the serving CA of the Secret.
+    CHECK(*ca == *detail::base64_decode(secret_bundle(e)));
+    CHECK(message.find("kube-apiserver refuses anonymous requests") != std::string::npos);
+    CHECK(message.find("direct frontend at " + e.direct_base()) != std::string::npos);
+  }
 }
 
 TEST_CASE("deleting the serving-certificate Secret rotates the caBundle and the API comes back") {
@@ -454,9 +537,10 @@ TEST_CASE("a second replica adopts the serving certificate; a renewal replaces t
   std::string addr = e.env.at("ADDR");
   std::string ca_before = secret_ca(e);
   auto start_replica = [&](const std::vector<std::string> &extra) {
+    // Replicas publish the same frontend (the direct Service's address).
     std::vector<std::string> argv = {pinniped_bin(), "concierge", "--listen", addr + ":10251", "--kubeconfig",
                                      e.dir->file("concierge.kubeconfig"), "--signer-root", e.env.at("SIGNER_ROOT"),
-                                     "--reload-interval", "1s"};
+                                     "--reload-interval", "1s", "--direct-listen", "0.0.0.0:10445"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return std::make_unique<Process>(argv, e.dir->file("replica.log"));
   };
@@ -598,7 +682,7 @@ TEST_CASE("pinniped get kubeconfig: plain kubectl logs in through the plugin, re
   REQUIRE(rc == 0);
   std::string yaml = e.dir->read("alice-plugin.kubeconfig");
   CHECK(yaml.find("--concierge-authenticator-name=e2e-idp") != std::string::npos);
-  CHECK(yaml.find("--concierge-endpoint=" + e.server()) != std::string::npos);  // from the CredentialIssuer
+  CHECK(yaml.find("--concierge-endpoint=" + e.expected_login_endpoint()) != std::string::npos);  // from the CredentialIssuer
   CHECK(yaml.find("alice-token") == std::string::npos);
 
   std::string xdg = e.dir->file("xdg-alice");
@@ -655,8 +739,7 @@ TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, 
   REQUIRE(rc == 0);
   // The authenticator runs as a host process with its ServiceAccount's
   // token (its manifests' RBAC), serving a certificate for 127.0.0.1.
-  std::string token = e.kubectl_ok("create token local-user-authenticator -n local-user-authenticator");
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  std::string token = e.service_account_token("local-user-authenticator", "local-user-authenticator", 3600);
   e.dir->write("lua.kubeconfig",
                "apiVersion: v1\nkind: Config\ncurrent-context: sa\nclusters:\n- name: e2e\n  cluster:\n    server: " +
                    e.server() + "\n    certificate-authority: ca.crt\nusers:\n- name: sa\n  user:\n    token: " + token +
@@ -715,4 +798,300 @@ TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, 
   CHECK(lua.log().find("carol-pass") == std::string::npos);
   lua.signal(SIGTERM);
   CHECK(lua.wait(std::chrono::seconds(10)) == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Logins on clusters that refuse anonymous requests (k3s): the anonymous
+// probe, the direct frontend and what the user sees.
+
+namespace {
+// An anonymous POST of a TokenCredentialRequest body to `base`.
+HttpResponse anonymous_post(const std::string &base, const std::string &ca, const std::string &path,
+                            const std::string &body, const httplib::Headers &extra = {}) {
+  ClientTlsOptions tls;
+  tls.ca_pem = ca;
+  HttpsClient c(base, tls);
+  httplib::Headers h = {{"Content-Type", "application/json"}};
+  h.insert(extra.begin(), extra.end());
+  return c.request("POST", path, h, body, std::chrono::seconds(10));
+}
+const std::string kTcr = "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequests";
+const std::string kWhoAmI = "/apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests";
+const std::string kWhoAmIBody =
+    R"({"apiVersion":"identity.concierge.pinniped.dev/v1alpha1","kind":"WhoAmIRequest","spec":{}})";
+std::string tcr(const std::string &token, const std::string &authenticator = "e2e-idp") {
+  TokenCredentialRequest r;
+  r.api_version = "login.concierge.pinniped.dev/v1alpha1";
+  r.token = token;
+  r.authenticator = {"authentication.concierge.pinniped.dev", "WebhookAuthenticator", authenticator};
+  return r.to_json(true).serialize();
+}
+// Makes sure e2e-idp points at the fake IDP and works for alice.
+void ensure_idp(E2E &e) {
+  int rc = 0;
+  e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
+  REQUIRE(rc == 0);
+  e.kubectl("create clusterrole e2e-ns-reader --verb=get,list --resource=namespaces");
+  e.kubectl("create clusterrolebinding e2e-devs-read-ns --clusterrole=e2e-ns-reader --group=e2e-devs");
+  REQUIRE(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
+}
+// Every kubectl on the machine: the one on PATH and the versioned ones of
+// the Google Cloud SDK layout, each once.
+std::vector<std::string> all_kubectls() {
+  std::vector<std::string> out, seen;
+  std::string listing = run("{ command -v kubectl; ls -1 /usr/lib/google-cloud-sdk/bin/kubectl.1.* 2>/dev/null; } | sort -u");
+  std::istringstream in(listing);
+  for (std::string l; std::getline(in, l);) {
+    if (l.empty() || access(l.c_str(), X_OK) != 0) continue;
+    std::string real = run("readlink -f " + shell_quote(l));
+    if (std::find(seen.begin(), seen.end(), real) != seen.end()) continue;
+    seen.push_back(real);
+    out.push_back(l);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the concierge learns whether kube-apiserver lets anonymous exchanges through and says so") {
+  auto &e = E2E::get();
+  // What kube-apiserver does with an anonymous exchange, seen from outside.
+  auto res = anonymous_post(e.server(), e.kube_ca_pem, kTcr, tcr(""));
+  INFO(res.body.substr(0, 300));
+  if (e.anonymous_auth()) {
+    CHECK(res.status == 422);  // reached the concierge, which wants a token
+  } else {
+    CHECK(res.status == 401);  // refused by kube-apiserver itself
+  }
+  std::string want = e.anonymous_auth() ? "\"result\":\"open\"" : "\"result\":\"unauthorized\"";
+  CHECK(E2E::eventually([&] { return e.log().find(want) != std::string::npos; }, 30));
+  auto f = e.published();
+  REQUIRE(f);
+  CHECK(f->server == e.expected_login_endpoint());
+}
+
+TEST_CASE("every kubectl on the machine logs in with a kubeconfig from get kubeconfig, with no endpoint flag") {
+  auto &e = E2E::get();
+  ensure_idp(e);
+  int rc = 0;
+  std::string names = e.kubectl_ok("get webhookauthenticators -o name");
+  std::string kc = e.dir->file("every-kubectl.kubeconfig");
+  std::string out = run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                            " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) +
+                            " 2>&1",
+                        &rc);
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(out.find("warning") == std::string::npos);
+  auto kubectls = all_kubectls();
+  REQUIRE(!kubectls.empty());
+  int n = 0;
+  for (const auto &k : kubectls) {
+    INFO(k);
+    std::string xdg = e.dir->file("xdg-every-" + std::to_string(n++));
+    std::string as = "E2E_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(xdg) + " HOME=" + shell_quote(e.dir->path) +
+                     " " + shell_quote(k) + " --kubeconfig " + shell_quote(kc) + " get ns -o name 2>&1";
+    out = run(as, &rc);  // cold: one exchange
+    INFO(out);
+    CHECK(rc == 0);
+    CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+    out = run(as, &rc);  // warm: the cache
+    CHECK(rc == 0);
+    CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+    // A wrong password (token) says authentication failed, nothing else.
+    out = run("E2E_TOKEN=wrong-token XDG_CONFIG_HOME=" + shell_quote(xdg + "-wrong") + " " + shell_quote(k) +
+                  " --kubeconfig " + shell_quote(kc) + " get ns -o name 2>&1",
+              &rc);
+    CHECK(rc != 0);
+    CHECK(out.find("pinniped: login failed: authentication failed") != std::string::npos);
+  }
+}
+
+TEST_CASE("on the direct frontend WhoAmIRequest knows a user by certificate only, and forged headers change nothing") {
+  auto &e = E2E::get();
+  ensure_idp(e);
+  auto f = e.published();
+  REQUIRE(f);
+  std::string ca = *detail::base64_decode(secret_bundle(e));
+  httplib::Headers forged = {{"X-Remote-User", "system:admin"}, {"X-Remote-Group", "system:masters"},
+                             {"Impersonate-User", "system:admin"}};
+  auto who = [&](const ClientTlsOptions &tls) {
+    HttpsClient c(e.direct_base(), tls);
+    httplib::Headers h = forged;
+    h.emplace("Content-Type", "application/json");
+    auto res = c.request("POST", kWhoAmI, h, kWhoAmIBody, std::chrono::seconds(10));
+    REQUIRE(res.status == 201);
+    return at(at(at(json::parse(res.body), "status"), "kubernetesUserInfo"), "user");
+  };
+  ClientTlsOptions tls;
+  tls.ca_pem = ca;
+  auto anon = who(tls);
+  CHECK(json::get_string(anon, "username", "") == "system:anonymous");
+  // The certificate a login gave alice (signed by the cluster signer).
+  auto cred = exchange_token(e.exchange_options("e2e-idp"), "alice-token");
+  tls.client_cert_pem = cred.client_certificate_data;
+  tls.client_key_pem = cred.client_key_data;
+  auto alice = who(tls);
+  CHECK(json::get_string(alice, "username", "") == "alice");
+  auto groups = json::get_string_list(alice, "groups", "");
+  CHECK(std::find(groups.begin(), groups.end(), "e2e-devs") != groups.end());
+  CHECK(std::find(groups.begin(), groups.end(), "system:masters") == groups.end());
+  // The front-proxy client certificate is nobody here: headers are never trusted.
+  tls.client_cert_pem = pinniped::read_file(e.env.at("FRONT_PROXY_CLIENT_CERT"));
+  tls.client_key_pem = pinniped::read_file(e.env.at("FRONT_PROXY_CLIENT_KEY"));
+  CHECK(json::get_string(who(tls), "username", "") == "system:anonymous");
+  // A forged header does not make an exchange anyone else's either.
+  auto res = anonymous_post(e.direct_base(), ca, kTcr, tcr("bob-token"), forged);
+  REQUIRE(res.status == 201);
+  auto cert = json::get_string(at(at(json::parse(res.body), "status"), "credential"), "clientCertificateData", "");
+  CHECK(pinniped::detail::common_name(&CertificateChain::parse(cert)->get()->subject) == "bob");
+  // No metrics for the outside world.
+  HttpsClient c(e.direct_base(), ClientTlsOptions{ca, "", "", "", false});
+  CHECK(c.request("GET", "/metrics", {}, "", std::chrono::seconds(10)).status == 404);
+}
+
+TEST_CASE("failed exchanges on the direct frontend are limited per client address") {
+  auto &e = E2E::get();
+  ensure_idp(e);
+  std::string addr = e.env.at("ADDR");
+  Process limited({pinniped_bin(), "concierge", "--listen", addr + ":10252", "--kubeconfig",
+                   e.dir->file("concierge.kubeconfig"), "--signer-root", e.env.at("SIGNER_ROOT"), "--reload-interval",
+                   "1s", "--direct-listen", addr + ":10446", "--direct-failure-limit", "4"},
+                  e.dir->file("limited.log"));
+  std::string base = "https://" + addr + ":10446";
+  std::string ca = *detail::base64_decode(secret_bundle(e));
+  REQUIRE(E2E::eventually([&] {
+    try {
+      return anonymous_post(base, ca, kTcr, tcr("")).status == 422;
+    } catch (const std::exception &) {
+      return false;
+    }
+  }, 30));
+  int idp_before = e.idp->requests();
+  auto failed = [&](const std::string &token) {
+    auto res = anonymous_post(base, ca, kTcr, tcr(token));
+    REQUIRE(res.status == 201);
+    return json::get_string(at(json::parse(res.body), "status"), "message", "") == "authentication failed";
+  };
+  int refused = 0;
+  for (int i = 0; i < 4; i++) CHECK(failed("guess-" + std::to_string(i)));
+  CHECK(e.idp->requests() == idp_before + 4);
+  for (int i = 0; i < 6; i++) refused += failed("guess-more-" + std::to_string(i));
+  CHECK(refused == 6);
+  CHECK(failed("alice-token"));                 // over the budget, a right token waits too
+  CHECK(e.idp->requests() == idp_before + 4);  // and the IDP was not asked again
+  std::istringstream in(limited.log());
+  int logged = 0;
+  for (std::string l; std::getline(in, l);) logged += l.find("\"reasonClass\":\"rate_limited\"") != std::string::npos;
+  CHECK(logged == 7);
+  CHECK(limited.log().find("guess-") == std::string::npos);
+  limited.signal(SIGTERM);
+  CHECK(limited.wait(std::chrono::seconds(10)) == 0);
+}
+
+TEST_CASE("the direct Service's load-balancer addresses are followed by the certificate and the CredentialIssuer") {
+  auto &e = E2E::get();
+  ensure_idp(e);
+  // A second node address appears (ServiceLB on another node).
+  const std::string other = "10.234.0.2";
+  run("ip addr add " + other + "/32 dev lo 2>/dev/null");
+  e.set_direct_ingress({other, e.env.at("ADDR")});
+  std::string base = "https://" + other + ":" + std::to_string(E2E::kDirectPort);
+  std::string ca = *detail::base64_decode(secret_bundle(e));
+  // The certificate now carries the new address (verified by IP).
+  CHECK(E2E::eventually([&] {
+    try {
+      return anonymous_post(base, ca, kTcr, tcr("")).status == 422;
+    } catch (const std::exception &) {
+      return false;
+    }
+  }, 30));
+  if (!e.anonymous_auth()) {
+    CHECK(E2E::eventually([&] {
+      auto f = e.published();
+      return f && f->server == base;
+    }, 30));
+  }
+  CHECK(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
+  e.set_direct_ingress({e.env.at("ADDR")});
+  CHECK(E2E::eventually([&] {
+    auto f = e.published();
+    return f && f->server == e.expected_login_endpoint();
+  }, 30));
+  run("ip addr del " + other + "/32 dev lo 2>/dev/null");
+}
+
+TEST_CASE("issued certificates name the signer that matches the key, also when client-ca.crt holds a chain") {
+  auto &e = E2E::get();
+  ensure_idp(e);
+  auto cred = exchange_token(e.exchange_options("e2e-idp"), "alice-token");
+  auto issued = CertificateChain::parse(cred.client_certificate_data);
+  // The client CA file as kube-apiserver reads it: one CA, or the
+  // intermediate then the root (k3s's custom CAs); the key is the first's.
+  auto ca_file = CertificateChain::parse(pinniped::read_file(e.env.at("CLIENT_CA")));
+  int n = 0;
+  for (const mbedtls_x509_crt *c = ca_file->get(); c && c->raw.len; c = c->next) n++;
+  CHECK(n == (e.env.count("CLIENT_CA_CHAIN") && e.env.at("CLIENT_CA_CHAIN") == "1" ? 2 : 1));
+  const mbedtls_x509_crt *signer = ca_file->get();
+  // Issuer bytes equal the signer's subject bytes (Go compares them raw).
+  CHECK(std::string(reinterpret_cast<const char *>(issued->get()->issuer_raw.p), issued->get()->issuer_raw.len) ==
+        std::string(reinterpret_cast<const char *>(signer->subject_raw.p), signer->subject_raw.len));
+  uint32_t flags = 0;
+  CHECK(mbedtls_x509_crt_verify(issued->get(), ca_file->get(), nullptr, nullptr, &flags, nullptr, nullptr) == 0);
+  // And kube-apiserver, which trusts that file, knows alice by it.
+  e.dir->write("chain-alice.crt", cred.client_certificate_data);
+  e.dir->write("chain-alice.key", cred.client_key_data);
+  int rc = 0;
+  std::string out = run("kubectl --kubeconfig /dev/null --server " + e.server() + " --certificate-authority " +
+                            e.dir->file("ca.crt") + " --client-certificate " + e.dir->file("chain-alice.crt") +
+                            " --client-key " + e.dir->file("chain-alice.key") + " get ns -o name 2>&1",
+                        &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+}
+
+// Last: it restarts the concierge without its direct frontend.
+TEST_CASE("without the direct frontend a login through a refusing kube-apiserver says so in one line") {
+  auto &e = E2E::get();
+  ensure_idp(e);
+  e.stop_concierge();
+  e.start_concierge(false);
+  REQUIRE(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }, 60));
+  std::string kc = e.dir->file("no-direct.kubeconfig");
+  int rc = 0;
+  std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                    " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1";
+  // The concierge republishes kube-apiserver (and, on k3s, why it fails).
+  REQUIRE(E2E::eventually([&] {
+    auto f = e.published();
+    return f && f->server == e.server() &&
+           (e.anonymous_auth() || f->message.find("so logins through it fail") != std::string::npos);
+  }, 30));
+  std::string out = run(get, &rc);
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK((out.find("pinniped: warning: the concierge reports:") != std::string::npos) == !e.anonymous_auth());
+  std::string xdg = e.dir->file("xdg-no-direct");
+  out = run("E2E_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(xdg) + " kubectl --kubeconfig " + shell_quote(kc) +
+                " get ns -o name 2>&1",
+            &rc);
+  INFO(out);
+  if (e.anonymous_auth()) {
+    CHECK(rc == 0);  // kubeadm: kube-apiserver lets the exchange through
+    CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+  } else {
+    CHECK(rc != 0);
+    CHECK(out.find("pinniped: login failed: ") != std::string::npos);
+    CHECK(out.find("refused the anonymous login request (HTTP 401 Unauthorized") != std::string::npos);
+    CHECK(out.find("docs/k3s.md#unauthorized") != std::string::npos);
+    CHECK(out.find("authentication failed") == std::string::npos);
+    // The same for a wrong token: kube-apiserver never let it reach anyone.
+    out = run("E2E_TOKEN=wrong-token XDG_CONFIG_HOME=" + shell_quote(xdg) + "-2 kubectl --kubeconfig " +
+                  shell_quote(kc) + " get ns -o name 2>&1",
+              &rc);
+    CHECK(rc != 0);
+    CHECK(out.find("refused the anonymous login request (HTTP 401") != std::string::npos);
+  }
+  e.stop_concierge();
+  e.start_concierge(true);
 }
