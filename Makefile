@@ -50,7 +50,7 @@ all: $(BUILD)/pinniped
 deps:
 	tools/deps.sh
 
-$(HTTPLIB):
+$(HTTPLIB): tools/fetch-httplib.sh
 	tools/fetch-httplib.sh $@
 
 $(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)

@@ -35,20 +35,27 @@ const char *kConciergeUsage =
     "                              (repeatable; used when --tls-cert is not given)\n"
     "  --serving-ca-out FILE       write the self-generated serving CA (PEM) here\n"
     "  --client-ca FILE            request client certificates and verify them with this CA\n"
+    "                              (front-proxy CA: X-Remote-* headers trusted from its clients)\n"
+    "  --requestheader-allowed-names N1,N2  with --client-ca: only these CNs may send X-Remote-*\n"
+    "                              headers, as kube-apiserver's flag (default: any CN)\n"
     "  --signer-cert FILE          cluster signer certificate (PEM)\n"
     "  --signer-key FILE           cluster signer key (PEM: SEC1, PKCS#1 or PKCS#8)\n"
     "  --signer-root DIR           look for the signer of k3s, RKE2, kubeadm, k0s, MicroK8s\n"
     "                              under DIR when --signer-* are not given (default /)\n"
     "  --authenticators FILE       WebhookAuthenticator objects (YAML or JSON); reloaded\n"
     "  --credential-ttl DURATION   lifetime of issued certificates (default 5m, at most 1h)\n"
-    "  --webhook-timeout DURATION  time allowed per authentication, retries included (default 10s)\n"
+    "  --webhook-timeout DURATION  time allowed per authentication, retries included (default 10s,\n"
+    "                              at most 25s); it bounds the handling of an exchange\n"
     "  --webhook-attempts N        tries on connection errors and HTTP 5xx (default 3)\n"
     "  --max-body-bytes N          largest accepted request body (default 65536)\n"
-    "  --request-timeout DURATION  time a client has to send one request (default 10s)\n"
+    "  --request-timeout DURATION  time a client has to send one request (default 10s); handling\n"
+    "                              and writing the answer have their own bounds\n"
     "  --threads N                 connection worker threads (default 16)\n"
     "  --max-queue N               connections waiting for a worker before refusing (default 64)\n"
     "  --reload-interval DURATION  how often files are checked for changes (default 5s)\n"
     "  --key-pool N                client keys generated ahead of time (default 16)\n"
+    "  --max-exchanges N           exchanges handled at once; more get 429 at once (default: the\n"
+    "                              threads less 4, so probes and metrics never wait behind an IDP)\n"
     "  --port-file FILE            write the bound port here once listening\n"
     "  --kubeconfig FILE           work with the cluster of this kubeconfig (in a pod: the\n"
     "                              service account, found automatically)\n"
@@ -323,6 +330,10 @@ int run_concierge(int argc, char **argv) {
         throw pinniped::bad_request("--api-group-suffix must be a DNS suffix like pinniped.dev");
     } else if (f == "--client-ca") {
       cfg.client_ca_file = a.value();
+    } else if (f == "--requestheader-allowed-names") {
+      std::istringstream names(a.value());
+      for (std::string n; std::getline(names, n, ',');)
+        if (!n.empty()) cfg.requestheader_allowed_names.push_back(n);
     } else if (f == "--signer-cert") {
       cfg.signer_cert_file = a.value();
     } else if (f == "--signer-key") {
@@ -336,6 +347,10 @@ int run_concierge(int argc, char **argv) {
       if (cfg.credential_ttl > std::chrono::hours(1)) throw pinniped::bad_request("--credential-ttl is at most 1h");
     } else if (f == "--webhook-timeout") {
       cfg.webhook.timeout = a.duration();
+      // The handling of an exchange is bounded by this; it must end before
+      // the client gives up (the pinniped CLI waits 30 s for an answer).
+      if (cfg.webhook.timeout > std::chrono::seconds(25))
+        throw pinniped::bad_request("--webhook-timeout is at most 25s (the pinniped CLI waits 30s for an exchange)");
     } else if (f == "--webhook-attempts") {
       cfg.webhook.attempts = static_cast<int>(a.number(1, 10));
     } else if (f == "--max-body-bytes") {
@@ -359,6 +374,8 @@ int run_concierge(int argc, char **argv) {
       if (u.scheme != "https") throw pinniped::bad_request("--direct-endpoint must be an https:// URL");
     } else if (f == "--direct-san") {
       cfg.direct_sans.push_back(a.value());
+    } else if (f == "--max-exchanges") {
+      cfg.max_exchanges = static_cast<size_t>(a.number(1, 100000));
     } else if (f == "--direct-failure-limit") {
       cfg.direct_failure_limit = static_cast<int>(a.number(0, 100000));
     } else {
@@ -553,7 +570,8 @@ const char *kLocalUserAuthenticatorUsage =
     "  --brake-refill DURATION     one more attempt per this time (default 6s)\n"
     "  --brake-names N             user names the brake tracks at once (default 10000)\n"
     "  --reload-interval DURATION  how often files are checked for changes (default 5s)\n"
-    "  --request-timeout DURATION  time a client has to send one request (default 10s)\n"
+    "  --request-timeout DURATION  time a client has to send one request (default 10s); handling\n"
+    "                              and writing the answer have their own bounds\n"
     "  --threads N                 connection worker threads (default 16)\n"
     "  --port-file FILE            write the bound port here once listening\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"

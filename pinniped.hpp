@@ -58,6 +58,11 @@
 #ifndef CPPHTTPLIB_USE_POLL
 #define CPPHTTPLIB_USE_POLL
 #endif
+// A burst of clients waits in the kernel's accept queue (cpp-httplib's
+// default is 5: a burst beyond it was refused).
+#ifndef CPPHTTPLIB_LISTEN_BACKLOG
+#define CPPHTTPLIB_LISTEN_BACKLOG 1024
+#endif
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
 #error "pinniped.hpp brings its own TLS (mbedTLS); build cpp-httplib without OpenSSL"
 #endif
@@ -67,6 +72,12 @@
 
 #include <httplib.h>
 #include <picojson.h>
+// cpp-httplib parses Range headers with a recursive std::regex that a long
+// header drives off a thread's stack; tools/fetch-httplib.sh's copy never
+// parses them (nothing here serves ranges).
+#if !defined(PINNIPED_HTTPLIB_NO_RANGES) && !defined(PINNIPED_ALLOW_HTTPLIB_RANGES)
+#error "use the httplib.h of tools/fetch-httplib.sh (Range parsing off), or define PINNIPED_ALLOW_HTTPLIB_RANGES"
+#endif
 #include <yaml.h>
 
 #include <mbedtls/asn1.h>
@@ -1080,30 +1091,49 @@ inline std::string hex(const std::string &in) {
   return out;
 }
 
-// Strict UTF-8 check (no overlongs, no surrogates).
-inline bool valid_utf8(const std::string &s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = s[i];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) { i++; continue; }
-    if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-    else return false;
-    for (size_t k = 1; k <= n; k++) {
-      if (i + k >= s.size()) return false;
-      unsigned char cc = s[i + k];
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += n + 1;
+// The length of the strict UTF-8 sequence at s[i] (no overlongs, no
+// surrogates), or 0 when there is none.
+inline size_t utf8_sequence_at(const std::string &s, size_t i) {
+  unsigned char c = s[i];
+  size_t n;
+  uint32_t cp;
+  if (c < 0x80) return 1;
+  if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+  else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+  else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+  else return 0;
+  for (size_t k = 1; k <= n; k++) {
+    if (i + k >= s.size()) return 0;
+    unsigned char cc = s[i + k];
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
   }
+  if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return n + 1;
+}
+inline bool valid_utf8(const std::string &s) {
+  for (size_t i = 0, n; i < s.size(); i += n)
+    if ((n = utf8_sequence_at(s, i)) == 0) return false;
   return true;
+}
+// Each byte that is not part of valid UTF-8 replaced with U+FFFD, as Go's
+// encoding/json writes such a string: what we send is always valid JSON.
+inline std::string to_valid_utf8(const std::string &s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = utf8_sequence_at(s, i);
+    if (n == 0) {
+      out += "\xef\xbf\xbd";
+      i++;
+    } else {
+      out.append(s, i, n);
+      i += n;
+    }
+  }
+  return out;
 }
 
 // X.520 DirectoryString as Go writes it: PrintableString when every
@@ -2179,9 +2209,15 @@ struct TlsSession {
 
 // httplib::Stream over a TLS session. `budget` caps the bytes one request
 // may send (headers plus body), whatever its framing.
+// One request's deadlines are separate: reading it (`set_deadline`), then
+// handling it (no stream deadline: the handler bounds its own waits, as the
+// webhook timeout does), then writing the answer (a fresh `write_timeout`
+// from its first byte). A request whose reading and handling together took
+// longer than the read deadline still gets its whole answer.
 class TlsStream : public httplib::Stream {
  public:
-  explicit TlsStream(TlsSession &s) : s_(s) {}
+  // write_timeout 0 (clients): one deadline for the whole exchange.
+  explicit TlsStream(TlsSession &s, Millis write_timeout = Millis(0)) : s_(s), write_timeout_(write_timeout) {}
   void set_budget(size_t b) {
     budget_ = b;
     used_ = 0;
@@ -2190,7 +2226,16 @@ class TlsStream : public httplib::Stream {
   // A read failed (budget spent, timeout, error) since set_budget: the
   // request was cut short and the rest of the stream cannot be trusted.
   bool failed() const { return failed_; }
-  void set_deadline(Steady::time_point d) { s_.bio.deadline = d; }
+  // The read deadline of the next request; its answer is not written yet.
+  void set_deadline(Steady::time_point d) {
+    read_deadline_ = d;
+    writing_ = false;
+    s_.bio.deadline = d;
+  }
+  // The status code of the last answer written (0: none yet).
+  int last_status() const { return last_status_; }
+  // Raised when the server stops: reading a request gives up at once.
+  void set_read_cancel(const std::atomic<bool> *c) { read_cancel_ = c; }
 
   bool is_readable() const override {
     if (mbedtls_ssl_get_bytes_avail(&s_.ssl) > 0) return true;
@@ -2201,6 +2246,10 @@ class TlsStream : public httplib::Stream {
     if (used_ >= budget_) {
       failed_ = true;
       return -1;
+    }
+    if (!writing_ && write_timeout_.count() > 0) {
+      s_.bio.deadline = read_deadline_;
+      s_.bio.cancel = read_cancel_;  // a stopping server does not wait for the rest of a request
     }
     size = std::min(size, budget_ - used_);
     for (;;) {
@@ -2216,6 +2265,13 @@ class TlsStream : public httplib::Stream {
     }
   }
   ssize_t write(const char *ptr, size_t size) override {
+    if (!writing_ && write_timeout_.count() > 0) {
+      writing_ = true;
+      s_.bio.cancel = nullptr;  // an answer is always written whole
+      s_.bio.deadline = Steady::now() + write_timeout_;
+      // "HTTP/1.1 NNN ...": the status line is the answer's first write.
+      if (size >= 12 && std::memcmp(ptr, "HTTP/1.", 7) == 0) last_status_ = std::atoi(std::string(ptr + 9, 3).c_str());
+    }
     size_t off = 0;
     while (off < size) {
       int r = mbedtls_ssl_write(&s_.ssl, reinterpret_cast<const unsigned char *>(ptr + off), size - off);
@@ -2248,6 +2304,11 @@ class TlsStream : public httplib::Stream {
     ip = buf;
   }
   TlsSession &s_;
+  Millis write_timeout_;
+  const std::atomic<bool> *read_cancel_ = nullptr;
+  Steady::time_point read_deadline_ = Steady::time_point::max();
+  bool writing_ = false;
+  int last_status_ = 0;
   size_t budget_ = SIZE_MAX;
   size_t used_ = 0;
   bool failed_ = false;
@@ -2344,7 +2405,8 @@ inline PeerCertificate peer_of(TlsSession &s) {
 // `request_timeout`; idle keep-alive connections give way when others wait.
 struct TlsServerOptions {
   Millis handshake_timeout = std::chrono::seconds(10);
-  Millis request_timeout = std::chrono::seconds(10);  // whole request, headers and body
+  Millis request_timeout = std::chrono::seconds(10);  // reading one request, headers and body
+  Millis write_timeout = std::chrono::seconds(10);    // writing one answer, from its first byte
   Millis idle_timeout = std::chrono::seconds(30);     // keep-alive wait
   size_t threads = 16;
   size_t max_queue = 64;
@@ -2416,6 +2478,23 @@ class TlsServer : public httplib::Server {
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
   }
+  // Half-closes and reads what the client still sends until it closes too,
+  // at most 1 MiB or 1 s (as Go's server reads a bounded remainder).
+  static void linger(socket_t sock) {
+    ::shutdown(sock, SHUT_WR);
+    auto until = Steady::now() + std::chrono::seconds(1);
+    size_t drained = 0;
+    char buf[16384];
+    while (drained < 1024 * 1024) {
+      auto left = std::chrono::duration_cast<Millis>(until - Steady::now()).count();
+      if (left <= 0) break;
+      pollfd p{sock, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+      ssize_t n = ::recv(sock, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) break;
+      drained += static_cast<size_t>(n);
+    }
+  }
 
   // Waits for the next request on an idle connection. Gives up when the
   // server stops, when the idle timeout passes, or when other connections
@@ -2459,7 +2538,8 @@ class TlsServer : public httplib::Server {
         failed_handshakes_++;
       } else {
         PeerCertificate peer = detail::peer_of(session);
-        detail::TlsStream stream(session);
+        detail::TlsStream stream(session, opt_.write_timeout);
+        stream.set_read_cancel(&stopping_);
         size_t count = opt_.max_requests_per_connection;
         while (count > 0 && wait_for_request(session)) {
           stream.set_deadline(Steady::now() + opt_.request_timeout);
@@ -2476,6 +2556,10 @@ class TlsServer : public httplib::Server {
           count--;
         }
         session.close_notify();
+        // After an error answer the client may still be sending the body we
+        // did not read: closing with unread bytes makes the kernel reset the
+        // connection, and the client would lose our answer.
+        if (!ok || stream.failed() || stream.last_status() >= 400) linger(sock);
       }
     } catch (const std::exception &) {
       detail::t_current_peer = nullptr;
@@ -3277,7 +3361,7 @@ class WebhookAuthenticator {
     AuthResult r;
     TokenReview review;
     review.api_version = "authentication.k8s.io/" + spec_.token_review_version;
-    review.token = token;
+    review.token = detail::to_valid_utf8(token);
     std::string body = review.to_json(true).serialize();
     auto deadline = Steady::now() + opt_.timeout;
     Millis backoff = opt_.backoff;
@@ -3510,6 +3594,9 @@ struct ConciergeConfig {
   std::vector<std::string> tls_sans = {"localhost", "127.0.0.1", "::1"};
   std::string serving_ca_out;
   std::string client_ca_file;  // optional: request and verify client certificates
+  // With client_ca_file: the CNs whose X-Remote-* headers are trusted (as
+  // kube-apiserver's --requestheader-allowed-names); empty: any CN.
+  std::vector<std::string> requestheader_allowed_names;
   // The cluster signer; when both are empty it is looked for under
   // signer_root at the distributions' paths.
   std::string signer_cert_file, signer_key_file;
@@ -3538,6 +3625,14 @@ struct ConciergeConfig {
   std::string direct_endpoint;           // the https URL clients use; empty: discovered
   std::vector<std::string> direct_sans;  // more names and IPs for its certificate
   int direct_failure_limit = 10;         // failed exchanges per client address a minute; 0: no limit
+  // Exchanges handled at once (each may wait on the IDP); 0: the worker
+  // threads less a reserve of 4 (at least 1), so that health probes,
+  // metrics and discovery always find a worker during an IDP outage.
+  size_t max_exchanges = 0;
+  size_t exchange_limit() const {
+    if (max_exchanges > 0) return max_exchanges;
+    return server.threads > 4 ? server.threads - 4 : 1;
+  }
   Millis anonymous_probe_interval = std::chrono::seconds(PINNIPED_ANONYMOUS_PROBE_SECONDS);
   bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
   bool direct_enabled() const { return direct_port >= 0; }
@@ -4665,6 +4760,11 @@ class Concierge {
     AuthResult r = a->authenticate(in.token);
     metrics_.webhook_latency(std::chrono::duration<double>(Steady::now() - webhook_started).count());
     if (!r.authenticated) return fail(r.reason, r.reason_class);
+    size_t empty_groups = std::count(r.user.groups.begin(), r.user.groups.end(), std::string());
+    if (empty_groups > 0)
+      // X.520 forbids an empty O; upstream's Go encoder writes one anyway.
+      log_.info("empty group names dropped from the certificate",
+                {{"user", jv(r.user.username)}, {"dropped", jv(empty_groups)}});
     IssuedCertificate cert;
     try {
       cert = ca_.issue(r.user.username, r.user.groups, cfg_.credential_ttl);
@@ -4771,6 +4871,13 @@ class Concierge {
       res.set_content(ok ? "ok" : "not ready: " + not_ready_reason(), "text/plain; charset=utf-8");
       return;
     }
+    // Everything below answers JSON only: a client that accepts no JSON (a
+    // protobuf OpenAPI document, aggregated discovery without a fallback)
+    // gets 406, as k8s.io/apiserver answers, not JSON under another name.
+    if (get && path != "/metrics" && !detail::accepts_json(req.get_header_value("Accept")))
+      throw Error(406, "NotAcceptable",
+                  "only the following media types are accepted: application/json (no protobuf, no aggregated "
+                  "discovery)");
     if (path == "/version") {
       only_get();
       picojson::object o;
@@ -4866,6 +4973,20 @@ class Concierge {
       status["kubernetesUserInfo"] = picojson::value(info);
       o["status"] = picojson::value(status);
       return send_json(res, 201, picojson::value(o));
+    }
+    // Over the limit, answer at once rather than hold one more worker
+    // behind a slow IDP.
+    struct InFlight {
+      std::atomic<size_t> &n;
+      ~InFlight() { n--; }
+    } in_flight{exchanges_in_flight_};
+    size_t now_in_flight = ++exchanges_in_flight_;
+    if (now_in_flight > cfg_.exchange_limit()) {
+      metrics_.exchange("refused", "too_many_in_flight");
+      res.set_header("Retry-After", "1");
+      throw Error(429, "TooManyRequests",
+                  "too many exchanges in progress (" + std::to_string(cfg_.exchange_limit()) +
+                      " at once); try again in a moment");
     }
     TokenCredentialRequest out = exchange(TokenCredentialRequest::from_json(body), frontend, req.remote_addr);
     res.set_header("Cache-Control", "no-store");
@@ -5323,6 +5444,7 @@ class Concierge {
       client_ca_version_ = version;
       RequestHeaderConfig c;
       c.client_ca_pem = *pem;
+      c.allowed_names = cfg_.requestheader_allowed_names;
       CertificateChain::parse(c.client_ca_pem);
       set_request_header(c);
     } catch (const Error &e) {
@@ -5583,6 +5705,7 @@ class Concierge {
   IssuerState ci_last_;
   Steady::time_point ci_last_sync_;
   std::atomic<bool> ci_dirty_{false};
+  std::atomic<size_t> exchanges_in_flight_{0};
   // The direct frontend (direct_mu_: its CA, leaf, names and the Service's
   // addresses; never held across network I/O or together with tls_mu_).
   TlsServer direct_;

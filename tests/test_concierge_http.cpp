@@ -1285,3 +1285,212 @@ TEST_CASE("a 401 or 403 from kube-apiserver is reported as a refused anonymous l
     }
   }
 }
+
+// ---------------------------------------------------------------------------
+// Deadlines, answers that must arrive whole, and probes during an IDP outage.
+
+TEST_CASE("an exchange that succeeds after the request timeout still gets its whole answer") {
+  // Reading takes no time; the IDP answers after 2 s, past the 1 s request
+  // timeout: the answer must still be written whole.
+  Env env({{"--request-timeout", "1s", "--webhook-timeout", "10s"}});
+  env.idp.set_handler([&env](const httplib::Request &req, httplib::Response &res) {
+    std::this_thread::sleep_for(2s);
+    env.idp.default_handler(req, res);
+  });
+  auto res = env.c().request("POST", kTcr, tcr_json(kGoodToken));
+  INFO(res.body.substr(0, 200));
+  REQUIRE(res.status == 201);
+  CHECK(contains(res.body, "clientCertificateData"));
+  CHECK(parse_json(res.body).is<picojson::object>());
+  // A webhook timeout answers whole too ("authentication failed").
+  env.idp.set_handler([](const httplib::Request &, httplib::Response &res) {
+    std::this_thread::sleep_for(4s);
+    res.status = 500;
+  });
+  Env slow({{"--request-timeout", "1s", "--webhook-timeout", "2s", "--webhook-attempts", "1"}});
+  slow.idp.set_handler([](const httplib::Request &, httplib::Response &res) {
+    std::this_thread::sleep_for(3s);
+    res.status = 500;
+  });
+  auto failed = slow.c().request("POST", kTcr, tcr_json(kGoodToken));
+  check_authentication_failed(failed);
+}
+
+TEST_CASE("a request that lies about its Content-Length gets a whole 400 Status after the request timeout") {
+  Env env({{"--request-timeout", "1s"}});
+  RawTls raw(env.c());
+  std::string head = "POST " + kTcr + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 100\r\n\r\n";
+  REQUIRE(raw.send(head + R"({"spec":)"));
+  auto res = raw.response(scaled(5s));
+  REQUIRE(res);
+  INFO(res->body);
+  CHECK(res->status == 400);
+  CHECK(contains(res->body, "\"kind\":\"Status\""));
+  CHECK(res->body.size() == std::stoul(res->header("Content-Length")));
+}
+
+TEST_CASE("a 1 MiB body is answered 413 every time, never a connection reset") {
+  Env env;
+  std::string body = padded_body(1024 * 1024);
+  for (int i = 0; i < 6; i++) {
+    INFO("try " << i);
+    RawTls raw(env.c());
+    raw.send(raw_request("POST", kTcr, {{"Content-Type", "application/json"}}, body, i % 2 == 1), scaled(5s));
+    auto res = raw.response(scaled(5s));
+    REQUIRE(res);
+    CHECK(res->status == 413);
+    CHECK(contains(res->body, "RequestEntityTooLarge"));
+  }
+  check_still_serving(env.c());
+}
+
+TEST_CASE("health probes, metrics and discovery answer at once while every exchange waits on a hung IDP") {
+  Env env({{"--threads", "8", "--webhook-timeout", "6s", "--webhook-attempts", "1"}});
+  std::atomic<bool> release{false};
+  env.idp.set_handler([&](const httplib::Request &req, httplib::Response &res) {
+    auto until = Steady::now() + 6s;
+    while (!release && Steady::now() < until) std::this_thread::sleep_for(10ms);
+    env.idp.default_handler(req, res);
+  });
+  std::vector<std::thread> clients;
+  std::atomic<int> refused{0}, waited{0};
+  for (int i = 0; i < 12; i++)
+    clients.emplace_back([&] {
+      try {
+        auto res = env.c().request("POST", kTcr, tcr_json(kGoodToken));
+        (res.status == 429 ? refused : waited)++;
+      } catch (const std::exception &) {
+      }
+    });
+  // Every worker an exchange may have is now waiting on the IDP (and, without
+  // the reserve, every worker there is).
+  REQUIRE(testing::eventually([&] { return env.idp.requests() >= 4; }, scaled(10s)));
+  std::this_thread::sleep_for(scaled(500ms));
+  for (const std::string &path : std::vector<std::string>{"/healthz", "/readyz", "/metrics", kVersionPath}) {
+    INFO(path);
+    auto t0 = Steady::now();
+    auto res = env.c().request("GET", path, "", {});
+    auto took = std::chrono::duration_cast<Millis>(Steady::now() - t0);
+    CHECK(res.status == 200);
+    CHECK(took < scaled(1s));
+  }
+  release = true;
+  for (auto &t : clients) t.join();
+  // 8 workers less the reserve of 4: 4 exchanges waited, the rest were told to retry.
+  CHECK(waited == 4);
+  CHECK(refused == 8);
+  CHECK(contains(env.c().request("GET", "/metrics", "", {}).body,
+                 "pinniped_exchanges_total{outcome=\"refused\",reason=\"too_many_in_flight\"} 8"));
+}
+
+TEST_CASE("an empty group is dropped from the certificate and the log says so") {
+  Env env;
+  env.idp.add_user("empty-groups-token", {"carol", "", {"devs", "", "ops", ""}, {}});
+  auto res = env.c().request("POST", kTcr, tcr_json("empty-groups-token"));
+  REQUIRE(res.status == 201);
+  auto chain = pinniped::CertificateChain::parse(str(at(parse_json(res.body), {"status", "credential", "clientCertificateData"})));
+  CHECK(pinniped::detail::organizations(&chain->get()->subject) == std::vector<std::string>{"devs", "ops"});
+  CHECK(contains(env.c().log(), "\"msg\":\"empty group names dropped from the certificate\""));
+  CHECK(contains(env.c().log(), "\"dropped\":2"));
+}
+
+TEST_CASE("a token with invalid UTF-8 reaches the IDP as valid JSON, each bad byte as U+FFFD") {
+  Env env;
+  std::string seen;
+  std::mutex mu;
+  env.idp.set_handler([&](const httplib::Request &req, httplib::Response &res) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      seen = req.body;
+    }
+    env.idp.default_handler(req, res);
+  });
+  std::string body = R"({"apiVersion":"login.concierge.pinniped.dev/v1alpha1","kind":"TokenCredentialRequest",)"
+                     R"("spec":{"token":"ab)" + std::string("\xff\xc3", 2) + R"(cd","authenticator":{"apiGroup":")" +
+                     kAuthGroup + R"(","kind":"WebhookAuthenticator","name":"my-idp"}}})";
+  check_authentication_failed(env.c().request("POST", kTcr, body));
+  std::lock_guard<std::mutex> lk(mu);
+  REQUIRE(!seen.empty());
+  CHECK(pinniped::detail::valid_utf8(seen));
+  auto review = parse_json(seen);
+  CHECK(str(at(review, {"spec", "token"})) == "ab\xef\xbf\xbd\xef\xbf\xbd" "cd");
+}
+
+TEST_CASE("a client that accepts no JSON gets 406 from discovery and OpenAPI, as k8s.io/apiserver answers") {
+  Env env;
+  auto &c = env.c();
+  struct Row {
+    std::string path, accept;
+    int want;
+  };
+  for (const auto &row : std::vector<Row>{
+           {"/openapi/v2", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf", 406},
+           {"/openapi/v2", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json", 200},
+           {"/apis", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", 406},
+           {"/apis", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json", 200},
+           {kVersionPath, "application/vnd.kubernetes.protobuf", 406},
+           {"/version", "application/yaml", 406},
+           {"/healthz", "application/vnd.kubernetes.protobuf", 200},
+           {"/metrics", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", 200}}) {
+    INFO(row.path << " Accept: " << row.accept);
+    auto res = c.request("GET", row.path, "", {{"Accept", row.accept}});
+    CHECK(res.status == row.want);
+    if (row.want == 406) {
+      CHECK(contains(res.body, "\"reason\":\"NotAcceptable\""));
+      CHECK(starts_with(res.header("Content-Type"), "application/json"));
+    }
+  }
+}
+
+TEST_CASE("--requestheader-allowed-names limits whose X-Remote-* headers a standalone concierge trusts") {
+  testing::TempDir pki;
+  auto proxy_ca = pinniped::make_self_signed_ca("front-proxy-ca", std::chrono::hours(1));
+  pki.write("front-proxy-ca.pem", proxy_ca.cert_pem);
+  Env env({{"--client-ca", pki.file("front-proxy-ca.pem"), "--requestheader-allowed-names", "front-proxy-client"}});
+  httplib::Headers h = {{"Content-Type", "application/json"}, {"X-Remote-User", "dave"}, {"X-Remote-Group", "g"}};
+  auto who = [&](const std::string &cn) {
+    auto cert = testing::client_cert(proxy_ca, cn);
+    pinniped::ClientTlsOptions tls;
+    tls.ca_pem = env.c().ca_pem();
+    tls.client_cert_pem = cert.cert_pem;
+    tls.client_key_pem = cert.key_pem;
+    pinniped::HttpsClient client(env.c().base(), tls);
+    auto res = client.request("POST", kWhoAmIPath, h, kWhoAmIBody, scaled(10s));
+    return str(at(whoami_user(res), {"username"}));
+  };
+  CHECK(who("front-proxy-client") == "dave");
+  CHECK(who("someone-else") == "system:anonymous");  // the right CA, a CN not allowed
+}
+
+TEST_CASE("SIGTERM does not wait for the rest of a request that is only half sent") {
+  Env env({{"--request-timeout", "30s"}});
+  RawTls raw(env.c());
+  REQUIRE(raw.send("POST " + kTcr + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\n{\"spec\":"));
+  std::this_thread::sleep_for(scaled(300ms));
+  auto t0 = Steady::now();
+  env.c().process().signal(SIGTERM);
+  int rc = env.c().process().wait(scaled(10s));
+  auto took = std::chrono::duration_cast<Millis>(Steady::now() - t0);
+  CHECK(rc == 0);
+  CHECK(took < scaled(3s));  // not the 30 s request timeout
+}
+
+TEST_CASE("Range headers never reach cpp-httplib's regex: long ones neither crash nor multiply an answer") {
+  Env env;
+  auto &c = env.c();
+  auto whole = c.request("GET", "/openapi/v2", "", {});
+  REQUIRE(whole.status == 200);
+  std::string deep = "bytes=";
+  for (int i = 0; i < 1999; i++) deep += "0-,";
+  deep += "0-";
+  std::string wide = "bytes=-";
+  for (int i = 0; i < 4085; i++) wide += ",-";
+  for (const auto &range : {deep, wide, std::string("bytes=0-10")}) {
+    INFO(range.substr(0, 20) << "... (" << range.size() << " bytes)");
+    auto res = c.request("GET", "/openapi/v2", "", {{"Range", range}});
+    CHECK(res.status == 200);  // ranges are not served: the whole document, once
+    CHECK(res.body == whole.body);
+  }
+  check_still_serving(c);
+}

@@ -190,10 +190,10 @@ TEST_CASE("timestamps outside system_clock's range saturate instead of wrapping"
   // RFC 5280's "no expiry" and dates before 1678 or after 2262.
   auto far = parse_rfc3339("9999-12-31T23:59:59Z");
   REQUIRE(far);
-  CHECK(*far > Clock::now() + std::chrono::hours(24 * 365 * 200));
+  CHECK(*far > *parse_rfc3339("2262-01-01T00:00:00Z"));
   auto ancient = parse_rfc3339("1050-01-01T00:00:00Z");
   REQUIRE(ancient);
-  CHECK(*ancient < Clock::now() - std::chrono::hours(24 * 365 * 300));
+  CHECK(*ancient < *parse_rfc3339("1700-01-01T00:00:00Z"));
   auto later = parse_rfc3339("2700-06-01T00:00:00Z");
   REQUIRE(later);
   CHECK(*later > Clock::now());
