@@ -1528,6 +1528,7 @@ struct IssuedCertificate {
   std::string key_pem;
   Clock::time_point not_before;
   Clock::time_point not_after;
+  std::string serial_hex;  // for the audit line
 };
 
 // A ready client key: public part for the certificate, PEM for the caller.
@@ -1671,8 +1672,10 @@ class Signer {
     if (not_after_ <= now) throw internal_error("cluster signer expired at " + format_rfc3339(not_after_));
     t.not_before = std::max(now - skew, not_before_);
     t.not_after = std::min(now + ttl, not_after_);
+    t.serial = detail::random_bytes(16);  // 128 random bits, as upstream
+    if (t.serial[0] == 0) t.serial[0] = 1;
     std::string der = detail::sign_certificate(t, key.spki_der, subject_der_, *key_, key_id_);
-    return {detail::pem_encode("CERTIFICATE", der), key.key_pem, t.not_before, t.not_after};
+    return {detail::pem_encode("CERTIFICATE", der), key.key_pem, t.not_before, t.not_after, detail::hex(t.serial)};
   }
 
   const std::string &cert_pem() const { return cert_pem_; }
@@ -3814,11 +3817,13 @@ inline UserInfo anonymous_user() { return {"system:anonymous", "", {"system:unau
 // Who sent a request: the X-Remote-* identity when the TLS peer is the
 // front proxy (certificate verified against the request-header CA, CN
 // allowed); anyone else is anonymous whatever headers it sends.
+inline bool is_front_proxy(const PeerCertificate &peer, const RequestHeaderConfig &c) {
+  return peer.verified && !c.client_ca_pem.empty() &&
+         (c.allowed_names.empty() ||
+          std::find(c.allowed_names.begin(), c.allowed_names.end(), peer.common_name) != c.allowed_names.end());
+}
 inline UserInfo identify(const httplib::Request &req, const PeerCertificate &peer, const RequestHeaderConfig &c) {
-  if (!peer.verified || c.client_ca_pem.empty()) return anonymous_user();
-  if (!c.allowed_names.empty() &&
-      std::find(c.allowed_names.begin(), c.allowed_names.end(), peer.common_name) == c.allowed_names.end())
-    return anonymous_user();
+  if (!is_front_proxy(peer, c)) return anonymous_user();
   UserInfo u;
   for (const auto &h : c.username_headers) {
     u.username = req.get_header_value(h);
@@ -4716,8 +4721,16 @@ class Concierge {
   // succeed returns the object with status.message "authentication failed".
   // On the direct frontend, failures count against the client's address,
   // and an address over its budget is refused before the IDP is asked.
-  TokenCredentialRequest exchange(const TokenCredentialRequest &in, Frontend frontend = Frontend::aggregated,
-                                  const std::string &client_address = "") {
+  // Where an exchange came from, for its audit line and the failure limit.
+  struct ExchangeContext {
+    Frontend frontend = Frontend::aggregated;
+    std::string client;      // the client's address
+    std::string user_agent;  // as the client sent it
+  };
+  TokenCredentialRequest exchange(const TokenCredentialRequest &in) { return exchange(in, ExchangeContext()); }
+  TokenCredentialRequest exchange(const TokenCredentialRequest &in, const ExchangeContext &ctx) {
+    Frontend frontend = ctx.frontend;
+    const std::string &client_address = ctx.client;
     if (!in.metadata.namespace_.empty())
       throw bad_request("TokenCredentialRequest is cluster-scoped; metadata.namespace must be empty");
     if (in.token.empty())
@@ -4728,6 +4741,19 @@ class Concierge {
     out.api_version = login_group_ + "/v1alpha1";
     auto started = Steady::now();
     bool direct = frontend == Frontend::direct;
+    // The audit line (one per exchange, success or not): who asked, from
+    // where, with which token (a SHA-256 prefix, never the token), and the
+    // certificate it got.
+    std::string token_id = detail::hex(detail::sha256(in.token)).substr(0, 12);
+    auto audit = [&](Logger::Fields f) {
+      f.push_back({"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)});
+      f.push_back({"frontend", jv(direct ? "direct" : "aggregated")});
+      f.push_back({"tokenID", jv(token_id)});
+      f.push_back({"client", jv(client_address)});
+      f.push_back({"userAgent", jv(ctx.user_agent.substr(0, 256))});
+      f.push_back({"us", jv(us_since(started))});
+      log_.info("exchange", f);
+    };
     auto fail = [&](const std::string &why, const std::string &cls) {
       stats_.exchanges_failed++;
       metrics_.exchange("failed", cls);
@@ -4735,13 +4761,7 @@ class Concierge {
       // or a signer problem does not.
       if (direct && (cls == "rejected" || cls == "invalid_user" || cls == "unknown_authenticator"))
         limiter_.failed(client_address);
-      log_.info("exchange", {{"outcome", jv("failed")},
-                             {"reasonClass", jv(cls)},
-                             {"reason", jv(why)},
-                             {"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)},
-                             {"frontend", jv(direct ? "direct" : "aggregated")},
-                             {"client", jv(client_address)},
-                             {"us", jv(us_since(started))}});
+      audit({{"outcome", jv("failed")}, {"reasonClass", jv(cls)}, {"reason", jv(why)}});
       out.message = "authentication failed";
       return out;
     };
@@ -4775,13 +4795,14 @@ class Concierge {
     stats_.certificates_issued++;
     metrics_.exchange("success", "");
     metrics_.certificate_issued();
-    log_.info("exchange", {{"outcome", jv("success")},
-                           {"authenticator", jv(in.authenticator.kind + "/" + in.authenticator.name)},
-                           {"frontend", jv(direct ? "direct" : "aggregated")},
-                           {"user", jv(r.user.username)},
-                           {"groups", jv(r.user.groups.size())},
-                           {"expires", jv(format_rfc3339(cert.not_after))},
-                           {"us", jv(us_since(started))}});
+    picojson::array groups;
+    for (const auto &g : r.user.groups)
+      if (!g.empty()) groups.push_back(jv(g));
+    audit({{"outcome", jv("success")},
+           {"user", jv(r.user.username)},
+           {"groups", picojson::value(groups)},
+           {"serial", jv(cert.serial_hex)},
+           {"notAfter", jv(format_rfc3339(cert.not_after))}});
     ClusterCredential c;
     c.expiration_timestamp = format_rfc3339(cert.not_after);
     c.client_certificate_data = std::move(cert.cert_pem);
@@ -4988,7 +5009,17 @@ class Concierge {
                   "too many exchanges in progress (" + std::to_string(cfg_.exchange_limit()) +
                       " at once); try again in a moment");
     }
-    TokenCredentialRequest out = exchange(TokenCredentialRequest::from_json(body), frontend, req.remote_addr);
+    ExchangeContext ctx{frontend, req.remote_addr, req.get_header_value("User-Agent")};
+    // Through kube-apiserver, the client's own address is in the
+    // X-Forwarded-For the front proxy adds (trusted from it alone).
+    bool proxied;
+    {
+      std::lock_guard<std::mutex> lk(tls_mu_);
+      proxied = is_front_proxy(TlsServer::peer(), request_header_);
+    }
+    if (frontend == Frontend::aggregated && proxied && req.has_header("X-Forwarded-For"))
+      ctx.client = detail::trim(detail::split(req.get_header_value("X-Forwarded-For"), ',')[0]);
+    TokenCredentialRequest out = exchange(TokenCredentialRequest::from_json(body), ctx);
     res.set_header("Cache-Control", "no-store");
     send_json(res, 201, out.to_json(false));
   }

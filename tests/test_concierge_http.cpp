@@ -1494,3 +1494,40 @@ TEST_CASE("Range headers never reach cpp-httplib's regex: long ones neither cras
   }
   check_still_serving(c);
 }
+
+TEST_CASE("one audit line per exchange: outcome, user and groups, authenticator, token ID, client, certificate") {
+  Env env;
+  auto &c = env.c();
+  auto ok = c.request("POST", kTcr, tcr_json(kGoodToken), {{"Content-Type", "application/json"}, {"User-Agent", "kubectl-audit-test/1.0"}});
+  REQUIRE(ok.status == 201);
+  auto cred = parse_json(ok.body);
+  auto chain = pinniped::CertificateChain::parse(str(at(cred, {"status", "credential", "clientCertificateData"})));
+  std::string serial = pinniped::detail::hex(
+      std::string(reinterpret_cast<const char *>(chain->get()->serial.p), chain->get()->serial.len));
+  while (serial.size() > 2 && serial.compare(0, 2, "00") == 0) serial = serial.substr(2);
+  check_authentication_failed(c.request("POST", kTcr, tcr_json("a-wrong-token-9d2f")));
+  std::vector<picojson::value> lines;
+  REQUIRE(testing::eventually([&] {
+    lines.clear();
+    std::istringstream in(c.log());
+    for (std::string l; std::getline(in, l);)
+      if (contains(l, "\"msg\":\"exchange\"")) lines.push_back(parse_json(l));
+    return lines.size() == 2;
+  }, scaled(5s)));
+  const auto &s = lines[0];
+  CHECK(str(at(s, {"outcome"})) == "success");
+  CHECK(str(at(s, {"user"})) == "alice");
+  CHECK(strings(at(s, {"groups"})) == std::vector<std::string>{"devs", "ops"});
+  CHECK(str(at(s, {"authenticator"})) == "WebhookAuthenticator/my-idp");
+  CHECK(str(at(s, {"tokenID"})) == pinniped::detail::hex(pinniped::detail::sha256(kGoodToken)).substr(0, 12));
+  CHECK(str(at(s, {"client"})) == "127.0.0.1");
+  CHECK(str(at(s, {"userAgent"})) == "kubectl-audit-test/1.0");
+  CHECK(str(at(s, {"serial"})) == serial);
+  CHECK(str(at(s, {"notAfter"})) == str(at(cred, {"status", "credential", "expirationTimestamp"})));
+  const auto &f = lines[1];
+  CHECK(str(at(f, {"outcome"})) == "failed");
+  CHECK(str(at(f, {"reasonClass"})) == "rejected");
+  CHECK(str(at(f, {"tokenID"})) == pinniped::detail::hex(pinniped::detail::sha256("a-wrong-token-9d2f")).substr(0, 12));
+  CHECK(!contains(c.log(), "a-wrong-token-9d2f"));
+  CHECK(!contains(c.log(), kGoodToken));
+}
