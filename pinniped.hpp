@@ -3348,8 +3348,11 @@ class WebhookAuthenticator {
   const std::string &name() const { return name_; }
   const WebhookAuthenticatorSpec &spec() const { return spec_; }
 
-  AuthResult authenticate(const std::string &token) {
-    AuthResult r = authenticate_unredacted(token);
+  // `client`: the address the exchange came from, passed to the IDP as
+  // X-Forwarded-For (pinniped's local-user-authenticator brakes per
+  // address and user with it; other IDPs may log it or ignore it).
+  AuthResult authenticate(const std::string &token, const std::string &client = "") {
+    AuthResult r = authenticate_unredacted(token, client);
     // The IDP may echo the token (in status.error, or in a body whose parse
     // error quotes it); the reason goes to logs, so the token never does.
     const std::string mask = "[token]";
@@ -3360,7 +3363,10 @@ class WebhookAuthenticator {
   }
 
  private:
-  AuthResult authenticate_unredacted(const std::string &token) {
+  AuthResult authenticate_unredacted(const std::string &token, const std::string &client = "") {
+    httplib::Headers headers = {{"Accept", "application/json"}, {"Content-Type", "application/json"}};
+    // Only an IP literal goes into the header (no header injection).
+    if (!client.empty() && !detail::parse_ip(client).empty()) headers.emplace("X-Forwarded-For", client);
     AuthResult r;
     TokenReview review;
     review.api_version = "authentication.k8s.io/" + spec_.token_review_version;
@@ -3384,9 +3390,7 @@ class WebhookAuthenticator {
       auto client = borrow();
       HttpResponse res;
       try {
-        res = client->request("POST", url_.path,
-                              {{"Accept", "application/json"}, {"Content-Type", "application/json"}}, body, left,
-                              PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES);
+        res = client->request("POST", url_.path, headers, body, left, PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES);
       } catch (const Error &e) {
         last_problem = e.what();
         pause();
@@ -4777,7 +4781,7 @@ class Concierge {
     auto a = authenticators_.find(in.authenticator.kind, in.authenticator.name);
     if (!a) return fail("no such authenticator", "unknown_authenticator");
     auto webhook_started = Steady::now();
-    AuthResult r = a->authenticate(in.token);
+    AuthResult r = a->authenticate(in.token, client_address);
     metrics_.webhook_latency(std::chrono::duration<double>(Steady::now() - webhook_started).count());
     if (!r.authenticated) return fail(r.reason, r.reason_class);
     size_t empty_groups = std::count(r.user.groups.begin(), r.user.groups.end(), std::string());
@@ -6908,11 +6912,19 @@ struct LocalUserStats {
 
 // The user directory and the password check. Thread-safe. An unknown user
 // costs a full bcrypt against a dummy hash whose cost is the most common
-// cost among the users, so timing does not tell who exists.
+// cost among the users, so timing does not tell who exists (a user whose
+// hash has another cost still answers in that cost's time: keep one cost).
+//
+// The brake slows the guesser, not the user: failures count per source
+// address and user name together (the source is X-Forwarded-For, which the
+// concierge sends, else the TCP peer), so a stranger's wrong tries do not
+// lock alice out from her own address. A second, per-name brake with ten
+// times the burst, refilled ten times faster, bounds a spray from many
+// (or forged) sources.
 class LocalUsers {
  public:
   explicit LocalUsers(BrakeOptions brake = BrakeOptions(), int default_cost = PINNIPED_LOCAL_USER_DEFAULT_COST)
-      : brake_(brake), default_cost_(default_cost) {
+      : brake_(brake), name_brake_(per_name(brake)), default_cost_(default_cost) {
     refresh_dummy();
   }
 
@@ -6953,8 +6965,9 @@ class LocalUsers {
     return dummy_cost_;
   }
 
-  // Checks `username` and `password`, brake first. `reason` is for logs.
-  AuthResult authenticate(const std::string &username, const std::string &password) {
+  // Checks `username` and `password` from `source`, brakes first. `reason`
+  // is for logs.
+  AuthResult authenticate(const std::string &username, const std::string &password, const std::string &source = "") {
     AuthResult r;
     std::optional<LocalUser> u;
     std::string dummy;
@@ -6965,16 +6978,20 @@ class LocalUsers {
       dummy = dummies_.at(dummy_cost_);
     }
     if (u) r.user.username = u->name;  // for the log only, even when it fails
-    if (!brake_.acquire(username)) {
+    std::string pair = source + "\n" + username;
+    bool pair_ok = brake_.acquire(pair);
+    if (!pair_ok || !name_brake_.acquire(username)) {
       stats_.braked++;
-      r.reason = "too many failed attempts for this user name; braked";
+      r.reason = pair_ok ? "too many failed attempts for this user name from many sources; braked"
+                         : "too many failed attempts for this user name from this source; braked";
       r.reason_class = "braked";
       return r;
     }
     bool ok = bcrypt_verify(password, u ? u->password_hash : dummy);
     (u ? stats_.verifications : stats_.dummy_verifications)++;
     if (u && ok) {
-      brake_.succeeded(username);
+      brake_.succeeded(pair);
+      name_brake_.succeeded(username);
       stats_.authenticated++;
       r.authenticated = true;
       r.user = {u->name, "", u->groups, {}};
@@ -6990,6 +7007,11 @@ class LocalUsers {
   FailureBrake &brake() { return brake_; }
 
  private:
+  static BrakeOptions per_name(BrakeOptions o) {
+    o.burst *= 10;
+    o.refill /= 10;
+    return o;
+  }
   // Makes the dummy hash follow the users' most common cost; a new cost is
   // hashed outside the lock (it takes that cost's time, once).
   void refresh_dummy() {
@@ -7019,7 +7041,8 @@ class LocalUsers {
   std::map<std::string, LocalUser> users_;
   std::map<int, std::string> dummies_;  // by cost; at most 28
   int dummy_cost_ = 0;
-  FailureBrake brake_;
+  FailureBrake brake_;       // per source and user name
+  FailureBrake name_brake_;  // per user name, over all sources
   int default_cost_;
   LocalUserStats stats_;
 };
@@ -7110,7 +7133,7 @@ class LocalUserAuthenticator {
   // The TokenReview answer to a request body, without HTTP. Bad input
   // throws Error(400); unknown users and wrong passwords answer
   // authenticated: false.
-  TokenReview review(const std::string &body) {
+  TokenReview review(const std::string &body, const std::string &source = "") {
     auto started = Steady::now();
     TokenReview in = TokenReview::from_json(json::parse(body));
     if (in.api_version != "authentication.k8s.io/v1" && in.api_version != "authentication.k8s.io/v1beta1")
@@ -7118,7 +7141,7 @@ class LocalUserAuthenticator {
     auto colon = in.token.find(':');
     if (colon == std::string::npos) throw bad_request("spec.token must be username:password");
     if (!synced()) throw Error(503, "ServiceUnavailable", "user Secrets are not listed yet");
-    AuthResult r = users_.authenticate(in.token.substr(0, colon), in.token.substr(colon + 1));
+    AuthResult r = users_.authenticate(in.token.substr(0, colon), in.token.substr(colon + 1), source);
     TokenReview out;
     out.api_version = in.api_version;
     out.authenticated = r.authenticated;
@@ -7190,7 +7213,11 @@ class LocalUserAuthenticator {
     }
     if (!accepted) throw Error(415, "UnsupportedMediaType", "Accept must allow application/json");
     if (req.body.size() > cfg_.max_body_bytes) throw Error(413, "RequestEntityTooLarge", "request body is too large");
-    TokenReview out = review(req.body);
+    // The client of the exchange, as the concierge passes it on; else the peer.
+    std::string source = req.remote_addr;
+    if (req.has_header("X-Forwarded-For"))
+      source = detail::trim(detail::split(req.get_header_value("X-Forwarded-For"), ',')[0]);
+    TokenReview out = review(req.body, source);
     res.status = 200;
     res.set_header("Cache-Control", "no-store");
     res.set_content(to_json_string(out.to_json(false)), "application/json");

@@ -1531,3 +1531,19 @@ TEST_CASE("one audit line per exchange: outcome, user and groups, authenticator,
   CHECK(!contains(c.log(), "a-wrong-token-9d2f"));
   CHECK(!contains(c.log(), kGoodToken));
 }
+
+TEST_CASE("the IDP is told the exchange's client address in X-Forwarded-For") {
+  Env env;
+  std::string xff;
+  std::mutex mu;
+  env.idp.set_handler([&](const httplib::Request &req, httplib::Response &res) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      xff = req.get_header_value("X-Forwarded-For");
+    }
+    env.idp.default_handler(req, res);
+  });
+  REQUIRE(env.c().request("POST", kTcr, tcr_json(kGoodToken)).status == 201);
+  std::lock_guard<std::mutex> lk(mu);
+  CHECK(xff == "127.0.0.1");
+}

@@ -753,3 +753,42 @@ TEST_CASE("the concierge exchanges user:password for a certificate through the l
   CHECK_FALSE(contains(lua.log(), "seal-pw"));
   CHECK_FALSE(contains(concierge.log(), "seal-pw"));
 }
+
+TEST_CASE("the brake slows the guesser, not the user: per source and name, with a per-name backstop") {
+  BrakeOptions o;
+  o.burst = 3;
+  o.refill = std::chrono::hours(1);
+  LocalUsers users(o, 4);
+  users.replace_all({{"alice", bcrypt_hash("right-pw", 4), {"devs"}}});
+  // A stranger at 198.51.100.7 spends the budget for alice...
+  for (int i = 0; i < 5; i++) CHECK_FALSE(users.authenticate("alice", "guess", "198.51.100.7").authenticated);
+  CHECK(users.authenticate("alice", "right-pw", "198.51.100.7").reason_class == "braked");
+  // ...alice, from her own address, is not locked out.
+  CHECK(users.authenticate("alice", "right-pw", "203.0.113.5").authenticated);
+  // A spray from many (forged) sources meets the per-name brake: 10 x burst.
+  int before_braked = 0;
+  for (int i = 0; i < 40; i++) {
+    auto r = users.authenticate("alice", "guess", "192.0.2." + std::to_string(i));
+    if (r.reason_class == "braked") break;
+    before_braked++;
+  }
+  CHECK(before_braked < 31);  // at most 10 x 3 failures got a bcrypt check
+  auto r = users.authenticate("alice", "right-pw", "203.0.113.99");
+  CHECK(r.reason_class == "braked");
+  CHECK(r.reason.find("from many sources") != std::string::npos);
+}
+
+TEST_CASE("through the binary the brake keys on X-Forwarded-For, as the concierge sends it") {
+  TempDir dir;
+  dir.write("users", users_file_line({"alice", bcrypt_hash("right-pw", 4), {}}) + "\n");
+  LuaProcess lua(dir, {"--users-file", dir.file("users"), "--brake-burst", "2", "--brake-refill", "1h"});
+  auto review_from = [&](const std::string &token, const std::string &xff) {
+    auto res = lua.request("POST", "/authenticate", review_body(token),
+                           {{"Content-Type", "application/json"}, {"Accept", "application/json"}, {"X-Forwarded-For", xff}});
+    REQUIRE(res.status == 200);
+    return TokenReview::from_json(json::parse(res.body)).authenticated;
+  };
+  for (int i = 0; i < 3; i++) CHECK_FALSE(review_from("alice:guess", "198.51.100.7"));
+  CHECK_FALSE(review_from("alice:right-pw", "198.51.100.7"));  // the guesser's address is braked
+  CHECK(review_from("alice:right-pw", "203.0.113.5"));          // alice's is not
+}
