@@ -44,6 +44,17 @@
 #ifndef PINNIPED_FILE_SETTLE_MS
 #define PINNIPED_FILE_SETTLE_MS 300
 #endif
+// Leader election among replicas (a Lease; the values client-go's
+// controllers use by default).
+#ifndef PINNIPED_LEASE_DURATION_SECONDS
+#define PINNIPED_LEASE_DURATION_SECONDS 15
+#endif
+#ifndef PINNIPED_LEASE_RENEW_DEADLINE_SECONDS
+#define PINNIPED_LEASE_RENEW_DEADLINE_SECONDS 10
+#endif
+#ifndef PINNIPED_LEASE_RETRY_PERIOD_SECONDS
+#define PINNIPED_LEASE_RETRY_PERIOD_SECONDS 2
+#endif
 #ifndef PINNIPED_DIRECT_PORT
 #define PINNIPED_DIRECT_PORT 10444
 #endif
@@ -3591,6 +3602,14 @@ inline void write_file_atomic(const std::string &path, const std::string &conten
 }
 }  // namespace detail
 
+// The Lease of leader election (see LeaderElector).
+struct LeaseSettings {
+  std::string namespace_, name, identity;
+  Millis lease_duration = std::chrono::seconds(PINNIPED_LEASE_DURATION_SECONDS);
+  Millis renew_deadline = std::chrono::seconds(PINNIPED_LEASE_RENEW_DEADLINE_SECONDS);
+  Millis retry_period = std::chrono::seconds(PINNIPED_LEASE_RETRY_PERIOD_SECONDS);
+};
+
 struct ConciergeConfig {
   std::string listen_host = "0.0.0.0";
   int port = 10250;  // 0: any free port
@@ -3641,6 +3660,10 @@ struct ConciergeConfig {
     return server.threads > 4 ? server.threads - 4 : 1;
   }
   Millis anonymous_probe_interval = std::chrono::seconds(PINNIPED_ANONYMOUS_PROBE_SECONDS);
+  // With a cluster: one writer among replicas, elected with the Lease
+  // <app>-leader in `namespace_`.
+  bool leader_elect = true;
+  LeaseSettings lease;  // namespace, name and identity filled in at start
   bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
   bool direct_enabled() const { return direct_port >= 0; }
   std::string direct_service() const { return app_name + "-direct"; }
@@ -3994,6 +4017,162 @@ inline AnonymousAccess probe_anonymous_exchange(const KubeConfig &kc, const std:
   }
 }
 
+// One writer among replicas: a coordination.k8s.io/v1 Lease, as Kubernetes
+// controllers elect theirs (client-go's leaderelection): the holder renews
+// it every retry period; a replica takes it over once the record it sees
+// has not changed for a lease duration (measured on its own steady clock,
+// so clocks need not agree); a holder that cannot renew within the renew
+// deadline steps down; stop() releases the lease so a successor need not
+// wait. Every replica keeps serving exchanges; only the leader writes
+// status (CredentialIssuer, authenticators) and the serving Secret.
+class LeaderElector {
+ public:
+  using OnChange = std::function<void(bool leader)>;
+  LeaderElector(KubeClient &kube, Logger &log, LeaseSettings s, OnChange on_change)
+      : kube_(kube), log_(log), s_(std::move(s)), on_change_(std::move(on_change)) {}
+  ~LeaderElector() { stop(); }
+  LeaderElector(const LeaderElector &) = delete;
+  LeaderElector &operator=(const LeaderElector &) = delete;
+
+  void start() {
+    try_once();  // a lone replica leads from its first moment
+    thread_ = std::thread([this] { run(); });
+  }
+  // Stops and, when leading, releases the lease.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_) return;
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (leader_) release();
+  }
+  bool is_leader() const { return leader_.load(); }
+  const std::string &identity() const { return s_.identity; }
+
+  // MicroTime as Kubernetes writes it: RFC 3339 with microseconds.
+  static std::string micro_time(Clock::time_point t) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() % 1000000;
+    std::string base = format_rfc3339(t);
+    char frac[16];
+    std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(us < 0 ? us + 1000000 : us));
+    return base.substr(0, base.size() - 1) + frac + "Z";
+  }
+
+ private:
+  std::string path() const {
+    return "/apis/coordination.k8s.io/v1/namespaces/" + s_.namespace_ + "/leases/" + s_.name;
+  }
+  void run() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!cv_.wait_for(lk, s_.retry_period, [this] { return stop_; })) {
+      lk.unlock();
+      try_once();
+      lk.lock();
+    }
+  }
+  void set_leader(bool l) {
+    if (leader_.exchange(l) == l) return;
+    log_.info(l ? "leader election: leading" : "leader election: not leading",
+              {{"lease", jv(s_.namespace_ + "/" + s_.name)}, {"identity", jv(s_.identity)}});
+    if (on_change_) on_change_(l);
+  }
+  picojson::value spec_for_me(const picojson::value *old_spec, bool new_term) const {
+    picojson::object spec = old_spec && old_spec->is<picojson::object>() ? old_spec->get<picojson::object>()
+                                                                           : picojson::object();
+    auto now = micro_time(Clock::now());
+    spec["holderIdentity"] = jv(s_.identity);
+    spec["leaseDurationSeconds"] =
+        jv(static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(s_.lease_duration).count()));
+    spec["renewTime"] = jv(now);
+    if (new_term) {
+      spec["acquireTime"] = jv(now);
+      int64_t transitions = 0;
+      if (old_spec) transitions = json::get_int(*old_spec, "leaseTransitions", "spec.leaseTransitions") + 1;
+      spec["leaseTransitions"] = jv(transitions);
+    }
+    return picojson::value(spec);
+  }
+  void try_once() {
+    auto now = Steady::now();
+    try {
+      auto lease = kube_.get_if_exists(path());
+      if (!lease) {
+        picojson::object meta{{"name", jv(s_.name)}, {"namespace", jv(s_.namespace_)}};
+        picojson::object obj{{"apiVersion", jv("coordination.k8s.io/v1")},
+                             {"kind", jv("Lease")},
+                             {"metadata", picojson::value(meta)},
+                             {"spec", spec_for_me(nullptr, true)}};
+        kube_.create("/apis/coordination.k8s.io/v1/namespaces/" + s_.namespace_ + "/leases", picojson::value(obj));
+        renewed(now);
+        return;
+      }
+      const auto *spec = json::field(*lease, "spec");
+      std::string holder = spec ? json::get_string(*spec, "holderIdentity", "spec.holderIdentity") : "";
+      std::string record = holder + "|" + (spec ? json::get_string(*spec, "renewTime", "spec.renewTime") : "");
+      if (record != observed_record_) {
+        observed_record_ = record;
+        observed_at_ = now;
+      }
+      int64_t duration_s = spec ? json::get_int(*spec, "leaseDurationSeconds", "spec.leaseDurationSeconds") : 0;
+      Millis duration = duration_s > 0 ? Millis(duration_s * 1000) : s_.lease_duration;
+      bool mine = holder == s_.identity;
+      bool expired = holder.empty() || now - observed_at_ >= duration;
+      if (!mine && !expired) {
+        set_leader(false);
+        return;
+      }
+      picojson::value obj = *lease;
+      obj.get<picojson::object>()["spec"] = spec_for_me(spec, !mine);
+      kube_.update(path(), obj);  // carries resourceVersion: one of two contenders wins
+      if (!mine) log_.info("leader election: lease taken over", {{"from", jv(holder)}, {"identity", jv(s_.identity)}});
+      renewed(now);
+    } catch (const std::exception &e) {
+      log_.debug("leader election: lease not renewed", {{"error", jv(e.what())}});
+      if (leader_ && now - last_renew_ >= s_.renew_deadline) {
+        log_.warn("leader election: could not renew the lease in time; stepping down", {{"error", jv(e.what())}});
+        set_leader(false);
+      }
+    }
+  }
+  void renewed(Steady::time_point now) {
+    last_renew_ = now;
+    observed_record_.clear();
+    set_leader(true);
+  }
+  void release() {
+    try {
+      kube_.update_with_retry(path(), [&](picojson::value &obj) {
+        auto *spec = json::field(obj, "spec");
+        if (!spec || json::get_string(*spec, "holderIdentity", "spec.holderIdentity") != s_.identity) return false;
+        auto &o = obj.get<picojson::object>()["spec"].get<picojson::object>();
+        o["holderIdentity"] = jv("");
+        o["leaseDurationSeconds"] = jv(static_cast<int64_t>(1));
+        o["renewTime"] = jv(micro_time(Clock::now()));
+        return true;
+      });
+      log_.info("leader election: lease released", {{"identity", jv(s_.identity)}});
+    } catch (const std::exception &e) {
+      log_.warn("leader election: could not release the lease", {{"error", jv(e.what())}});
+    }
+    leader_ = false;
+  }
+
+  KubeClient &kube_;
+  Logger &log_;
+  LeaseSettings s_;
+  OnChange on_change_;
+  std::atomic<bool> leader_{false};
+  std::string observed_record_;
+  Steady::time_point observed_at_, last_renew_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // A metav1.Condition.
 struct Condition {
   std::string type, status, reason, message, last_transition_time;
@@ -4024,6 +4203,15 @@ class WebhookAuthenticatorController {
   void stop() { informer_.stop(); }
   bool synced() const { return informer_.synced(); }
   uint64_t reconnects() const { return informer_.reconnects(); }
+  // Only the leader writes status; a new leader rebuilds every status.
+  void set_may_write(std::function<bool()> f) { may_write_ = std::move(f); }
+  void resync_all() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      seen_.clear();
+    }
+    for (const auto &kv : informer_.snapshot()) on_event("MODIFIED", kv.second);
+  }
 
  private:
   struct Seen {
@@ -4141,6 +4329,7 @@ class WebhookAuthenticatorController {
   }
 
   void write_status(const std::string &name, const std::string &phase, std::vector<Condition> conds) {
+    if (may_write_ && !may_write_()) return;  // the leader writes status
     try {
       kube_.update_with_retry(
           collection_ + "/" + name,
@@ -4190,6 +4379,7 @@ class WebhookAuthenticatorController {
   Informer informer_;
   std::mutex mu_;
   std::map<std::string, Seen> seen_;
+  std::function<bool()> may_write_;
 };
 
 // The aggregated API's serving certificate: a CA and a leaf for
@@ -4203,6 +4393,9 @@ struct ServingCertSettings {
   std::vector<std::string> api_services;
   Millis validity = std::chrono::hours(24 * 30);
   Millis renew_after = std::chrono::hours(24 * 25);
+  // False on a replica that does not lead: it serves what the Secret holds
+  // and leaves creating, renewing and the caBundle to the leader.
+  std::function<bool()> may_write;
 };
 
 class ServingCertController {
@@ -4347,6 +4540,16 @@ class ServingCertController {
     Material m;
     auto existing = kube_.get_if_exists(path());
     std::optional<Material> have = existing ? read(*existing) : std::nullopt;
+    bool writer = !s_.may_write || s_.may_write();
+    if (!writer) {
+      if (!have) throw Error(503, "ServiceUnavailable", "no serving certificate in the Secret yet; the leader makes it");
+      if (have->cert != current_cert_) {
+        on_cert_({have->cert, have->key}, have->bundle(), {have->ca_cert, have->ca_key});
+        current_cert_ = have->cert;
+        log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
+      }
+      return;
+    }
     if (have && fresh(*have)) {
       m = *have;
     } else if (!existing) {
@@ -5583,8 +5786,23 @@ class Concierge {
     log_.info("using the Kubernetes API", {{"server", jv(kc.server)}, {"config", jv(kc.source)}});
     kube_ = std::make_unique<KubeClient>(kc);
     const std::string &app = cfg_.app_name;
+    if (cfg_.leader_elect) {
+      LeaseSettings ls = cfg_.lease;
+      ls.namespace_ = cfg_.namespace_;
+      if (ls.name.empty()) ls.name = app + "-leader";
+      if (ls.identity.empty()) {
+        char host[256] = {0};
+        gethostname(host, sizeof host - 1);
+        ls.identity = std::string(host) + "_" + std::to_string(::getpid()) + "_" + detail::hex(detail::random_bytes(4));
+      }
+      leader_ = std::make_unique<LeaderElector>(*kube_, log_, ls, [this](bool l) {
+        if (l) leadership_gained_ = true;
+      });
+      leader_->start();
+    }
     if (cfg_.tls_cert_file.empty()) {
       ServingCertSettings s;
+      s.may_write = [this] { return writer(); };
       s.namespace_ = cfg_.namespace_;
       s.service_name = app + "-api";
       s.secret_name = app + "-api-tls-serving-certificate";
@@ -5615,6 +5833,7 @@ class Concierge {
     }
     wa_ctl_ = std::make_unique<WebhookAuthenticatorController>(*kube_, authenticators_, log_, cfg_.api_group_suffix,
                                                                cfg_.webhook);
+    wa_ctl_->set_may_write([this] { return writer(); });
     wa_ctl_->start();
     ci_ctl_ = std::make_unique<CredentialIssuerController>(*kube_, log_, cfg_.api_group_suffix, app + "-config");
   }
@@ -5623,7 +5842,14 @@ class Concierge {
     if (serving_ctl_) serving_ctl_->stop();
     if (fp_ctl_) fp_ctl_->stop();
     if (direct_svc_) direct_svc_->stop();
+    if (leader_) leader_->stop();  // releases the lease: a successor takes over at once
   }
+  // This replica may write shared state (no election: always).
+  bool writer() const { return !leader_ || leader_->is_leader(); }
+ public:
+  bool is_leader() const { return writer(); }
+
+ private:
   uint64_t watch_reconnects() const {
     return (wa_ctl_ ? wa_ctl_->reconnects() : 0) + (serving_ctl_ ? serving_ctl_->reconnects() : 0) +
            (fp_ctl_ ? fp_ctl_->reconnects() : 0) + (direct_svc_ ? direct_svc_->reconnects() : 0);
@@ -5691,6 +5917,7 @@ class Concierge {
   // Writes the CredentialIssuer when what it should say changed, and once a
   // minute in any case (cluster-info may have changed).
   void sync_credential_issuer(bool force) {
+    if (!writer()) return;
     IssuerState st = issuer_state();
     auto now = Steady::now();
     bool dirty = ci_dirty_.exchange(false);
@@ -5704,6 +5931,13 @@ class Concierge {
   }
 
   void reload_tick() {
+    // A new leader writes what the last one may have left undone.
+    bool gained = leadership_gained_.exchange(false);
+    if (gained) {
+      if (serving_ctl_) serving_ctl_->sync();
+      if (wa_ctl_) wa_ctl_->resync_all();
+      ci_dirty_ = true;
+    }
     load_serving_cert(false);
     if (!cfg_.client_ca_file.empty()) reload_client_ca(false);
     reload_signer(false);
@@ -5737,6 +5971,8 @@ class Concierge {
   std::unique_ptr<WebhookAuthenticatorController> wa_ctl_;
   std::unique_ptr<CredentialIssuerController> ci_ctl_;
   std::unique_ptr<Informer> direct_svc_;
+  std::unique_ptr<LeaderElector> leader_;
+  std::atomic<bool> leadership_gained_{false};
   IssuerState ci_last_;
   Steady::time_point ci_last_sync_;
   std::atomic<bool> ci_dirty_{false};

@@ -524,6 +524,29 @@ TEST_CASE("the concierge's metrics count exchanges and name the signer expiry") 
 }
 
 namespace {
+// Puts a leaf of the Secret's own CA, issued 26 days ago, into the Secret
+// (due for renewal after 25 days); returns it (base64, as stored).
+std::string due_leaf(const E2E &e) {
+  auto s = e.kubectl_json("get secret -n pinniped-concierge pinniped-concierge-api-tls-serving-certificate");
+  auto &data = s.get<picojson::object>()["data"].get<picojson::object>();
+  CertificateAndKey ca{*detail::base64_decode(data["caCertificate"].get<std::string>()),
+                       *detail::base64_decode(data["caCertificatePrivateKey"].get<std::string>())};
+  CertificateTemplate t;
+  t.common_name = "pinniped-concierge-api.pinniped-concierge.svc";
+  t.dns_names = {t.common_name, t.common_name + ".cluster.local"};
+  t.server_auth = true;
+  auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
+  t.not_before = now - std::chrono::hours(24 * 26);
+  t.not_after = now + std::chrono::hours(24 * 4);
+  auto leaf = issue_with_ca(ca, t);
+  data["tlsCertificateChain"] = jv(detail::base64_encode(leaf.cert_pem));
+  data["tlsPrivateKey"] = jv(detail::base64_encode(leaf.key_pem));
+  int rc = 0;
+  std::string out = e.apply(s.serialize(), &rc);
+  if (rc != 0) throw std::runtime_error("could not write the due leaf: " + out);
+  return detail::base64_encode(leaf.cert_pem);
+}
+
 // SHA-256 fingerprint of the certificate a server presents, via openssl.
 std::string served_fingerprint(const std::string &addr, int port) {
   return run("openssl s_client -connect " + addr + ":" + std::to_string(port) +
@@ -576,10 +599,15 @@ TEST_CASE("a second replica adopts the serving certificate; a renewal replaces t
       std::this_thread::sleep_for(Millis(50));
     }
   });
-  std::string leaf_before = secret_field(e, "tlsCertificateChain");
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // the certificate is now older than 1s
-  auto replica = start_replica({"--serving-cert-renew-after", "1s"});
-  bool renewed = E2E::eventually([&] { return secret_field(e, "tlsCertificateChain") != leaf_before; }, 30);
+  // The leader (the first concierge) renews; the replica follows the Secret.
+  // A leaf 26 days old (of the same CA) is due for renewal.
+  auto replica = start_replica({});
+  REQUIRE(E2E::eventually([&] { return !served_fingerprint(addr, 10251).empty(); }, 20));
+  std::string leaf_before = due_leaf(e);
+  bool renewed = E2E::eventually([&] {
+    std::string now = secret_field(e, "tlsCertificateChain");
+    return now != leaf_before && now != detail::base64_encode(leaf_before);
+  }, 30);
   bool converged = renewed && E2E::eventually([&] {
     std::string a = served_fingerprint(addr, e.concierge_port), b = served_fingerprint(addr, 10251);
     return !a.empty() && a == b;
@@ -1018,6 +1046,80 @@ TEST_CASE("the direct Service's load-balancer addresses are followed by the cert
     return f && f->server == e.expected_login_endpoint();
   }, 30));
   run("ip addr del " + other + "/32 dev lo 2>/dev/null");
+}
+
+namespace {
+int count_lines(const std::string &log, const std::string &what) {
+  std::istringstream in(log);
+  int n = 0;
+  for (std::string l; std::getline(in, l);) n += l.find(what) != std::string::npos;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("one writer among replicas: a Lease elects it, a successor takes over when it dies, no status flaps") {
+  auto &e = E2E::get();
+  ensure_idp(e);
+  std::string addr = e.env.at("ADDR");
+  auto lease_holder = [&] {
+    auto v = e.kubectl_json("get lease -n pinniped-concierge pinniped-concierge-leader");
+    return json::get_string(at(v, "spec"), "holderIdentity", "");
+  };
+  REQUIRE(E2E::eventually([&] { return e.log().find("leader election: leading") != std::string::npos; }, 30));
+  std::string first = lease_holder();
+  CHECK(!first.empty());
+  Process b({pinniped_bin(), "concierge", "--listen", addr + ":10253", "--kubeconfig", e.dir->file("concierge.kubeconfig"),
+             "--signer-root", e.env.at("SIGNER_ROOT"), "--reload-interval", "1s", "--direct-listen", "0.0.0.0:10447"},
+            e.dir->file("leader-b.log"));
+  REQUIRE(E2E::eventually([&] { return b.log().find("\"msg\":\"serving\"") != std::string::npos; }, 30));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  CHECK(lease_holder() == first);  // b follows
+  CHECK(b.log().find("leader election: leading") == std::string::npos);
+  // Both replicas serve exchanges.
+  std::string ca = *detail::base64_decode(secret_bundle(e));
+  CHECK(anonymous_post("https://" + addr + ":10447", ca, kTcr, tcr("")).status == 422);
+  // A quiet stretch: nobody rewrites the CredentialIssuer.
+  int writes_a = count_lines(e.log(), "CredentialIssuer updated"), writes_b = count_lines(b.log(), "CredentialIssuer updated");
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  CHECK(count_lines(e.log(), "CredentialIssuer updated") == writes_a);
+  CHECK(count_lines(b.log(), "CredentialIssuer updated") == writes_b);
+  CHECK(writes_b == 0);
+  // The leader dies without a word (no release): b takes over within the
+  // lease duration (15 s) and a retry period, and writes from then on.
+  auto killed = Steady::now();
+  e.concierge->signal(SIGKILL);
+  e.concierge->wait(std::chrono::seconds(10));
+  REQUIRE(E2E::eventually([&] { return b.log().find("leader election: lease taken over") != std::string::npos; }, 40));
+  auto took = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - killed).count();
+  CHECK(took <= 15 + 2 + 3 * slow_factor());
+  CHECK(lease_holder() != first);
+  // A change only a writer publishes: b publishes it.
+  const std::string other = "10.234.0.3";
+  run("ip addr add " + other + "/32 dev lo 2>/dev/null");
+  e.set_direct_ingress({other});
+  if (!e.anonymous_auth())
+    CHECK(E2E::eventually([&] {
+      auto f = e.published();
+      return f && f->server == "https://" + other + ":" + std::to_string(E2E::kDirectPort);
+    }, 30));
+  e.set_direct_ingress({addr});
+  CHECK(E2E::eventually([&] {
+    auto f = e.published();
+    return f && f->server == e.expected_login_endpoint();
+  }, 30));
+  run("ip addr del " + other + "/32 dev lo 2>/dev/null");
+  // The first concierge comes back as a follower; when b stops, it releases
+  // the lease and the first leads again at once.
+  e.start_concierge();
+  REQUIRE(E2E::eventually([&] { return e.log().find("\"msg\":\"serving\"") != std::string::npos; }, 30));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  CHECK(e.log().find("leader election: leading") == std::string::npos);
+  b.signal(SIGTERM);
+  CHECK(b.wait(std::chrono::seconds(10)) == 0);
+  CHECK(b.log().find("leader election: lease released") != std::string::npos);
+  CHECK(E2E::eventually([&] { return e.log().find("leader election: leading") != std::string::npos; }, 8));
+  run("cp " + shell_quote(e.dir->file("leader-b.log")) + " " + shell_quote(e.env.at("LOGS")) + "/ 2>/dev/null");
+  REQUIRE(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
 }
 
 TEST_CASE("issued certificates name the signer that matches the key, also when client-ca.crt holds a chain") {
