@@ -119,6 +119,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -2328,30 +2329,32 @@ class TlsStream : public httplib::Stream {
   bool failed_ = false;
 };
 
-// Worker pool with a bounded queue. When the queue is full the accepted
-// socket is refused at once (closed by the accept thread), so a flood of
-// slow clients cannot pile up unbounded work.
-inline thread_local bool t_refuse_connection = false;
+// Worker pool with a bounded queue. A connection with bytes to serve that
+// finds every worker busy and the queue full is refused at once, so a flood
+// cannot pile up unbounded work; connections that say nothing wait with
+// TlsServer's parker instead, off the queue.
 
 class BoundedPool : public httplib::TaskQueue {
  public:
-  BoundedPool(size_t threads, size_t max_queue) : max_queue_(max_queue) {
+  BoundedPool(size_t threads, size_t max_queue, std::function<void()> on_shutdown = nullptr)
+      : max_queue_(max_queue), on_shutdown_(std::move(on_shutdown)) {
     for (size_t i = 0; i < threads; i++) workers_.emplace_back([this] { run(); });
   }
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (queue_.size() < max_queue_) {
-        queue_.push_back(std::move(fn));
-        cv_.notify_one();
-        return;
-      }
-    }
-    t_refuse_connection = true;
-    fn();
-    t_refuse_connection = false;
+  // cpp-httplib hands every accepted socket here, on its accept thread.
+  // The task runs right there: TlsServer looks at the socket at once and
+  // parks it or queues it for a worker itself (try_enqueue), so a
+  // connection that sends nothing never takes a queue slot or a worker.
+  void enqueue(std::function<void()> fn) override { fn(); }
+  // Queues `fn` when there is room; false (and nothing run) when full.
+  bool try_enqueue(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stop_ || queue_.size() >= max_queue_) return false;
+    queue_.push_back(std::move(fn));
+    cv_.notify_one();
+    return true;
   }
   void shutdown() override {
+    if (on_shutdown_) on_shutdown_();
     {
       std::lock_guard<std::mutex> lk(mu_);
       stop_ = true;
@@ -2362,12 +2365,6 @@ class BoundedPool : public httplib::TaskQueue {
   size_t pending() const {
     std::lock_guard<std::mutex> lk(mu_);
     return queue_.size();
-  }
-  // More connections wait than there are free workers to take them (a
-  // queued task that a free worker is about to pop does not count).
-  bool starved() const {
-    std::lock_guard<std::mutex> lk(mu_);
-    return queue_.size() > idle_workers_;
   }
 
  private:
@@ -2387,6 +2384,7 @@ class BoundedPool : public httplib::TaskQueue {
     }
   }
   size_t max_queue_;
+  std::function<void()> on_shutdown_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
@@ -2426,13 +2424,17 @@ struct TlsServerOptions {
   size_t max_queue = 64;
   size_t max_request_bytes = 64 * 1024 + 16 * 1024;  // body limit + room for headers
   size_t max_requests_per_connection = 1000;
+  size_t max_parked = 4096;  // connections waiting for their client's next bytes, off the workers
 };
 
 class TlsServer : public httplib::Server {
  public:
   explicit TlsServer(TlsServerOptions o = TlsServerOptions()) : opt_(o) {
     new_task_queue = [this] {
-      auto *p = new detail::BoundedPool(opt_.threads, opt_.max_queue);
+      auto *p = new detail::BoundedPool(opt_.threads, opt_.max_queue, [this] {
+        std::lock_guard<std::mutex> lk(park_mu_);
+        pool_.store(nullptr);  // the parker hands nothing more to this pool
+      });
       pool_.store(p);
       return p;
     };
@@ -2444,7 +2446,9 @@ class TlsServer : public httplib::Server {
     // Headers and body go out as separate TLS records: without NODELAY,
     // Nagle and delayed ACKs add ~40 ms per answer.
     set_tcp_nodelay(true);
+    start_parker();
   }
+  ~TlsServer() override { stop_parker(); }
 
   // Installs (or replaces) certificate, key and client CA. New connections
   // use the new material; open ones finish with what they started with.
@@ -2471,6 +2475,7 @@ class TlsServer : public httplib::Server {
   // server as stopping: call it again once is_running().
   void shutdown() {
     stopping_ = true;
+    wake_parker();  // parked connections are idle: closed at once
     std::lock_guard<std::mutex> lk(stop_mu_);
     if (!stopped_ && is_running()) {
       stop();
@@ -2510,80 +2515,238 @@ class TlsServer : public httplib::Server {
     }
   }
 
-  // Waits for the next request on an idle connection. Gives up when the
-  // server stops, when the idle timeout passes, or when other connections
-  // queue for a worker while this one is idle.
-  bool wait_for_request(detail::TlsSession &s) {
-    if (mbedtls_ssl_get_bytes_avail(&s.ssl) > 0) return true;
-    auto until = Steady::now() + opt_.idle_timeout;
-    pollfd p{s.bio.fd, POLLIN, 0};
-    while (!stopping_) {
-      int r = ::poll(&p, 1, 50);
-      if (r > 0) return true;
-      if (r < 0 && errno != EINTR) return false;
-      auto *pool = pool_.load();
-      if (pool && pool->starved()) return false;
-      if (Steady::now() >= until) return false;
-    }
-    return false;
+  // A connection and its TLS state. Between requests (and before its first
+  // byte) it is parked with the parker thread rather than a worker, so that
+  // neither a silent new connection nor an idle keep-alive one holds a
+  // worker: a worker takes it again when it has bytes to read.
+  struct Conn {
+    socket_t sock = -1;
+    std::unique_ptr<detail::TlsSession> session;  // null before the handshake
+    PeerCertificate peer;
+    std::unique_ptr<detail::TlsStream> stream;
+    size_t remaining = 0;       // requests this connection may still make
+    Steady::time_point until;   // the end of a parked wait, or of the handshake
+    bool ok = true;
+    bool ready = false;         // parked with bytes to serve, waiting for a worker
+  };
+
+  static bool readable_now(socket_t sock) {
+    pollfd p{sock, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
   }
 
+  // On the accept thread (see BoundedPool::enqueue): a new connection is
+  // parked until it sends something, or queued for a worker when it already
+  // has; with every worker busy and the queue full it waits parked. Only
+  // when max_parked connections wait already is it refused.
   bool process_and_close_socket(socket_t sock) override {
-    if (detail::t_refuse_connection || stopping_) {
+    if (stopping_) {
       refused_++;
-      close_fd(sock);
-      return false;
-    }
-    auto cfg = config();
-    if (!cfg) {
       close_fd(sock);
       return false;
     }
     open_++;
     int one = 1;
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    bool ok = false;
+    auto c = std::make_unique<Conn>();
+    c->sock = sock;
+    // As Go's net/http does, a client gets no longer for its handshake than
+    // for a request, counted from the accept.
+    c->until = Steady::now() + std::min(opt_.handshake_timeout, opt_.request_timeout);
+    if (!readable_now(sock) && park(c)) return true;
+    if (dispatch(c)) return true;
+    c->ready = true;  // every worker busy and the queue full: it waits off the workers
+    if (!park(c)) refuse(c);
+    return true;
+  }
+  // Queues `c` for a worker (true: `c` is now empty).
+  bool dispatch(std::unique_ptr<Conn> &c) {
+    auto *pool = pool_.load();
+    if (!pool) return false;
+    auto holder = std::make_shared<std::unique_ptr<Conn>>(std::move(c));
+    if (pool->try_enqueue([this, holder] { serve(*holder); })) return true;
+    c = std::move(*holder);
+    return false;
+  }
+  void refuse(std::unique_ptr<Conn> &c) {
+    refused_++;
+    c->stream.reset();
+    c->session.reset();
+    close_fd(c->sock);
+    open_--;
+    c.reset();
+  }
+
+  // Runs a connection on this worker until it waits for its client (then it
+  // is parked and `c` is empty) or it ends (then it is closed).
+  void serve(std::unique_ptr<Conn> &c) {
+    c->ready = false;  // a worker has it now
     try {
-      detail::TlsSession session(sock, cfg, static_cast<int>(opt_.request_timeout.count()));
-      // As Go's net/http does, a client gets no longer for its handshake
-      // than for a request: a dribbled ClientHello must not hold a worker.
-      int ret = session.handshake(Steady::now() + std::min(opt_.handshake_timeout, opt_.request_timeout));
-      if (ret != 0) {
-        failed_handshakes_++;
-      } else {
-        PeerCertificate peer = detail::peer_of(session);
-        detail::TlsStream stream(session, opt_.write_timeout);
-        stream.set_read_cancel(&stopping_);
-        size_t count = opt_.max_requests_per_connection;
-        while (count > 0 && wait_for_request(session)) {
-          stream.set_deadline(Steady::now() + opt_.request_timeout);
-          stream.set_budget(opt_.max_request_bytes);
-          bool close_connection = count == 1 || stopping_;
-          bool closed = false;
-          detail::t_current_peer = &peer;
-          ok = process_request(stream, close_connection, closed, nullptr);
-          detail::t_current_peer = nullptr;
-          stream.set_deadline(Steady::time_point::max());
-          // After a request cut short (body over budget, timeout) the rest of
-          // the stream would be parsed as requests the client never made.
-          if (!ok || closed || close_connection || stream.failed()) break;
-          count--;
+      if (!c->session) {
+        if (!readable_now(c->sock) && park(c)) return;
+        auto cfg = config();
+        if (!cfg) return finish(c);
+        c->session = std::make_unique<detail::TlsSession>(c->sock, cfg, static_cast<int>(opt_.request_timeout.count()));
+        if (c->session->handshake(c->until) != 0) {
+          failed_handshakes_++;
+          c->session.reset();  // no close_notify after a failed handshake
+          return finish(c);
         }
-        session.close_notify();
-        // After an error answer the client may still be sending the body we
-        // did not read: closing with unread bytes makes the kernel reset the
-        // connection, and the client would lose our answer.
-        if (!ok || stream.failed() || stream.last_status() >= 400) linger(sock);
+        c->peer = detail::peer_of(*c->session);
+        c->stream = std::make_unique<detail::TlsStream>(*c->session, opt_.write_timeout);
+        c->stream->set_read_cancel(&stopping_);
+        c->remaining = opt_.max_requests_per_connection;
+      }
+      auto &stream = *c->stream;
+      while (c->remaining > 0 && !stopping_) {
+        if (mbedtls_ssl_get_bytes_avail(&c->session->ssl) == 0 && !readable_now(c->sock)) {
+          c->until = Steady::now() + opt_.idle_timeout;
+          if (park(c)) return;
+          break;
+        }
+        stream.set_deadline(Steady::now() + opt_.request_timeout);
+        stream.set_budget(opt_.max_request_bytes);
+        // The last answer a connection gets says so (Connection: close), so
+        // that a client never sends a request into a closing connection.
+        bool close_connection = c->remaining == 1 || stopping_;
+        bool closed = false;
+        detail::t_current_peer = &c->peer;
+        c->ok = process_request(stream, close_connection, closed, nullptr);
+        detail::t_current_peer = nullptr;
+        stream.set_deadline(Steady::time_point::max());
+        // After a request cut short (body over budget, timeout) the rest of
+        // the stream would be parsed as requests the client never made.
+        if (!c->ok || closed || close_connection || stream.failed()) break;
+        c->remaining--;
       }
     } catch (const std::exception &) {
       detail::t_current_peer = nullptr;
+      c->ok = false;
     }
-    close_fd(sock);
+    finish(c);
+  }
+
+  void finish(std::unique_ptr<Conn> &c) {
+    if (!c) return;
+    if (c->session) {
+      c->session->close_notify();
+      // After an error answer the client may still be sending the body we
+      // did not read: closing with unread bytes makes the kernel reset the
+      // connection, and the client would lose our answer.
+      if (c->stream && (!c->ok || c->stream->failed() || c->stream->last_status() >= 400)) linger(c->sock);
+    }
+    c->stream.reset();
+    c->session.reset();
+    close_fd(c->sock);
     open_--;
-    return ok;
+    c.reset();
+  }
+
+  // Hands `c` to the parker (true: `c` is now empty); false when the
+  // server stops or too many connections are parked.
+  bool park(std::unique_ptr<Conn> &c) {
+    {
+      std::lock_guard<std::mutex> lk(park_mu_);
+      if (parker_stop_ || stopping_ || parked_.size() >= opt_.max_parked) return false;
+      parked_.push_back(std::move(c));
+    }
+    wake_parker();
+    return true;
+  }
+  void wake_parker() {
+    uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+  }
+  void start_parker() {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    parker_ = std::thread([this] { parker_run(); });
+  }
+  void stop_parker() {
+    {
+      std::lock_guard<std::mutex> lk(park_mu_);
+      parker_stop_ = true;
+    }
+    wake_parker();
+    if (parker_.joinable()) parker_.join();
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    wake_fd_ = -1;
+  }
+  // Waits on every parked connection at once: one with bytes goes back to a
+  // worker (it waits here, marked ready, while every worker and the queue
+  // are taken: a burst waits, it is not refused), one whose wait ended is
+  // closed.
+  void parker_run() {
+    std::vector<std::unique_ptr<Conn>> expired;
+    for (;;) {
+      std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+      int timeout_ms = 1000;
+      {
+        std::lock_guard<std::mutex> lk(park_mu_);
+        if (parker_stop_ || stopping_) break;
+        auto now = Steady::now();
+        for (const auto &c : parked_) {
+          if (c->ready) {
+            timeout_ms = std::min(timeout_ms, 10);  // retry a full queue soon
+          } else {
+            fds.push_back({c->sock, POLLIN, 0});
+          }
+          auto left = std::chrono::ceil<Millis>(c->until - now).count();
+          timeout_ms = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(timeout_ms, left)));
+        }
+      }
+      int r = ::poll(fds.data(), fds.size(), timeout_ms);
+      if (r < 0 && errno != EINTR) std::this_thread::sleep_for(Millis(10));
+      if (fds[0].revents & POLLIN) {
+        uint64_t n;
+        while (::read(wake_fd_, &n, sizeof n) > 0) {
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lk(park_mu_);  // pool_ is cleared under it when the pool goes
+        auto now = Steady::now();
+        std::map<socket_t, short> events;
+        for (size_t i = 1; i < fds.size(); i++) events[fds[i].fd] = fds[i].revents;
+        for (auto it = parked_.begin(); it != parked_.end();) {
+          auto ev = events.find((*it)->sock);
+          if (ev != events.end() && (ev->second & (POLLIN | POLLHUP | POLLERR))) (*it)->ready = true;
+          bool done = false;
+          if ((*it)->ready && dispatch(*it)) {
+            done = true;
+          } else if (now >= (*it)->until && (!(*it)->ready || !(*it)->session)) {
+            // Its wait is over; a request already sent on a kept-alive
+            // connection waits on for a worker, never lost.
+            expired.push_back(std::move(*it));
+            done = true;
+          }
+          it = done ? parked_.erase(it) : std::next(it);
+        }
+      }
+      for (auto &c : expired) close_idle(c);
+      expired.clear();
+    }
+    // Stopping: nothing parked is in the middle of a request.
+    std::list<std::unique_ptr<Conn>> left;
+    {
+      std::lock_guard<std::mutex> lk(park_mu_);
+      left.swap(parked_);
+    }
+    for (auto &c : left) close_idle(c);
+  }
+  // Closes a connection that waits for its client: a short close_notify,
+  // no lingering (the client sent nothing unread).
+  void close_idle(std::unique_ptr<Conn> &c) {
+    if (!c->session) failed_handshakes_++;  // never began its handshake in time
+    if (c->session) c->session->bio.timeout_ms = 100;
+    c->stream.reset();
+    finish(c);
   }
 
   TlsServerOptions opt_;
+  std::mutex park_mu_;
+  std::list<std::unique_ptr<Conn>> parked_;
+  bool parker_stop_ = false;
+  int wake_fd_ = -1;
+  std::thread parker_;
   std::shared_ptr<detail::TicketKeys> tickets_ = std::make_shared<detail::TicketKeys>();
   mutable std::mutex mu_;
   std::mutex stop_mu_;

@@ -1547,3 +1547,52 @@ TEST_CASE("the IDP is told the exchange's client address in X-Forwarded-For") {
   std::lock_guard<std::mutex> lk(mu);
   CHECK(xff == "127.0.0.1");
 }
+
+TEST_CASE("silent connections, idle keep-alive clients and bursts hold no worker: a normal client is served at once") {
+  Env env({{"--threads", "4", "--max-queue", "8", "--request-timeout", "10s"}});
+  auto &c = env.c();
+  // 80 TCP connections that send nothing (no TLS at all).
+  std::vector<int> silent;
+  for (int i = 0; i < 80; i++) {
+    int fd = connect_tcp(c.port());
+    REQUIRE(fd >= 0);
+    silent.push_back(fd);
+  }
+  // 32 keep-alive clients, each done with one request and now idle.
+  std::vector<std::unique_ptr<pinniped::HttpsClient>> idle;
+  for (int i = 0; i < 32; i++) {
+    idle.push_back(c.client());
+    REQUIRE(idle.back()->request("GET", "/healthz", {}, "", scaled(5s)).status == 200);
+  }
+  std::this_thread::sleep_for(300ms);
+  // A normal client is served at once, four workers notwithstanding.
+  auto t0 = Steady::now();
+  auto res = c.request("POST", kTcr, tcr_json(kGoodToken));
+  auto took = std::chrono::duration_cast<Millis>(Steady::now() - t0);
+  CHECK(res.status == 201);
+  CHECK(took < scaled(1s));
+  // Every idle keep-alive client sends again: none loses its request.
+  int failed = 0;
+  for (auto &cl : idle) {
+    try {
+      if (cl->request("POST", kTcr, kJson, tcr_json(kGoodToken), scaled(10s)).status != 201) failed++;
+    } catch (const pinniped::Error &) {
+      failed++;
+    }
+  }
+  CHECK(failed == 0);
+  // A burst of 100 clients at once: all served (the kernel's backlog holds them).
+  std::atomic<int> ok{0};
+  std::vector<std::thread> burst;
+  for (int i = 0; i < 100; i++)
+    burst.emplace_back([&] {
+      try {
+        if (c.request("GET", "/healthz", "", {}).status == 200) ok++;
+      } catch (const std::exception &) {
+      }
+    });
+  for (auto &t : burst) t.join();
+  CHECK(ok == 100);
+  for (int fd : silent) ::close(fd);
+  check_still_serving(c);
+}
