@@ -2570,6 +2570,10 @@ class TlsServer : public httplib::Server {
   }
   void refuse(std::unique_ptr<Conn> &c) {
     refused_++;
+    drop(c);
+  }
+  // Frees the TLS state and closes the socket.
+  void drop(std::unique_ptr<Conn> &c) {
     c->stream.reset();
     c->session.reset();
     close_fd(c->sock);
@@ -2635,11 +2639,7 @@ class TlsServer : public httplib::Server {
       // connection, and the client would lose our answer.
       if (c->stream && (!c->ok || c->stream->failed() || c->stream->last_status() >= 400)) linger(c->sock);
     }
-    c->stream.reset();
-    c->session.reset();
-    close_fd(c->sock);
-    open_--;
-    c.reset();
+    drop(c);
   }
 
   // Hands `c` to the parker (true: `c` is now empty); false when the

@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
   drive(c, 2, Millis(500), 0);  // warm up connections and the key pool
   std::printf("%8s %10s %9s %9s %9s %8s\n", "clients", "req/s", "p50 ms", "p99 ms", "failed", "/bound");
   double peak = 0;
-  for (int clients : {1, 2, 4, 8, 16}) {
+  for (int clients : {1, 2, 4, 8, 16, 32}) {
     Run r = drive(c, clients, dur, 0);
     peak = std::max(peak, r.rps());
     std::printf("%8d %10.0f %9.2f %9.2f %9zu %7.0f%%\n", clients, r.rps(), r.pct(0.5), r.pct(0.99), r.failed,

@@ -1395,22 +1395,32 @@ TEST_CASE("an empty group is dropped from the certificate and the log says so") 
   CHECK(contains(env.c().log(), "\"dropped\":2"));
 }
 
+namespace {
+// The last request the IDP of `env` received (its default answers go on).
+struct LastIdpRequest {
+  std::mutex mu;
+  httplib::Request req;
+  explicit LastIdpRequest(Env &env) {
+    env.idp.set_handler([this, &env](const httplib::Request &r, httplib::Response &res) {
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        req = r;
+      }
+      env.idp.default_handler(r, res);
+    });
+  }
+};
+}  // namespace
+
 TEST_CASE("a token with invalid UTF-8 reaches the IDP as valid JSON, each bad byte as U+FFFD") {
   Env env;
-  std::string seen;
-  std::mutex mu;
-  env.idp.set_handler([&](const httplib::Request &req, httplib::Response &res) {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      seen = req.body;
-    }
-    env.idp.default_handler(req, res);
-  });
+  LastIdpRequest last(env);
   std::string body = R"({"apiVersion":"login.concierge.pinniped.dev/v1alpha1","kind":"TokenCredentialRequest",)"
                      R"("spec":{"token":"ab)" + std::string("\xff\xc3", 2) + R"(cd","authenticator":{"apiGroup":")" +
                      kAuthGroup + R"(","kind":"WebhookAuthenticator","name":"my-idp"}}})";
   check_authentication_failed(env.c().request("POST", kTcr, body));
-  std::lock_guard<std::mutex> lk(mu);
+  std::lock_guard<std::mutex> lk(last.mu);
+  std::string seen = last.req.body;
   REQUIRE(!seen.empty());
   CHECK(pinniped::detail::valid_utf8(seen));
   auto review = parse_json(seen);
@@ -1534,18 +1544,10 @@ TEST_CASE("one audit line per exchange: outcome, user and groups, authenticator,
 
 TEST_CASE("the IDP is told the exchange's client address in X-Forwarded-For") {
   Env env;
-  std::string xff;
-  std::mutex mu;
-  env.idp.set_handler([&](const httplib::Request &req, httplib::Response &res) {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      xff = req.get_header_value("X-Forwarded-For");
-    }
-    env.idp.default_handler(req, res);
-  });
+  LastIdpRequest last(env);
   REQUIRE(env.c().request("POST", kTcr, tcr_json(kGoodToken)).status == 201);
-  std::lock_guard<std::mutex> lk(mu);
-  CHECK(xff == "127.0.0.1");
+  std::lock_guard<std::mutex> lk(last.mu);
+  CHECK(last.req.get_header_value("X-Forwarded-For") == "127.0.0.1");
 }
 
 TEST_CASE("silent connections, idle keep-alive clients and bursts hold no worker: a normal client is served at once") {
