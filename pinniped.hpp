@@ -55,6 +55,10 @@
 #ifndef PINNIPED_LEASE_RETRY_PERIOD_SECONDS
 #define PINNIPED_LEASE_RETRY_PERIOD_SECONDS 2
 #endif
+// How long an exchange over --max-exchanges waits for a slot before 429.
+#ifndef PINNIPED_EXCHANGE_SLOT_WAIT_MS
+#define PINNIPED_EXCHANGE_SLOT_WAIT_MS 200
+#endif
 #ifndef PINNIPED_DIRECT_PORT
 #define PINNIPED_DIRECT_PORT 10444
 #endif
@@ -5365,14 +5369,28 @@ class Concierge {
       o["status"] = picojson::value(status);
       return send_json(res, 201, picojson::value(o));
     }
-    // Over the limit, answer at once rather than hold one more worker
-    // behind a slow IDP.
+    // Over the limit, wait a moment for a slot (a fast IDP frees one within
+    // milliseconds), then answer rather than hold one more worker behind a
+    // slow IDP.
     struct InFlight {
-      std::atomic<size_t> &n;
-      ~InFlight() { n--; }
-    } in_flight{exchanges_in_flight_};
-    size_t now_in_flight = ++exchanges_in_flight_;
-    if (now_in_flight > cfg_.exchange_limit()) {
+      Concierge &c;
+      bool held = false;
+      ~InFlight() {
+        if (!held) return;
+        {
+          std::lock_guard<std::mutex> lk(c.exchanges_mu_);
+          c.exchanges_in_flight_--;
+        }
+        c.exchanges_cv_.notify_one();
+      }
+    } in_flight{*this};
+    {
+      std::unique_lock<std::mutex> lk(exchanges_mu_);
+      in_flight.held = exchanges_cv_.wait_for(lk, Millis(PINNIPED_EXCHANGE_SLOT_WAIT_MS),
+                                              [&] { return exchanges_in_flight_ < cfg_.exchange_limit(); });
+      if (in_flight.held) exchanges_in_flight_++;
+    }
+    if (!in_flight.held) {
       metrics_.exchange("refused", "too_many_in_flight");
       res.set_header("Retry-After", "1");
       throw Error(429, "TooManyRequests",
@@ -6139,7 +6157,9 @@ class Concierge {
   IssuerState ci_last_;
   Steady::time_point ci_last_sync_;
   std::atomic<bool> ci_dirty_{false};
-  std::atomic<size_t> exchanges_in_flight_{0};
+  std::mutex exchanges_mu_;
+  std::condition_variable exchanges_cv_;
+  size_t exchanges_in_flight_ = 0;
   // The direct frontend (direct_mu_: its CA, leaf, names and the Service's
   // addresses; never held across network I/O or together with tls_mu_).
   TlsServer direct_;
