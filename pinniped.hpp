@@ -277,12 +277,31 @@ inline picojson::value jv(bool b) { return picojson::value(b); }
 // Clock::from_time_t without its overflow: system_clock counts nanoseconds
 // in 64 bits (years 1678 to 2262), and RFC 5280's "no expiry" notAfter is
 // 9999-12-31. Times outside that range saturate at its ends.
-inline Clock::time_point clock_from_time_t(std::time_t tt) {
+inline Clock::time_point clock_from_time_t(int64_t tt) {
   using std::chrono::seconds;
   const int64_t max_s = std::chrono::duration_cast<seconds>(Clock::duration::max()).count() - 1;
   const int64_t min_s = std::chrono::duration_cast<seconds>(Clock::duration::min()).count() + 1;
-  int64_t v = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(tt), min_s), max_s);
+  int64_t v = std::min<int64_t>(std::max<int64_t>(tt, min_s), max_s);
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(seconds(v)));
+}
+
+// Seconds since 1970 of a UTC date and time of the proleptic Gregorian
+// calendar, in 64 bits: timegm's time_t is 32 bits on armhf (years past
+// 2038 fail there). Counts days through 400-year cycles of 146097 days.
+inline int64_t utc_seconds(int64_t year, int month, int day, int hour, int minute, int second) {
+  int64_t y = month <= 2 ? year - 1 : year;          // years start in March here
+  int64_t cycle = (y >= 0 ? y : y - 399) / 400;      // 400-year cycles
+  int64_t year_of_cycle = y - cycle * 400;           // 0..399
+  int month_from_march = month > 2 ? month - 3 : month + 9;  // 0..11
+  int64_t day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+  int64_t day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
+  int64_t days = cycle * 146097 + day_of_cycle - 719468;  // 719468: 0000-03-01 to 1970-01-01
+  return days * 86400 + hour * 3600 + minute * 60 + second;
+}
+inline int days_in_month(int64_t year, int month) {
+  static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : days[month - 1];
 }
 
 // RFC 3339 UTC with second precision, as Kubernetes writes metav1.Time.
@@ -297,20 +316,18 @@ inline std::string format_rfc3339(Clock::time_point t) {
 
 // Parses "2026-11-28T20:15:00Z" (and fractional seconds / numeric offsets).
 inline std::optional<Clock::time_point> parse_rfc3339(const std::string &s) {
-  std::tm tm{};
   int y, mo, d, h, mi, sec;
   char tail[40] = {0};
   if (s.size() < 20 || s.size() > 40) return std::nullopt;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
+  // Exactly YYYY-MM-DDTHH:MM:SS first (sscanf alone takes "+1" or "1").
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18})
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+  if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
     return std::nullopt;
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  std::time_t tt = timegm(&tm);
-  if (tt == static_cast<std::time_t>(-1)) return std::nullopt;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*c%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
+    return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) return std::nullopt;  // no February 31st
+  int64_t tt = utc_seconds(y, mo, d, h, mi, sec);
   std::string rest = tail;
   if (!rest.empty() && rest[0] == '.') {
     size_t i = 1;
@@ -798,7 +815,12 @@ struct Status {
   // Reads a Status body; nullopt when the body is not a Status.
   static std::optional<Status> from_body(const std::string &body) {
     picojson::value v;
-    std::string err = picojson::parse(v, body);
+    std::string err;
+    try {
+      err = picojson::parse(v, body);
+    } catch (const std::exception &) {
+      return std::nullopt;  // a number beyond a double (picojson throws): not a Status
+    }
     if (!err.empty() || !v.is<picojson::object>()) return std::nullopt;
     try {
       if (json::get_string(v, "kind", "kind") != "Status") return std::nullopt;
@@ -1167,14 +1189,7 @@ inline std::string rdn(const std::string &attr_oid, const std::string &value) {
 }
 
 inline Clock::time_point from_x509_time(const mbedtls_x509_time &t) {
-  std::tm tm{};
-  tm.tm_year = t.year - 1900;
-  tm.tm_mon = t.mon - 1;
-  tm.tm_mday = t.day;
-  tm.tm_hour = t.hour;
-  tm.tm_min = t.min;
-  tm.tm_sec = t.sec;
-  return clock_from_time_t(timegm(&tm));
+  return clock_from_time_t(utc_seconds(t.year, t.mon, t.day, t.hour, t.min, t.sec));
 }
 
 // Walks a parsed certificate's extensions; returns the extnValue contents.
@@ -2140,6 +2155,9 @@ struct Bio {
   int timeout_ms = 10000;
   Steady::time_point deadline = Steady::time_point::max();
   const std::atomic<bool> *cancel = nullptr;
+  // Reads return MBEDTLS_ERR_SSL_WANT_READ instead of waiting (a server's
+  // handshake runs in steps, each when the client's bytes are there).
+  bool nonblocking = false;
 
   int wait_ms() const {
     if (deadline == Steady::time_point::max()) return timeout_ms;
@@ -2179,6 +2197,15 @@ struct Bio {
   }
   static int recv(void *ctx, unsigned char *buf, size_t len) {
     auto *b = static_cast<Bio *>(ctx);
+    if (b->nonblocking) {
+      for (;;) {
+        ssize_t n = ::recv(b->fd, buf, len, MSG_DONTWAIT);
+        if (n >= 0) return static_cast<int>(n);
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return MBEDTLS_ERR_SSL_WANT_READ;
+        return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+      }
+    }
     for (;;) {
       int w = wait(b, POLLIN);
       if (w == 0) return MBEDTLS_ERR_SSL_TIMEOUT;
@@ -2532,6 +2559,7 @@ class TlsServer : public httplib::Server {
     Steady::time_point until;   // the end of a parked wait, or of the handshake
     bool ok = true;
     bool ready = false;         // parked with bytes to serve, waiting for a worker
+    bool handshaking = false;   // its TLS handshake is under way
   };
 
   static bool readable_now(socket_t sock) {
@@ -2590,16 +2618,29 @@ class TlsServer : public httplib::Server {
   void serve(std::unique_ptr<Conn> &c) {
     c->ready = false;  // a worker has it now
     try {
-      if (!c->session) {
-        if (!readable_now(c->sock) && park(c)) return;
-        auto cfg = config();
-        if (!cfg) return finish(c);
-        c->session = std::make_unique<detail::TlsSession>(c->sock, cfg, static_cast<int>(opt_.request_timeout.count()));
-        if (c->session->handshake(c->until) != 0) {
+      if (!c->session || c->handshaking) {
+        if (!c->session) {
+          auto cfg = config();
+          if (!cfg) return finish(c);
+          c->session =
+              std::make_unique<detail::TlsSession>(c->sock, cfg, static_cast<int>(opt_.request_timeout.count()));
+          c->handshaking = true;
+        }
+        // The handshake advances as far as the client's bytes allow, then
+        // waits parked: a client that dribbles its handshake holds no worker.
+        c->session->bio.nonblocking = true;
+        int ret;
+        do {
+          ret = mbedtls_ssl_handshake(&c->session->ssl);
+        } while (ret == MBEDTLS_ERR_SSL_WANT_WRITE);
+        c->session->bio.nonblocking = false;
+        if (ret == MBEDTLS_ERR_SSL_WANT_READ && Steady::now() < c->until && park(c)) return;
+        if (ret != 0) {
           failed_handshakes_++;
           c->session.reset();  // no close_notify after a failed handshake
           return finish(c);
         }
+        c->handshaking = false;
         c->peer = detail::peer_of(*c->session);
         c->stream = std::make_unique<detail::TlsStream>(*c->session, opt_.write_timeout);
         c->stream->set_read_cancel(&stopping_);
@@ -2716,7 +2757,7 @@ class TlsServer : public httplib::Server {
           bool done = false;
           if ((*it)->ready && dispatch(*it)) {
             done = true;
-          } else if (now >= (*it)->until && (!(*it)->ready || !(*it)->session)) {
+          } else if (now >= (*it)->until && (!(*it)->ready || !(*it)->session || (*it)->handshaking)) {
             // Its wait is over; a request already sent on a kept-alive
             // connection waits on for a worker, never lost.
             expired.push_back(std::move(*it));
@@ -2739,7 +2780,10 @@ class TlsServer : public httplib::Server {
   // Closes a connection that waits for its client: a short close_notify,
   // no lingering (the client sent nothing unread).
   void close_idle(std::unique_ptr<Conn> &c) {
-    if (!c->session) failed_handshakes_++;  // never began its handshake in time
+    if (!c->session || c->handshaking) {
+      failed_handshakes_++;  // did not finish its handshake in time
+      c->session.reset();
+    }
     if (c->session) c->session->bio.timeout_ms = 100;
     c->stream.reset();
     finish(c);
@@ -3438,6 +3482,14 @@ class Informer {
         else if (e.code != 503) need_list = true;  // unexpected answers: start over
         log_.warn("watch interrupted; retrying",
                   {{"collection", jv(collection_)}, {"error", jv(e.what())}, {"backoffMs", jv(static_cast<int64_t>(backoff.count()))}});
+        if (!sleep(backoff)) break;
+        backoff = std::min(backoff * 2, Millis(30000));
+      } catch (const std::exception &e) {
+        // Anything else a hostile stream provokes: the thread never dies of it.
+        if (stopping()) break;
+        reconnects_++;
+        need_list = true;
+        log_.warn("watch failed; relisting", {{"collection", jv(collection_)}, {"error", jv(e.what())}});
         if (!sleep(backoff)) break;
         backoff = std::min(backoff * 2, Millis(30000));
       }
@@ -4646,7 +4698,8 @@ class ServingCertController {
       auto ca = CertificateChain::parse(m.ca_cert);
       auto key = PrivateKey::parse(m.ca_key);
       if (mbedtls_pk_check_pair(&ca->get()->pk, key->get()) != 0) return false;
-      return detail::from_x509_time(ca->get()->valid_to) - Clock::now() >= s_.validity + kBackdate;
+      // Compared, not subtracted: a saturated time minus now overflows.
+      return detail::from_x509_time(ca->get()->valid_to) >= Clock::now() + s_.validity + kBackdate;
     } catch (const Error &) {
       return false;
     }
@@ -6380,7 +6433,9 @@ class CredentialCache {
   // A credential still valid for more than kReuseMargin at `now`.
   std::optional<ClusterCredential> get(const std::string &key, Clock::time_point now = Clock::now()) const {
     for (const auto &e : load())
-      if (e.key == key && e.expires - now > kReuseMargin) return e.credential;
+      // Compared, not subtracted: an entry dated before 1678 saturates, and
+      // the difference would overflow (and read as "still valid").
+      if (e.key == key && e.expires > now + kReuseMargin) return e.credential;
     return std::nullopt;
   }
 

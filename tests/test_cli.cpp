@@ -795,3 +795,14 @@ TEST_CASE("the README's login example logs in once and then answers from its cac
   CHECK(rc == 1);
   CHECK(out == "login failed: authentication failed\n");
 }
+
+TEST_CASE("found by fuzzing: cache entries dated before 1678 or centuries ahead are never reused") {
+  TempDir dir;
+  std::string path = dir.write("credentials.yaml",
+                               "kind: CredentialCache\ncredentials:\n"
+                               "- key: ancient\n  credential: {expirationTimestamp: \"1000-01-01T00:00:00Z\"}\n"
+                               "- key: far\n  credential: {expirationTimestamp: \"2700-01-01T00:00:00Z\"}\n");
+  CredentialCache cache(path);
+  CHECK(!cache.get("ancient"));
+  CHECK(!cache.get("far"));
+}

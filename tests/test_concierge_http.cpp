@@ -1598,3 +1598,33 @@ TEST_CASE("silent connections, idle keep-alive clients and bursts hold no worker
   for (int fd : silent) ::close(fd);
   check_still_serving(c);
 }
+
+TEST_CASE("clients that dribble their TLS handshake hold no worker: a normal client is served at once") {
+  Env env({{"--threads", "2", "--request-timeout", "10s"}});
+  auto &c = env.c();
+  // A ClientHello record header announcing 512 bytes, then a byte at a time.
+  std::vector<int> fds;
+  for (int i = 0; i < 8; i++) {
+    int fd = connect_tcp(c.port());
+    REQUIRE(fd >= 0);
+    (void)::send(fd, "\x16\x03\x01\x02\x00", 5, MSG_NOSIGNAL);
+    fds.push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::thread dribble([&] {
+    while (!stop) {
+      for (int fd : fds) (void)::send(fd, "\x01", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::this_thread::sleep_for(500ms);
+  auto t0 = Steady::now();
+  auto res = c.request("POST", kTcr, tcr_json(kGoodToken));
+  auto took = std::chrono::duration_cast<Millis>(Steady::now() - t0);
+  stop = true;
+  dribble.join();
+  for (int fd : fds) ::close(fd);
+  CHECK(res.status == 201);
+  CHECK(took < scaled(1s));
+  check_still_serving(c);
+}

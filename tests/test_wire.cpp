@@ -197,7 +197,13 @@ TEST_CASE("timestamps outside system_clock's range saturate instead of wrapping"
   auto later = parse_rfc3339("2700-06-01T00:00:00Z");
   REQUIRE(later);
   CHECK(*later > Clock::now());
-  CHECK(clock_from_time_t(std::numeric_limits<std::time_t>::max()) == clock_from_time_t(253402300799 * 1000));
+  CHECK(clock_from_time_t(std::numeric_limits<int64_t>::max()) == clock_from_time_t(int64_t(253402300799) * 1000));
+  // 64-bit civil time, also where time_t has 32 bits (armhf): known instants.
+  CHECK(utc_seconds(1970, 1, 1, 0, 0, 0) == 0);
+  CHECK(utc_seconds(2026, 11, 28, 20, 32, 23) == 1795897943);
+  CHECK(utc_seconds(2000, 2, 29, 0, 0, 0) == 951782400);
+  CHECK(utc_seconds(9999, 12, 31, 23, 59, 59) == int64_t(253402300799));
+  CHECK(utc_seconds(1969, 12, 31, 23, 59, 59) == -1);
   // A signer certificate whose notAfter is 99991231235959Z is valid, not expired.
   mbedtls_x509_time t{9999, 12, 31, 23, 59, 59};
   CHECK(detail::from_x509_time(t) > Clock::now());
@@ -241,4 +247,15 @@ TEST_CASE("numbers beyond a double are BadRequests in JSON and plain strings in 
   REQUIRE(objs.size() == 1);
   CHECK(objs[0].spec.endpoint == "1e999");
   CHECK_THROWS_AS(WebhookAuthenticator("my-idp", objs[0].spec, WebhookOptions()), Error);
+}
+
+TEST_CASE("found by fuzzing: RFC 3339 is parsed strictly, a Status body with a huge number is no Status") {
+  for (const char *bad : {"2026-+1-01T00:00:00Z", "112-1-1T0:30:0+00:00", "2026-02-31T00:00:00Z",
+                          "2026-1-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T00:00:0Z"}) {
+    INFO(bad);
+    CHECK(!parse_rfc3339(bad));
+  }
+  CHECK(parse_rfc3339("2026-02-28t23:59:59Z"));
+  CHECK(!Status::from_body("1e999"));
+  CHECK(!Status::from_body(R"({"kind":"Status","code":5e557})"));
 }
