@@ -44,7 +44,7 @@ ASAN_DIR  := $(BUILD)/asan
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
   -Wno-maybe-uninitialized
 
-.PHONY: FORCE all deps static test test-bins cross-test-bins image test-asan e2e bench bench-kubectl demo docs clean format check-format manifests
+.PHONY: FORCE all deps static test test-bins cross-test-bins image test-asan e2e bench bench-kubectl demo docs clean format check-format manifests fuzz
 all: $(BUILD)/pinniped
 
 deps:
@@ -199,6 +199,8 @@ DOCS_SVG := $(patsubst %.dot,%.svg,$(wildcard docs/*.dot))
 docs: $(DOCS_SVG)
 docs/%.svg: docs/%.dot tools/render-docs.sh
 	tools/render-docs.sh $<
+
+include fuzz.mk
 
 format:
 	clang-format -i pinniped.hpp main.cpp tests/*.cpp tests/*.hpp bench/*.cpp tools/*.cpp

@@ -36,13 +36,16 @@ for _ in 1 2 3; do
   sleep 5
 done
 
+# clang, its sanitizer and libFuzzer runtimes (only recommended by clang, so
+# named) and llvm-symbolizer for readable reports: `make fuzz` (fuzz/README.md).
 apt-get install -y -q --no-install-recommends \
   g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev libcrypt-dev \
   dpkg-dev openssl ca-certificates iproute2 procps binutils python3 graphviz curl jq \
   g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static \
   libmbedtls-dev:arm64 libyaml-dev:arm64 libcrypt-dev:arm64 \
   libmbedtls-dev:armhf libyaml-dev:armhf libcrypt-dev:armhf \
-  skopeo umoci dnsmasq-base containerd runc >/dev/null
+  skopeo umoci dnsmasq-base containerd runc \
+  clang libclang-rt-14-dev llvm >/dev/null
 # kubectl for the e2e suite, the demo and the benchmark: a fresh Debian 12
 # has none; its kubernetes-client is kubectl 1.20, the e2e server's version.
 # A kubectl already on PATH (newer, or from another package that owns
