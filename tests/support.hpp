@@ -224,6 +224,9 @@ class Process {
   Process(const std::vector<std::string> &argv, const std::string &log_path) : log_path_(log_path) {
     pid_ = fork();
     if (pid_ == 0) {
+      sigset_t none;  // the child starts with no signal blocked, whatever the suite blocks
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
       int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (fd >= 0) {
         dup2(fd, 1);
@@ -246,16 +249,22 @@ class Process {
   Process &operator=(const Process &) = delete;
 
   pid_t pid() const { return pid_; }
-  void signal(int sig) { ::kill(pid_, sig); }
+  // Only while the child runs: its pid, once reaped, may be reused, even as
+  // the thread ID of one of our own threads (kill() would then signal us).
+  void signal(int sig) {
+    if (pid_ > 0 && running()) ::kill(pid_, sig);
+  }
   // Waits up to `timeout` for the process to end; its exit code or -1.
   int wait(Millis timeout) {
+    if (exited_) return code_;
     auto until = Steady::now() + timeout;
     while (Steady::now() < until) {
       int st = 0;
       pid_t r = waitpid(pid_, &st, WNOHANG);
       if (r == pid_) {
         exited_ = true;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return code_;
       }
       std::this_thread::sleep_for(Millis(10));
     }
@@ -266,6 +275,7 @@ class Process {
     int st = 0;
     if (waitpid(pid_, &st, WNOHANG) == pid_) {
       exited_ = true;
+      code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
       return false;
     }
     return true;
@@ -281,6 +291,7 @@ class Process {
  private:
   pid_t pid_ = -1;
   bool exited_ = false;
+  int code_ = -1;
   std::string log_path_;
 };
 

@@ -168,6 +168,14 @@ class E2E {
 
  private:
   E2E() {
+    // A stray SIGTERM reached this process four times while the last case
+    // restarted the concierge (cause not found; see the closing notes of
+    // 2026-12-01): blocked here, for this thread and every thread it starts;
+    // the processes the suite starts get a clean mask (support.hpp).
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, nullptr);
     const char *d = std::getenv("E2E_DIR");
     if (!d) throw std::runtime_error("E2E_DIR is not set: run through make e2e");
     env = read_env_file(std::string(d) + "/env");
@@ -209,6 +217,11 @@ class E2E {
                                "\napiservice:\n" + kubectl("get apiservice v1alpha1.login.concierge.pinniped.dev -o yaml"));
   }
   ~E2E() {
+    // Everything is done: no graceful stop needed (the lease is left to expire).
+    if (concierge) {
+      concierge->signal(SIGKILL);
+      concierge->wait(std::chrono::seconds(10));
+    }
     stop_concierge();
     // Keep the logs with the cluster's for a look after a failure.
     for (const char *f : {"concierge-all.log", "replica.log", "limited.log"})
@@ -1194,6 +1207,5 @@ TEST_CASE("without the direct frontend a login through a refusing kube-apiserver
     CHECK(rc != 0);
     CHECK(out.find("refused the anonymous login request (HTTP 401") != std::string::npos);
   }
-  e.stop_concierge();
-  e.start_concierge(true);
+  // The suite ends here: the destructor stops this concierge.
 }
