@@ -1,14 +1,15 @@
 // pinniped: the program. Argument parsing and dispatch only; everything
 // else lives in pinniped.hpp.
-#include "pinniped.hpp"
-
 #include <csignal>
 #include <iostream>
+
+#include "pinniped.hpp"
 
 namespace {
 
 const char *kUsage =
-    "pinniped " PINNIPED_VERSION " - a small Pinniped Concierge for edge Kubernetes\n"
+    "pinniped " PINNIPED_VERSION
+    " - a small Pinniped Concierge for edge Kubernetes\n"
     "\n"
     "Usage:\n"
     "  pinniped concierge [flags]   serve the credential exchange API\n"
@@ -198,7 +199,8 @@ class Args {
   pinniped::Millis duration() {
     std::string v = value();
     auto d = pinniped::parse_duration(v);
-    if (!d || d->count() <= 0) throw pinniped::bad_request("flag " + flag_ + ": \"" + v + "\" is not a duration like 10s");
+    if (!d || d->count() <= 0)
+      throw pinniped::bad_request("flag " + flag_ + ": \"" + v + "\" is not a duration like 10s");
     return *d;
   }
 
@@ -596,11 +598,16 @@ int run_local_user_authenticator(int argc, char **argv) {
     Args a(argc, argv, 4);
     while (!a.done()) {
       std::string f = a.next_flag();
-      if (f == "--groups") u.groups = pinniped::parse_groups(a.value());
-      else if (f == "--cost") cost = static_cast<int>(a.number(4, 31));
-      else if (f == "--output") output = a.value();
-      else if (f == "--namespace") ns = a.value();
-      else throw pinniped::bad_request("unknown flag " + f + " (the password is read from stdin, never from flags)");
+      if (f == "--groups")
+        u.groups = pinniped::parse_groups(a.value());
+      else if (f == "--cost")
+        cost = static_cast<int>(a.number(4, 31));
+      else if (f == "--output")
+        output = a.value();
+      else if (f == "--namespace")
+        ns = a.value();
+      else
+        throw pinniped::bad_request("unknown flag " + f + " (the password is read from stdin, never from flags)");
     }
     if (output != "secret" && output != "line") throw pinniped::bad_request("--output must be secret or line");
     if (output == "secret" && !pinniped::valid_secret_name(u.name))
@@ -660,12 +667,18 @@ int main(int argc, char **argv) {
       return 0;
     }
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-      if (argc > 2 && std::string(argv[2]) == "concierge") std::cout << kConciergeUsage;
-      else if (argc > 2 && std::string(argv[2]) == "login") std::cout << kLoginStaticUsage;
-      else if (argc > 2 && std::string(argv[2]) == "get") std::cout << kGetKubeconfigUsage;
-      else if (argc > 2 && std::string(argv[2]) == "whoami") std::cout << kWhoamiUsage;
-      else if (argc > 2 && std::string(argv[2]) == "local-user-authenticator") std::cout << kLocalUserAuthenticatorUsage;
-      else std::cout << kUsage;
+      if (argc > 2 && std::string(argv[2]) == "concierge")
+        std::cout << kConciergeUsage;
+      else if (argc > 2 && std::string(argv[2]) == "login")
+        std::cout << kLoginStaticUsage;
+      else if (argc > 2 && std::string(argv[2]) == "get")
+        std::cout << kGetKubeconfigUsage;
+      else if (argc > 2 && std::string(argv[2]) == "whoami")
+        std::cout << kWhoamiUsage;
+      else if (argc > 2 && std::string(argv[2]) == "local-user-authenticator")
+        std::cout << kLocalUserAuthenticatorUsage;
+      else
+        std::cout << kUsage;
       return 0;
     }
     std::cerr << "pinniped: unknown command \"" << cmd << "\" (see pinniped help)\n";

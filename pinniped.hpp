@@ -93,8 +93,10 @@
 #if !defined(PINNIPED_HTTPLIB_NO_RANGES) && !defined(PINNIPED_ALLOW_HTTPLIB_RANGES)
 #error "use the httplib.h of tools/fetch-httplib.sh (Range parsing off), or define PINNIPED_ALLOW_HTTPLIB_RANGES"
 #endif
-#include <yaml.h>
-
+#include <arpa/inet.h>
+#include <crypt.h>  // bcrypt (libxcrypt, -lcrypt) for the local-user-authenticator
+#include <fcntl.h>
+#include <ifaddrs.h>
 #include <mbedtls/asn1.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/ctr_drbg.h>
@@ -114,11 +116,6 @@
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
-
-#include <arpa/inet.h>
-#include <crypt.h>  // bcrypt (libxcrypt, -lcrypt) for the local-user-authenticator
-#include <fcntl.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -126,12 +123,13 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <termios.h>
 #include <unistd.h>
+#include <yaml.h>
 
 #include <algorithm>
 #include <atomic>
@@ -183,10 +181,8 @@ struct StatusCause {
 // Status and the CLI edge into one line. Messages never carry secrets.
 class Error : public std::runtime_error {
  public:
-  Error(int code, std::string reason, const std::string &message,
-        std::vector<StatusCause> causes = {})
-      : std::runtime_error(message), code(code), reason(std::move(reason)),
-        causes(std::move(causes)) {}
+  Error(int code, std::string reason, const std::string &message, std::vector<StatusCause> causes = {})
+      : std::runtime_error(message), code(code), reason(std::move(reason)), causes(std::move(causes)) {}
   int code;
   std::string reason;
   std::vector<StatusCause> causes;
@@ -224,8 +220,7 @@ class Logger {
   using Sink = std::function<void(const std::string &line)>;
   using Fields = std::vector<std::pair<std::string, picojson::value>>;
 
-  explicit Logger(Level min = Level::info, Sink sink = nullptr)
-      : min_(min), sink_(std::move(sink)) {}
+  explicit Logger(Level min = Level::info, Sink sink = nullptr) : min_(min), sink_(std::move(sink)) {}
 
   void set_level(Level l) { min_ = l; }
   bool enabled(Level l) const { return l >= min_; }
@@ -289,9 +284,9 @@ inline Clock::time_point clock_from_time_t(int64_t tt) {
 // calendar, in 64 bits: timegm's time_t is 32 bits on armhf (years past
 // 2038 fail there). Counts days through 400-year cycles of 146097 days.
 inline int64_t utc_seconds(int64_t year, int month, int day, int hour, int minute, int second) {
-  int64_t y = month <= 2 ? year - 1 : year;          // years start in March here
-  int64_t cycle = (y >= 0 ? y : y - 399) / 400;      // 400-year cycles
-  int64_t year_of_cycle = y - cycle * 400;           // 0..399
+  int64_t y = month <= 2 ? year - 1 : year;                  // years start in March here
+  int64_t cycle = (y >= 0 ? y : y - 399) / 400;              // 400-year cycles
+  int64_t year_of_cycle = y - cycle * 400;                   // 0..399
   int month_from_march = month > 2 ? month - 3 : month + 9;  // 0..11
   int64_t day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
   int64_t day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
@@ -322,8 +317,7 @@ inline std::optional<Clock::time_point> parse_rfc3339(const std::string &s) {
   // Exactly YYYY-MM-DDTHH:MM:SS first (sscanf alone takes "+1" or "1").
   for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18})
     if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
-  if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
-    return std::nullopt;
+  if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':') return std::nullopt;
   if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*c%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) return std::nullopt;  // no February 31st
@@ -369,11 +363,16 @@ inline std::optional<Millis> parse_duration(const std::string &s) {
     size_t ustart = i;
     while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) i++;
     std::string unit = s.substr(ustart, i - ustart);
-    if (unit == "ms") total_ms += v;
-    else if (unit == "s") total_ms += v * 1000;
-    else if (unit == "m") total_ms += v * 60000;
-    else if (unit == "h") total_ms += v * 3600000;
-    else return std::nullopt;
+    if (unit == "ms")
+      total_ms += v;
+    else if (unit == "s")
+      total_ms += v * 1000;
+    else if (unit == "m")
+      total_ms += v * 60000;
+    else if (unit == "h")
+      total_ms += v * 3600000;
+    else
+      return std::nullopt;
   }
   if (total_ms > 1e12) return std::nullopt;
   return Millis(static_cast<int64_t>(total_ms));
@@ -389,8 +388,8 @@ inline void Logger::log(Level l, const std::string &msg, const Fields &fields) c
   std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms));
   ts.insert(ts.size() - 1, frac);
   // Keys in a fixed order: ts, level, msg, then the caller's fields.
-  std::string line = "{\"ts\":" + to_json_string(picojson::value(ts)) + ",\"level\":\"" +
-                     names[static_cast<int>(l)] + "\",\"msg\":" + to_json_string(picojson::value(msg));
+  std::string line = "{\"ts\":" + to_json_string(picojson::value(ts)) + ",\"level\":\"" + names[static_cast<int>(l)] +
+                     "\",\"msg\":" + to_json_string(picojson::value(msg));
   for (const auto &f : fields) line += "," + to_json_string(picojson::value(f.first)) + ":" + to_json_string(f.second);
   line += "}\n";
   std::lock_guard<std::mutex> lk(mu_);
@@ -451,8 +450,7 @@ inline const picojson::value *field(const picojson::value &obj, const std::strin
   if (it == o.end() || it->second.is<picojson::null>()) return nullptr;
   return &it->second;
 }
-inline std::string get_string(const picojson::value &obj, const std::string &key,
-                              const std::string &path) {
+inline std::string get_string(const picojson::value &obj, const std::string &key, const std::string &path) {
   const auto *v = field(obj, key);
   if (!v) return "";
   if (!v->is<std::string>()) throw bad_request(path + ": expected a string");
@@ -470,8 +468,7 @@ inline int64_t get_int(const picojson::value &obj, const std::string &key, const
   if (!v->is<int64_t>()) throw bad_request(path + ": expected an integer");
   return v->get<int64_t>();
 }
-inline const picojson::value *get_object(const picojson::value &obj, const std::string &key,
-                                         const std::string &path) {
+inline const picojson::value *get_object(const picojson::value &obj, const std::string &key, const std::string &path) {
   const auto *v = field(obj, key);
   if (!v) return nullptr;
   if (!v->is<picojson::object>()) throw bad_request(path + ": expected an object");
@@ -498,14 +495,20 @@ inline picojson::value parse(const std::string &text) {
   bool in_str = false, esc = false;
   for (char c : text) {
     if (in_str) {
-      if (esc) esc = false;
-      else if (c == '\\') esc = true;
-      else if (c == '"') in_str = false;
+      if (esc)
+        esc = false;
+      else if (c == '\\')
+        esc = true;
+      else if (c == '"')
+        in_str = false;
       continue;
     }
-    if (c == '"') in_str = true;
-    else if (c == '{' || c == '[') max_depth = std::max(max_depth, ++depth);
-    else if (c == '}' || c == ']') depth--;
+    if (c == '"')
+      in_str = true;
+    else if (c == '{' || c == '[')
+      max_depth = std::max(max_depth, ++depth);
+    else if (c == '}' || c == ']')
+      depth--;
   }
   if (max_depth > 64) throw bad_request("request body nests too deeply");
   std::string::const_iterator end;
@@ -705,20 +708,16 @@ struct ClusterCredential {
   }
   static ClusterCredential from_json(const picojson::value &v) {
     ClusterCredential c;
-    c.expiration_timestamp =
-        json::get_string(v, "expirationTimestamp", "status.credential.expirationTimestamp");
+    c.expiration_timestamp = json::get_string(v, "expirationTimestamp", "status.credential.expirationTimestamp");
     c.token = json::get_string(v, "token", "status.credential.token");
-    c.client_certificate_data =
-        json::get_string(v, "clientCertificateData", "status.credential.clientCertificateData");
+    c.client_certificate_data = json::get_string(v, "clientCertificateData", "status.credential.clientCertificateData");
     c.client_key_data = json::get_string(v, "clientKeyData", "status.credential.clientKeyData");
     return c;
   }
 };
 
 inline std::string login_group(const std::string &suffix) { return "login.concierge." + suffix; }
-inline std::string authentication_group(const std::string &suffix) {
-  return "authentication.concierge." + suffix;
-}
+inline std::string authentication_group(const std::string &suffix) { return "authentication.concierge." + suffix; }
 
 // login.concierge.<suffix>/v1alpha1 TokenCredentialRequest.
 struct TokenCredentialRequest {
@@ -827,8 +826,7 @@ struct Status {
       Status s;
       s.message = json::get_string(v, "message", "message");
       s.reason = json::get_string(v, "reason", "reason");
-      if (const auto *c = json::field(v, "code"); c && c->is<int64_t>())
-        s.code = static_cast<int>(c->get<int64_t>());
+      if (const auto *c = json::field(v, "code"); c && c->is<int64_t>()) s.code = static_cast<int>(c->get<int64_t>());
       return s;
     } catch (const Error &) {
       return std::nullopt;
@@ -907,16 +905,14 @@ struct TokenReview {
     if (!v.is<picojson::object>()) throw bad_request("TokenReview must be a JSON object");
     TokenReview r;
     r.api_version = json::get_string(v, "apiVersion", "apiVersion");
-    if (json::get_string(v, "kind", "kind") != "TokenReview")
-      throw bad_request("kind must be TokenReview");
+    if (json::get_string(v, "kind", "kind") != "TokenReview") throw bad_request("kind must be TokenReview");
     if (const auto *s = json::get_object(v, "spec", "spec")) {
       r.token = json::get_string(*s, "token", "spec.token");
       r.audiences = json::get_string_list(*s, "audiences", "spec.audiences");
     }
     if (const auto *st = json::get_object(v, "status", "status")) {
       r.authenticated = json::get_bool(*st, "authenticated", "status.authenticated");
-      if (const auto *u = json::get_object(*st, "user", "status.user"))
-        r.user = UserInfo::from_json(*u, "status.user");
+      if (const auto *u = json::get_object(*st, "user", "status.user")) r.user = UserInfo::from_json(*u, "status.user");
       r.error = json::get_string(*st, "error", "status.error");
     }
     return r;
@@ -1136,10 +1132,17 @@ inline size_t utf8_sequence_at(const std::string &s, size_t i) {
   size_t n;
   uint32_t cp;
   if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-  else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-  else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-  else return 0;
+  if ((c & 0xe0) == 0xc0) {
+    n = 1;
+    cp = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    n = 2;
+    cp = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    n = 3;
+    cp = c & 0x07;
+  } else
+    return 0;
   for (size_t k = 1; k <= n; k++) {
     if (i + k >= s.size()) return 0;
     unsigned char cc = s[i + k];
@@ -1198,8 +1201,7 @@ inline std::optional<std::string> find_extension(const mbedtls_x509_crt &crt, co
   unsigned char *p = crt.v3_ext.p;
   const unsigned char *end = crt.v3_ext.p + crt.v3_ext.len;
   size_t len;
-  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-    return std::nullopt;
+  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0) return std::nullopt;
   end = p + len;
   while (p < end) {
     size_t elen;
@@ -1303,11 +1305,11 @@ class PrivateKey {
     auto k = std::make_unique<PrivateKey>();
     std::string buf = data;
     buf.push_back('\0');  // PEM parsing wants the terminating NUL counted
-    int ret = mbedtls_pk_parse_key(&k->pk_, reinterpret_cast<const unsigned char *>(buf.data()), buf.size(),
-                                   nullptr, 0);
+    int ret =
+        mbedtls_pk_parse_key(&k->pk_, reinterpret_cast<const unsigned char *>(buf.data()), buf.size(), nullptr, 0);
     if (ret != 0 && !data.empty() && data[0] == 0x30)
-      ret = mbedtls_pk_parse_key(&k->pk_, reinterpret_cast<const unsigned char *>(data.data()), data.size(),
-                                 nullptr, 0);
+      ret =
+          mbedtls_pk_parse_key(&k->pk_, reinterpret_cast<const unsigned char *>(data.data()), data.size(), nullptr, 0);
     mbedtls_platform_zeroize(&buf[0], buf.size());
     if (ret != 0) throw Error(400, "BadRequest", "cannot parse private key: " + detail::mbed_error(ret));
     return k;
@@ -1340,8 +1342,7 @@ class PrivateKey {
       if (mbedtls_oid_get_oid_by_ec_grp(ec->grp.id, &curve_oid, &curve_len) != 0)
         throw internal_error("unknown EC curve");
       namespace der = detail::der;
-      std::string algo = der::seq(der::oid(detail::oid::ec_public_key) +
-                                  der::oid(std::string(curve_oid, curve_len)));
+      std::string algo = der::seq(der::oid(detail::oid::ec_public_key) + der::oid(std::string(curve_oid, curve_len)));
       std::string info = der::seq(der::small_int(0) + algo + der::octets(inner));
       pem = detail::pem_encode("PRIVATE KEY", info);
       mbedtls_platform_zeroize(&info[0], info.size());
@@ -1490,8 +1491,7 @@ inline std::string sign_certificate(const CertificateTemplate &t, const std::str
     // SKI from a truncated SHA-256 of the public key (RFC 7093, method 1).
     exts += extension(oid::subject_key_id, false, der::octets(sha256(subject_spki_der).substr(0, 20)));
   }
-  if (!issuer_key_id.empty())
-    exts += extension(oid::authority_key_id, false, der::seq(der::tlv(0x80, issuer_key_id)));
+  if (!issuer_key_id.empty()) exts += extension(oid::authority_key_id, false, der::seq(der::tlv(0x80, issuer_key_id)));
   std::string san;
   for (const auto &d : t.dns_names) san += der::tlv(0x82, d);
   for (const auto &ip : t.ip_addresses) {
@@ -1660,7 +1660,8 @@ class Signer {
     }
     if (!s->key_->is_ec() && !s->key_->is_rsa())
       throw internal_error("signer key: only ECDSA and RSA keys are supported");
-    if (s->key_->is_rsa() && s->key_->bits() < 2048) throw internal_error("signer key: RSA keys under 2048 bits are refused");
+    if (s->key_->is_rsa() && s->key_->bits() < 2048)
+      throw internal_error("signer key: RSA keys under 2048 bits are refused");
     for (const mbedtls_x509_crt *c = s->chain_->get(); c && c->raw.len; c = c->next) {
       if (mbedtls_pk_check_pair(&c->pk, s->key_->get()) == 0) {
         s->cert_ = c;
@@ -1796,7 +1797,8 @@ inline std::optional<std::string> read_whole_file(const std::string &path, std::
   };
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return say("cannot read " + path + ": " + std::strerror(errno));
-  struct stat before {}, after {}, now_at_path {};
+  struct stat before {
+  }, after{}, now_at_path{};
   std::string out;
   bool ok = ::fstat(fd, &before) == 0;
   char buf[8192];
@@ -2321,8 +2323,10 @@ class TlsStream : public httplib::Stream {
     size_t off = 0;
     while (off < size) {
       int r = mbedtls_ssl_write(&s_.ssl, reinterpret_cast<const unsigned char *>(ptr + off), size - off);
-      if (r > 0) off += static_cast<size_t>(r);
-      else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE) return -1;
+      if (r > 0)
+        off += static_cast<size_t>(r);
+      else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE)
+        return -1;
     }
     return static_cast<ssize_t>(size);
   }
@@ -2472,7 +2476,8 @@ class TlsServer : public httplib::Server {
     set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(opt_.request_timeout).count() + 1);
     set_write_timeout(10);
     // What the Keep-Alive answer header announces.
-    set_keep_alive_timeout(std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(opt_.idle_timeout).count()));
+    set_keep_alive_timeout(
+        std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(opt_.idle_timeout).count()));
     set_keep_alive_max_count(opt_.max_requests_per_connection);
     // Headers and body go out as separate TLS records: without NODELAY,
     // Nagle and delayed ACKs add ~40 ms per answer.
@@ -2555,11 +2560,11 @@ class TlsServer : public httplib::Server {
     std::unique_ptr<detail::TlsSession> session;  // null before the handshake
     PeerCertificate peer;
     std::unique_ptr<detail::TlsStream> stream;
-    size_t remaining = 0;       // requests this connection may still make
-    Steady::time_point until;   // the end of a parked wait, or of the handshake
+    size_t remaining = 0;      // requests this connection may still make
+    Steady::time_point until;  // the end of a parked wait, or of the handshake
     bool ok = true;
-    bool ready = false;         // parked with bytes to serve, waiting for a worker
-    bool handshaking = false;   // its TLS handshake is under way
+    bool ready = false;        // parked with bytes to serve, waiting for a worker
+    bool handshaking = false;  // its TLS handshake is under way
   };
 
   static bool readable_now(socket_t sock) {
@@ -2887,8 +2892,7 @@ class MbedClient : public httplib::ClientImpl {
     try {
       auto s = std::make_unique<TlsSession>(socket.sock, cfg_, static_cast<int>(read_timeout_sec_ * 1000 + 1000));
       s->bio.cancel = cancel;
-      if (!cfg_->verify_ip && !cfg_->verify_name.empty())
-        mbedtls_ssl_set_hostname(&s->ssl, cfg_->verify_name.c_str());
+      if (!cfg_->verify_ip && !cfg_->verify_name.empty()) mbedtls_ssl_set_hostname(&s->ssl, cfg_->verify_name.c_str());
       int ret = s->handshake(deadline);
       if (ret == 0 && !cfg_->skip_verify && cfg_->verify_ip) {
         const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&s->ssl);
@@ -3088,12 +3092,12 @@ class HttpsClient {
 
 // How to reach and authenticate to kube-apiserver.
 struct KubeConfig {
-  std::string server;        // https://host:port
-  ClientTlsOptions tls;      // CA, client certificate, server name
-  std::string token;         // bearer token, or...
-  std::string token_file;    // ...a file holding it, re-read when it changes (rotation)
-  std::string namespace_;    // the context's namespace, or the pod's
-  std::string source;        // for logs: "in-cluster" or "<file>#<context>"
+  std::string server;      // https://host:port
+  ClientTlsOptions tls;    // CA, client certificate, server name
+  std::string token;       // bearer token, or...
+  std::string token_file;  // ...a file holding it, re-read when it changes (rotation)
+  std::string namespace_;  // the context's namespace, or the pod's
+  std::string source;      // for logs: "in-cluster" or "<file>#<context>"
 
   // A pod's service account: token and CA under `sa_dir`, the API server
   // from KUBERNETES_SERVICE_HOST/_PORT.
@@ -3107,7 +3111,8 @@ struct KubeConfig {
     c.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
     c.tls.ca_pem = read_file(sa_dir + "/ca.crt");
     c.token_file = sa_dir + "/token";
-    if (access((sa_dir + "/namespace").c_str(), R_OK) == 0) c.namespace_ = detail_trim_newline(read_file(sa_dir + "/namespace"));
+    if (access((sa_dir + "/namespace").c_str(), R_OK) == 0)
+      c.namespace_ = detail_trim_newline(read_file(sa_dir + "/namespace"));
     c.source = "in-cluster";
     return c;
   }
@@ -3158,7 +3163,8 @@ struct KubeConfig {
     c.server = json::get_string(cluster, "server", "cluster.server");
     if (c.server.empty()) throw bad_request("kubeconfig: cluster has no server");
     c.tls.ca_pem = data_or_file(cluster, "certificate-authority-data", "certificate-authority", "cluster");
-    c.tls.insecure_skip_verify = json::get_bool(cluster, "insecure-skip-tls-verify", "cluster.insecure-skip-tls-verify");
+    c.tls.insecure_skip_verify =
+        json::get_bool(cluster, "insecure-skip-tls-verify", "cluster.insecure-skip-tls-verify");
     c.tls.server_name = json::get_string(cluster, "tls-server-name", "cluster.tls-server-name");
     c.tls.client_cert_pem = data_or_file(user, "client-certificate-data", "client-certificate", "user");
     c.tls.client_key_pem = data_or_file(user, "client-key-data", "client-key", "user");
@@ -3167,7 +3173,8 @@ struct KubeConfig {
     if (!tf.empty()) c.token_file = path_of(tf);
     if (json::field(user, "exec") || json::field(user, "auth-provider"))
       if (c.token.empty() && c.token_file.empty() && c.tls.client_cert_pem.empty())
-        throw bad_request("kubeconfig: user \"" + user_name + "\" uses exec/auth-provider, which is not supported here");
+        throw bad_request("kubeconfig: user \"" + user_name +
+                          "\" uses exec/auth-provider, which is not supported here");
     c.namespace_ = json::get_string(ctx, "namespace", "context.namespace");
     c.source = context;
     return c;
@@ -3193,8 +3200,7 @@ inline Error kube_error(const HttpResponse &res, const std::string &what) {
 // come from a small pool. Errors are pinniped::Error carrying the Status.
 class KubeClient {
  public:
-  explicit KubeClient(KubeConfig c, Millis timeout = std::chrono::seconds(30))
-      : cfg_(std::move(c)), timeout_(timeout) {
+  explicit KubeClient(KubeConfig c, Millis timeout = std::chrono::seconds(30)) : cfg_(std::move(c)), timeout_(timeout) {
     tls_ = HttpsClient::make_config(cfg_.server, cfg_.tls);
     Url u = Url::parse(cfg_.server);
     if (u.scheme != "https") throw bad_request("the API server must be reached over https://");
@@ -3257,23 +3263,24 @@ class KubeClient {
     HttpsClient client(cfg_.server, tls_);
     std::string buf;
     bool stop = false;
-    auto res = client.stream("GET", path, headers(""), Millis((timeout_seconds + 30) * 1000),
-                             [&](const char *d, size_t n) {
-                               buf.append(d, n);
-                               size_t nl;
-                               while (!stop && (nl = buf.find('\n')) != std::string::npos) {
-                                 std::string line = buf.substr(0, nl);
-                                 buf.erase(0, nl + 1);
-                                 if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
-                                 picojson::value ev = json::parse(line);
-                                 std::string type = json::get_string(ev, "type", "type");
-                                 const auto *obj = json::field(ev, "object");
-                                 if (!on_event(type, obj ? *obj : picojson::value())) stop = true;
-                               }
-                               if (buf.size() > 16 * 1024 * 1024) throw internal_error("watch event too large");
-                               return !stop;
-                             },
-                             cancel);
+    auto res = client.stream(
+        "GET", path, headers(""), Millis((timeout_seconds + 30) * 1000),
+        [&](const char *d, size_t n) {
+          buf.append(d, n);
+          size_t nl;
+          while (!stop && (nl = buf.find('\n')) != std::string::npos) {
+            std::string line = buf.substr(0, nl);
+            buf.erase(0, nl + 1);
+            if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
+            picojson::value ev = json::parse(line);
+            std::string type = json::get_string(ev, "type", "type");
+            const auto *obj = json::field(ev, "object");
+            if (!on_event(type, obj ? *obj : picojson::value())) stop = true;
+          }
+          if (buf.size() > 16 * 1024 * 1024) throw internal_error("watch event too large");
+          return !stop;
+        },
+        cancel);
     if (cancel && cancel->load()) return;
     if (res.status != 200 && !stop) throw kube_error(res, "watch " + collection);
   }
@@ -3354,7 +3361,9 @@ class Informer {
   Informer(const Informer &) = delete;
   Informer &operator=(const Informer &) = delete;
 
-  void start() { thread_ = std::thread([this] { run(); }); }
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
   void stop() {
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -3393,8 +3402,10 @@ class Informer {
     std::string key = object_key(obj);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (type == "DELETED") cache_.erase(key);
-      else cache_[key] = obj;
+      if (type == "DELETED")
+        cache_.erase(key);
+      else
+        cache_[key] = obj;
     }
     try {
       on_change_(type, obj);
@@ -3414,8 +3425,10 @@ class Informer {
       if (!fresh.count(kv.first)) apply("DELETED", kv.second);
     for (const auto &kv : fresh) {
       auto it = old.find(kv.first);
-      if (it == old.end()) apply("ADDED", kv.second);
-      else if (resource_version(it->second) != resource_version(kv.second)) apply("MODIFIED", kv.second);
+      if (it == old.end())
+        apply("ADDED", kv.second);
+      else if (resource_version(it->second) != resource_version(kv.second))
+        apply("MODIFIED", kv.second);
     }
     synced_ = true;
     return rv;
@@ -3454,21 +3467,24 @@ class Informer {
           need_list = false;
         }
         bool gone = false;
-        client_.watch(collection_, rv, watch_timeout_, [&](const std::string &type, const picojson::value &obj) {
-          if (stopping()) return false;
-          if (type == "BOOKMARK") {
-            rv = resource_version(obj);
-            return true;
-          }
-          if (type == "ERROR") {
-            const auto *code = json::field(obj, "code");
-            gone = code && code->is<int64_t>() && code->get<int64_t>() == 410;
-            return false;
-          }
-          rv = resource_version(obj);
-          apply(type, obj);
-          return true;
-        }, &cancel_);
+        client_.watch(
+            collection_, rv, watch_timeout_,
+            [&](const std::string &type, const picojson::value &obj) {
+              if (stopping()) return false;
+              if (type == "BOOKMARK") {
+                rv = resource_version(obj);
+                return true;
+              }
+              if (type == "ERROR") {
+                const auto *code = json::field(obj, "code");
+                gone = code && code->is<int64_t>() && code->get<int64_t>() == 410;
+                return false;
+              }
+              rv = resource_version(obj);
+              apply(type, obj);
+              return true;
+            },
+            &cancel_);
         backoff = Millis(500);
         if (gone) {
           need_list = true;
@@ -3478,10 +3494,13 @@ class Informer {
         if (stopping()) break;
         if (e.code == 403 && !fallback_path_.empty() && !synced_) return poll();
         reconnects_++;
-        if (e.code == 410) need_list = true;
-        else if (e.code != 503) need_list = true;  // unexpected answers: start over
-        log_.warn("watch interrupted; retrying",
-                  {{"collection", jv(collection_)}, {"error", jv(e.what())}, {"backoffMs", jv(static_cast<int64_t>(backoff.count()))}});
+        if (e.code == 410)
+          need_list = true;
+        else if (e.code != 503)
+          need_list = true;  // unexpected answers: start over
+        log_.warn("watch interrupted; retrying", {{"collection", jv(collection_)},
+                                                  {"error", jv(e.what())},
+                                                  {"backoffMs", jv(static_cast<int64_t>(backoff.count()))}});
         if (!sleep(backoff)) break;
         backoff = std::min(backoff * 2, Millis(30000));
       } catch (const std::exception &e) {
@@ -3518,7 +3537,6 @@ class Informer {
 // Owns TokenReview webhooks, the registry of authenticators by name, and
 // reading them from a YAML/JSON file. Calls sections 0-3.
 // ---------------------------------------------------------------------------
-
 
 // The outcome of authenticating a token. `reason` is for logs and metrics
 // and never contains the token.
@@ -3647,7 +3665,8 @@ class WebhookAuthenticator {
         return r;
       }
       if (answer.api_version != review.api_version) {
-        r.reason = "webhook answered apiVersion \"" + answer.api_version + "\", expected \"" + review.api_version + "\"";
+        r.reason =
+            "webhook answered apiVersion \"" + answer.api_version + "\", expected \"" + review.api_version + "\"";
         r.reason_class = "webhook_error";
         return r;
       }
@@ -4029,7 +4048,7 @@ class Metrics {
 // The front-proxy settings kube-apiserver publishes in
 // kube-system/extension-apiserver-authentication.
 struct RequestHeaderConfig {
-  std::string client_ca_pem;  // requestheader-client-ca-file
+  std::string client_ca_pem;               // requestheader-client-ca-file
   std::vector<std::string> allowed_names;  // empty: any CN
   std::vector<std::string> username_headers = {"X-Remote-User"};
   std::vector<std::string> group_headers = {"X-Remote-Group"};
@@ -4220,7 +4239,8 @@ inline AnonymousAccess probe_anonymous_exchange(const KubeConfig &kc, const std:
     obj["metadata"] = picojson::value(picojson::object());
     obj["spec"] = picojson::value(spec);
     auto res = c.request("POST", prefix + "/apis/" + group + "/v1alpha1/tokencredentialrequests",
-                         {{"Content-Type", "application/json"}, {"Accept", "application/json"},
+                         {{"Content-Type", "application/json"},
+                          {"Accept", "application/json"},
                           {"User-Agent", "pinniped-concierge/" PINNIPED_VERSION " (anonymous-probe)"}},
                          to_json_string(picojson::value(obj)), timeout, 64 * 1024);
     say("HTTP " + std::to_string(res.status));
@@ -4281,9 +4301,7 @@ class LeaderElector {
   }
 
  private:
-  std::string path() const {
-    return "/apis/coordination.k8s.io/v1/namespaces/" + s_.namespace_ + "/leases/" + s_.name;
-  }
+  std::string path() const { return "/apis/coordination.k8s.io/v1/namespaces/" + s_.namespace_ + "/leases/" + s_.name; }
   void run() {
     std::unique_lock<std::mutex> lk(mu_);
     while (!cv_.wait_for(lk, s_.retry_period, [this] { return stop_; })) {
@@ -4299,8 +4317,8 @@ class LeaderElector {
     if (on_change_) on_change_(l);
   }
   picojson::value spec_for_me(const picojson::value *old_spec, bool new_term) const {
-    picojson::object spec = old_spec && old_spec->is<picojson::object>() ? old_spec->get<picojson::object>()
-                                                                           : picojson::object();
+    picojson::object spec =
+        old_spec && old_spec->is<picojson::object>() ? old_spec->get<picojson::object>() : picojson::object();
     auto now = micro_time(Clock::now());
     spec["holderIdentity"] = jv(s_.identity);
     spec["leaseDurationSeconds"] =
@@ -4414,7 +4432,10 @@ class WebhookAuthenticatorController {
  public:
   WebhookAuthenticatorController(KubeClient &kube, AuthenticatorRegistry &registry, Logger &log,
                                  const std::string &suffix, WebhookOptions opt)
-      : kube_(kube), registry_(registry), log_(log), opt_(opt),
+      : kube_(kube),
+        registry_(registry),
+        log_(log),
+        opt_(opt),
         collection_("/apis/" + authentication_group(suffix) + "/v1alpha1/webhookauthenticators"),
         informer_(kube, collection_, log, [this](const std::string &t, const picojson::value &o) { on_event(t, o); }) {}
 
@@ -4627,7 +4648,10 @@ class ServingCertController {
       std::function<void(const CertificateAndKey &leaf, const std::string &ca_pem, const CertificateAndKey &ca)>;
 
   ServingCertController(KubeClient &kube, Logger &log, ServingCertSettings s, OnCert on_cert)
-      : kube_(kube), log_(log), s_(std::move(s)), on_cert_(std::move(on_cert)),
+      : kube_(kube),
+        log_(log),
+        s_(std::move(s)),
+        on_cert_(std::move(on_cert)),
         informer_(kube,
                   "/api/v1/namespaces/" + s_.namespace_ + "/secrets?fieldSelector=metadata.name%3D" + s_.secret_name,
                   log, [this](const std::string &t, const picojson::value &) {
@@ -4762,7 +4786,8 @@ class ServingCertController {
     std::optional<Material> have = existing ? read(*existing) : std::nullopt;
     bool writer = !s_.may_write || s_.may_write();
     if (!writer) {
-      if (!have) throw Error(503, "ServiceUnavailable", "no serving certificate in the Secret yet; the leader makes it");
+      if (!have)
+        throw Error(503, "ServiceUnavailable", "no serving certificate in the Secret yet; the leader makes it");
       if (have->cert != current_cert_) {
         on_cert_({have->cert, have->key}, have->bundle(), {have->ca_cert, have->ca_key});
         current_cert_ = have->cert;
@@ -4917,9 +4942,8 @@ class CredentialIssuerController {
     strategy["type"] = jv("KubeClusterSigningCertificate");
     strategy["status"] = jv(signer_ok ? "Success" : "Error");
     strategy["reason"] = jv(signer_ok ? "FetchedKey" : "CouldNotFetchKey");
-    strategy["message"] =
-        jv(signer_ok ? "key was fetched successfully" + (want.note.empty() ? "" : "; " + want.note)
-                     : want.signer_problem);
+    strategy["message"] = jv(signer_ok ? "key was fetched successfully" + (want.note.empty() ? "" : "; " + want.note)
+                                       : want.signer_problem);
     strategy["lastUpdateTime"] = jv(format_rfc3339(Clock::now()));
     if (signer_ok) {
       auto fe = want.direct_server.empty() ? frontend() : std::make_pair(want.direct_server, want.direct_ca_data);
@@ -4979,7 +5003,8 @@ class CredentialIssuerController {
 class FrontProxyController {
  public:
   FrontProxyController(KubeClient &kube, Logger &log, std::function<void(const RequestHeaderConfig &)> apply)
-      : log_(log), apply_(std::move(apply)),
+      : log_(log),
+        apply_(std::move(apply)),
         informer_(kube,
                   "/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name%3D"
                   "extension-apiserver-authentication",
@@ -4987,7 +5012,8 @@ class FrontProxyController {
                     if (t == "DELETED") return;
                     try {
                       apply_(RequestHeaderConfig::from_configmap(o));
-                      log_.info("front-proxy settings loaded", {{"configMap", jv("kube-system/extension-apiserver-authentication")}});
+                      log_.info("front-proxy settings loaded",
+                                {{"configMap", jv("kube-system/extension-apiserver-authentication")}});
                     } catch (const Error &e) {
                       log_.error("front-proxy settings unusable", {{"error", jv(e.what())}});
                     }
@@ -5009,7 +5035,11 @@ class FrontProxyController {
 class Concierge {
  public:
   Concierge(ConciergeConfig cfg, Logger &log)
-      : cfg_(std::move(cfg)), log_(log), ca_(cfg_.key_pool), server_(cfg_.server), direct_(cfg_.server),
+      : cfg_(std::move(cfg)),
+        log_(log),
+        ca_(cfg_.key_pool),
+        server_(cfg_.server),
+        direct_(cfg_.server),
         limiter_(cfg_.direct_failure_limit) {
     login_group_ = login_group(cfg_.api_group_suffix);
     auth_group_ = authentication_group(cfg_.api_group_suffix);
@@ -5056,12 +5086,12 @@ class Concierge {
       // The first write names the right endpoint: the direct Service's
       // address is known once its informer has listed it (bounded wait).
       auto until = Steady::now() + std::chrono::seconds(5);
-      while (direct_svc_ && !direct_svc_->synced() && Steady::now() < until)
-        std::this_thread::sleep_for(Millis(20));
+      while (direct_svc_ && !direct_svc_->synced() && Steady::now() < until) std::this_thread::sleep_for(Millis(20));
       probe_anonymous(true);
       sync_credential_issuer(true);
     }
-    reloader_.start(cfg_.reload_interval, [this] { reload_tick(); }, log_);
+    reloader_.start(
+        cfg_.reload_interval, [this] { reload_tick(); }, log_);
     log_.info("serving", {{"address", jv(cfg_.listen_host)},
                           {"port", jv(port_)},
                           {"directPort", jv(direct_port_)},
@@ -5161,8 +5191,9 @@ class Concierge {
     if (!in.metadata.namespace_.empty())
       throw bad_request("TokenCredentialRequest is cluster-scoped; metadata.namespace must be empty");
     if (in.token.empty())
-      throw Error(422, "Invalid", "TokenCredentialRequest.login.concierge." + cfg_.api_group_suffix +
-                                      " \"\" is invalid: spec.token.value: Required value: token must be supplied",
+      throw Error(422, "Invalid",
+                  "TokenCredentialRequest.login.concierge." + cfg_.api_group_suffix +
+                      " \"\" is invalid: spec.token.value: Required value: token must be supplied",
                   {{"FieldValueRequired", "spec.token.value", "Required value: token must be supplied"}});
     TokenCredentialRequest out;
     out.api_version = login_group_ + "/v1alpha1";
@@ -5410,14 +5441,15 @@ class Concierge {
     if (api.kind == "WhoAmIRequest") {
       ObjectMeta meta;
       if (const auto *mv = json::get_object(body, "metadata", "metadata")) meta = ObjectMeta::from_json(*mv);
-      if (!meta.namespace_.empty()) throw bad_request("WhoAmIRequest is cluster-scoped; metadata.namespace must be empty");
+      if (!meta.namespace_.empty())
+        throw bad_request("WhoAmIRequest is cluster-scoped; metadata.namespace must be empty");
       picojson::object o, status, info;
       o["apiVersion"] = jv(want);
       o["kind"] = jv("WhoAmIRequest");
       o["metadata"] = ObjectMeta().to_json();
       o["spec"] = picojson::value(picojson::object());
-      info["user"] = (frontend == Frontend::direct ? identify_by_certificate(TlsServer::peer()) : current_identity(req))
-                         .to_json();
+      info["user"] =
+          (frontend == Frontend::direct ? identify_by_certificate(TlsServer::peer()) : current_identity(req)).to_json();
       status["kubernetesUserInfo"] = picojson::value(info);
       o["status"] = picojson::value(status);
       return send_json(res, 201, picojson::value(o));
@@ -5543,28 +5575,28 @@ class Concierge {
                           {{"apiGroup", schema_string("APIGroup is the group for the resource being referenced.")},
                            {"kind", schema_string("Kind is the type of resource being referenced.")},
                            {"name", schema_string("Name is the name of resource being referenced.")}})}});
-      auto cred = schema_object(
-          "A ClusterCredential, when the request was successful.",
-          {{"expirationTimestamp", schema_string("When the credential expires.", "date-time")},
-           {"token", schema_string("Bearer token (unused by this concierge).")},
-           {"clientCertificateData", schema_string("PEM-encoded client TLS certificate.")},
-           {"clientKeyData", schema_string("PEM-encoded private key for the certificate.")}});
-      auto status = schema_object("Status of the credential request.",
-                                  {{"credential", cred},
-                                   {"message", schema_string("An error message, when the request failed.")}});
-      schema = schema_object("TokenCredentialRequest submits an IDP-specific credential to Pinniped in exchange for "
-                             "a cluster-specific credential.",
-                             common(spec, status));
-    } else {
-      auto user = schema_object("The user as kube-apiserver authenticated it.",
-                                {{"username", schema_string("The user name.")},
-                                 {"uid", schema_string("The user's unique identifier.")},
-                                 {"groups", picojson::value(picojson::object{{"type", jv("array")},
-                                                                             {"items", schema_string("A group.")}})},
-                                 {"extra", schema_object("Extra attributes.", {})}});
+      auto cred = schema_object("A ClusterCredential, when the request was successful.",
+                                {{"expirationTimestamp", schema_string("When the credential expires.", "date-time")},
+                                 {"token", schema_string("Bearer token (unused by this concierge).")},
+                                 {"clientCertificateData", schema_string("PEM-encoded client TLS certificate.")},
+                                 {"clientKeyData", schema_string("PEM-encoded private key for the certificate.")}});
       auto status = schema_object(
-          "Status of the request.",
-          {{"kubernetesUserInfo", schema_object("The identity of the caller.", {{"user", user}})}});
+          "Status of the credential request.",
+          {{"credential", cred}, {"message", schema_string("An error message, when the request failed.")}});
+      schema = schema_object(
+          "TokenCredentialRequest submits an IDP-specific credential to Pinniped in exchange for "
+          "a cluster-specific credential.",
+          common(spec, status));
+    } else {
+      auto user = schema_object(
+          "The user as kube-apiserver authenticated it.",
+          {{"username", schema_string("The user name.")},
+           {"uid", schema_string("The user's unique identifier.")},
+           {"groups", picojson::value(picojson::object{{"type", jv("array")}, {"items", schema_string("A group.")}})},
+           {"extra", schema_object("Extra attributes.", {})}});
+      auto status =
+          schema_object("Status of the request.",
+                        {{"kubernetesUserInfo", schema_object("The identity of the caller.", {{"user", user}})}});
       schema = schema_object("WhoAmIRequest submits a request to echo back the current authenticated user.",
                              common(schema_object("Empty.", {}), status));
     }
@@ -5667,7 +5699,8 @@ class Concierge {
         auto chain = CertificateChain::parse(cert);
         const mbedtls_x509_crt *last = chain->get();
         while (last->next && last->next->raw.len) last = last->next;
-        chain_ca = detail::pem_encode("CERTIFICATE", std::string(reinterpret_cast<const char *>(last->raw.p), last->raw.len));
+        chain_ca =
+            detail::pem_encode("CERTIFICATE", std::string(reinterpret_cast<const char *>(last->raw.p), last->raw.len));
       } catch (const Error &) {
       }
       {
@@ -5835,7 +5868,8 @@ class Concierge {
             if (h.empty()) continue;
             names.push_back(h);
             if (endpoint.empty() && port > 0)
-              endpoint = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
+              endpoint =
+                  "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(port);
           }
         }
       } catch (const Error &e) {
@@ -5886,7 +5920,7 @@ class Concierge {
       auto cert = read_for_reload(cfg_.tls_cert_file, initial, &why);
       auto key = cert ? read_for_reload(cfg_.tls_key_file, initial, &why) : std::nullopt;
       if (!cert || !key) return log_.debug("serving certificate not read yet", {{"why", jv(why)}});
-      serving_version_ = version;  // a broken pair is not retried every tick
+      serving_version_ = version;                     // a broken pair is not retried every tick
       detail::make_server_config({*cert, *key, ""});  // validate before use
       set_serving(*cert, *key);
       log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
@@ -6080,6 +6114,7 @@ class Concierge {
   }
   // This replica may write shared state (no election: always).
   bool writer() const { return !leader_ || leader_->is_leader(); }
+
  public:
   bool is_leader() const { return writer(); }
 
@@ -6100,7 +6135,8 @@ class Concierge {
       if (!force && anonymous_ != AnonymousAccess::unknown && now - probed_at_ < cfg_.anonymous_probe_interval) return;
     }
     std::string detail;
-    AnonymousAccess a = probe_anonymous_exchange(kube_->config(), cfg_.api_group_suffix, std::chrono::seconds(5), &detail);
+    AnonymousAccess a =
+        probe_anonymous_exchange(kube_->config(), cfg_.api_group_suffix, std::chrono::seconds(5), &detail);
     AnonymousAccess before;
     {
       std::lock_guard<std::mutex> lk(probe_mu_);
@@ -6125,25 +6161,30 @@ class Concierge {
     if (!st.signer_ok) st.signer_problem = not_ready_reason();
     AnonymousAccess a = anonymous_access();
     if (a != AnonymousAccess::unauthorized && a != AnonymousAccess::forbidden) {
-      if (a == AnonymousAccess::open) st.note = "logins go through kube-apiserver, which lets anonymous exchanges reach the concierge";
+      if (a == AnonymousAccess::open)
+        st.note = "logins go through kube-apiserver, which lets anonymous exchanges reach the concierge";
       return st;
     }
-    std::string why = a == AnonymousAccess::unauthorized
-                          ? "kube-apiserver refuses anonymous requests (HTTP 401: it runs with --anonymous-auth=false, as k3s does)"
-                          : "kube-apiserver forbids anonymous TokenCredentialRequests (HTTP 403: RBAC does not let "
-                            "system:unauthenticated create tokencredentialrequests)";
+    std::string why =
+        a == AnonymousAccess::unauthorized
+            ? "kube-apiserver refuses anonymous requests (HTTP 401: it runs with --anonymous-auth=false, as k3s does)"
+            : "kube-apiserver forbids anonymous TokenCredentialRequests (HTTP 403: RBAC does not let "
+              "system:unauthenticated create tokencredentialrequests)";
     std::string endpoint = direct_endpoint(), ca = direct_ca_pem();
     if (!endpoint.empty() && !ca.empty()) {
       st.direct_server = endpoint;
       st.direct_ca_data = detail::base64_encode(ca);
       st.note = why + ", so logins use the concierge's direct frontend at " + endpoint;
     } else if (cfg_.direct_enabled()) {
-      st.note = why + ", so logins through it fail; the direct frontend is on but its address is not known yet "
-                      "(waiting for the " + cfg_.namespace_ + "/" + cfg_.direct_service() +
+      st.note = why +
+                ", so logins through it fail; the direct frontend is on but its address is not known yet "
+                "(waiting for the " +
+                cfg_.namespace_ + "/" + cfg_.direct_service() +
                 "Service's load-balancer address, or give --direct-endpoint)";
     } else {
-      st.note = why + ", so logins through it fail; turn on the concierge's direct frontend (--direct-listen) or see "
-                      "docs/k3s.md#unauthorized";
+      st.note = why +
+                ", so logins through it fail; turn on the concierge's direct frontend (--direct-listen) or see "
+                "docs/k3s.md#unauthorized";
     }
     return st;
   }
@@ -6264,8 +6305,9 @@ inline ClusterCredential exchange_token(const ExchangeOptions &o, const std::str
   std::string prefix = u.path == "/" ? "" : u.path;
   while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
   std::string path = prefix + "/apis/" + login_group(o.api_group_suffix) + "/v1alpha1/tokencredentialrequests";
-  HttpResponse res = client.request("POST", path, {{"Accept", "application/json"}, {"Content-Type", "application/json"}},
-                                    req.to_json(true).serialize(), o.timeout);
+  HttpResponse res =
+      client.request("POST", path, {{"Accept", "application/json"}, {"Content-Type", "application/json"}},
+                     req.to_json(true).serialize(), o.timeout);
   if (res.status == 401 || res.status == 403) {
     // kube-apiserver itself said no before the concierge saw the request:
     // never "authentication failed", which means the IDP said no.
@@ -6884,7 +6926,9 @@ inline bool in_cluster_only(const std::string &server) {
     return false;
   }
   for (auto &c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  auto ends_with = [&](const std::string &s) { return h.size() >= s.size() && h.compare(h.size() - s.size(), s.size(), s) == 0; };
+  auto ends_with = [&](const std::string &s) {
+    return h.size() >= s.size() && h.compare(h.size() - s.size(), s.size(), s) == 0;
+  };
   return h == "kubernetes" || h == "kubernetes.default" || ends_with(".svc") || h.find(".svc.") != std::string::npos;
 }
 
@@ -7579,7 +7623,8 @@ class LocalUserAuthenticator {
                               : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
     if (port <= 0) throw internal_error("cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.port));
     port_ = port;
-    reloader_.start(cfg_.reload_interval, [this] { reload_tick(); }, log_);
+    reloader_.start(
+        cfg_.reload_interval, [this] { reload_tick(); }, log_);
     log_.info("serving", {{"address", jv(cfg_.listen_host)},
                           {"port", jv(port_)},
                           {"users", jv(cfg_.users_file.empty() ? "secrets in " + cfg_.namespace_ : cfg_.users_file)},
@@ -7635,7 +7680,6 @@ class LocalUserAuthenticator {
   }
 
  private:
-
   void install_routes() {
     route_everything(server_, [this](const httplib::Request &req, httplib::Response &res) { handle(req, res); });
     // TRACE and CONNECT have no route in cpp-httplib: answer them here.
@@ -7763,7 +7807,9 @@ class LocalUserAuthenticator {
       s.validity = cfg_.serving_cert_validity;
       s.renew_after = cfg_.serving_cert_renew_after;
       serving_ctl_ = std::make_unique<ServingCertController>(
-          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca, const CertificateAndKey &) { set_serving(leaf, ca); });
+          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca, const CertificateAndKey &) {
+            set_serving(leaf, ca);
+          });
       serving_ctl_->sync();
       serving_ctl_->start();
     }

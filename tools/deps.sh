@@ -45,7 +45,7 @@ apt-get install -y -q --no-install-recommends \
   libmbedtls-dev:arm64 libyaml-dev:arm64 libcrypt-dev:arm64 \
   libmbedtls-dev:armhf libyaml-dev:armhf libcrypt-dev:armhf \
   skopeo umoci dnsmasq-base containerd runc \
-  clang libclang-rt-14-dev llvm >/dev/null
+  clang libclang-rt-14-dev llvm clang-format >/dev/null
 # kubectl for the e2e suite, the demo and the benchmark: a fresh Debian 12
 # has none; its kubernetes-client is kubectl 1.20, the e2e server's version.
 # A kubectl already on PATH (newer, or from another package that owns
