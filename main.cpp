@@ -43,6 +43,12 @@ const char *kConciergeUsage =
     "  --signer-key FILE           cluster signer key (PEM: SEC1, PKCS#1 or PKCS#8)\n"
     "  --signer-root DIR           look for the signer of k3s, RKE2, kubeadm, k0s, MicroK8s\n"
     "                              under DIR when --signer-* are not given (default /)\n"
+    "  --strategy S                how certificates are issued: signer-files (the files above),\n"
+    "                              csr (the cluster's CSR API, signer kubernetes.io/kube-apiserver-\n"
+    "                              client: no key here; needs a cluster), or auto (default: signer\n"
+    "                              files when found, else the CSR API)\n"
+    "  --csr-timeout DURATION      how long an exchange waits for the cluster to sign its CSR\n"
+    "                              (default 10s; with --webhook-timeout at most 25s)\n"
     "  --authenticators FILE       WebhookAuthenticator objects (YAML or JSON); reloaded\n"
     "  --credential-ttl DURATION   lifetime of issued certificates (default 5m, at most 1h)\n"
     "  --webhook-timeout DURATION  time allowed per authentication, retries included (default 10s,\n"
@@ -343,6 +349,19 @@ int run_concierge(int argc, char **argv) {
       cfg.signer_key_file = a.value();
     } else if (f == "--signer-root") {
       cfg.signer_root = a.value();
+    } else if (f == "--strategy") {
+      std::string v = a.value();
+      if (v == "auto")
+        cfg.strategy = pinniped::ConciergeConfig::Strategy::automatic;
+      else if (v == "signer-files")
+        cfg.strategy = pinniped::ConciergeConfig::Strategy::signer_files;
+      else if (v == "csr")
+        cfg.strategy = pinniped::ConciergeConfig::Strategy::csr;
+      else
+        throw pinniped::bad_request("--strategy must be auto, signer-files or csr, not \"" + v + "\"");
+    } else if (f == "--csr-timeout") {
+      cfg.csr_wait = a.duration();
+      if (cfg.csr_wait < std::chrono::seconds(1)) throw pinniped::bad_request("--csr-timeout is at least 1s");
     } else if (f == "--authenticators") {
       cfg.authenticators_file = a.value();
     } else if (f == "--credential-ttl") {
@@ -386,6 +405,15 @@ int run_concierge(int argc, char **argv) {
     }
   }
   common.finish(cfg);
+  // An exchange through the CSR API waits for the IDP, then for the signer:
+  // both must end before the client gives up (the pinniped CLI waits 30 s).
+  // (auto: the CSR wait gives way, down to 1 s.)
+  if (cfg.webhook.timeout + cfg.csr_wait > std::chrono::seconds(25)) {
+    if (cfg.strategy == pinniped::ConciergeConfig::Strategy::csr)
+      throw pinniped::bad_request(
+          "--webhook-timeout and --csr-timeout together are at most 25s (the pinniped CLI waits 30s for an exchange)");
+    cfg.csr_wait = std::max<pinniped::Millis>(std::chrono::seconds(1), std::chrono::seconds(25) - cfg.webhook.timeout);
+  }
 
   sigset_t sigs = block_stop_signals();
   pinniped::Logger log(common.level);

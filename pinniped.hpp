@@ -59,6 +59,21 @@
 #ifndef PINNIPED_EXCHANGE_SLOT_WAIT_MS
 #define PINNIPED_EXCHANGE_SLOT_WAIT_MS 200
 #endif
+// How far back a client certificate's notBefore goes (clock skew between
+// the concierge and kube-apiserver), as upstream and kube-controller-manager
+// backdate; also the tolerance when checking a certificate the CSR API issued.
+#ifndef PINNIPED_BACKDATE_SECONDS
+#define PINNIPED_BACKDATE_SECONDS 300
+#endif
+// The CSR strategy: how long an exchange waits for the cluster to sign its
+// CertificateSigningRequest, and the age after which any replica deletes a
+// CSR of ours that its maker left behind (it died mid-exchange).
+#ifndef PINNIPED_CSR_WAIT_SECONDS
+#define PINNIPED_CSR_WAIT_SECONDS 10
+#endif
+#ifndef PINNIPED_CSR_LEFTOVER_SECONDS
+#define PINNIPED_CSR_LEFTOVER_SECONDS 120
+#endif
 #ifndef PINNIPED_DIRECT_PORT
 #define PINNIPED_DIRECT_PORT 10444
 #endif
@@ -1566,9 +1581,10 @@ struct IssuedCertificate {
 struct ClientKey {
   std::string spki_der;
   std::string key_pem;
+  std::shared_ptr<const PrivateKey> key;  // signs the CSR of the CSR strategy
   static ClientKey generate() {
-    auto k = PrivateKey::generate_ec();
-    return {k->public_der(), k->to_pem()};
+    std::shared_ptr<const PrivateKey> k = PrivateKey::generate_ec();
+    return {k->public_der(), k->to_pem(), k};
   }
 };
 
@@ -1691,7 +1707,7 @@ class Signer {
   // only, valid from now - skew to now + ttl (clamped to the signer's life).
   IssuedCertificate issue(const std::string &username, const std::vector<std::string> &groups, Millis ttl,
                           const ClientKey &key, Clock::time_point now = Clock::now(),
-                          Millis skew = std::chrono::minutes(5)) const {
+                          Millis skew = std::chrono::seconds(PINNIPED_BACKDATE_SECONDS)) const {
     if (username.empty()) throw bad_request("username must not be empty");
     CertificateTemplate t;
     t.common_name = username;
@@ -1878,6 +1894,134 @@ class CertificateAuthority {
   std::shared_ptr<const Signer> signer_;
   KeyPool pool_;
 };
+
+// --- 2b. Certificates from the cluster's CSR API: the PKCS#10 request we
+// send and the checks on what comes back (used by section 5's CsrIssuer).
+
+namespace detail {
+
+// A PKCS#10 CertificationRequest (RFC 2986) for CN = user, one O per group,
+// signed with the client key; no attributes (the API server's signer sets
+// usages and lifetime from the CSR object's spec).
+inline std::string certificate_request_der(const std::string &username, const std::vector<std::string> &groups,
+                                           const ClientKey &key) {
+  if (!key.key) throw internal_error("client key has no private part to sign the request with");
+  CertificateTemplate t;
+  t.common_name = username;
+  for (const auto &g : groups)
+    if (!g.empty()) t.organizations.push_back(g);
+  std::string info = der::seq(der::small_int(0) + encode_name(t) + key.spki_der + der::tlv(0xa0, ""));
+  auto alg = signature_algorithm(*key.key);
+  const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg.second);
+  unsigned char hash[64];
+  if (mbedtls_md(md, reinterpret_cast<const unsigned char *>(info.data()), info.size(), hash) != 0)
+    throw internal_error("hashing failed");
+  unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+  size_t sig_len = 0;
+  int ret = mbedtls_pk_sign(const_cast<mbedtls_pk_context *>(key.key->get()), alg.second, hash, mbedtls_md_get_size(md),
+                            sig, &sig_len, rng_fill, nullptr);
+  if (ret != 0) throw internal_error("signing the certificate request failed: " + mbed_error(ret));
+  return der::seq(info + alg.first + der::bits(std::string(reinterpret_cast<char *>(sig), sig_len)));
+}
+
+inline std::string describe_duration(Millis d) {
+  int64_t s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  std::string out;
+  if (s >= 3600) out += std::to_string(s / 3600) + "h";
+  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
+  if (s % 60 || out.empty()) out += std::to_string(s % 60) + "s";
+  return out;
+}
+
+}  // namespace detail
+
+// What was asked of the cluster's signer, to check what it returned.
+struct CertificateExpectation {
+  std::string username;
+  std::vector<std::string> groups;  // as asked; empty names are not in the certificate
+  std::string spki_der;             // our client key's public part
+  Millis lifetime{0};               // spec.expirationSeconds
+  Millis tolerance = std::chrono::seconds(PINNIPED_BACKDATE_SECONDS);  // the signer's backdating
+  std::string trusted_ca_pem;  // kube-apiserver's client CA when known; empty: not checked
+};
+
+// Why a certificate issued through the CSR API must not be handed out.
+struct CertificateProblem {
+  std::string reason;   // a CredentialIssuer reason: CertificateLifetimeTooLong, CertificateMismatch
+  std::string message;  // a sentence for people
+};
+
+// Checks an issued certificate (PEM, the leaf first) against what was asked:
+// the user exact and the same groups, our public key, clientAuth and not a CA, a chain to the
+// client CA where known, a lifetime no longer than asked plus the backdating
+// tolerance, valid now. Fills `out` (certificate PEM, times, serial) when it
+// passes.
+inline std::optional<CertificateProblem> check_issued_certificate(const std::string &pem,
+                                                                  const CertificateExpectation &want,
+                                                                  IssuedCertificate &out,
+                                                                  Clock::time_point now = Clock::now()) {
+  auto mismatch = [](const std::string &m) { return CertificateProblem{"CertificateMismatch", m}; };
+  std::unique_ptr<CertificateChain> chain;
+  try {
+    chain = CertificateChain::parse(pem);
+  } catch (const Error &e) {
+    return mismatch(std::string("the issued certificate does not parse: ") + e.what());
+  }
+  const mbedtls_x509_crt *c = chain->get();
+  if (detail::common_name(&c->subject) != want.username)
+    return mismatch("the issued certificate names another user than was asked for");
+  // The same groups, in any order: Go's signer (kube-controller-manager)
+  // puts them in one RDN, a SET OF that DER sorts.
+  std::vector<std::string> groups, got = detail::organizations(&c->subject);
+  for (const auto &g : want.groups)
+    if (!g.empty()) groups.push_back(g);
+  std::sort(groups.begin(), groups.end());
+  std::sort(got.begin(), got.end());
+  if (got != groups) return mismatch("the issued certificate names other groups than were asked for");
+  unsigned char buf[2048];
+  int n = mbedtls_pk_write_pubkey_der(const_cast<mbedtls_pk_context *>(&c->pk), buf, sizeof buf);
+  if (n < 0 || std::string(reinterpret_cast<char *>(buf + sizeof buf - n), static_cast<size_t>(n)) != want.spki_der)
+    return mismatch("the issued certificate is not for the key that was sent");
+  if (c->ca_istrue) return mismatch("the issued certificate is a CA certificate");
+  if (!(c->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ||
+      mbedtls_x509_crt_check_extended_key_usage(c, MBEDTLS_OID_CLIENT_AUTH,
+                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0)
+    return mismatch("the issued certificate is not for client authentication (no clientAuth extended key usage)");
+  if (!want.trusted_ca_pem.empty()) {
+    std::unique_ptr<CertificateChain> roots;
+    try {
+      roots = CertificateChain::parse(want.trusted_ca_pem);
+    } catch (const Error &e) {
+      return mismatch(std::string("kube-apiserver's client CA does not parse: ") + e.what());
+    }
+    uint32_t flags = 0;
+    int ret = mbedtls_x509_crt_verify(const_cast<mbedtls_x509_crt *>(c), roots->get(), nullptr, nullptr, &flags,
+                                      nullptr, nullptr);
+    // Time is checked below against our clock, with the stated tolerance.
+    flags &= ~static_cast<uint32_t>(MBEDTLS_X509_BADCERT_FUTURE | MBEDTLS_X509_BADCERT_EXPIRED);
+    if (ret != 0 && flags != 0)
+      return mismatch("the issued certificate does not chain to the CA kube-apiserver trusts for clients");
+  }
+  Clock::time_point nb = detail::from_x509_time(c->valid_from), na = detail::from_x509_time(c->valid_to);
+  if (na <= now) return mismatch("the issued certificate has already expired");
+  if (nb > now + want.tolerance) return mismatch("the issued certificate is not valid yet");
+  Millis life = std::chrono::duration_cast<Millis>(na - nb);
+  // One second of slack: the signer's times are whole seconds.
+  Millis bound = want.lifetime + want.tolerance + std::chrono::seconds(1);
+  if (life > bound || na > now + want.lifetime + want.tolerance)
+    return CertificateProblem{
+        "CertificateLifetimeTooLong",
+        "the cluster's signer issued a certificate valid for " + detail::describe_duration(life) + " although " +
+            detail::describe_duration(want.lifetime) +
+            " were asked for (spec.expirationSeconds): it does not honour the requested lifetime (Kubernetes "
+            "before 1.22, or a signer that ignores it), so no certificate from it is handed out; lower "
+            "kube-controller-manager's --cluster-signing-duration, or use the signer-files strategy"};
+  out.cert_pem = detail::pem_encode("CERTIFICATE", std::string(reinterpret_cast<const char *>(c->raw.p), c->raw.len));
+  out.not_before = nb;
+  out.not_after = na;
+  out.serial_hex = detail::hex(std::string(reinterpret_cast<const char *>(c->serial.p), c->serial.len));
+  return std::nullopt;
+}
 
 // ---------------------------------------------------------------------------
 // 3. TLS transport on mbedTLS
@@ -3865,6 +4009,12 @@ struct ConciergeConfig {
   // signer_root at the distributions' paths.
   std::string signer_cert_file, signer_key_file;
   std::string signer_root = "/";
+  // How certificates are issued: with the signer files, through the
+  // cluster's CSR API (no key here; needs a cluster), or automatically:
+  // signer files when found and readable, else the CSR API.
+  enum class Strategy { automatic, signer_files, csr };
+  Strategy strategy = Strategy::automatic;
+  Millis csr_wait = std::chrono::seconds(PINNIPED_CSR_WAIT_SECONDS);
   std::string authenticators_file;
   Millis credential_ttl = std::chrono::minutes(5);
   Millis reload_interval = std::chrono::seconds(5);
@@ -4875,14 +5025,18 @@ class ServingCertController {
 // What the CredentialIssuer should say: the signer's state and which
 // frontend clients should send their exchanges to.
 struct IssuerState {
-  bool signer_ok = false;
+  bool signer_ok = false;  // the strategy can issue certificates
   std::string signer_problem;
+  // The CSR strategy: its CredentialIssuer reason and sentence.
+  bool csr = false;
+  std::string csr_reason, csr_message;
   // Empty: kube-apiserver (its public address from cluster-info, else the
   // one we talk to). Else the direct frontend's URL and CA (base64 PEM).
   std::string direct_server, direct_ca_data;
   std::string note;  // appended to the success message: how logins travel
   bool operator==(const IssuerState &o) const {
-    return signer_ok == o.signer_ok && signer_problem == o.signer_problem && direct_server == o.direct_server &&
+    return signer_ok == o.signer_ok && signer_problem == o.signer_problem && csr == o.csr &&
+           csr_reason == o.csr_reason && csr_message == o.csr_message && direct_server == o.direct_server &&
            direct_ca_data == o.direct_ca_data && note == o.note;
   }
   bool operator!=(const IssuerState &o) const { return !(*this == o); }
@@ -4939,11 +5093,16 @@ class CredentialIssuerController {
     bool signer_ok = want.signer_ok;
     std::string server;
     picojson::object strategy;
-    strategy["type"] = jv("KubeClusterSigningCertificate");
+    std::string note = want.note.empty() ? "" : "; " + want.note;
+    strategy["type"] = jv(want.csr ? "KubeCertificateSigningRequestAPI" : "KubeClusterSigningCertificate");
     strategy["status"] = jv(signer_ok ? "Success" : "Error");
-    strategy["reason"] = jv(signer_ok ? "FetchedKey" : "CouldNotFetchKey");
-    strategy["message"] = jv(signer_ok ? "key was fetched successfully" + (want.note.empty() ? "" : "; " + want.note)
-                                       : want.signer_problem);
+    if (want.csr) {
+      strategy["reason"] = jv(want.csr_reason);
+      strategy["message"] = jv(signer_ok ? want.csr_message + note : want.csr_message);
+    } else {
+      strategy["reason"] = jv(signer_ok ? "FetchedKey" : "CouldNotFetchKey");
+      strategy["message"] = jv(signer_ok ? "key was fetched successfully" + note : want.signer_problem);
+    }
     strategy["lastUpdateTime"] = jv(format_rfc3339(Clock::now()));
     if (signer_ok) {
       auto fe = want.direct_server.empty() ? frontend() : std::make_pair(want.direct_server, want.direct_ca_data);
@@ -4985,6 +5144,7 @@ class CredentialIssuerController {
           status["strategies"] = picojson::value(picojson::array{picojson::value(strategy)});
           obj.get<picojson::object>()["status"] = picojson::value(status);
           log_.info("CredentialIssuer updated", {{"name", jv(name_)},
+                                                 {"strategy", jv(want.csr ? "csr" : "signer-files")},
                                                  {"signer", jv(signer_ok ? "ok" : "error")},
                                                  {"frontend", jv(want.direct_server.empty() ? "aggregated" : "direct")},
                                                  {"server", jv(server)}});
@@ -4996,6 +5156,316 @@ class CredentialIssuerController {
   KubeClient &kube_;
   Logger &log_;
   std::string group_, name_;
+};
+
+// The CSR strategy: certificates from the cluster's own signer through the
+// CSR API (certificates.k8s.io/v1), so that the concierge holds no signing
+// key. Per exchange: create a CertificateSigningRequest for
+// kubernetes.io/kube-apiserver-client, approve it, wait for the certificate
+// (one shared watch on our own CSRs, found by label), check it, delete the
+// CSR whatever happened. Leftovers of a process that died mid-way are swept
+// at start (this host's) and every minute (anyone's older than
+// PINNIPED_CSR_LEFTOVER_SECONDS).
+struct CsrSettings {
+  std::string app = "pinniped-concierge";  // label value: who made the CSR
+  std::string holder;                      // label value: which host (a restarted process sweeps its own)
+  Millis wait = std::chrono::seconds(PINNIPED_CSR_WAIT_SECONDS);
+};
+
+class CsrIssuer {
+ public:
+  static constexpr const char *collection = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+  static constexpr const char *signer_name = "kubernetes.io/kube-apiserver-client";
+  static constexpr const char *app_label = "concierge.pinniped.dev/issued-by";
+  static constexpr const char *holder_label = "concierge.pinniped.dev/holder";
+  // The API's minimum for spec.expirationSeconds.
+  static constexpr int64_t min_expiration_seconds = 600;
+
+  // What the last exchange through this strategy found, for the
+  // CredentialIssuer: ok, a reason and a sentence.
+  struct Health {
+    bool ok = true;
+    std::string reason = "CSRAPIReady";
+    std::string message;
+    bool operator==(const Health &o) const { return ok == o.ok && reason == o.reason && message == o.message; }
+  };
+
+  CsrIssuer(KubeClient &kube, Logger &log, CsrSettings s) : kube_(kube), log_(log), s_(std::move(s)) {
+    s_.holder = label_value(s_.holder);
+    health_.message = ready_message();
+    informer_ = std::make_unique<Informer>(kube_, std::string(collection) + "?labelSelector=" + selector(), log_,
+                                           [this](const std::string &t, const picojson::value &o) { on_event(t, o); });
+  }
+  ~CsrIssuer() { stop(); }
+  CsrIssuer(const CsrIssuer &) = delete;
+  CsrIssuer &operator=(const CsrIssuer &) = delete;
+
+  // Sweeps this host's leftovers and starts the watch on our CSRs.
+  void start() {
+    if (started_.exchange(true)) return;
+    sweep(true);
+    informer_->start();
+    log_.info("issuing certificates through the CSR API",
+              {{"signerName", jv(signer_name)}, {"holder", jv(s_.holder)}, {"waitMs", jv(s_.wait.count())}});
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    informer_->stop();
+  }
+  bool started() const { return started_.load(); }
+  bool synced() const { return started_ && informer_->synced(); }
+  uint64_t reconnects() const { return informer_->reconnects(); }
+  Health health() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return health_;
+  }
+  // True once after health() changed (the CredentialIssuer is rewritten).
+  bool take_changed() {
+    std::lock_guard<std::mutex> lk(mu_);
+    bool c = changed_;
+    changed_ = false;
+    return c;
+  }
+  // API requests made by exchanges (create, approve, delete, and a read
+  // when the watch was late), for the benchmark.
+  uint64_t api_requests() const { return api_requests_.load(); }
+
+  // Deletes leftovers: with `mine`, every CSR this holder made (at start:
+  // none of them is in flight); always those older than the leftover age.
+  void sweep(bool mine) {
+    try {
+      auto list = kube_.get(std::string(collection) + "?labelSelector=" + selector());
+      const auto *items = json::field(list, "items");
+      if (!items || !items->is<picojson::array>()) return;
+      auto now = Clock::now();
+      size_t deleted = 0;
+      for (const auto &i : items->get<picojson::array>()) {
+        const auto *m = json::field(i, "metadata");
+        if (!m) continue;
+        std::string name = json::get_string(*m, "name", "metadata.name");
+        const auto *labels = json::field(*m, "labels");
+        std::string holder = labels ? json::get_string(*labels, holder_label, "labels") : "";
+        auto created = parse_rfc3339(json::get_string(*m, "creationTimestamp", "metadata.creationTimestamp"));
+        bool old = created && now - *created > std::chrono::seconds(PINNIPED_CSR_LEFTOVER_SECONDS);
+        if (name.empty() || !((mine && holder == s_.holder) || old)) continue;
+        if (remove(name)) deleted++;
+      }
+      if (deleted) log_.info("deleted leftover CertificateSigningRequests", {{"count", jv(deleted)}});
+    } catch (const std::exception &e) {
+      log_.warn("could not sweep leftover CertificateSigningRequests", {{"error", jv(e.what())}});
+    }
+  }
+
+  // Issues a client certificate through the CSR API; `why` names the
+  // authenticator for the approval condition. Throws Error with a reason
+  // for the log; the CSR is deleted in every case.
+  IssuedCertificate issue(const std::string &username, const std::vector<std::string> &groups, Millis ttl,
+                          const ClientKey &key, const std::string &why, const std::string &trusted_ca_pem) {
+    if (username.empty()) throw bad_request("username must not be empty");
+    int64_t seconds =
+        std::max<int64_t>(min_expiration_seconds, (std::chrono::duration_cast<std::chrono::seconds>(ttl).count()));
+    std::string pem = detail::pem_encode("CERTIFICATE REQUEST", detail::certificate_request_der(username, groups, key));
+    picojson::object labels, meta, spec, obj;
+    labels[app_label] = jv(s_.app);
+    labels[holder_label] = jv(s_.holder);
+    meta["generateName"] = jv(s_.app + "-");
+    meta["labels"] = picojson::value(labels);
+    spec["request"] = jv(detail::base64_encode(pem));
+    spec["signerName"] = jv(signer_name);
+    spec["usages"] = picojson::value(picojson::array{jv("digital signature"), jv("client auth")});
+    spec["expirationSeconds"] = jv(seconds);
+    obj["apiVersion"] = jv("certificates.k8s.io/v1");
+    obj["kind"] = jv("CertificateSigningRequest");
+    obj["metadata"] = picojson::value(meta);
+    obj["spec"] = picojson::value(spec);
+    picojson::value created;
+    api_requests_++;
+    try {
+      created = kube_.create(collection, picojson::value(obj));
+    } catch (const Error &e) {
+      set_health({false, "CSRAPIError", std::string("creating a CertificateSigningRequest failed: ") + e.what()});
+      throw Error(503, "ServiceUnavailable", std::string("cannot create a CertificateSigningRequest: ") + e.what());
+    }
+    const auto *m = json::field(created, "metadata");
+    std::string name = m ? json::get_string(*m, "name", "metadata.name") : "";
+    if (name.empty()) throw internal_error("the created CertificateSigningRequest has no name");
+    struct Cleanup {
+      CsrIssuer &self;
+      std::string name;
+      ~Cleanup() {
+        self.api_requests_++;
+        self.remove(name);
+        std::lock_guard<std::mutex> lk(self.mu_);
+        self.results_.erase(name);
+      }
+    } cleanup{*this, name};
+    auto deadline = Steady::now() + s_.wait;
+    approve(created, why);
+    std::string cert_pem = wait_for(name, deadline);
+    CertificateExpectation want;
+    want.username = username;
+    want.groups = groups;
+    want.spki_der = key.spki_der;
+    want.lifetime = std::chrono::seconds(seconds);
+    want.trusted_ca_pem = trusted_ca_pem;
+    IssuedCertificate out;
+    if (auto problem = check_issued_certificate(cert_pem, want, out)) {
+      set_health({false, problem->reason, problem->message + " (CertificateSigningRequest " + name + ")"});
+      throw internal_error(problem->message);
+    }
+    out.key_pem = key.key_pem;
+    set_health({true, "IssuedCertificate", ready_message()});
+    return out;
+  }
+
+ private:
+  // Label values: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends.
+  static std::string label_value(std::string v) {
+    for (auto &c : v)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '-';
+    if (v.size() > 63) v.resize(63);
+    while (!v.empty() && !std::isalnum(static_cast<unsigned char>(v.back()))) v.pop_back();
+    while (!v.empty() && !std::isalnum(static_cast<unsigned char>(v.front()))) v.erase(0, 1);
+    return v.empty() ? "unknown" : v;
+  }
+  // app_label=<app>, escaped for a query (label values need no escaping).
+  std::string selector() const { return "concierge.pinniped.dev%2Fissued-by%3D" + label_value(s_.app); }
+  static std::string ready_message() {
+    return std::string("certificates are issued through the Kubernetes CSR API (signer ") + signer_name +
+           "); the concierge holds no signing key";
+  }
+  void set_health(Health h) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!(h == health_)) {
+      if (!h.ok) log_.warn("CSR strategy problem", {{"reason", jv(h.reason)}, {"message", jv(h.message)}});
+      health_ = std::move(h);
+      changed_ = true;
+    }
+  }
+
+  bool remove(const std::string &name) {
+    try {
+      kube_.remove(std::string(collection) + "/" + name);
+      return true;
+    } catch (const Error &e) {
+      if (e.code == 404) return true;
+      log_.warn("could not delete CertificateSigningRequest; the sweep retries",
+                {{"name", jv(name)}, {"error", jv(e.what())}});
+      return false;
+    }
+  }
+  void approve(picojson::value obj, const std::string &why) {
+    picojson::object cond;
+    cond["type"] = jv("Approved");
+    cond["status"] = jv("True");
+    cond["reason"] = jv("PinnipedConciergeExchange");
+    cond["message"] = jv("approved by " + s_.app + " for a TokenCredentialRequest authenticated by " + why);
+    cond["lastUpdateTime"] = jv(format_rfc3339(Clock::now()));
+    auto &o = obj.get<picojson::object>();
+    picojson::object status;
+    if (auto it = o.find("status"); it != o.end() && it->second.is<picojson::object>())
+      status = it->second.get<picojson::object>();
+    status["conditions"] = picojson::value(picojson::array{picojson::value(cond)});
+    o["status"] = picojson::value(status);
+    const auto *m = json::field(obj, "metadata");
+    std::string name = m ? json::get_string(*m, "name", "metadata.name") : "";
+    api_requests_++;
+    try {
+      kube_.update(std::string(collection) + "/" + name + "/approval", obj);
+    } catch (const Error &e) {
+      set_health({false, "CSRAPIError",
+                  std::string("approving a CertificateSigningRequest failed (the concierge needs the right to approve "
+                              "kubernetes.io/kube-apiserver-client requests): ") +
+                      e.what()});
+      throw Error(503, "ServiceUnavailable", std::string("cannot approve the CertificateSigningRequest: ") + e.what());
+    }
+  }
+  // A CSR's outcome: its certificate, or why none will come.
+  struct Outcome {
+    std::string cert_pem, refused;
+  };
+  static Outcome outcome_of(const picojson::value &csr) {
+    Outcome r;
+    const auto *st = json::field(csr, "status");
+    if (!st) return r;
+    std::string cert = json::get_string(*st, "certificate", "status.certificate");
+    if (!cert.empty()) {
+      auto pem = detail::base64_decode(cert);
+      r.cert_pem = pem && !pem->empty() ? *pem : std::string();
+      if (r.cert_pem.empty()) r.refused = "status.certificate is not base64";
+      return r;
+    }
+    const auto *conds = json::field(*st, "conditions");
+    if (conds && conds->is<picojson::array>())
+      for (const auto &c : conds->get<picojson::array>()) {
+        std::string type = json::get_string(c, "type", "type");
+        if ((type == "Denied" || type == "Failed") && json::get_string(c, "status", "status") != "False")
+          r.refused =
+              type + ": " + json::get_string(c, "reason", "reason") + " " + json::get_string(c, "message", "message");
+      }
+    return r;
+  }
+  void on_event(const std::string &type, const picojson::value &obj) {
+    std::string name = object_key(obj);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (type == "DELETED") {
+      results_.erase(name);
+      return;
+    }
+    Outcome o = outcome_of(obj);
+    if (o.cert_pem.empty() && o.refused.empty()) return;
+    // Bounded: an entry lives until its CSR is deleted (moments later).
+    if (results_.size() >= 4096) results_.erase(results_.begin());
+    results_[name] = std::move(o);
+    cv_.notify_all();
+  }
+  std::string wait_for(const std::string &name, Steady::time_point deadline) {
+    std::optional<Outcome> got;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait_until(lk, deadline, [&] { return stopping_ || results_.count(name); });
+      if (auto it = results_.find(name); it != results_.end()) got = it->second;
+    }
+    if (!got) {
+      // The watch may have been reconnecting: one read decides.
+      try {
+        api_requests_++;
+        Outcome o = outcome_of(kube_.get(std::string(collection) + "/" + name));
+        if (!o.cert_pem.empty() || !o.refused.empty()) got = o;
+      } catch (const Error &) {
+      }
+    }
+    if (!got) {
+      std::string m = "no certificate for CertificateSigningRequest " + name + " within " +
+                      detail::describe_duration(s_.wait) +
+                      ": is kube-controller-manager running with its csrsigning controller and "
+                      "--cluster-signing-kube-apiserver-client-cert-file (or --cluster-signing-cert-file)?";
+      set_health({false, "CSRNotSigned", m});
+      throw Error(503, "ServiceUnavailable", m);
+    }
+    if (!got->refused.empty()) {
+      set_health({false, "CSRRefused", "the cluster refused CertificateSigningRequest " + name + ": " + got->refused});
+      throw Error(503, "ServiceUnavailable", "the CertificateSigningRequest was refused: " + got->refused);
+    }
+    return got->cert_pem;
+  }
+
+  KubeClient &kube_;
+  Logger &log_;
+  CsrSettings s_;
+  std::unique_ptr<Informer> informer_;
+  std::atomic<bool> started_{false};
+  mutable std::mutex mu_;  // results_, health_, stopping_ (never held across API calls)
+  std::condition_variable cv_;
+  std::map<std::string, Outcome> results_;
+  Health health_;
+  bool changed_ = false;
+  bool stopping_ = false;
+  std::atomic<uint64_t> api_requests_{0};
 };
 
 // Watches kube-system/extension-apiserver-authentication and hands each new
@@ -5068,7 +5538,10 @@ class Concierge {
     if (cfg_.kube_mode()) start_kube();
     if (!cfg_.client_ca_file.empty()) reload_client_ca(true);
     if (!kube_ || !cfg_.tls_cert_file.empty()) load_serving_cert(true);
-    reload_signer(true);
+    if (cfg_.strategy == ConciergeConfig::Strategy::csr && !cfg_.kube_mode())
+      throw bad_request("--strategy csr needs a cluster (--kubeconfig, or run in one)");
+    if (cfg_.strategy != ConciergeConfig::Strategy::csr) reload_signer(true);
+    start_csr_if_needed();
     if (!cfg_.authenticators_file.empty()) reload_authenticators(true);
     auto bind = [](TlsServer &srv, const std::string &host, int want) {
       int port = want == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, want) ? want : -1);
@@ -5155,9 +5628,10 @@ class Concierge {
   }
   // Ready: a signer that can still sign, a serving certificate, and (with a
   // cluster) the first list of WebhookAuthenticators done.
-  bool ready() const {
-    auto s = ca_.signer();
-    return s && s->not_after() > Clock::now() && server_.has_credentials() && (!wa_ctl_ || wa_ctl_->synced());
+  bool ready() const { return can_issue() && server_.has_credentials() && (!wa_ctl_ || wa_ctl_->synced()); }
+  // Which strategy an exchange uses now.
+  bool using_csr() const {
+    return csr_ && csr_->started() && (cfg_.strategy == ConciergeConfig::Strategy::csr || !ca_.signer());
   }
   // The identity of the request being handled (front proxy or anonymous).
   UserInfo current_identity(const httplib::Request &req) const {
@@ -5244,11 +5718,18 @@ class Concierge {
       log_.info("empty group names dropped from the certificate",
                 {{"user", jv(r.user.username)}, {"dropped", jv(empty_groups)}});
     IssuedCertificate cert;
+    bool csr = using_csr();
     try {
-      cert = ca_.issue(r.user.username, r.user.groups, cfg_.credential_ttl);
+      if (csr)
+        cert = csr_->issue(r.user.username, r.user.groups, cfg_.credential_ttl, ca_.key_pool().take(),
+                           in.authenticator.kind + "/" + in.authenticator.name, direct_client_ca());
+      else
+        cert = ca_.issue(r.user.username, r.user.groups, cfg_.credential_ttl);
     } catch (const Error &e) {
-      return fail(std::string("cannot issue certificate: ") + e.what(), "signer_error");
+      if (csr) ci_dirty_ = true;
+      return fail(std::string("cannot issue certificate: ") + e.what(), csr ? "csr_error" : "signer_error");
     }
+    if (csr && csr_->take_changed()) ci_dirty_ = true;
     stats_.exchanges_ok++;
     stats_.certificates_issued++;
     metrics_.exchange("success", "");
@@ -5259,6 +5740,7 @@ class Concierge {
     audit({{"outcome", jv("success")},
            {"user", jv(r.user.username)},
            {"groups", picojson::value(groups)},
+           {"strategy", jv(csr ? "csr" : "signer-files")},
            {"serial", jv(cert.serial_hex)},
            {"notAfter", jv(format_rfc3339(cert.not_after))}});
     ClusterCredential c;
@@ -6010,7 +6492,14 @@ class Concierge {
     std::lock_guard<std::mutex> lk(tls_mu_);
     signer_problem_ = p;
   }
+  // A strategy that can issue now: a live signer, or the CSR API's watch.
+  bool can_issue() const {
+    if (using_csr()) return csr_->synced();
+    auto s = ca_.signer();
+    return s && s->not_after() > Clock::now();
+  }
   std::string not_ready_reason() const {
+    if (using_csr()) return csr_->synced() ? "" : "the watch on CertificateSigningRequests has not listed yet";
     auto s = ca_.signer();
     if (!s) {
       std::lock_guard<std::mutex> lk(tls_mu_);
@@ -6104,8 +6593,27 @@ class Concierge {
     wa_ctl_->set_may_write([this] { return writer(); });
     wa_ctl_->start();
     ci_ctl_ = std::make_unique<CredentialIssuerController>(*kube_, log_, cfg_.api_group_suffix, app + "-config");
+    if (cfg_.strategy != ConciergeConfig::Strategy::signer_files) {
+      CsrSettings cs;
+      cs.app = app;
+      char host[256] = {0};
+      gethostname(host, sizeof host - 1);
+      cs.holder = host;
+      cs.wait = cfg_.csr_wait;
+      csr_ = std::make_unique<CsrIssuer>(*kube_, log_, cs);
+    }
+  }
+  // The CSR strategy starts when asked for, or (automatic) once no signer
+  // files are found; a signer found later takes over again.
+  void start_csr_if_needed() {
+    if (!csr_ || csr_->started()) return;
+    if (cfg_.strategy == ConciergeConfig::Strategy::csr || !ca_.signer()) {
+      csr_->start();
+      ci_dirty_ = true;
+    }
   }
   void stop_controllers() {
+    if (csr_) csr_->stop();
     if (wa_ctl_) wa_ctl_->stop();
     if (serving_ctl_) serving_ctl_->stop();
     if (fp_ctl_) fp_ctl_->stop();
@@ -6121,7 +6629,8 @@ class Concierge {
  private:
   uint64_t watch_reconnects() const {
     return (wa_ctl_ ? wa_ctl_->reconnects() : 0) + (serving_ctl_ ? serving_ctl_->reconnects() : 0) +
-           (fp_ctl_ ? fp_ctl_->reconnects() : 0) + (direct_svc_ ? direct_svc_->reconnects() : 0);
+           (fp_ctl_ ? fp_ctl_->reconnects() : 0) + (direct_svc_ ? direct_svc_->reconnects() : 0) +
+           (csr_ ? csr_->reconnects() : 0);
   }
 
   // Asks kube-apiserver whether an anonymous exchange gets through to us:
@@ -6156,9 +6665,17 @@ class Concierge {
   // Which frontend the CredentialIssuer names, and why, in words.
   IssuerState issuer_state() const {
     IssuerState st;
-    auto s = ca_.signer();
-    st.signer_ok = s && s->not_after() > Clock::now();
-    if (!st.signer_ok) st.signer_problem = not_ready_reason();
+    if (using_csr()) {
+      auto h = csr_->health();
+      st.csr = true;
+      st.signer_ok = h.ok;
+      st.csr_reason = h.reason;
+      st.csr_message = h.message;
+    } else {
+      auto s = ca_.signer();
+      st.signer_ok = s && s->not_after() > Clock::now();
+      if (!st.signer_ok) st.signer_problem = not_ready_reason();
+    }
     AnonymousAccess a = anonymous_access();
     if (a != AnonymousAccess::unauthorized && a != AnonymousAccess::forbidden) {
       if (a == AnonymousAccess::open)
@@ -6215,7 +6732,16 @@ class Concierge {
     }
     load_serving_cert(false);
     if (!cfg_.client_ca_file.empty()) reload_client_ca(false);
-    reload_signer(false);
+    if (cfg_.strategy != ConciergeConfig::Strategy::csr) reload_signer(false);
+    start_csr_if_needed();
+    if (csr_ && csr_->started()) {
+      if (csr_->take_changed()) ci_dirty_ = true;
+      auto now = Steady::now();
+      if (now - csr_swept_ >= std::chrono::minutes(1)) {
+        csr_swept_ = now;
+        csr_->sweep(false);
+      }
+    }
     if (!cfg_.authenticators_file.empty()) reload_authenticators(false);
     if (serving_ctl_) serving_ctl_->resync_if_due();
     refresh_direct_cert(false);
@@ -6247,6 +6773,8 @@ class Concierge {
   std::unique_ptr<CredentialIssuerController> ci_ctl_;
   std::unique_ptr<Informer> direct_svc_;
   std::unique_ptr<LeaderElector> leader_;
+  std::unique_ptr<CsrIssuer> csr_;
+  Steady::time_point csr_swept_ = Steady::now();
   std::atomic<bool> leadership_gained_{false};
   IssuerState ci_last_;
   Steady::time_point ci_last_sync_;

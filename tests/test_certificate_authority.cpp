@@ -2,6 +2,8 @@
 // openssl CLI (foreign encodings), the certificates they issue (checked by
 // mbedTLS and by openssl), hostile names, clamping, the key pool, signer
 // discovery, and rotation through the real `pinniped concierge`.
+#include <mbedtls/x509_csr.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
@@ -964,4 +966,164 @@ TEST_CASE("the concierge follows a signer rotation without failing a request") {
   CHECK(failures == 0);
   CHECK(succeeded > 10);
   CHECK_FALSE(contains(c.log(), "BEGIN"));  // no key or certificate material in the log
+}
+
+// ============================================================================
+// The CSR strategy: the PKCS#10 request we send to the CSR API, and the
+// checks on the certificate that comes back before it is handed out.
+
+TEST_CASE("certificate requests for the CSR API verify with openssl and carry hostile names byte-exactly") {
+  TempDir dir;
+  using Groups = std::vector<std::string>;
+  struct Row {
+    std::string what, username;
+    Groups groups, expect;
+  };
+  const std::vector<Row> rows = {
+      {"plain", "alice", {"devs", "ops"}, {"devs", "ops"}},
+      {"DN injection", "alice,O=system:masters", {"devs,CN=root"}, {"devs,CN=root"}},
+      {"quotes, backslashes, plus and equals", "\"q\" \\ a+b=c", {"'", "\\2C", "k=v+w"}, {"'", "\\2C", "k=v+w"}},
+      {"spaces and hash", "  spaced  ", {" lead", "#0403"}, {" lead", "#0403"}},
+      {"control characters", "tab\there", {"new\nline"}, {"new\nline"}},
+      {"unicode",
+       "J\xc3\xbcrgen",
+       {"\xe7\x94\xa8\xe6\x88\xb7", "caf\xc3\xa9"},
+       {"\xe7\x94\xa8\xe6\x88\xb7", "caf\xc3\xa9"}},
+      {"empty groups are dropped", "empty", {"", "first", ""}, {"first"}},
+      {"no groups", "nobody", {}, {}},
+  };
+  int i = 0;
+  for (const auto &row : rows) {
+    INFO("case: " << row.what);
+    auto key = pinniped::ClientKey::generate();
+    std::string der = pinniped::detail::certificate_request_der(row.username, row.groups, key);
+    std::string pem = pinniped::detail::pem_encode("CERTIFICATE REQUEST", der);
+    std::string file = dir.write("req" + std::to_string(i) + ".pem", pem);
+    std::string key_file = dir.write("req" + std::to_string(i++) + ".key", key.key_pem);
+    // openssl checks the self-signature; its public key is ours.
+    CHECK(contains(sh("openssl req -noout -verify -in " + q(file)), "verify OK"));
+    CHECK(sh("openssl req -noout -pubkey -in " + q(file)) == sh("openssl pkey -pubout -in " + q(key_file)));
+    // The subject, attribute by attribute, as mbedTLS parses it.
+    mbedtls_x509_csr csr;
+    mbedtls_x509_csr_init(&csr);
+    REQUIRE(mbedtls_x509_csr_parse_der(&csr, reinterpret_cast<const unsigned char *>(der.data()), der.size()) == 0);
+    auto attrs = name_attrs(&csr.subject);
+    CHECK(values_of(attrs, kOidCn) == std::vector<std::string>{row.username});
+    CHECK(values_of(attrs, kOidOrg) == row.expect);
+    CHECK(attrs.size() == row.expect.size() + 1);  // nothing injected
+    CHECK(csr.version == 1);
+    mbedtls_x509_csr_free(&csr);
+  }
+  // A key without its private part cannot sign a request.
+  auto key = pinniped::ClientKey::generate();
+  key.key.reset();
+  CHECK_THROWS_WITH(pinniped::detail::certificate_request_der("alice", {}, key), Catch::Contains("no private part"));
+}
+
+namespace {
+
+// A certificate as a cluster signer might return it, for `key`'s public key.
+std::string csr_api_cert(const pinniped::CertificateAndKey &ca, const pinniped::ClientKey &key, const std::string &cn,
+                         const std::vector<std::string> &orgs, Clock::time_point nb, Clock::time_point na,
+                         bool client_auth = true, bool server_auth = false, bool is_ca = false) {
+  pinniped::CertificateTemplate t;
+  t.common_name = cn;
+  t.organizations = orgs;
+  t.client_auth = client_auth;
+  t.server_auth = server_auth;
+  t.is_ca = is_ca;
+  if (is_ca) t.key_usage |= MBEDTLS_X509_KU_KEY_CERT_SIGN;
+  t.not_before = nb;
+  t.not_after = na;
+  auto chain = pinniped::CertificateChain::parse(ca.cert_pem);
+  auto ca_key = pinniped::PrivateKey::parse(ca.key_pem);
+  const mbedtls_x509_crt *c = chain->get();
+  std::string issuer(reinterpret_cast<const char *>(c->subject_raw.p), c->subject_raw.len);
+  return pinniped::detail::pem_encode(
+      "CERTIFICATE",
+      pinniped::detail::sign_certificate(t, key.spki_der, issuer, *ca_key, pinniped::detail::subject_key_id(*c)));
+}
+
+}  // namespace
+
+TEST_CASE("a certificate from the CSR API is handed out only when it is what was asked for") {
+  auto ca = pinniped::make_self_signed_ca("cluster-client-ca", 24h);
+  auto other_ca = pinniped::make_self_signed_ca("someone-else", 24h);
+  auto key = pinniped::ClientKey::generate(), other_key = pinniped::ClientKey::generate();
+  auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
+  const std::vector<std::string> groups = {"devs", "ops"};
+  pinniped::CertificateExpectation want;
+  want.username = "alice";
+  want.groups = {"devs", "", "ops"};  // an empty group is not in the certificate
+  want.spki_der = key.spki_der;
+  want.lifetime = 600s;
+  want.trusted_ca_pem = ca.cert_pem;
+  // kube-controller-manager's shape: notBefore backdated 5 minutes, notAfter
+  // now + the lifetime.
+  auto good_nb = now - 5min, good_na = now + 600s;
+
+  SECTION("what kube-controller-manager issues for expirationSeconds passes, with its own times and serial") {
+    std::string pem = csr_api_cert(ca, key, "alice", groups, good_nb, good_na);
+    pinniped::IssuedCertificate out;
+    auto problem = pinniped::check_issued_certificate(pem, want, out, now);
+    CHECK_FALSE(problem.has_value());
+    CHECK(out.cert_pem == pem);
+    CHECK(out.not_after == good_na);
+    CHECK(out.not_before == good_nb);
+    CHECK(out.serial_hex.size() >= 30);
+  }
+  SECTION("the groups may come in another order (Go's signer sorts them in one RDN)") {
+    pinniped::IssuedCertificate out;
+    CHECK_FALSE(pinniped::check_issued_certificate(csr_api_cert(ca, key, "alice", {"ops", "devs"}, good_nb, good_na),
+                                                   want, out, now)
+                    .has_value());
+  }
+  SECTION("without a known client CA, the chain is not checked") {
+    want.trusted_ca_pem.clear();
+    pinniped::IssuedCertificate out;
+    CHECK_FALSE(pinniped::check_issued_certificate(csr_api_cert(other_ca, key, "alice", groups, good_nb, good_na), want,
+                                                   out, now)
+                    .has_value());
+  }
+  SECTION("anything else is refused, with a reason for the CredentialIssuer") {
+    struct Row {
+      std::string what, pem, reason, says;
+    };
+    const std::vector<Row> rows = {
+        {"a year-long certificate (a signer that ignores expirationSeconds)",
+         csr_api_cert(ca, key, "alice", groups, good_nb, now + 8760h), "CertificateLifetimeTooLong", "8760h"},
+        {"11 minutes of life more than asked", csr_api_cert(ca, key, "alice", groups, now, now + 600s + 11min),
+         "CertificateLifetimeTooLong", "does not honour"},
+        {"a lifetime as asked, but starting an hour from now",
+         csr_api_cert(ca, key, "alice", groups, now + 1h, now + 1h + 600s), "CertificateMismatch", "not valid yet"},
+        {"another user", csr_api_cert(ca, key, "mallory", groups, good_nb, good_na), "CertificateMismatch",
+         "another user"},
+        {"a group more", csr_api_cert(ca, key, "alice", {"devs", "ops", "system:masters"}, good_nb, good_na),
+         "CertificateMismatch", "other groups"},
+        {"a group less", csr_api_cert(ca, key, "alice", {"devs"}, good_nb, good_na), "CertificateMismatch",
+         "other groups"},
+        {"a group twice instead of two", csr_api_cert(ca, key, "alice", {"devs", "devs"}, good_nb, good_na),
+         "CertificateMismatch", "other groups"},
+        {"another key", csr_api_cert(ca, other_key, "alice", groups, good_nb, good_na), "CertificateMismatch",
+         "not for the key"},
+        {"serverAuth only", csr_api_cert(ca, key, "alice", groups, good_nb, good_na, false, true),
+         "CertificateMismatch", "clientAuth"},
+        {"a CA certificate", csr_api_cert(ca, key, "alice", groups, good_nb, good_na, true, false, true),
+         "CertificateMismatch", "CA certificate"},
+        {"signed by another CA", csr_api_cert(other_ca, key, "alice", groups, good_nb, good_na), "CertificateMismatch",
+         "does not chain"},
+        {"already expired", csr_api_cert(ca, key, "alice", groups, now - 20min, now - 10min), "CertificateMismatch",
+         "expired"},
+        {"not PEM", "hello", "CertificateMismatch", "does not parse"},
+    };
+    for (const auto &row : rows) {
+      INFO("case: " << row.what);
+      pinniped::IssuedCertificate out;
+      auto problem = pinniped::check_issued_certificate(row.pem, want, out, now);
+      REQUIRE(problem.has_value());
+      CHECK(problem->reason == row.reason);
+      CHECK(contains(problem->message, row.says));
+      CHECK(out.cert_pem.empty());  // nothing to hand out
+    }
+  }
 }

@@ -1,7 +1,9 @@
 #!/bin/bash
 # A real Kubernetes control plane for the e2e tests: etcd and kube-apiserver
-# in a private network namespace (no Docker, no kubelet, no controller
-# manager), its PKI minted by openssl the way one distribution makes it.
+# in a private network namespace (no Docker, no kubelet; the
+# kube-controller-manager built beside kube-apiserver is named in DIR/env and
+# started by the e2e's CSR cases), its PKI minted by openssl the way one
+# distribution makes it.
 #
 #   cluster.sh up DIR [--profile k3s|kubeadm] [--client-ca-chain]
 #                                start; writes DIR/env and DIR/admin.kubeconfig
@@ -365,6 +367,7 @@ API_SERVER_ADDR_URL='$API_SERVER_ADDR_URL'
 KUBECONFIG='$DIR/admin.kubeconfig'
 KUBE_APISERVER='$KUBE_APISERVER'
 KUBE_APISERVER_VERSION='$KUBE_APISERVER_VERSION'
+KUBE_CONTROLLER_MANAGER='$KUBE_CONTROLLER_MANAGER'
 SERVICE_CIDR='$SERVICE_CIDR'
 SA_ISSUER='$SA_ISSUER'
 CLIENT_CA='$CLIENT_CA'
@@ -433,6 +436,15 @@ up() {
   [ -x "$KUBE_APISERVER" ] || fail "not executable: $KUBE_APISERVER"
   KUBE_APISERVER_VERSION=$("$KUBE_APISERVER" --version 2>&1 | awk '{print $2}')
   say "  $KUBE_APISERVER ($KUBE_APISERVER_VERSION)"
+  # Not started here: the e2e runs it (its CSR signing controller, with
+  # k3s's signing flags) for the cases of the concierge's CSR strategy.
+  step "kube-controller-manager binary (built with kube-apiserver on a fresh machine)"
+  if [ -z "${KUBE_CONTROLLER_MANAGER:-}" ]; then
+    KUBE_CONTROLLER_MANAGER=$("$HERE/kube-apiserver.sh" kube-controller-manager) ||
+      fail "tests/e2e/kube-apiserver.sh kube-controller-manager failed"
+  fi
+  [ -x "$KUBE_CONTROLLER_MANAGER" ] || fail "not executable: $KUBE_CONTROLLER_MANAGER"
+  say "  $KUBE_CONTROLLER_MANAGER"
 
   step "etcd binary"
   if ! command -v etcd >/dev/null; then

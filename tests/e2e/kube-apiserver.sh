@@ -1,8 +1,10 @@
 #!/bin/sh
-# Prints the path of a kube-apiserver binary built from Debian's `kubernetes`
-# source package, building it once into a cache outside the checkout (keyed
-# by the source version and the patches below). Progress goes to stderr; the
-# build log to a file.
+# kube-apiserver.sh [kube-apiserver|kube-controller-manager]
+# Prints the path of a kube-apiserver (default) or kube-controller-manager
+# binary built from Debian's `kubernetes` source package, building it once
+# into a cache outside the checkout (keyed by the component, the source
+# version and the patches below). Progress goes to stderr; the build log to
+# a file.
 #
 # Kubernetes 1.20 was built with Go 1.15; Debian 12 has Go 1.19, and two
 # vendored packages break under it. We patch both before building (bump
@@ -15,6 +17,14 @@
 #    resource field holding "" is rejected as null ("must be of type string:
 #    \"null\""). We apply upstream's fix (kube-openapi#230): only nil is null.
 set -eu
+component=${1:-kube-apiserver}
+case "$component" in
+kube-apiserver | kube-controller-manager) ;;
+*)
+  echo "usage: $0 [kube-apiserver|kube-controller-manager]" >&2
+  exit 2
+  ;;
+esac
 cache=${PINNIPED_CACHE:-/var/cache/pinniped}
 lock_wait=${PINNIPED_BUILD_WAIT:-1800}
 export DEBIAN_FRONTEND=noninteractive
@@ -34,8 +44,8 @@ reflect2=$(dpkg-query -W -f '${Version}' golang-github-modern-go-reflect2-dev)
 dpkg --compare-versions "$reflect2" ge 1.0.2 ||
   { echo "kube-apiserver: need golang-github-modern-go-reflect2-dev >= 1.0.2, have $reflect2" >&2; exit 1; }
 patches=2
-dir="$cache/kube-apiserver-$version+patches$patches"
-bin="$dir/kube-apiserver"
+dir="$cache/$component-$version+patches$patches"
+bin="$dir/$component"
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 mkdir -p "$dir"
 log="$dir/build.log"
@@ -48,7 +58,7 @@ fi
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 work="$dir/src"
 rm -rf "$work" && mkdir -p "$work"
-fail() { echo "kube-apiserver: $1; see $log" >&2; tail -n 30 "$log" >&2; exit 1; }
+fail() { echo "$component: $1; see $log" >&2; tail -n 30 "$log" >&2; exit 1; }
 echo "kube-apiserver: fetching Debian source kubernetes $version (about 34 MB)... log: $log" >&2
 (cd "$work" && apt-get source --download-only "kubernetes=$version") >"$log" 2>&1 || fail "apt-get source failed"
 (cd "$work" && dpkg-source --no-check -x kubernetes_*.dsc tree) >>"$log" 2>&1 || fail "dpkg-source failed"
@@ -64,7 +74,18 @@ for f in "$work/tree/vendor/github.com/go-openapi/validate/type.go" \
   sed -i 's/if data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data)) {/if data == nil {/' "$f"
   echo "patched the zero-value check in $f" >>"$log"
 done
-echo "kube-apiserver: building with Debian's Go (about 4 minutes on 2 cores, more when busy)..." >&2
+# Every component not yet cached is built in the same run: they share most
+# of their packages, so two cost little more than one (a fresh machine needs
+# both for the e2e).
+what="cmd/$component"
+others=""
+for c in kube-apiserver kube-controller-manager; do
+  [ "$c" = "$component" ] && continue
+  [ -x "$cache/$c-$version+patches$patches/$c" ] && continue
+  what="$what cmd/$c"
+  others="$others $c"
+done
+echo "$component${others:+ (and$others)}: building with Debian's Go (about 4 minutes on 2 cores, more when busy)..." >&2
 gopath="$work/gopath"
 mkdir -p "$gopath/src/k8s.io"
 ln -sfn "$work/tree" "$gopath/src/k8s.io/kubernetes"
@@ -72,14 +93,18 @@ arch=$(dpkg --print-architecture)
 (
   cd "$gopath/src/k8s.io/kubernetes"
   GOPATH="$gopath" GO111MODULE=off GOFLAGS=-mod=vendor CGO_ENABLED=0 GOCACHE="$work/gocache" \
-    make WHAT=cmd/kube-apiserver KUBE_BUILD_PLATFORMS="linux/$arch" >>"$log" 2>&1
+    make WHAT="$what" KUBE_BUILD_PLATFORMS="linux/$arch" >>"$log" 2>&1
 ) &
 pid=$!
 while kill -0 $pid 2>/dev/null; do printf '.' >&2; sleep 10; done
 echo >&2
 wait $pid || fail "build failed"
-out=$(find "$work/tree/_output" -name kube-apiserver -type f -perm -u+x | head -n1)
-[ -n "$out" ] || fail "built, but no binary found"
-cp "$out" "$bin.tmp" && mv "$bin.tmp" "$bin"
+for c in $component $others; do
+  out=$(find "$work/tree/_output" -name "$c" -type f -perm -u+x | head -n1)
+  [ -n "$out" ] || fail "built, but no $c binary found"
+  d="$cache/$c-$version+patches$patches"
+  mkdir -p "$d"
+  cp "$out" "$d/$c.tmp" && mv "$d/$c.tmp" "$d/$c"
+done
 rm -rf "$work"
 echo "$bin"

@@ -94,6 +94,9 @@ class E2E {
     concierge->signal(SIGTERM);
     concierge->wait(std::chrono::seconds(10));
     run("cat " + shell_quote(dir->file("concierge.log")) + " >> " + shell_quote(dir->file("concierge-all.log")));
+    // Gone before the next concierge starts: its child truncates the file
+    // only after fork, and a wait on the log must not read the last one's.
+    std::remove(dir->file("concierge.log").c_str());
     concierge.reset();
   }
   // A ServiceAccount token from the TokenRequest API (what `kubectl create
@@ -1131,6 +1134,219 @@ TEST_CASE("one writer among replicas: a Lease elects it, a successor takes over 
   CHECK(b.log().find("leader election: lease released") != std::string::npos);
   CHECK(E2E::eventually([&] { return e.log().find("leader election: leading") != std::string::npos; }, 8));
   run("cp " + shell_quote(e.dir->file("leader-b.log")) + " " + shell_quote(e.env.at("LOGS")) + "/ 2>/dev/null");
+  REQUIRE(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
+}
+
+// The CSR strategy: certificates from kube-controller-manager's signer
+// through the CSR API, no signer key in the concierge (k3s profiles: the
+// controller-manager signs kube-apiserver-client requests with client-ca.crt
+// and client-ca.key, as k3s runs it).
+
+namespace {
+// kube-controller-manager with only its CSR signing controller, as k3s
+// configures it; `duration` is --cluster-signing-duration ("" = its default,
+// a year). Kubernetes 1.20 ignores spec.expirationSeconds: 10m stands in for
+// a cluster that honours it.
+std::unique_ptr<Process> start_controller_manager(const E2E &e, const std::string &duration) {
+  std::vector<std::string> argv = {e.env.at("KUBE_CONTROLLER_MANAGER"),
+                                   "--kubeconfig", e.env.at("KUBECONFIG"),
+                                   "--controllers", "csrsigning",
+                                   "--cluster-signing-kube-apiserver-client-cert-file", e.env.at("CLIENT_CA"),
+                                   "--cluster-signing-kube-apiserver-client-key-file", e.env.at("SIGNER_KEY"),
+                                   "--leader-elect=false", "--port", "0", "--secure-port", "0", "--v", "1"};
+  if (!duration.empty()) argv.insert(argv.end(), {"--cluster-signing-duration", duration});
+  static int n = 0;
+  std::string log = e.dir->file("kube-controller-manager-" + std::to_string(++n) + ".log");
+  return std::make_unique<Process>(argv, log);
+}
+// Our CSRs still in the cluster.
+int leftover_csrs(const E2E &e) {
+  std::string out = e.kubectl_ok("get csr -l concierge.pinniped.dev/issued-by=pinniped-concierge -o name");
+  return static_cast<int>(std::count(out.begin(), out.end(), '\n'));
+}
+// Where logins go, once the CredentialIssuer publishes a frontend (a
+// strategy in Error withdraws it).
+ExchangeOptions published_options(const E2E &e) {
+  ExchangeOptions o;
+  o.authenticator_name = "e2e-idp";
+  bool found = E2E::eventually([&] {
+    auto f = e.published();
+    if (!f) return false;
+    o.endpoint = f->server;
+    o.tls.ca_pem = f->ca_pem;
+    return true;
+  }, 30);
+  if (!found) throw std::runtime_error("the CredentialIssuer publishes no frontend");
+  return o;
+}
+// The CredentialIssuer's first strategy.
+picojson::value issuer_strategy(const E2E &e) {
+  auto ci = e.kubectl_json("get credentialissuer pinniped-concierge-config");
+  return at(at(ci, "status"), "strategies").get<picojson::array>().at(0);
+}
+}  // namespace
+
+TEST_CASE("the CSR strategy issues certificates through the CSR API, leaves no CSR behind, and refuses long ones") {
+  auto &e = E2E::get();
+  if (e.profile() != "k3s") {
+    SUCCEED("the CSR strategy runs on the k3s profiles");
+    return;
+  }
+  ensure_idp(e);
+  int rc = 0;
+  std::string out = e.kubectl("apply -f manifests/components/csr-strategy/rbac.yaml", &rc);
+  REQUIRE(rc == 0);
+  auto kcm = start_controller_manager(e, "10m");
+  // auto, with no signer files to find: the CSR API.
+  auto csr_argv = [&](const std::vector<std::string> &extra) {
+    auto a = e.concierge_argv();
+    for (size_t i = 0; i + 1 < a.size(); i++)
+      if (a[i] == "--signer-root") a[i + 1] = e.dir->file("no-signer-here");
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  auto restart = [&](const std::vector<std::string> &extra) {
+    e.stop_concierge();
+    e.concierge = std::make_unique<Process>(csr_argv(extra), e.dir->file("concierge.log"));
+    REQUIRE(E2E::eventually([&] {
+      std::string l = e.log();
+      return l.find("leader election: leading") != std::string::npos && l.find("\"msg\":\"serving\"") != std::string::npos;
+    }, 40));
+  };
+  restart({});
+  CHECK(E2E::eventually([&] {
+    auto s = issuer_strategy(e);
+    return json::get_string(s, "type", "") == "KubeCertificateSigningRequestAPI" &&
+           json::get_string(s, "status", "") == "Success";
+  }, 30));
+  CHECK(e.log().find("issuing certificates through the CSR API") != std::string::npos);
+
+  SECTION("kubectl logs in as the user through the CSR strategy, and no CSR remains") {
+    REQUIRE(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
+    auto before = Clock::now();
+    auto cred = exchange_token(e.exchange_options("e2e-idp"), "alice-token");
+    REQUIRE(!cred.client_certificate_data.empty());
+    auto chain = CertificateChain::parse(cred.client_certificate_data);
+    const mbedtls_x509_crt *c = chain->get();
+    // Signed by the cluster (client-ca.crt), for alice and her groups,
+    // with the CSR API's minimum lifetime (our 5 minutes raised to 600 s).
+    auto client_ca = CertificateChain::parse(pinniped::read_file(e.env.at("CLIENT_CA")));
+    uint32_t flags = 0;
+    CHECK(mbedtls_x509_crt_verify(const_cast<mbedtls_x509_crt *>(c), client_ca->get(), nullptr, nullptr, &flags,
+                                  nullptr, nullptr) == 0);
+    CHECK(detail::common_name(&c->subject) == "alice");
+    auto orgs = detail::organizations(&c->subject);  // Go's signer sorts them
+    std::sort(orgs.begin(), orgs.end());
+    CHECK(orgs == std::vector<std::string>{"e2e-all", "e2e-devs"});
+    auto not_after = detail::from_x509_time(c->valid_to);
+    INFO("asked at " << format_rfc3339(before) << "; valid from "
+                     << format_rfc3339(detail::from_x509_time(c->valid_from)) << " to " << format_rfc3339(not_after));
+    // (1.20 counts the signing duration from its backdated notBefore.)
+    auto life = not_after - detail::from_x509_time(c->valid_from);
+    CHECK(life >= std::chrono::seconds(600));
+    CHECK(life <= std::chrono::seconds(600 + 300));
+    CHECK(not_after <= before + std::chrono::seconds(600 + 300));
+    CHECK(not_after > before + std::chrono::minutes(4));
+    CHECK(cred.expiration_timestamp == format_rfc3339(not_after));
+    CHECK(leftover_csrs(e) == 0);
+    // The whole way, as a person does it: get kubeconfig, then kubectl.
+    std::string kc = e.dir->file("csr-alice.kubeconfig");
+    out = run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                  " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1",
+              &rc);
+    INFO(out);
+    REQUIRE(rc == 0);
+    out = run("E2E_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(e.dir->file("xdg-csr")) + " kubectl --kubeconfig " +
+                  shell_quote(kc) + " get ns -o name 2>&1",
+              &rc);
+    INFO(out);
+    CHECK(rc == 0);
+    CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+    CHECK(leftover_csrs(e) == 0);
+    // The audit line names the strategy; kube-apiserver holds no key of ours.
+    CHECK(e.log().find("\"strategy\":\"csr\"") != std::string::npos);
+    CHECK(e.log().find("BEGIN") == std::string::npos);
+  }
+
+  SECTION("a concierge killed mid-exchange leaves nothing after its restart") {
+    // No signer running: the exchange waits for its certificate.
+    kcm->signal(SIGTERM);
+    kcm->wait(std::chrono::seconds(10));
+    restart({"--strategy", "csr", "--csr-timeout", "10s"});
+    auto o = published_options(e);
+    std::string thread_error;
+    std::thread t([&] {
+      try {
+        exchange_token(o, "alice-token");
+      } catch (const std::exception &x) {
+        thread_error = x.what();
+      }
+    });
+    bool pending = E2E::eventually([&] { return leftover_csrs(e) == 1; }, 20);
+    e.concierge->signal(SIGKILL);
+    e.concierge->wait(std::chrono::seconds(10));
+    t.join();
+    INFO("the exchange ended with: " << thread_error);
+    REQUIRE(pending);
+    CHECK(leftover_csrs(e) == 1);  // the dead process could not clean up
+    restart({"--strategy", "csr"});
+    CHECK(E2E::eventually([&] { return leftover_csrs(e) == 0; }, 20));
+    CHECK(e.log().find("deleted leftover CertificateSigningRequests") != std::string::npos);
+  }
+
+  SECTION("with no controller-manager the exchange fails within the bounded wait and the CSR is deleted") {
+    kcm->signal(SIGTERM);
+    kcm->wait(std::chrono::seconds(10));
+    restart({"--strategy", "csr", "--csr-timeout", "3s"});
+    auto o = published_options(e);
+    auto started = Steady::now();
+    CHECK_THROWS_WITH(exchange_token(o, "alice-token"), "authentication failed");
+    auto took = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - started).count();
+    CHECK(took < 3 + 10 * slow_factor());  // the wait is bounded, not the 30 s a client gives up at
+    CHECK(leftover_csrs(e) == 0);
+    CHECK(E2E::eventually([&] {
+      auto s = issuer_strategy(e);
+      return json::get_string(s, "status", "") == "Error" && json::get_string(s, "reason", "") == "CSRNotSigned" &&
+             json::get_string(s, "message", "").find("kube-controller-manager") != std::string::npos;
+    }, 20));
+  }
+
+  SECTION("a signer that ignores expirationSeconds gets no certificate to the client, and the CredentialIssuer says why") {
+    kcm->signal(SIGTERM);
+    kcm->wait(std::chrono::seconds(10));
+    kcm = start_controller_manager(e, "");  // the default: 8760h
+    restart({"--strategy", "csr"});
+    auto o = published_options(e);  // while the strategy still says Success
+    REQUIRE(E2E::eventually([&] {
+      auto r = anonymous_post(o.endpoint, o.tls.ca_pem, kTcr, tcr("alice-token"));
+      return r.status == 201 && e.log().find("CertificateLifetimeTooLong") != std::string::npos;
+    }, 30));
+    // What the client receives: authentication failed and no credential.
+    auto res = anonymous_post(o.endpoint, o.tls.ca_pem, kTcr, tcr("alice-token"));
+    INFO(res.body);
+    CHECK(res.status == 201);
+    auto st = at(json::parse(res.body), "status");
+    CHECK(json::get_string(st, "message", "") == "authentication failed");
+    CHECK(json::field(st, "credential") == nullptr);
+    CHECK(res.body.find("CERTIFICATE") == std::string::npos);
+    CHECK(leftover_csrs(e) == 0);
+    CHECK(E2E::eventually([&] {
+      auto s = issuer_strategy(e);
+      return json::get_string(s, "status", "") == "Error" &&
+             json::get_string(s, "reason", "") == "CertificateLifetimeTooLong" &&
+             json::get_string(s, "message", "").find("8760h") != std::string::npos;
+    }, 20));
+  }
+
+  kcm->signal(SIGTERM);
+  kcm->wait(std::chrono::seconds(10));
+  e.stop_concierge();
+  e.start_concierge();
+  REQUIRE(E2E::eventually([&] {
+    auto s = issuer_strategy(e);
+    return json::get_string(s, "type", "") == "KubeClusterSigningCertificate" &&
+           json::get_string(s, "status", "") == "Success";
+  }, 40));
   REQUIRE(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
 }
 
