@@ -154,17 +154,21 @@ bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)
 	tools/budgets.sh $(IMAGE) build/static
 	@$(MAKE) --no-print-directory bench-kubectl
 
-# kubectl through the exec plugin vs a static certificate, against the real
-# kube-apiserver: needs root (the e2e cluster's network namespace); skipped
+# kubectl through the exec plugin vs a static certificate, and the CSR
+# strategy vs signer files, against the real kube-apiserver (and
+# kube-controller-manager): needs root (the e2e cluster's network namespace); skipped
 # otherwise, or while another e2e cluster is up.
 $(BUILD)/bench-kubectl-plugin: bench/kubectl_plugin.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-bench-kubectl: $(BUILD)/pinniped $(BUILD)/bench-kubectl-plugin
+$(BUILD)/bench-csr-strategy: bench/csr_strategy.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+bench-kubectl: $(BUILD)/pinniped $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-csr-strategy
 	@if [ "$$(id -u)" != 0 ]; then echo "kubectl-plugin benchmark: skipped (needs root for the e2e cluster)"; \
 	elif [ -e /run/netns/pinniped-e2e ]; then echo "kubectl-plugin benchmark: skipped (an e2e cluster is up)"; \
 	else d=$${BENCH_E2E_DIR:-/tmp/pinniped-bench-e2e}; \
 	  tests/e2e/cluster.sh up $$d --profile kubeadm >/dev/null || { echo "kubectl-plugin benchmark: the cluster did not come up"; exit 1; }; \
 	  ip netns exec pinniped-e2e $(BUILD)/bench-kubectl-plugin --pinniped $(BUILD)/pinniped --e2e-dir $$d; rc=$$?; \
+	  ip netns exec pinniped-e2e $(BUILD)/bench-csr-strategy --pinniped $(BUILD)/pinniped --e2e-dir $$d || rc=1; \
 	  tests/e2e/cluster.sh down $$d >/dev/null 2>&1; exit $$rc; fi
 
 $(BUILD)/demo-idp: tools/demo_idp.cpp pinniped.hpp $(HTTPLIB)
@@ -209,6 +213,6 @@ check-format:
 
 clean:
 	rm -rf $(BUILD)/pinniped build/static $(BUILD)/run $(BUILD)/tests $(ASAN_DIR) $(BUILD)/bench-exchange \
-	  $(BUILD)/bench-local-user-authenticator $(BUILD)/bench-kubectl-plugin \
+	  $(BUILD)/bench-local-user-authenticator $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-csr-strategy \
 	  $(BUILD)/demo-idp $(BUILD)/readme-example $(BUILD)/readme_example.cpp \
 	  $(BUILD)/readme-login-example $(BUILD)/readme_login_example.cpp

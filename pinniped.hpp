@@ -4138,7 +4138,8 @@ class Metrics {
   void direct_rate_limited() { rate_limited_++; }
 
   // Gauges come from the caller at render time.
-  std::string render(double signer_expiry_unix, uint64_t watch_reconnects, const TlsServer &server) const {
+  std::string render(double signer_expiry_unix, uint64_t watch_reconnects, uint64_t csr_api_requests,
+                     const TlsServer &server) const {
     std::ostringstream o;
     std::lock_guard<std::mutex> lk(mu_);
     o << "# HELP pinniped_requests_total HTTP requests served, by resource and code.\n"
@@ -4167,6 +4168,10 @@ class Metrics {
     o << "# HELP pinniped_watch_reconnects_total Times a Kubernetes watch had to reconnect.\n"
          "# TYPE pinniped_watch_reconnects_total counter\n"
       << "pinniped_watch_reconnects_total " << watch_reconnects << "\n";
+    o << "# HELP pinniped_csr_api_requests_total Kubernetes API requests the CSR strategy made for exchanges "
+         "(create, approve, delete, and a read when the watch was late).\n"
+         "# TYPE pinniped_csr_api_requests_total counter\n"
+      << "pinniped_csr_api_requests_total " << csr_api_requests << "\n";
     o << "# HELP pinniped_direct_rate_limited_total Exchanges the direct frontend refused: too many failures from "
          "the client's address.\n"
          "# TYPE pinniped_direct_rate_limited_total counter\n"
@@ -5384,7 +5389,10 @@ class CsrIssuer {
       throw Error(503, "ServiceUnavailable", std::string("cannot approve the CertificateSigningRequest: ") + e.what());
     }
   }
-  // A CSR's outcome: its certificate, or why none will come.
+
+ public:
+  // A CSR's outcome, from the object the API returns: its certificate, or
+  // why none will come (both empty: still pending).
   struct Outcome {
     std::string cert_pem, refused;
   };
@@ -5409,6 +5417,8 @@ class CsrIssuer {
       }
     return r;
   }
+
+ private:
   void on_event(const std::string &type, const picojson::value &obj) {
     std::string name = object_key(obj);
     std::lock_guard<std::mutex> lk(mu_);
@@ -5853,7 +5863,8 @@ class Concierge {
       auto s = ca_.signer();
       double expiry = s ? std::chrono::duration<double>(s->not_after().time_since_epoch()).count() : 0;
       res.status = 200;
-      res.set_content(metrics_.render(expiry, watch_reconnects(), server_), "text/plain; version=0.0.4");
+      res.set_content(metrics_.render(expiry, watch_reconnects(), csr_ ? csr_->api_requests() : 0, server_),
+                      "text/plain; version=0.0.4");
       return;
     }
     if (path == "/openapi/v2") {

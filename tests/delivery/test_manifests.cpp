@@ -336,6 +336,67 @@ TEST_CASE("the HA overlay: two replicas on different servers, a PDB, one pod rep
   CHECK(ha.size() == base.size() + 1);
 }
 
+TEST_CASE("the CSR-strategy overlay: no hostPath, any node, not root, --strategy csr, and the approve RBAC") {
+  require_repo_and_kubectl();
+  // kustomize Components need kubectl 1.21+ (Debian 12's 1.20 has kustomize 2).
+  int rc = 0;
+  std::string probe = run("kubectl kustomize manifests/csr 2>&1", &rc);
+  if (rc != 0) {
+    WARN("kubectl kustomize cannot render Components here (" << probe.substr(0, 120)
+                                                             << "); the CSR overlay was not checked");
+    return;
+  }
+  auto docs = render("kubectl kustomize manifests/csr");
+  auto base = render("kubectl kustomize manifests/concierge");
+  const auto &d = deployment(docs);
+  const auto &pod = at(d, "spec.template.spec");
+  CHECK(at(pod, "volumes").is<picojson::null>());
+  CHECK(at(pod, "affinity").is<picojson::null>());
+  CHECK(at(pod, "tolerations").is<picojson::null>());
+  CHECK(at(pod, "containers.0.volumeMounts").is<picojson::null>());
+  auto args = strings(pod, "containers.0.args");
+  CHECK(flag_value(args, "--strategy") == "csr");
+  CHECK(std::find(args.begin(), args.end(), "--signer-root") == args.end());
+  CHECK(flag_value(args, "--direct-listen") == "0.0.0.0:10444");
+  CHECK(num(pod, "containers.0.securityContext.runAsUser") == 65532);
+  CHECK(at(pod, "containers.0.securityContext.runAsNonRoot").serialize() == "true");
+  CHECK(at(pod, "containers.0.securityContext.readOnlyRootFilesystem").serialize() == "true");
+  // The RBAC: create/watch/delete CSRs, their approval, approve for this signer only.
+  const auto *role = find(docs, "ClusterRole", "pinniped-concierge-csr");
+  REQUIRE(role != nullptr);
+  std::set<std::string> granted;  // "resource[/name] verb"
+  REQUIRE(at(*role, "rules").is<picojson::array>());
+  for (const auto &r : at(*role, "rules").get<picojson::array>()) {
+    CHECK(strings(r, "apiGroups") == std::vector<std::string>{"certificates.k8s.io"});
+    auto names = strings(r, "resourceNames");
+    for (const auto &res : strings(r, "resources"))
+      for (const auto &verb : strings(r, "verbs")) {
+        if (names.empty()) granted.insert(res + " " + verb);
+        for (const auto &n : names) granted.insert(res + "/" + n + " " + verb);
+      }
+  }
+  CHECK(granted == std::set<std::string>{"certificatesigningrequests create", "certificatesigningrequests get",
+                                         "certificatesigningrequests list", "certificatesigningrequests watch",
+                                         "certificatesigningrequests delete",
+                                         "certificatesigningrequests/approval update",
+                                         "signers/kubernetes.io/kube-apiserver-client approve"});
+  CHECK(find(docs, "ClusterRoleBinding", "pinniped-concierge-csr") != nullptr);
+  // Everything else is the base's.
+  check_same_objects(base, docs, {"Deployment"});
+  CHECK(docs.size() == base.size() + 2);
+  // The program accepts the Deployment's flags (it fails on the missing
+  // in-cluster service account, after parsing them).
+  std::string bin = pinniped_bin();
+  if (access(bin.c_str(), X_OK) == 0) {
+    std::string cmd = shell_quote(bin);
+    for (const auto &a : args) cmd += " " + shell_quote(a);
+    std::string out = run("env -u KUBERNETES_SERVICE_HOST " + cmd + " --kubeconfig /nonexistent 2>&1", &rc);
+    INFO(cmd << "\n" << out);
+    CHECK(rc == 1);
+    CHECK(out.find("unknown flag") == std::string::npos);
+  }
+}
+
 TEST_CASE("the systemd unit: systemd accepts it and the concierge accepts its flags") {
   REQUIRE(access(kUnit, R_OK) == 0);
   std::string unit = read_file(kUnit);
