@@ -1292,6 +1292,37 @@ inline std::vector<std::string> organizations(const mbedtls_x509_name *name) {
 
 }  // namespace detail
 
+namespace detail {
+
+// One prepared curve group per thread and curve. mbedTLS builds a curve's
+// fixed-point table for the generator on the first multiplication by it and
+// keeps it in the group; a group loaded per operation (mbedtls_ecp_gen_key,
+// and mbedtls_pk_sign, which copies the key's group for every signature)
+// rebuilds it each time, the larger part of an operation's cost. Per
+// thread, because that first write takes no lock. Null for a curve mbedTLS
+// does not have.
+inline mbedtls_ecp_group *prepared_group(mbedtls_ecp_group_id id) {
+  struct Groups {
+    std::vector<std::pair<mbedtls_ecp_group_id, std::unique_ptr<mbedtls_ecp_group>>> list;
+    ~Groups() {
+      for (auto &g : list) mbedtls_ecp_group_free(g.second.get());
+    }
+  };
+  thread_local Groups groups;
+  for (auto &g : groups.list)
+    if (g.first == id) return g.second.get();
+  auto g = std::make_unique<mbedtls_ecp_group>();
+  mbedtls_ecp_group_init(g.get());
+  if (mbedtls_ecp_group_load(g.get(), id) != 0) {
+    mbedtls_ecp_group_free(g.get());
+    return nullptr;
+  }
+  groups.list.emplace_back(id, std::move(g));
+  return groups.list.back().second.get();
+}
+
+}  // namespace detail
+
 // A private key (EC or RSA) with its PEM and DER forms.
 class PrivateKey {
  public:
@@ -1300,11 +1331,17 @@ class PrivateKey {
   PrivateKey(const PrivateKey &) = delete;
   PrivateKey &operator=(const PrivateKey &) = delete;
 
-  // Fresh ECDSA key on a NIST curve (P-256 unless told otherwise).
+  // Fresh ECDSA key on a NIST curve (P-256 unless told otherwise), made
+  // with the thread's prepared group (detail::prepared_group).
   static std::unique_ptr<PrivateKey> generate_ec(mbedtls_ecp_group_id curve = MBEDTLS_ECP_DP_SECP256R1) {
     auto k = std::make_unique<PrivateKey>();
     int ret = mbedtls_pk_setup(&k->pk_, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-    if (ret == 0) ret = mbedtls_ecp_gen_key(curve, mbedtls_pk_ec(k->pk_), detail::rng_fill, nullptr);
+    mbedtls_ecp_group *prepared = ret == 0 ? detail::prepared_group(curve) : nullptr;
+    if (ret == 0 && !prepared) ret = MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+    mbedtls_ecp_keypair *kp = ret == 0 ? mbedtls_pk_ec(k->pk_) : nullptr;
+    // The key's own group holds the curve's constants only (no table).
+    if (ret == 0) ret = mbedtls_ecp_group_load(&kp->grp, curve);
+    if (ret == 0) ret = mbedtls_ecp_gen_keypair(prepared, &kp->d, &kp->Q, detail::rng_fill, nullptr);
     if (ret != 0) throw internal_error("EC key generation failed: " + detail::mbed_error(ret));
     return k;
   }
@@ -1370,6 +1407,41 @@ class PrivateKey {
 
   mbedtls_pk_context *get() { return &pk_; }
   const mbedtls_pk_context *get() const { return &pk_; }
+
+  // A signature of `hash` (made with `md`), as X.509 and PKCS#10 carry it:
+  // ECDSA (DER SEQUENCE of r and s) with the thread's prepared group, or
+  // RSA PKCS#1 v1.5.
+  std::string sign(mbedtls_md_type_t md, const unsigned char *hash, size_t hash_len) const {
+    if (is_ec()) {
+      const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(pk_);
+      mbedtls_ecp_group *g = detail::prepared_group(kp->grp.id);
+      mbedtls_mpi r, s;
+      mbedtls_mpi_init(&r);
+      mbedtls_mpi_init(&s);
+      int ret = g ? mbedtls_ecdsa_sign(g, &r, &s, &kp->d, hash, hash_len, detail::rng_fill, nullptr)
+                  : MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+      std::string out;
+      if (ret == 0) {
+        auto bytes = [](const mbedtls_mpi &x) {
+          std::string b(mbedtls_mpi_size(&x), '\0');
+          mbedtls_mpi_write_binary(&x, reinterpret_cast<unsigned char *>(&b[0]), b.size());
+          return b;
+        };
+        namespace der = detail::der;
+        out = der::seq(der::uint(bytes(r)) + der::uint(bytes(s)));
+      }
+      mbedtls_mpi_free(&r);
+      mbedtls_mpi_free(&s);
+      if (ret != 0) throw internal_error("signing failed: " + detail::mbed_error(ret));
+      return out;
+    }
+    unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+    size_t sig_len = 0;
+    int ret = mbedtls_pk_sign(const_cast<mbedtls_pk_context *>(&pk_), md, hash, hash_len, sig, &sig_len,
+                              detail::rng_fill, nullptr);
+    if (ret != 0) throw internal_error("signing failed: " + detail::mbed_error(ret));
+    return std::string(reinterpret_cast<char *>(sig), sig_len);
+  }
 
  private:
   mbedtls_pk_context pk_;
@@ -1523,12 +1595,7 @@ inline std::string sign_certificate(const CertificateTemplate &t, const std::str
   unsigned char hash[64];
   if (mbedtls_md(md, reinterpret_cast<const unsigned char *>(tbs.data()), tbs.size(), hash) != 0)
     throw internal_error("hashing failed");
-  unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
-  size_t sig_len = 0;
-  int ret = mbedtls_pk_sign(const_cast<mbedtls_pk_context *>(issuer_key.get()), alg.second, hash,
-                            mbedtls_md_get_size(md), sig, &sig_len, rng_fill, nullptr);
-  if (ret != 0) throw internal_error("signing failed: " + mbed_error(ret));
-  return der::seq(tbs + alg.first + der::bits(std::string(reinterpret_cast<char *>(sig), sig_len)));
+  return der::seq(tbs + alg.first + der::bits(issuer_key.sign(alg.second, hash, mbedtls_md_get_size(md))));
 }
 
 }  // namespace detail
@@ -1916,12 +1983,7 @@ inline std::string certificate_request_der(const std::string &username, const st
   unsigned char hash[64];
   if (mbedtls_md(md, reinterpret_cast<const unsigned char *>(info.data()), info.size(), hash) != 0)
     throw internal_error("hashing failed");
-  unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
-  size_t sig_len = 0;
-  int ret = mbedtls_pk_sign(const_cast<mbedtls_pk_context *>(key.key->get()), alg.second, hash, mbedtls_md_get_size(md),
-                            sig, &sig_len, rng_fill, nullptr);
-  if (ret != 0) throw internal_error("signing the certificate request failed: " + mbed_error(ret));
-  return der::seq(info + alg.first + der::bits(std::string(reinterpret_cast<char *>(sig), sig_len)));
+  return der::seq(info + alg.first + der::bits(key.key->sign(alg.second, hash, mbedtls_md_get_size(md))));
 }
 
 inline std::string describe_duration(Millis d) {

@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     // The signer, as k3s runs it (client CA = kube-apiserver-client signer);
     // 10 minutes stands in for a cluster that honours expirationSeconds.
     Process kcm({env.at("KUBE_CONTROLLER_MANAGER"), "--kubeconfig", admin, "--controllers", "csrsigning",
-                 "--cluster-signing-kube-apiserver-client-cert-file", env.at("CLIENT_CA"),
+                 "--cluster-signing-kube-apiserver-client-cert-file", env.at("CSR_SIGNING_CERT"),
                  "--cluster-signing-kube-apiserver-client-key-file", env.at("SIGNER_KEY"),
                  "--cluster-signing-duration", "10m", "--leader-elect=false", "--port", "0", "--secure-port", "0"},
                 dir.file("kcm.log"));

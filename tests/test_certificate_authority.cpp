@@ -1127,3 +1127,57 @@ TEST_CASE("a certificate from the CSR API is handed out only when it is what was
     }
   }
 }
+
+TEST_CASE("EC signatures and keys from the per-thread prepared groups verify, in many threads at once") {
+  SECTION("signatures by P-256, P-384 and RSA keys, from eight threads at once, verify with mbedTLS") {
+    std::vector<std::shared_ptr<const pinniped::PrivateKey>> keys = {
+        pinniped::PrivateKey::parse(pinniped::PrivateKey::generate_ec()->to_pem()),
+        pinniped::PrivateKey::parse(pinniped::PrivateKey::generate_ec(MBEDTLS_ECP_DP_SECP384R1)->to_pem()),
+        pinniped::PrivateKey::parse(pinniped::PrivateKey::generate_rsa(2048)->to_pem())};
+    std::atomic<int> good{0}, bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; t++)
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 12; i++) {
+          const auto &key = keys[static_cast<size_t>(t + i) % keys.size()];
+          unsigned char hash[32];
+          std::memset(hash, t * 16 + i, sizeof hash);
+          std::string sig = key->sign(MBEDTLS_MD_SHA256, hash, sizeof hash);
+          auto *pk = const_cast<mbedtls_pk_context *>(key->get());
+          bool ok = mbedtls_pk_verify(pk, MBEDTLS_MD_SHA256, hash, sizeof hash,
+                                      reinterpret_cast<const unsigned char *>(sig.data()), sig.size()) == 0;
+          hash[0] ^= 1;  // and only for that hash
+          ok = ok && mbedtls_pk_verify(pk, MBEDTLS_MD_SHA256, hash, sizeof hash,
+                                       reinterpret_cast<const unsigned char *>(sig.data()), sig.size()) != 0;
+          (ok ? good : bad)++;
+        }
+      });
+    for (auto &t : threads) t.join();
+    CHECK(good == 96);
+    CHECK(bad == 0);
+  }
+  SECTION("P-256 keys from the per-thread group: on the curve, a matching pair, all different, in many threads") {
+    std::mutex mu;
+    std::set<std::string> publics;
+    std::atomic<int> unsound{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++)
+      threads.emplace_back([&] {
+        for (int i = 0; i < 10; i++) {
+          auto k = pinniped::PrivateKey::generate_ec();
+          mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*const_cast<mbedtls_pk_context *>(k->get()));
+          // An independent group: the point is on P-256, d matches Q.
+          auto again = pinniped::PrivateKey::parse(k->to_pem());
+          if (kp->grp.id != MBEDTLS_ECP_DP_SECP256R1 || mbedtls_ecp_check_pubkey(&kp->grp, &kp->Q) != 0 ||
+              mbedtls_ecp_check_privkey(&kp->grp, &kp->d) != 0 || mbedtls_pk_check_pair(again->get(), k->get()) != 0 ||
+              again->public_der() != k->public_der())
+            unsound++;
+          std::lock_guard<std::mutex> lk(mu);
+          publics.insert(k->public_der());
+        }
+      });
+    for (auto &t : threads) t.join();
+    CHECK(unsound == 0);
+    CHECK(publics.size() == 40);
+  }
+}

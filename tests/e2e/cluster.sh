@@ -160,6 +160,13 @@ profile_paths() {
       ;;
   esac
   SIGNER_CERT=$CLIENT_CA
+  # What kube-controller-manager signs kube-apiserver-client CSRs with: one
+  # certificate (it refuses a bundle); k3s passes client-ca.nochain.crt.
+  if [ "$PROFILE" = k3s ]; then
+    CSR_SIGNING_CERT=$CA_DIR/client-ca.nochain.crt
+  else
+    CSR_SIGNING_CERT=$CLIENT_CA
+  fi
   API_SERVER_ADDR_URL=https://$ADDR:$PORT
 }
 
@@ -373,6 +380,7 @@ SA_ISSUER='$SA_ISSUER'
 CLIENT_CA='$CLIENT_CA'
 CLIENT_CA_CHAIN='$CLIENT_CA_CHAIN'
 SIGNER_CERT='$SIGNER_CERT'
+CSR_SIGNING_CERT='$CSR_SIGNING_CERT'
 SIGNER_KEY='$SIGNER_KEY'
 SIGNER_ROOT='$DIR/root'
 SERVING_CA='$SERVING_CA'

@@ -1139,8 +1139,9 @@ TEST_CASE("one writer among replicas: a Lease elects it, a successor takes over 
 
 // The CSR strategy: certificates from kube-controller-manager's signer
 // through the CSR API, no signer key in the concierge (k3s profiles: the
-// controller-manager signs kube-apiserver-client requests with client-ca.crt
-// and client-ca.key, as k3s runs it).
+// controller-manager signs kube-apiserver-client requests with
+// client-ca.nochain.crt and client-ca.key, as k3s runs it; with a chained
+// client CA that is the intermediate alone).
 
 namespace {
 // kube-controller-manager with only its CSR signing controller, as k3s
@@ -1151,7 +1152,7 @@ std::unique_ptr<Process> start_controller_manager(const E2E &e, const std::strin
   std::vector<std::string> argv = {e.env.at("KUBE_CONTROLLER_MANAGER"),
                                    "--kubeconfig", e.env.at("KUBECONFIG"),
                                    "--controllers", "csrsigning",
-                                   "--cluster-signing-kube-apiserver-client-cert-file", e.env.at("CLIENT_CA"),
+                                   "--cluster-signing-kube-apiserver-client-cert-file", e.env.at("CSR_SIGNING_CERT"),
                                    "--cluster-signing-kube-apiserver-client-key-file", e.env.at("SIGNER_KEY"),
                                    "--leader-elect=false", "--port", "0", "--secure-port", "0", "--v", "1"};
   if (!duration.empty()) argv.insert(argv.end(), {"--cluster-signing-duration", duration});
