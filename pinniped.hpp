@@ -1290,10 +1290,6 @@ inline std::vector<std::string> organizations(const mbedtls_x509_name *name) {
   return out;
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // One prepared curve group per thread and curve. mbedTLS builds a curve's
 // fixed-point table for the generator on the first multiplication by it and
 // keeps it in the group; a group loaded per operation (mbedtls_ecp_gen_key,
@@ -2014,10 +2010,10 @@ struct CertificateProblem {
 };
 
 // Checks an issued certificate (PEM, the leaf first) against what was asked:
-// the user exact and the same groups, our public key, clientAuth and not a CA, a chain to the
-// client CA where known, a lifetime no longer than asked plus the backdating
-// tolerance, valid now. Fills `out` (certificate PEM, times, serial) when it
-// passes.
+// the user exactly and the same groups, our public key, clientAuth and not
+// a CA, a chain to the client CA where known, valid now, and a lifetime no
+// longer than asked plus the backdating tolerance. Fills `out` (certificate
+// PEM, times, serial) when it passes.
 inline std::optional<CertificateProblem> check_issued_certificate(const std::string &pem,
                                                                   const CertificateExpectation &want,
                                                                   IssuedCertificate &out,
@@ -2059,9 +2055,10 @@ inline std::optional<CertificateProblem> check_issued_certificate(const std::str
     uint32_t flags = 0;
     int ret = mbedtls_x509_crt_verify(const_cast<mbedtls_x509_crt *>(c), roots->get(), nullptr, nullptr, &flags,
                                       nullptr, nullptr);
-    // Time is checked below against our clock, with the stated tolerance.
+    // Time is checked below against our clock, with the stated tolerance;
+    // any other flag, or a failure with no flag, means no chain.
     flags &= ~static_cast<uint32_t>(MBEDTLS_X509_BADCERT_FUTURE | MBEDTLS_X509_BADCERT_EXPIRED);
-    if (ret != 0 && flags != 0)
+    if (ret != 0 && (ret != MBEDTLS_ERR_X509_CERT_VERIFY_FAILED || flags != 0))
       return mismatch("the issued certificate does not chain to the CA kube-apiserver trusts for clients");
   }
   Clock::time_point nb = detail::from_x509_time(c->valid_from), na = detail::from_x509_time(c->valid_to);
@@ -5337,7 +5334,7 @@ class CsrIssuer {
         std::max<int64_t>(min_expiration_seconds, (std::chrono::duration_cast<std::chrono::seconds>(ttl).count()));
     std::string pem = detail::pem_encode("CERTIFICATE REQUEST", detail::certificate_request_der(username, groups, key));
     picojson::object labels, meta, spec, obj;
-    labels[app_label] = jv(s_.app);
+    labels[app_label] = jv(label_value(s_.app));
     labels[holder_label] = jv(s_.holder);
     meta["generateName"] = jv(s_.app + "-");
     meta["labels"] = picojson::value(labels);
@@ -5381,8 +5378,8 @@ class CsrIssuer {
     want.trusted_ca_pem = trusted_ca_pem;
     IssuedCertificate out;
     if (auto problem = check_issued_certificate(cert_pem, want, out)) {
-      set_health({false, problem->reason, problem->message + " (CertificateSigningRequest " + name + ")"});
-      throw internal_error(problem->message);
+      set_health({false, problem->reason, problem->message});
+      throw internal_error(problem->message + " (CertificateSigningRequest " + name + ")");
     }
     out.key_pem = key.key_pem;
     set_health({true, "IssuedCertificate", ready_message()});
@@ -5405,6 +5402,8 @@ class CsrIssuer {
     return std::string("certificates are issued through the Kubernetes CSR API (signer ") + signer_name +
            "); the concierge holds no signing key";
   }
+  // (No CSR names in it: the status would change with every failure. The
+  // exchange's log line names the CSR.)
   void set_health(Health h) {
     std::lock_guard<std::mutex> lk(mu_);
     if (!(h == health_)) {
@@ -5512,15 +5511,14 @@ class CsrIssuer {
       }
     }
     if (!got) {
-      std::string m = "no certificate for CertificateSigningRequest " + name + " within " +
-                      detail::describe_duration(s_.wait) +
+      std::string m = "no certificate within " + detail::describe_duration(s_.wait) +
                       ": is kube-controller-manager running with its csrsigning controller and "
                       "--cluster-signing-kube-apiserver-client-cert-file (or --cluster-signing-cert-file)?";
-      set_health({false, "CSRNotSigned", m});
-      throw Error(503, "ServiceUnavailable", m);
+      set_health({false, "CSRNotSigned", "a CertificateSigningRequest got " + m});
+      throw Error(503, "ServiceUnavailable", "CertificateSigningRequest " + name + " got " + m);
     }
     if (!got->refused.empty()) {
-      set_health({false, "CSRRefused", "the cluster refused CertificateSigningRequest " + name + ": " + got->refused});
+      set_health({false, "CSRRefused", "the cluster refused a CertificateSigningRequest: " + got->refused});
       throw Error(503, "ServiceUnavailable", "the CertificateSigningRequest was refused: " + got->refused);
     }
     return got->cert_pem;
