@@ -148,7 +148,11 @@ $(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTT
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/bench-local-user-authenticator: bench/local_user_authenticator.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator
+$(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB)
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator \
+	  $(BUILD)/bench-crypto-floor
+	tools/instructions.sh $(BUILD)/bench-crypto-floor
 	$(BUILD)/bench-exchange --pinniped $(BUILD)/pinniped --static $(STATIC_BIN)
 	$(BUILD)/bench-local-user-authenticator --pinniped $(BUILD)/pinniped
 	tools/budgets.sh $(IMAGE) build/static
@@ -214,5 +218,6 @@ check-format:
 clean:
 	rm -rf $(BUILD)/pinniped build/static $(BUILD)/run $(BUILD)/tests $(ASAN_DIR) $(BUILD)/bench-exchange \
 	  $(BUILD)/bench-local-user-authenticator $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-csr-strategy \
+	  $(BUILD)/bench-crypto-floor \
 	  $(BUILD)/demo-idp $(BUILD)/readme-example $(BUILD)/readme_example.cpp \
 	  $(BUILD)/readme-login-example $(BUILD)/readme_login_example.cpp

@@ -38,6 +38,7 @@ done
 
 # clang, its sanitizer and libFuzzer runtimes (only recommended by clang, so
 # named) and llvm-symbolizer for readable reports: `make fuzz` (fuzz/README.md).
+# valgrind: `make bench` counts instructions with callgrind.
 apt-get install -y -q --no-install-recommends \
   g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev libcrypt-dev \
   dpkg-dev openssl ca-certificates iproute2 procps binutils python3 graphviz curl jq \
@@ -45,7 +46,7 @@ apt-get install -y -q --no-install-recommends \
   libmbedtls-dev:arm64 libyaml-dev:arm64 libcrypt-dev:arm64 \
   libmbedtls-dev:armhf libyaml-dev:armhf libcrypt-dev:armhf \
   skopeo umoci dnsmasq-base containerd runc \
-  clang libclang-rt-14-dev llvm clang-format >/dev/null
+  clang libclang-rt-14-dev llvm clang-format valgrind >/dev/null
 # kubectl for the e2e suite, the demo and the benchmark: a fresh Debian 12
 # has none; its kubernetes-client is kubectl 1.20, the e2e server's version.
 # A kubectl already on PATH (newer, or from another package that owns
