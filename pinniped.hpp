@@ -3043,11 +3043,49 @@ struct HttpResponse {
 
 namespace detail {
 
+// Why a TCP connection to host:port fails, in the errno's words
+// ("Connection refused", "No route to host", ...): cpp-httplib reports every
+// failure alike, so after one the address is tried once more to learn why.
+// "" when it connects now.
+inline std::string connect_failure(const std::string &host, int port, int timeout_ms) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) return std::string("cannot resolve ") + host + ": " + gai_strerror(rc);
+  std::string why = "connection failed";
+  for (addrinfo *ai = res; ai; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    int err = 0;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, timeout_ms) <= 0) {
+          err = ETIMEDOUT;
+        } else {
+          socklen_t len = sizeof err;
+          if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        }
+      }
+    }
+    ::close(fd);
+    if (err == 0) {
+      why.clear();
+      break;
+    }
+    why = std::error_code(err, std::generic_category()).message();
+  }
+  freeaddrinfo(res);
+  if (!why.empty()) why[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
+  return why;
+}
+
 // cpp-httplib's client with our TLS in its socket hooks.
 class MbedClient : public httplib::ClientImpl {
  public:
   MbedClient(const std::string &host, int port, std::shared_ptr<TlsConfig> cfg)
-      : httplib::ClientImpl(host, port), cfg_(std::move(cfg)) {}
+      : httplib::ClientImpl(host, port), cfg_(std::move(cfg)), host_name_(host), port_number_(port) {}
   ~MbedClient() override { stop(); }
 
   std::string last_error;
@@ -3088,8 +3126,9 @@ class MbedClient : public httplib::ClientImpl {
  protected:
   bool create_and_connect_socket(Socket &socket, httplib::Error &error) override {
     if (!httplib::ClientImpl::create_and_connect_socket(socket, error)) {
-      last_error = "cannot connect to " + host_and_port_ + ": " +
-                   (error == httplib::Error::ConnectionTimeout ? "connect timed out" : "connection failed");
+      std::string why = error == httplib::Error::ConnectionTimeout ? "connect timed out"
+                                                                   : connect_failure(host_name_, port_number_, 1000);
+      last_error = "cannot connect to " + host_and_port_ + ": " + (why.empty() ? "connection failed" : why);
       return false;
     }
     try {
@@ -3157,6 +3196,8 @@ class MbedClient : public httplib::ClientImpl {
     return r;
   }
   std::shared_ptr<TlsConfig> cfg_;
+  std::string host_name_;
+  int port_number_;
   std::unique_ptr<TlsSession> session_;
 };
 

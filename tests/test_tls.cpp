@@ -543,6 +543,8 @@ TEST_CASE("HttpsClient verifies the server certificate") {
 TEST_CASE("HttpsClient reports an unreachable server as 503") {
   std::string msg = get_error("https://127.0.0.1:" + std::to_string(closed_port()), trust(""));
   CHECK(contains(msg, "cannot connect"));
+  CHECK(contains(msg, ": connection refused"));  // the errno, not just "failed"
+  CHECK(detail::connect_failure("127.0.0.1", closed_port(), 1000) == "connection refused");
 }
 
 // ---------------------------------------------------------------------------
