@@ -28,23 +28,10 @@ double metric(const std::string &page, const std::string &name) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string pinniped = "build/pinniped", e2e_dir = std::getenv("E2E_DIR") ? std::getenv("E2E_DIR") : "";
-  int runs = 60;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--pinniped")
-      pinniped = argv[i + 1];
-    else if (a == "--e2e-dir")
-      e2e_dir = argv[i + 1];
-    else if (a == "--runs")
-      runs = std::max(5, std::atoi(argv[i + 1]));
-  }
-  char real[4096];
-  if (!realpath(pinniped.c_str(), real) || e2e_dir.empty()) {
-    std::fprintf(stderr, "bench-csr-strategy: needs --pinniped BIN and --e2e-dir DIR (tests/e2e/cluster.sh up)\n");
-    return 1;
-  }
-  pinniped = real;
+  auto args = cluster_bench_args(argc, argv, "bench-csr-strategy", 60, 5);
+  if (!args) return 1;
+  const std::string &pinniped = args->pinniped, &e2e_dir = args->e2e_dir;
+  const int runs = args->runs;
   try {
     auto env = read_env_file(e2e_dir + "/env");
     std::string admin = env.at("KUBECONFIG"), addr = env.at("ADDR");
@@ -55,22 +42,8 @@ int main(int argc, char **argv) {
       if (rc != 0) throw std::runtime_error("kubectl " + args + ": " + out);
       return out;
     };
-    for (int i = 0;; i++) {  // the CRDs (CredentialIssuer, WebhookAuthenticator)
-      try {
-        kubectl("apply -k manifests/concierge");
-        break;
-      } catch (const std::exception &) {
-        if (i >= 5) throw;
-        std::this_thread::sleep_for(std::chrono::seconds(2));
-      }
-    }
-    // The signer, as k3s runs it (client CA = kube-apiserver-client signer);
-    // 10 minutes stands in for a cluster that honours expirationSeconds.
-    Process kcm({env.at("KUBE_CONTROLLER_MANAGER"), "--kubeconfig", admin, "--controllers", "csrsigning",
-                 "--cluster-signing-kube-apiserver-client-cert-file", env.at("CSR_SIGNING_CERT"),
-                 "--cluster-signing-kube-apiserver-client-key-file", env.at("SIGNER_KEY"),
-                 "--cluster-signing-duration", "10m", "--leader-elect=false", "--port", "0", "--secure-port", "0"},
-                dir.file("kcm.log"));
+    apply_kustomization(admin, "manifests/concierge");  // the CRDs
+    Process kcm(controller_manager_argv(env, "10m"), dir.file("kcm.log"));
     FakeIdp idp;
     idp.add_user("bench-token", {"bench-user", "", {"bench-devs", "bench-all"}, {}});
     dir.write("auth.yaml", authenticator_yaml("bench-idp", idp.url(), idp.ca_data()));
@@ -81,11 +54,15 @@ int main(int argc, char **argv) {
     dir.write("tls.crt", leaf.cert_pem);
     dir.write("tls.key", leaf.key_pem);
     auto start = [&](const std::string &app, int port, const std::vector<std::string> &strategy) {
-      std::vector<std::string> a = {pinniped,      "concierge",          "--listen",   addr + ":" + std::to_string(port),
-                                    "--kubeconfig", admin,               "--app-name", app,
-                                    "--namespace",  "default",           "--tls-cert", dir.file("tls.crt"),
-                                    "--tls-key",    dir.file("tls.key"), "--authenticators", dir.file("auth.yaml"),
-                                    "--log-level",  "warn"};
+      std::vector<std::string> a = {pinniped,           "concierge",
+                                    "--listen",         addr + ":" + std::to_string(port),
+                                    "--kubeconfig",     admin,
+                                    "--app-name",       app,
+                                    "--namespace",      "default",
+                                    "--tls-cert",       dir.file("tls.crt"),
+                                    "--tls-key",        dir.file("tls.key"),
+                                    "--authenticators", dir.file("auth.yaml"),
+                                    "--log-level",      "warn"};
       a.insert(a.end(), strategy.begin(), strategy.end());
       return std::make_unique<Process>(a, dir.file(app + ".log"));
     };
@@ -139,19 +116,21 @@ int main(int argc, char **argv) {
     auto chain = CertificateChain::parse(last_csr.client_certificate_data);
     auto life = std::chrono::duration_cast<std::chrono::seconds>(detail::from_x509_time(chain->get()->valid_to) -
                                                                  detail::from_x509_time(chain->get()->valid_from));
-    std::printf("CSR-strategy benchmark: kube-apiserver and kube-controller-manager %s, %d sequential exchanges each, "
-                "interleaved\n",
-                env.count("KUBE_APISERVER_VERSION") ? env.at("KUBE_APISERVER_VERSION").c_str() : "?", runs);
+    std::printf(
+        "CSR-strategy benchmark: kube-apiserver and kube-controller-manager %s, %d sequential exchanges each, "
+        "interleaved\n",
+        env.count("KUBE_APISERVER_VERSION") ? env.at("KUBE_APISERVER_VERSION").c_str() : "?", runs);
     auto line = [](const char *name, const std::vector<double> &v) {
-      std::printf("  %-44s p50 %7.2f ms   p90 %7.2f ms   p99 %7.2f ms\n", name, percentile(v, 0.5),
-                  percentile(v, 0.9), percentile(v, 0.99));
+      std::printf("  %-44s p50 %7.2f ms   p90 %7.2f ms   p99 %7.2f ms\n", name, percentile(v, 0.5), percentile(v, 0.9),
+                  percentile(v, 0.99));
     };
     line("signer-files strategy (key in the concierge)", ms_files);
     line("csr strategy (CSR API, no key)", ms_csr);
-    std::printf("  csr / signer-files: p50 %.2fx, p99 %.2fx; API requests per exchange %.2f (create, approve, "
-                "delete); CSRs left %d; certificate lifetime %llds\n",
-                percentile(ms_csr, 0.5) / percentile(ms_files, 0.5), percentile(ms_csr, 0.99) / percentile(ms_files, 0.99),
-                (api_after - api_before) / runs, leftovers, static_cast<long long>(life.count()));
+    std::printf(
+        "  csr / signer-files: p50 %.2fx, p99 %.2fx; API requests per exchange %.2f (create, approve, "
+        "delete); CSRs left %d; certificate lifetime %llds\n",
+        percentile(ms_csr, 0.5) / percentile(ms_files, 0.5), percentile(ms_csr, 0.99) / percentile(ms_files, 0.99),
+        (api_after - api_before) / runs, leftovers, static_cast<long long>(life.count()));
     for (auto *p : {files.get(), csr.get()}) {
       p->signal(SIGTERM);
       p->wait(std::chrono::seconds(10));

@@ -67,27 +67,10 @@ Series measure(int n, const std::function<void()> &before, const std::vector<std
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string pinniped = "build/pinniped", e2e_dir = std::getenv("E2E_DIR") ? std::getenv("E2E_DIR") : "";
-  int runs = 15;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--pinniped")
-      pinniped = argv[i + 1];
-    else if (a == "--e2e-dir")
-      e2e_dir = argv[i + 1];
-    else if (a == "--runs")
-      runs = std::max(3, std::atoi(argv[i + 1]));
-  }
-  char real[4096];
-  if (!realpath(pinniped.c_str(), real)) {
-    std::fprintf(stderr, "bench-kubectl-plugin: %s not found\n", pinniped.c_str());
-    return 1;
-  }
-  pinniped = real;
-  if (e2e_dir.empty()) {
-    std::fprintf(stderr, "bench-kubectl-plugin: needs the e2e cluster (--e2e-dir DIR of tests/e2e/cluster.sh up)\n");
-    return 1;
-  }
+  auto args = cluster_bench_args(argc, argv, "bench-kubectl-plugin", 15, 3);
+  if (!args) return 1;
+  const std::string &pinniped = args->pinniped, &e2e_dir = args->e2e_dir;
+  const int runs = args->runs;
   try {
     auto env = read_env_file(e2e_dir + "/env");
     std::string admin = env.at("KUBECONFIG"), addr = env.at("ADDR");
@@ -99,15 +82,7 @@ int main(int argc, char **argv) {
       return out;
     };
     // The concierge as in the e2e suite: manifests, hand-made Endpoints, a host process.
-    for (int i = 0;; i++) {
-      try {
-        kubectl("apply -k manifests/concierge");
-        break;
-      } catch (const std::exception &) {
-        if (i >= 5) throw;
-        std::this_thread::sleep_for(std::chrono::seconds(2));
-      }
-    }
+    apply_kustomization(admin, "manifests/concierge");
     dir.write("ep.yaml",
               "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: pinniped-concierge-api\n"
               "  namespace: pinniped-concierge\nsubsets:\n- addresses:\n  - ip: " +

@@ -134,6 +134,83 @@ inline bool have(const std::string &program) {
   return rc == 0;
 }
 
+// --- the e2e cluster (tests/e2e/cluster.sh), shared by the e2e suite and
+// the benchmarks that run on it.
+
+// `kubectl apply -k DIR` with the admin kubeconfig until it is accepted: CRDs
+// and objects of their kinds in one apply can race the CRDs becoming
+// established. Throws after 5 tries.
+inline void apply_kustomization(const std::string &kubeconfig, const std::string &dir) {
+  std::string out;
+  for (int i = 0; i < 5; i++) {
+    int rc = 0;
+    out = run("kubectl --kubeconfig " + shell_quote(kubeconfig) + " apply -k " + shell_quote(dir) + " 2>&1", &rc);
+    if (rc == 0) return;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+  throw std::runtime_error("kubectl apply -k " + dir + " failed: " + out);
+}
+
+// kube-controller-manager with only its CSR signing controller, as k3s runs
+// it: kube-apiserver-client requests signed with one CA certificate
+// (CSR_SIGNING_CERT: k3s's client-ca.nochain.crt) and the client CA's key;
+// `duration` is --cluster-signing-duration ("": its default, a year).
+// Kubernetes 1.20 ignores spec.expirationSeconds: 10m stands in for a
+// cluster that honours it.
+inline std::vector<std::string> controller_manager_argv(const std::map<std::string, std::string> &env,
+                                                        const std::string &duration) {
+  std::vector<std::string> argv = {env.at("KUBE_CONTROLLER_MANAGER"),
+                                   "--kubeconfig",
+                                   env.at("KUBECONFIG"),
+                                   "--controllers",
+                                   "csrsigning",
+                                   "--cluster-signing-kube-apiserver-client-cert-file",
+                                   env.at("CSR_SIGNING_CERT"),
+                                   "--cluster-signing-kube-apiserver-client-key-file",
+                                   env.at("SIGNER_KEY"),
+                                   "--leader-elect=false",
+                                   "--port",
+                                   "0",
+                                   "--secure-port",
+                                   "0"};
+  if (!duration.empty()) argv.insert(argv.end(), {"--cluster-signing-duration", duration});
+  return argv;
+}
+
+// The command line of a benchmark on the e2e cluster: --pinniped BIN (made
+// absolute), --e2e-dir DIR (default $E2E_DIR), --runs N (at least
+// `min_runs`). nullopt, after a line on stderr, when either is missing.
+struct ClusterBenchArgs {
+  std::string pinniped = "build/pinniped", e2e_dir;
+  int runs = 0;
+};
+inline std::optional<ClusterBenchArgs> cluster_bench_args(int argc, char **argv, const char *name, int runs,
+                                                          int min_runs) {
+  ClusterBenchArgs a;
+  a.runs = runs;
+  if (const char *d = std::getenv("E2E_DIR")) a.e2e_dir = d;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string f = argv[i];
+    if (f == "--pinniped")
+      a.pinniped = argv[i + 1];
+    else if (f == "--e2e-dir")
+      a.e2e_dir = argv[i + 1];
+    else if (f == "--runs")
+      a.runs = std::max(min_runs, std::atoi(argv[i + 1]));
+  }
+  char real[4096];
+  if (!realpath(a.pinniped.c_str(), real)) {
+    std::fprintf(stderr, "%s: %s not found\n", name, a.pinniped.c_str());
+    return std::nullopt;
+  }
+  a.pinniped = real;
+  if (a.e2e_dir.empty()) {
+    std::fprintf(stderr, "%s: needs the e2e cluster (--e2e-dir DIR of tests/e2e/cluster.sh up)\n", name);
+    return std::nullopt;
+  }
+  return a;
+}
+
 // A TokenReview webhook served over real TLS on 127.0.0.1, whose answers a
 // test scripts. By default it authenticates the tokens in `users` and
 // echoes the request's apiVersion.
