@@ -38,7 +38,21 @@ endif
 STATIC_BIN := build/static/$(ARCH)/pinniped
 
 TEST_SRCS := $(wildcard tests/test_*.cpp)
-TEST_BINS := $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(TEST_SRCS))
+TEST_SUITES := $(patsubst tests/%.cpp,%,$(TEST_SRCS))
+# Test code is built for compiling fast (-Og: GCC's debugging level; the
+# suites take a third of the -O2 time) and the product it runs is not: the
+# pinniped binary, the static ones and the benchmarks keep CXXFLAGS.
+TEST_CXXFLAGS ?= -Og -g
+ifdef CROSS
+TEST_CXXFLAGS := $(filter-out -g,$(TEST_CXXFLAGS))
+endif
+TEST_CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"'
+# The suites of tests/test_*.cpp are one binary of UNITY_GROUPS translation
+# units (tools/unity.sh): the header is compiled that many times, not once
+# per suite. tools/run-tests.sh runs it once per suite ("suite:BIN:NAME").
+UNITY_GROUPS ?= 2
+SUITES_BIN := $(BUILD)/tests/suites
+TEST_ENTRIES = $(foreach s,$(TEST_SUITES),suite:$(abspath $(SUITES_BIN)):$(s))
 ASAN_DIR  := $(BUILD)/asan
 # -Wno-maybe-uninitialized: GCC 12 false positive inside <regex> at -O1 with sanitizers.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -65,20 +79,35 @@ build/static/%/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
 	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
 	@echo "static binary $*: $$(stat -c %s $@) bytes, $$(gzip -9nc $@ | wc -c) gzipped"
 
-# Tests: one Catch2 binary per tests/test_*.cpp, sharing one main object.
+# Tests: the Catch2 suites of tests/test_*.cpp in one binary (above).
 $(BUILD)/tests/catch_main.o: tests/catch_main.cpp
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) -c -o $@ $<
-$(BUILD)/tests/%: tests/%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
-	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
+	$(CXX) $(TEST_CXXFLAGS) -c -o $@ $<
+UNITY_SRCS := $(foreach k,$(shell seq $(UNITY_GROUPS)),$(BUILD)/tests/unity-$(k).cpp)
+# Rewritten only when its text changes (FORCE runs the script every time),
+# and kept (not an intermediate file make would delete).
+.SECONDARY: $(UNITY_SRCS) $(patsubst $(BUILD)/tests/%,$(ASAN_DIR)/%,$(UNITY_SRCS)) $(BUILD)/tests/delivery/unity.cpp
+$(BUILD)/tests/unity-%.cpp: tools/unity.sh FORCE
+	@tools/unity.sh $@ $* $(UNITY_GROUPS) $(TEST_SRCS)
+# -MMD: each unit's object depends on the suites and headers it includes.
+$(BUILD)/tests/unity-%.o: $(BUILD)/tests/unity-%.cpp $(HTTPLIB)
+	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
+$(SUITES_BIN): $(UNITY_SRCS:.cpp=.o) $(BUILD)/tests/catch_main.o
+	$(CXX) $(TEST_CXXFLAGS) -o $@.tmp.$$$$ $^ $(LIBS) && mv $@.tmp.$$$$ $@
+-include $(wildcard $(BUILD)/tests/*.d $(BUILD)/tests/delivery/*.d $(ASAN_DIR)/*.d)
+# Nothing makes them but the compiler (and no implicit rule should try).
+%.d: ;
+# One suite on its own, for working on it: make build/tests/test_cli.
+$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
+	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
 $(BUILD)/readme-example: $(BUILD)/readme_example.cpp pinniped.hpp $(HTTPLIB)
-	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/readme_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md > $@
 $(BUILD)/readme-login-example: $(BUILD)/readme_login_example.cpp pinniped.hpp $(HTTPLIB)
-	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/readme_login_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md login > $@
@@ -86,15 +115,19 @@ $(BUILD)/readme_login_example.cpp: README.md tools/extract-example.sh
 # The e2e suite runs inside the network namespace of tests/e2e/cluster.sh.
 $(BUILD)/tests/e2e/test_e2e: tests/e2e/test_e2e.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
+	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
 # Suites built outside ARCH's set: the shipped artifacts (image, manifests,
 # docs, the static binary's name resolution). They run on the build machine.
 DELIVERY_SRCS := $(wildcard tests/delivery/test_*.cpp)
-DELIVERY_BINS := $(patsubst tests/delivery/%.cpp,$(BUILD)/tests/delivery/%,$(DELIVERY_SRCS))
-$(BUILD)/tests/delivery/%: tests/delivery/%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
-	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
+DELIVERY_BIN := $(BUILD)/tests/delivery/suites
+DELIVERY_ENTRIES = $(foreach s,$(patsubst tests/delivery/%.cpp,%,$(DELIVERY_SRCS)),suite:$(abspath $(DELIVERY_BIN)):$(s))
+$(BUILD)/tests/delivery/unity.cpp: tools/unity.sh FORCE
+	@tools/unity.sh $@ 1 1 $(DELIVERY_SRCS)
+$(BUILD)/tests/delivery/unity.o: $(BUILD)/tests/delivery/unity.cpp $(HTTPLIB)
+	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
+$(DELIVERY_BIN): $(BUILD)/tests/delivery/unity.o $(BUILD)/tests/catch_main.o
+	$(CXX) $(TEST_CXXFLAGS) -o $@.tmp.$$$$ $^ $(LIBS) && mv $@.tmp.$$$$ $@
 
 # No binfmt_misc here: cross-built programs that tests start (the pinniped
 # binary, the README examples) are reached through small qemu-user wrappers.
@@ -108,21 +141,22 @@ $(BUILD)/run/%: $(BUILD)/%
 CROSS_ARCHES := $(filter-out $(HOST_ARCH),$(ARCHES))
 ifdef CROSS
 # `make test ARCH=arm64`: ARCH's unit and loopback suites under qemu-user.
-test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(TEST_BINS) $(BUILD)/run/pinniped $(BUILD)/run/readme-example \
+test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(SUITES_BIN) $(BUILD)/run/pinniped $(BUILD)/run/readme-example \
 	  $(BUILD)/run/readme-login-example
 test: test-bins
-	tools/test.sh --cross $(ARCH) $(BUILD) $(TEST_BINS)
+	tools/test.sh --cross $(ARCH) $(BUILD) $(TEST_ENTRIES)
 else
 # `make test`: every suite of this machine's ARCH, the delivery suites, the
 # other ARCHes' suites under qemu-user, and the real-cluster e2e; one count.
-test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(TEST_BINS) $(DELIVERY_BINS) $(BUILD)/readme-example \
+test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(SUITES_BIN) $(DELIVERY_BIN) $(BUILD)/readme-example \
 	  $(BUILD)/readme-login-example $(BUILD)/tests/e2e/test_e2e image
 cross-test-bins:
 	@for a in $(CROSS_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a test-bins || exit 1; done
 test: test-bins cross-test-bins
 	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_IMAGE=$(abspath $(IMAGE)) PINNIPED_STATIC_DIR=$(abspath build/static) \
-	  CROSS_ARCHES="$(CROSS_ARCHES)" tools/test.sh $(BUILD) $(TEST_BINS) $(DELIVERY_BINS)
+	  CROSS_ARCHES="$(CROSS_ARCHES)" UNIT_SUITES="$(TEST_SUITES)" tools/test.sh $(BUILD) $(TEST_ENTRIES) \
+	  $(DELIVERY_ENTRIES)
 endif
 
 # Only the real-cluster suite (root).
@@ -136,13 +170,16 @@ $(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
 $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-$(ASAN_DIR)/test_%: tests/test_%.cpp $(ASAN_DIR)/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
-	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -o $@ $< $(ASAN_DIR)/catch_main.o $(LIBS)
-test-asan: $(ASAN_DIR)/pinniped $(patsubst tests/%.cpp,$(ASAN_DIR)/%,$(TEST_SRCS)) $(BUILD)/readme-example \
-	  $(BUILD)/readme-login-example $(STATIC_BIN)
+$(ASAN_DIR)/unity-%.cpp: tools/unity.sh FORCE
+	@tools/unity.sh $@ $* $(UNITY_GROUPS) $(TEST_SRCS)
+$(ASAN_DIR)/unity-%.o: $(ASAN_DIR)/unity-%.cpp $(HTTPLIB)
+	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
+$(ASAN_DIR)/suites: $(patsubst $(BUILD)/tests/%,$(ASAN_DIR)/%,$(UNITY_SRCS:.cpp=.o)) $(ASAN_DIR)/catch_main.o
+	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+test-asan: $(ASAN_DIR)/pinniped $(ASAN_DIR)/suites $(BUILD)/readme-example $(BUILD)/readme-login-example $(STATIC_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
-	  tools/run-tests.sh $(patsubst tests/%.cpp,$(ASAN_DIR)/%,$(TEST_SRCS))
+	  tools/run-tests.sh $(foreach s,$(TEST_SUITES),suite:$(abspath $(ASAN_DIR)/suites):$(s))
 
 $(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)

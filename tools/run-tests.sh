@@ -13,19 +13,23 @@ passed=0
 failed=0
 label=${TEST_LABEL:+$TEST_LABEL/}
 for entry in "$@"; do
-  # "netns:NS:BIN" runs BIN inside network namespace NS; "missing:WHY" is a
-  # suite that could not run.
+  # "netns:NS:BIN" runs BIN inside network namespace NS; "suite:BIN:NAME"
+  # runs only suite NAME (the test cases of NAME.cpp) of the multi-suite
+  # binary BIN (tools/unity.sh); "missing:WHY" is a suite that could not run.
   prefix=${TEST_RUNNER:-}
   bin=$entry
+  set --
   case $entry in
     netns:*) rest=${entry#netns:}; prefix="ip netns exec ${rest%%:*}"; bin=${rest#*:} ;;
+    suite:*) rest=${entry#suite:}; bin=${rest%:*}; set -- --filenames-as-tags "[#${rest##*:}]" ;;
     missing:*) echo "${label}${entry#missing:}: could not run"; failed=$((failed + 1)); continue ;;
   esac
   name=$(basename "$bin")
+  case $entry in suite:*) name=${entry##*:} ;; esac
   xml="$out/$name.xml"
   rm -f "$xml"
   start=$(date +%s)
-  $prefix "$bin" -r xml -o "$xml" >"$out/$name.out" 2>&1
+  $prefix "$bin" "$@" -r xml -o "$xml" >"$out/$name.out" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   counts=$(python3 tools/catch-results.py "$xml" 2>>"$out/$name.out")
@@ -37,6 +41,11 @@ for entry in "$@"; do
   fi
   p=${counts% *}
   f=${counts#* }
+  if [ "$((p + f))" = 0 ]; then
+    echo "$label$name: no test case ran (exit $rc)"
+    failed=$((failed + 1))
+    continue
+  fi
   passed=$((passed + p))
   failed=$((failed + f))
   echo "$label$name: $p passed, $f failed (${secs}s)"

@@ -1,11 +1,12 @@
 #!/bin/sh
 # `make test`. Usage:
-#   tools/test.sh BUILD BINS...            this machine's suites (BINS), then
-#       every ARCH in $CROSS_ARCHES under qemu-user (build/ARCH/tests/*), then
+#   tools/test.sh BUILD ENTRIES...         this machine's suites (ENTRIES, as
+#       tools/run-tests.sh takes them), then the suites $UNIT_SUITES of every
+#       ARCH in $CROSS_ARCHES under qemu-user (build/ARCH/tests/suites), then
 #       the real-cluster e2e inside the cluster's network namespace, once per
 #       control-plane profile in $E2E_PROFILES (default "k3s k3s-chain kubeadm"), each
 #       on its own cluster in ${E2E_DIR:-/tmp/pinniped-e2e}-PROFILE;
-#   tools/test.sh --cross ARCH BUILD BINS... only ARCH's suites under qemu-user.
+#   tools/test.sh --cross ARCH BUILD ENTRIES... only ARCH's suites under qemu-user.
 # All are counted together in one closing line "N passed, N failed".
 set -u
 tally=$(mktemp)
@@ -61,10 +62,10 @@ e2e_bin=$BUILD/tests/e2e/test_e2e
 
 for arch in ${CROSS_ARCHES:-}; do
   set --
-  for b in build/$arch/tests/test_*; do
-    case $b in *.tmp.*) continue ;; esac
-    [ -x "$b" ] && set -- "$@" "$b"
-  done
+  suites=$(realpath -m "build/$arch/tests/suites")
+  if [ -x "$suites" ]; then
+    for s in ${UNIT_SUITES:-}; do set -- "$@" "suite:$suites:$s"; done
+  fi
   if [ $# = 0 ]; then
     TEST_RESULTS=$results/$arch tools/run-tests.sh "missing:$arch suites (not built: make ARCH=$arch test-bins)"
   else
