@@ -20,19 +20,24 @@ CROSS    := 1
 endif
 DEPS     := build/deps
 HTTPLIB  := $(DEPS)/include/httplib.h
+# mbedTLS built by tools/build-mbedtls.sh from Debian's source with our
+# configuration: its headers in $(DEPS)/include (found before
+# /usr/include), its libraries per architecture.
+MBEDTLS_LIBDIR = $(DEPS)/lib/$(ARCH)
+MBEDTLS   = $(MBEDTLS_LIBDIR)/.stamp
 VERSION  := 0.1.0
 
 WARN     := -Wall -Wextra -Werror -Wno-psabi
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"'
 # mbedTLS and libyaml linked statically: the binary needs only libc/libstdc++.
-LIBS     := -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -Wl,-Bdynamic -lcrypt -pthread
+LIBS     := -L$(MBEDTLS_LIBDIR) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -Wl,-Bdynamic -lcrypt -pthread
 STATIC_FLAGS := -Os -ffunction-sections -fdata-sections -static -Wl,--gc-sections -s
 ifdef CROSS
 # Cross-built programs and suites are fully static: qemu-user runs them with
 # no foreign sysroot.
 CXXFLAGS := $(filter-out -g,$(CXXFLAGS))
-LIBS     := -static -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt -pthread
+LIBS     := -L$(MBEDTLS_LIBDIR) -static -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt -pthread
 endif
 # The shipped binary per architecture: fully static and stripped.
 STATIC_BIN := build/static/$(ARCH)/pinniped
@@ -66,17 +71,19 @@ deps:
 
 $(HTTPLIB): tools/fetch-httplib.sh
 	tools/fetch-httplib.sh $@
+$(DEPS)/lib/%/.stamp: tools/build-mbedtls.sh
+	tools/build-mbedtls.sh $(DEPS) $*
 
-$(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
+$(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(WARN) -o $@.tmp.$$$$ main.cpp $(LIBS) && mv $@.tmp.$$$$ $@
 
 static: $(STATIC_BIN)
-build/static/%/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
+build/static/%/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp
 	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
 	@mkdir -p $(@D)
 	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"' $(WARN) \
-	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
+	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -L$(DEPS)/lib/$* -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
 	@echo "static binary $*: $$(stat -c %s $@) bytes, $$(gzip -9nc $@ | wc -c) gzipped"
 
 # Tests: the Catch2 suites of tests/test_*.cpp in one binary (above).
@@ -90,7 +97,7 @@ UNITY_SRCS := $(foreach k,$(shell seq $(UNITY_GROUPS)),$(BUILD)/tests/unity-$(k)
 $(BUILD)/tests/unity-%.cpp: tools/unity.sh FORCE
 	@tools/unity.sh $@ $* $(UNITY_GROUPS) $(TEST_SRCS)
 # -MMD: each unit's object depends on the suites and headers it includes.
-$(BUILD)/tests/unity-%.o: $(BUILD)/tests/unity-%.cpp $(HTTPLIB)
+$(BUILD)/tests/unity-%.o: $(BUILD)/tests/unity-%.cpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
 $(SUITES_BIN): $(UNITY_SRCS:.cpp=.o) $(BUILD)/tests/catch_main.o
 	$(CXX) $(TEST_CXXFLAGS) -o $@.tmp.$$$$ $^ $(LIBS) && mv $@.tmp.$$$$ $@
@@ -98,22 +105,22 @@ $(SUITES_BIN): $(UNITY_SRCS:.cpp=.o) $(BUILD)/tests/catch_main.o
 # Nothing makes them but the compiler (and no implicit rule should try).
 %.d: ;
 # One suite on its own, for working on it: make build/tests/test_cli.
-$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
+$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
-$(BUILD)/readme-example: $(BUILD)/readme_example.cpp pinniped.hpp $(HTTPLIB)
+$(BUILD)/readme-example: $(BUILD)/readme_example.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/readme_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md > $@
-$(BUILD)/readme-login-example: $(BUILD)/readme_login_example.cpp pinniped.hpp $(HTTPLIB)
+$(BUILD)/readme-login-example: $(BUILD)/readme_login_example.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/readme_login_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md login > $@
 
 # The e2e suite runs inside the network namespace of tests/e2e/cluster.sh.
-$(BUILD)/tests/e2e/test_e2e: tests/e2e/test_e2e.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB)
+$(BUILD)/tests/e2e/test_e2e: tests/e2e/test_e2e.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	@mkdir -p $(@D)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
@@ -124,7 +131,7 @@ DELIVERY_BIN := $(BUILD)/tests/delivery/suites
 DELIVERY_ENTRIES = $(foreach s,$(patsubst tests/delivery/%.cpp,%,$(DELIVERY_SRCS)),suite:$(abspath $(DELIVERY_BIN)):$(s))
 $(BUILD)/tests/delivery/unity.cpp: tools/unity.sh FORCE
 	@tools/unity.sh $@ 1 1 $(DELIVERY_SRCS)
-$(BUILD)/tests/delivery/unity.o: $(BUILD)/tests/delivery/unity.cpp $(HTTPLIB)
+$(BUILD)/tests/delivery/unity.o: $(BUILD)/tests/delivery/unity.cpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
 $(DELIVERY_BIN): $(BUILD)/tests/delivery/unity.o $(BUILD)/tests/catch_main.o
 	$(CXX) $(TEST_CXXFLAGS) -o $@.tmp.$$$$ $^ $(LIBS) && mv $@.tmp.$$$$ $@
@@ -164,7 +171,7 @@ e2e: $(BUILD)/pinniped $(BUILD)/tests/e2e/test_e2e
 	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) CROSS_ARCHES= E2E_PROFILES="$(E2E_PROFILES)" tools/test.sh $(BUILD)
 
 # The same suites and program under AddressSanitizer + UBSan.
-$(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB)
+$(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -o $@ main.cpp $(LIBS)
 $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
@@ -172,7 +179,7 @@ $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 $(ASAN_DIR)/unity-%.cpp: tools/unity.sh FORCE
 	@tools/unity.sh $@ $* $(UNITY_GROUPS) $(TEST_SRCS)
-$(ASAN_DIR)/unity-%.o: $(ASAN_DIR)/unity-%.cpp $(HTTPLIB)
+$(ASAN_DIR)/unity-%.o: $(ASAN_DIR)/unity-%.cpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
 $(ASAN_DIR)/suites: $(patsubst $(BUILD)/tests/%,$(ASAN_DIR)/%,$(UNITY_SRCS:.cpp=.o)) $(ASAN_DIR)/catch_main.o
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
@@ -181,11 +188,13 @@ test-asan: $(ASAN_DIR)/pinniped $(ASAN_DIR)/suites $(BUILD)/readme-example $(BUI
 	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  tools/run-tests.sh $(foreach s,$(TEST_SUITES),suite:$(abspath $(ASAN_DIR)/suites):$(s))
 
-$(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
+$(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-local-user-authenticator: bench/local_user_authenticator.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
+$(BUILD)/bench-local-user-authenticator: bench/local_user_authenticator.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB)
+$(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+$(BUILD)/bench-exchange-phases: bench/exchange_phases.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator \
 	  $(BUILD)/bench-crypto-floor
@@ -199,9 +208,9 @@ bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)
 # strategy vs signer files, against the real kube-apiserver (and
 # kube-controller-manager): needs root (the e2e cluster's network namespace); skipped
 # otherwise, or while another e2e cluster is up.
-$(BUILD)/bench-kubectl-plugin: bench/kubectl_plugin.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
+$(BUILD)/bench-kubectl-plugin: bench/kubectl_plugin.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-csr-strategy: bench/csr_strategy.cpp pinniped.hpp tests/support.hpp $(HTTPLIB)
+$(BUILD)/bench-csr-strategy: bench/csr_strategy.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 bench-kubectl: $(BUILD)/pinniped $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-csr-strategy
 	@if [ "$$(id -u)" != 0 ]; then echo "kubectl-plugin benchmark: skipped (needs root for the e2e cluster)"; \
@@ -212,7 +221,7 @@ bench-kubectl: $(BUILD)/pinniped $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-cs
 	  ip netns exec pinniped-e2e $(BUILD)/bench-csr-strategy --pinniped $(BUILD)/pinniped --e2e-dir $$d || rc=1; \
 	  tests/e2e/cluster.sh down $$d >/dev/null 2>&1; exit $$rc; fi
 
-$(BUILD)/demo-idp: tools/demo_idp.cpp pinniped.hpp $(HTTPLIB)
+$(BUILD)/demo-idp: tools/demo_idp.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 demo: $(BUILD)/pinniped $(BUILD)/demo-idp $(BUILD)/readme-example
 	DEMO_PROFILE=$(or $(DEMO_PROFILE),k3s) tools/demo.sh $(BUILD)

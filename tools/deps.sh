@@ -40,11 +40,11 @@ done
 # named) and llvm-symbolizer for readable reports: `make fuzz` (fuzz/README.md).
 # valgrind: `make bench` counts instructions with callgrind.
 apt-get install -y -q --no-install-recommends \
-  g++ make libmbedtls-dev picojson-dev catch2 libyaml-dev libcrypt-dev \
+  g++ make picojson-dev catch2 libyaml-dev libcrypt-dev \
   dpkg-dev openssl ca-certificates iproute2 procps binutils python3 graphviz curl jq \
   g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user-static \
-  libmbedtls-dev:arm64 libyaml-dev:arm64 libcrypt-dev:arm64 \
-  libmbedtls-dev:armhf libyaml-dev:armhf libcrypt-dev:armhf \
+  libyaml-dev:arm64 libcrypt-dev:arm64 \
+  libyaml-dev:armhf libcrypt-dev:armhf \
   skopeo umoci dnsmasq-base containerd runc \
   clang libclang-rt-14-dev llvm clang-format valgrind >/dev/null
 # kubectl for the e2e suite, the demo and the benchmark: a fresh Debian 12
