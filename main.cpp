@@ -1,5 +1,8 @@
 // pinniped: the program. Argument parsing and dispatch only; everything
-// else lives in pinniped.hpp.
+// else lives in pinniped.hpp. Every command is a pinniped::Command whose
+// flag table parses its arguments, prints its help and makes the shell
+// completion. A UsageError (how the command was called) exits 2; any other
+// failure exits 1, in every command.
 #include <csignal>
 #include <iostream>
 
@@ -7,215 +10,22 @@
 
 namespace {
 
-const char *kUsage =
-    "pinniped " PINNIPED_VERSION
-    " - a small Pinniped Concierge for edge Kubernetes\n"
-    "\n"
-    "Usage:\n"
-    "  pinniped concierge [flags]   serve the credential exchange API\n"
-    "  pinniped login static [flags]  the kubectl exec credential plugin (a cached client certificate)\n"
-    "  pinniped get kubeconfig [flags]  write a kubeconfig whose user logs in through pinniped\n"
-    "  pinniped whoami [flags]      show who kube-apiserver thinks you are\n"
-    "  pinniped local-user-authenticator [flags]  a bcrypt TokenReview IDP (add-user NAME: make a user)\n"
-    "  pinniped version             print the version\n"
-    "  pinniped help [command]      show help\n";
+using pinniped::call_flag;
+using pinniped::Command;
+using pinniped::duration_flag;
+using pinniped::FlagRow;
+using pinniped::list_flag;
+using pinniped::maybe_text_flag;
+using pinniped::Millis;
+using pinniped::number_flag;
+using pinniped::short_flag;
+using pinniped::switch_flag;
+using pinniped::text_flag;
+using pinniped::UsageError;
+using Args = std::vector<std::string>;
 
-const char *kConciergeUsage =
-    "Usage: pinniped concierge [flags]\n"
-    "\n"
-    "Serves TokenCredentialRequest (login.concierge.<suffix>/v1alpha1): authenticates a token\n"
-    "with a TokenReview webhook and returns a short-lived client certificate signed by the\n"
-    "cluster signer.\n"
-    "\n"
-    "Flags:\n"
-    "  --listen HOST:PORT          address to serve on (default 0.0.0.0:10250; port 0 = any)\n"
-    "  --api-group-suffix S        API group suffix (default pinniped.dev)\n"
-    "  --tls-cert FILE             serving certificate (PEM chain); reloaded when it changes\n"
-    "  --tls-key FILE              serving key (PEM)\n"
-    "  --tls-san NAME              name or IP for the self-generated serving certificate\n"
-    "                              (repeatable; used when --tls-cert is not given)\n"
-    "  --serving-ca-out FILE       write the self-generated serving CA (PEM) here\n"
-    "  --client-ca FILE            request client certificates and verify them with this CA\n"
-    "                              (front-proxy CA: X-Remote-* headers trusted from its clients)\n"
-    "  --requestheader-allowed-names N1,N2  with --client-ca: only these CNs may send X-Remote-*\n"
-    "                              headers, as kube-apiserver's flag (default: any CN)\n"
-    "  --signer-cert FILE          cluster signer certificate (PEM)\n"
-    "  --signer-key FILE           cluster signer key (PEM: SEC1, PKCS#1 or PKCS#8)\n"
-    "  --signer-root DIR           look for the signer of k3s, RKE2, kubeadm, k0s, MicroK8s\n"
-    "                              under DIR when --signer-* are not given (default /)\n"
-    "  --strategy S                how certificates are issued: signer-files (the files above),\n"
-    "                              csr (the cluster's CSR API, signer kubernetes.io/kube-apiserver-\n"
-    "                              client: no key here; needs a cluster), or auto (default: signer\n"
-    "                              files when found, else the CSR API)\n"
-    "  --csr-timeout DURATION      how long an exchange waits for the cluster to sign its CSR\n"
-    "                              (default 10s; with --webhook-timeout at most 25s)\n"
-    "  --authenticators FILE       WebhookAuthenticator objects (YAML or JSON); reloaded\n"
-    "  --credential-ttl DURATION   lifetime of issued certificates (default 5m, at most 1h)\n"
-    "  --webhook-timeout DURATION  time allowed per authentication, retries included (default 10s,\n"
-    "                              at most 25s); it bounds the handling of an exchange\n"
-    "  --webhook-attempts N        tries on connection errors and HTTP 5xx (default 3)\n"
-    "  --max-body-bytes N          largest accepted request body (default 65536)\n"
-    "  --request-timeout DURATION  time a client has to send one request (default 10s); handling\n"
-    "                              and writing the answer have their own bounds\n"
-    "  --threads N                 connection worker threads (default 16)\n"
-    "  --max-queue N               connections with a request waiting for a worker before refusing\n"
-    "                              (default 64; silent and idle ones wait off the workers)\n"
-    "  --reload-interval DURATION  how often files are checked for changes (default 5s)\n"
-    "  --key-pool N                client keys generated ahead of time (default 16)\n"
-    "  --max-exchanges N           exchanges handled at once; more get 429 at once (default: the\n"
-    "                              threads less 4, so probes and metrics never wait behind an IDP)\n"
-    "  --port-file FILE            write the bound port here once listening\n"
-    "  --kubeconfig FILE           work with the cluster of this kubeconfig (in a pod: the\n"
-    "                              service account, found automatically)\n"
-    "  --kube-context NAME         kubeconfig context (default: current-context)\n"
-    "  --standalone                do not use the Kubernetes API even inside a pod\n"
-    "  --namespace NS              namespace of the concierge's Secret (default pinniped-concierge)\n"
-    "  --app-name NAME             prefix of managed names: NAME-api, NAME-config (default\n"
-    "                              pinniped-concierge)\n"
-    "  --serving-cert-validity D   lifetime of the managed serving certificate (default 720h)\n"
-    "  --serving-cert-renew-after D  renew it once it is this old (default 600h)\n"
-    "  --direct-listen HOST:PORT   also serve the exchange to clients that reach the concierge\n"
-    "                              directly, not through kube-apiserver (the direct frontend, for\n"
-    "                              clusters that refuse anonymous requests, as k3s does; off by\n"
-    "                              default; the manifests use 0.0.0.0:10444)\n"
-    "  --direct-endpoint URL       the https URL clients reach the direct frontend at (default: the\n"
-    "                              load-balancer address of Service <app-name>-direct; outside a\n"
-    "                              pod also this host's first address)\n"
-    "  --direct-san NAME           another name or IP for the direct frontend's certificate\n"
-    "                              (repeatable)\n"
-    "  --direct-failure-limit N    failed exchanges a client address may make per minute on the\n"
-    "                              direct frontend (default 10; 0 = no limit)\n"
-    "  --log-level LEVEL           debug, info, warn or error (default info)\n"
-    "\n"
-    "Example:\n"
-    "  pinniped concierge --listen 127.0.0.1:10250 \\\n"
-    "    --signer-cert /var/lib/rancher/k3s/server/tls/client-ca.crt \\\n"
-    "    --signer-key /var/lib/rancher/k3s/server/tls/client-ca.key \\\n"
-    "    --authenticators /etc/pinniped/authenticators.yaml\n";
-
-const char *kLoginStaticUsage =
-    "Usage: pinniped login static [flags]\n"
-    "\n"
-    "The kubectl exec credential plugin: exchanges a static token for a short-lived client\n"
-    "certificate through the concierge (TokenCredentialRequest via kube-apiserver) and prints an\n"
-    "ExecCredential on stdout, in the apiVersion of KUBERNETES_EXEC_INFO (v1 or v1beta1; v1beta1\n"
-    "when unset). Certificates are cached until a minute before they expire. kubectl runs this;\n"
-    "`pinniped get kubeconfig` writes the kubeconfig that makes it do so.\n"
-    "\n"
-    "Flags:\n"
-    "  --token TOKEN                        the static token (visible in the kubeconfig)\n"
-    "  --token-env VAR                      read the token from environment variable VAR\n"
-    "  --concierge-authenticator-type T     only \"webhook\"\n"
-    "  --concierge-authenticator-name N     the WebhookAuthenticator (required)\n"
-    "  --concierge-endpoint URL             kube-apiserver URL (default: spec.cluster.server from\n"
-    "                                       KUBERNETES_EXEC_INFO, with provideClusterInfo: true)\n"
-    "  --concierge-ca-bundle-data B64       its CA, base64 PEM (default: spec.cluster's CA)\n"
-    "  --concierge-api-group-suffix S       API group suffix (default pinniped.dev)\n"
-    "  --credential-cache FILE              cache file (default\n"
-    "                                       $XDG_CONFIG_HOME/pinniped/credentials.yaml or\n"
-    "                                       ~/.config/pinniped/credentials.yaml; \"\" disables it)\n"
-    "  --enable-concierge                   accepted for upstream compatibility (always on)\n"
-    "\n"
-    "Example:\n"
-    "  MY_TOKEN=... pinniped login static --token-env MY_TOKEN --concierge-authenticator-name my-idp \\\n"
-    "    --concierge-endpoint https://10.0.0.1:6443 --concierge-ca-bundle-data \"$(base64 -w0 ca.crt)\"\n";
-
-const char *kGetKubeconfigUsage =
-    "Usage: pinniped get kubeconfig [flags]\n"
-    "\n"
-    "Writes a kubeconfig for the cluster of your (admin) kubeconfig whose user runs\n"
-    "`pinniped login static` (this binary, by absolute path). The authenticator, endpoint and CA\n"
-    "are discovered from the cluster's WebhookAuthenticators and CredentialIssuer unless given.\n"
-    "\n"
-    "Flags:\n"
-    "  --static-token TOKEN                 the token to put in the kubeconfig\n"
-    "  --static-token-env VAR               or: the plugin reads the token from VAR at login time\n"
-    "  --kubeconfig FILE                    the kubeconfig to read (default $KUBECONFIG or\n"
-    "                                       ~/.kube/config)\n"
-    "  --kubeconfig-context NAME            its context (default: current-context)\n"
-    "  --concierge-authenticator-name N     default: the cluster's only WebhookAuthenticator\n"
-    "  --concierge-authenticator-type T     only \"webhook\"\n"
-    "  --concierge-endpoint URL             default: from the CredentialIssuer\n"
-    "  --concierge-ca-bundle FILE           PEM; default: from the CredentialIssuer\n"
-    "  --concierge-api-group-suffix S       API group suffix (default pinniped.dev)\n"
-    "  --credential-cache FILE              passed on to login static\n"
-    "  -o, --output FILE                    write here (mode 0600) instead of stdout\n"
-    "\n"
-    "Example:\n"
-    "  pinniped get kubeconfig --static-token-env MY_TOKEN -o alice.kubeconfig\n"
-    "  MY_TOKEN=... kubectl --kubeconfig alice.kubeconfig get namespaces\n";
-
-const char *kWhoamiUsage =
-    "Usage: pinniped whoami [flags]\n"
-    "\n"
-    "Asks kube-apiserver (a WhoAmIRequest, identity.concierge.<suffix>/v1alpha1) who the\n"
-    "kubeconfig's credentials belong to. A user that logs in with `pinniped login static` is\n"
-    "logged in in-process, with the same flags and cache.\n"
-    "\n"
-    "Flags:\n"
-    "  --kubeconfig FILE          default $KUBECONFIG or ~/.kube/config\n"
-    "  --kubeconfig-context NAME  default: current-context\n"
-    "  --api-group-suffix S       API group suffix (default pinniped.dev)\n"
-    "  -o, --output FORMAT        text (default) or json\n"
-    "  --timeout DURATION         default 20s\n"
-    "\n"
-    "Example:\n"
-    "  pinniped whoami --kubeconfig alice.kubeconfig -o json\n";
-
-// Reads "--flag value" and "--flag=value" forms.
-class Args {
- public:
-  Args(int argc, char **argv, int start) {
-    for (int i = start; i < argc; i++) items_.emplace_back(argv[i]);
-  }
-  bool done() const { return pos_ >= items_.size(); }
-  // Next flag name; its value (if any) is fetched with value().
-  std::string next_flag() {
-    std::string a = items_[pos_++];
-    inline_value_.reset();
-    if (a.rfind("--", 0) != 0 || a.size() < 3) throw pinniped::bad_request("unexpected argument \"" + a + "\"");
-    auto eq = a.find('=');
-    if (eq != std::string::npos) {
-      inline_value_ = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    }
-    flag_ = a;
-    return a;
-  }
-  std::string value() {
-    if (inline_value_) return *inline_value_;
-    if (pos_ >= items_.size()) throw pinniped::bad_request("flag " + flag_ + " needs a value");
-    return items_[pos_++];
-  }
-  long number(long min, long max) {
-    std::string v = value();
-    char *end = nullptr;
-    long n = std::strtol(v.c_str(), &end, 10);
-    if (v.empty() || *end || n < min || n > max)
-      throw pinniped::bad_request("flag " + flag_ + ": \"" + v + "\" is not a number from " + std::to_string(min) +
-                                  " to " + std::to_string(max));
-    return n;
-  }
-  pinniped::Logger::Level log_level() {
-    std::string v = value();
-    auto l = pinniped::Logger::parse_level(v);
-    if (!l) throw pinniped::bad_request(flag_ + ": unknown level \"" + v + "\"");
-    return *l;
-  }
-  pinniped::Millis duration() {
-    std::string v = value();
-    auto d = pinniped::parse_duration(v);
-    if (!d || d->count() <= 0)
-      throw pinniped::bad_request("flag " + flag_ + ": \"" + v + "\" is not a duration like 10s");
-    return *d;
-  }
-
- private:
-  std::vector<std::string> items_;
-  size_t pos_ = 0;
-  std::optional<std::string> inline_value_;
-  std::string flag_;
-};
+// What "--timeout 0" (no limit) waits: longer than anyone waits for a command.
+const Millis kNoLimit = std::chrono::hours(24 * 365);
 
 // In a pod (KUBERNETES_SERVICE_HOST set), unless told --standalone or given a
 // kubeconfig; --standalone also drops a --kubeconfig.
@@ -225,16 +35,16 @@ bool in_cluster(bool standalone, std::string &kubeconfig) {
   return !standalone && kubeconfig.empty() && k8s && *k8s;
 }
 
-// "HOST:PORT" or "[v6]:PORT" of --listen.
-void parse_listen(const std::string &v, std::string &host, int &port) {
+// "HOST:PORT" or "[v6]:PORT" of --listen and --direct-listen.
+void parse_listen(const char *flag, const std::string &v, std::string &host, int &port) {
   auto colon = v.rfind(':');
-  if (colon == std::string::npos) throw pinniped::bad_request("--listen wants HOST:PORT, got \"" + v + "\"");
+  if (colon == std::string::npos) throw UsageError(std::string(flag) + " wants HOST:PORT, got \"" + v + "\"");
   host = v.substr(0, colon);
   if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   std::string p = v.substr(colon + 1);
   char *end = nullptr;
   long n = std::strtol(p.c_str(), &end, 10);
-  if (p.empty() || *end || n < 0 || n > 65535) throw pinniped::bad_request("--listen: invalid port \"" + p + "\"");
+  if (p.empty() || *end || n < 0 || n > 65535) throw UsageError(std::string(flag) + ": invalid port \"" + p + "\"");
   port = static_cast<int>(n);
 }
 
@@ -271,197 +81,105 @@ int serve(Server &server, const std::string &port_file, sigset_t sigs) {
   return 0;
 }
 
-// The flags both servers take (listening, serving certificate, cluster
-// access, reloading, logging), for either server's config.
+// What both servers' flags set besides their config, and the checks after
+// them.
 struct ServerFlags {
   std::string port_file;
   pinniped::Logger::Level level = pinniped::Logger::Level::info;
-  bool sans_given = false, standalone = false;
+  bool standalone = false;
 
-  // Applies flag `f` when it is one of these; false otherwise.
-  template <class Config>
-  bool take(const std::string &f, Args &a, Config &cfg) {
-    if (f == "--listen") {
-      parse_listen(a.value(), cfg.listen_host, cfg.port);
-    } else if (f == "--tls-cert") {
-      cfg.tls_cert_file = a.value();
-    } else if (f == "--tls-key") {
-      cfg.tls_key_file = a.value();
-    } else if (f == "--tls-san") {
-      if (!sans_given) cfg.tls_sans.clear();
-      sans_given = true;
-      cfg.tls_sans.push_back(a.value());
-    } else if (f == "--serving-ca-out") {
-      cfg.serving_ca_out = a.value();
-    } else if (f == "--kubeconfig") {
-      cfg.kubeconfig = a.value();
-    } else if (f == "--kube-context") {
-      cfg.kube_context = a.value();
-    } else if (f == "--standalone") {
-      standalone = true;
-    } else if (f == "--namespace") {
-      cfg.namespace_ = a.value();
-    } else if (f == "--reload-interval") {
-      cfg.reload_interval = a.duration();
-    } else if (f == "--request-timeout") {
-      cfg.server.request_timeout = a.duration();
-    } else if (f == "--threads") {
-      cfg.server.threads = static_cast<size_t>(a.number(1, 1024));
-    } else if (f == "--port-file") {
-      port_file = a.value();
-    } else if (f == "--log-level") {
-      level = a.log_level();
-    } else {
-      return false;
-    }
-    return true;
-  }
   template <class Config>
   void finish(Config &cfg) const {
+    if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
+      throw UsageError("give both --tls-cert and --tls-key, or neither");
     cfg.in_cluster = in_cluster(standalone, cfg.kubeconfig);
   }
 };
 
-int run_concierge(int argc, char **argv) {
-  pinniped::ConciergeConfig cfg;
-  ServerFlags common;
-  Args a(argc, argv, 2);
-  while (!a.done()) {
-    std::string f = a.next_flag();
-    if (f == "--help") {
-      std::cout << kConciergeUsage;
-      return 0;
-    } else if (common.take(f, a, cfg)) {
-      continue;
-    } else if (f == "--api-group-suffix") {
-      cfg.api_group_suffix = a.value();
-      if (cfg.api_group_suffix.empty() || cfg.api_group_suffix.find('/') != std::string::npos)
-        throw pinniped::bad_request("--api-group-suffix must be a DNS suffix like pinniped.dev");
-    } else if (f == "--client-ca") {
-      cfg.client_ca_file = a.value();
-    } else if (f == "--requestheader-allowed-names") {
-      std::istringstream names(a.value());
-      for (std::string n; std::getline(names, n, ',');)
-        if (!n.empty()) cfg.requestheader_allowed_names.push_back(n);
-    } else if (f == "--signer-cert") {
-      cfg.signer_cert_file = a.value();
-    } else if (f == "--signer-key") {
-      cfg.signer_key_file = a.value();
-    } else if (f == "--signer-root") {
-      cfg.signer_root = a.value();
-    } else if (f == "--strategy") {
-      std::string v = a.value();
-      if (v == "auto")
-        cfg.strategy = pinniped::ConciergeConfig::Strategy::automatic;
-      else if (v == "signer-files")
-        cfg.strategy = pinniped::ConciergeConfig::Strategy::signer_files;
-      else if (v == "csr")
-        cfg.strategy = pinniped::ConciergeConfig::Strategy::csr;
-      else
-        throw pinniped::bad_request("--strategy must be auto, signer-files or csr, not \"" + v + "\"");
-    } else if (f == "--csr-timeout") {
-      cfg.csr_wait = a.duration();
-      if (cfg.csr_wait < std::chrono::seconds(1)) throw pinniped::bad_request("--csr-timeout is at least 1s");
-    } else if (f == "--authenticators") {
-      cfg.authenticators_file = a.value();
-    } else if (f == "--credential-ttl") {
-      cfg.credential_ttl = a.duration();
-      if (cfg.credential_ttl > std::chrono::hours(1)) throw pinniped::bad_request("--credential-ttl is at most 1h");
-    } else if (f == "--webhook-timeout") {
-      cfg.webhook.timeout = a.duration();
-      // The handling of an exchange is bounded by this; it must end before
-      // the client gives up (the pinniped CLI waits 30 s for an answer).
-      if (cfg.webhook.timeout > std::chrono::seconds(25))
-        throw pinniped::bad_request("--webhook-timeout is at most 25s (the pinniped CLI waits 30s for an exchange)");
-    } else if (f == "--webhook-attempts") {
-      cfg.webhook.attempts = static_cast<int>(a.number(1, 10));
-    } else if (f == "--max-body-bytes") {
-      cfg.max_body_bytes = static_cast<size_t>(a.number(1024, 16 * 1024 * 1024));
-      cfg.server.max_request_bytes = cfg.max_body_bytes + 16 * 1024;
-    } else if (f == "--max-queue") {
-      cfg.server.max_queue = static_cast<size_t>(a.number(0, 100000));
-    } else if (f == "--key-pool") {
-      cfg.key_pool = static_cast<size_t>(a.number(0, 1024));
-    } else if (f == "--app-name") {
-      cfg.app_name = a.value();
-    } else if (f == "--serving-cert-validity") {
-      cfg.serving_cert_validity = a.duration();
-    } else if (f == "--serving-cert-renew-after") {
-      cfg.serving_cert_renew_after = a.duration();
-    } else if (f == "--direct-listen") {
-      parse_listen(a.value(), cfg.direct_listen_host, cfg.direct_port);
-    } else if (f == "--direct-endpoint") {
-      cfg.direct_endpoint = a.value();
-      pinniped::Url u = pinniped::Url::parse(cfg.direct_endpoint);
-      if (u.scheme != "https") throw pinniped::bad_request("--direct-endpoint must be an https:// URL");
-    } else if (f == "--direct-san") {
-      cfg.direct_sans.push_back(a.value());
-    } else if (f == "--max-exchanges") {
-      cfg.max_exchanges = static_cast<size_t>(a.number(1, 100000));
-    } else if (f == "--direct-failure-limit") {
-      cfg.direct_failure_limit = static_cast<int>(a.number(0, 100000));
-    } else {
-      throw pinniped::bad_request("unknown flag " + f + " (see pinniped concierge --help)");
-    }
-  }
-  common.finish(cfg);
-  // An exchange through the CSR API waits for the IDP, then for the signer:
-  // both must end before the client gives up (the pinniped CLI waits 30 s).
-  // (auto: the CSR wait gives way, down to 1 s.)
-  if (cfg.webhook.timeout + cfg.csr_wait > std::chrono::seconds(25)) {
-    if (cfg.strategy == pinniped::ConciergeConfig::Strategy::csr)
-      throw pinniped::bad_request(
-          "--webhook-timeout and --csr-timeout together are at most 25s (the pinniped CLI waits 30s for an exchange)");
-    cfg.csr_wait = std::max<pinniped::Millis>(std::chrono::seconds(1), std::chrono::seconds(25) - cfg.webhook.timeout);
-  }
-
-  sigset_t sigs = block_stop_signals();
-  pinniped::Logger log(common.level);
-  pinniped::Concierge concierge(cfg, log);
-  return serve(concierge, common.port_file, sigs);
-}
+// What the command line sets; a run uses its command's part. The flag tables
+// below point into the one instance.
+struct Options {
+  pinniped::ConciergeConfig concierge;
+  ServerFlags concierge_common;
+  pinniped::LocalUserAuthenticatorConfig lua;
+  ServerFlags lua_common;
+  pinniped::LocalUser user;
+  int cost = PINNIPED_LOCAL_USER_DEFAULT_COST;
+  std::string user_output = "secret", user_namespace = pinniped::kLocalUserNamespace;
+  pinniped::StaticLoginOptions login;
+  bool login_have_token = false;
+  pinniped::GetKubeconfigOptions get;
+  std::string get_output;
+  pinniped::WhoAmIOptions whoami;
+  std::string whoami_output = "text";
+  std::string version_output = "text";
+  bool version = false;
+} opts;
 
 std::optional<std::string> env_lookup(const std::string &name) {
   const char *v = std::getenv(name.c_str());
   return v ? std::optional<std::string>(v) : std::nullopt;
 }
 
-bool wants_help(int argc, char **argv, int start) {
-  for (int i = start; i < argc; i++)
-    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return true;
-  return false;
+// --- the commands' runs, after their flags are parsed
+
+int run_concierge(const Args &) {
+  Options &o = opts;
+  auto &cfg = o.concierge;
+  o.concierge_common.finish(cfg);
+  if (cfg.strategy == pinniped::ConciergeConfig::Strategy::csr && !cfg.kube_mode())
+    throw UsageError("--strategy csr needs a cluster (--kubeconfig, or run in one)");
+  // An exchange through the CSR API waits for the IDP, then for the signer:
+  // both must end before the client gives up (the pinniped CLI waits 30 s).
+  // (auto: the CSR wait gives way, down to 1 s.)
+  if (cfg.webhook.timeout + cfg.csr_wait > std::chrono::seconds(25)) {
+    if (cfg.strategy == pinniped::ConciergeConfig::Strategy::csr)
+      throw UsageError(
+          "--webhook-timeout and --csr-timeout together are at most 25s (the pinniped CLI waits 30s for an exchange)");
+    cfg.csr_wait = std::max<Millis>(std::chrono::seconds(1), std::chrono::seconds(25) - cfg.webhook.timeout);
+  }
+  sigset_t sigs = block_stop_signals();
+  pinniped::Logger log(o.concierge_common.level);
+  pinniped::Concierge concierge(cfg, log);
+  return serve(concierge, o.concierge_common.port_file, sigs);
 }
 
-// argv from `start` with the short flag -o spelled --output, for Args.
-struct LongArgs {
-  std::vector<std::string> items;
-  std::vector<char *> ptrs;
-  LongArgs(int argc, char **argv, int start) {
-    for (int i = start; i < argc; i++) items.push_back(std::string(argv[i]) == "-o" ? "--output" : argv[i]);
-    for (auto &s : items) ptrs.push_back(&s[0]);
-  }
-  Args args() { return Args(static_cast<int>(ptrs.size()), ptrs.data(), 0); }
-};
+int run_local_user_authenticator(const Args &) {
+  Options &o = opts;
+  o.lua_common.finish(o.lua);
+  sigset_t sigs = block_stop_signals();
+  pinniped::Logger log(o.lua_common.level);
+  pinniped::LocalUserAuthenticator server(o.lua, log);
+  return serve(server, o.lua_common.port_file, sigs);
+}
 
-int run_login(int argc, char **argv) {
-  std::string method = argc > 2 ? argv[2] : "";
-  if (method == "--help" || method == "-h") {
-    std::cout << kLoginStaticUsage;
-    return 0;
-  }
-  if (method != "static")
-    throw pinniped::bad_request((method.empty() ? "missing login method" : "unknown login method \"" + method + "\"") +
-                                std::string(" (only: pinniped login static; see pinniped login --help)"));
-  if (wants_help(argc, argv, 3)) {
-    std::cout << kLoginStaticUsage;
-    return 0;
-  }
-  auto opts = pinniped::StaticLoginOptions::from_args(std::vector<std::string>(argv + 3, argv + argc), env_lookup);
+int run_add_user(const Args &args) {
+  Options &o = opts;
+  if (args.empty())
+    throw UsageError("add-user needs a user name (see pinniped local-user-authenticator add-user --help)");
+  auto &u = o.user;
+  u.name = args[0];
+  if (o.user_output == "secret" && !pinniped::valid_secret_name(u.name))
+    throw UsageError("\"" + u.name + "\" cannot be a Secret name (lowercase letters, digits, '-', '.')");
+  if (!pinniped::valid_users_file_name(u.name))
+    throw UsageError("a user name cannot contain ':', start with '#' or blanks");
+  std::string password = pinniped::read_password(u.name);
+  // stdin is this command's input: an empty password is a mistake in the call.
+  if (password.empty()) throw UsageError("the password is empty");
+  u.password_hash = pinniped::bcrypt_hash(password, o.cost);
+  std::cout << (o.user_output == "line" ? pinniped::users_file_line(u) + "\n"
+                                        : pinniped::user_secret_yaml(u, o.user_namespace));
+  return 0;
+}
+
+int run_login_static(const Args &) {
+  Options &o = opts;
+  o.login.finish(o.login_have_token, env_lookup);
   signal(SIGPIPE, SIG_IGN);
   const char *info = std::getenv("KUBERNETES_EXEC_INFO");
   std::string out;
   try {
-    out = pinniped::run_exec_plugin(opts, info ? info : "");
+    out = pinniped::run_exec_plugin(o.login, info ? info : "");
   } catch (const pinniped::Error &e) {
     std::cerr << "pinniped: login failed: " << e.what() << "\n";
     return 1;
@@ -470,250 +188,653 @@ int run_login(int argc, char **argv) {
   return 0;
 }
 
-int run_get(int argc, char **argv) {
-  std::string what = argc > 2 ? argv[2] : "";
-  if (what == "--help" || what == "-h") {
-    std::cout << kGetKubeconfigUsage;
-    return 0;
-  }
-  if (what != "kubeconfig")
-    throw pinniped::bad_request((what.empty() ? "missing resource" : "unknown resource \"" + what + "\"") +
-                                std::string(" (only: pinniped get kubeconfig)"));
-  if (wants_help(argc, argv, 3)) {
-    std::cout << kGetKubeconfigUsage;
-    return 0;
-  }
-  pinniped::GetKubeconfigOptions o;
-  std::string output;
-  LongArgs la(argc, argv, 3);
-  Args a = la.args();
-  while (!a.done()) {
-    std::string f = a.next_flag();
-    if (f == "--static-token") {
-      o.static_token = a.value();
-    } else if (f == "--static-token-env") {
-      o.static_token_env = a.value();
-    } else if (f == "--kubeconfig") {
-      o.kubeconfig = a.value();
-    } else if (f == "--kubeconfig-context") {
-      o.context = a.value();
-    } else if (f == "--concierge-authenticator-name") {
-      o.authenticator_name = a.value();
-    } else if (f == "--concierge-authenticator-type") {
-      if (a.value() != "webhook")
-        throw pinniped::bad_request("--concierge-authenticator-type: only \"webhook\" is supported");
-    } else if (f == "--concierge-endpoint") {
-      o.endpoint = a.value();
-    } else if (f == "--concierge-ca-bundle") {
-      o.ca_pem = pinniped::read_file(a.value());
-    } else if (f == "--concierge-api-group-suffix") {
-      o.api_group_suffix = a.value();
-    } else if (f == "--credential-cache") {
-      o.credential_cache = a.value();
-    } else if (f == "--output") {
-      output = a.value();
-    } else {
-      throw pinniped::bad_request("unknown flag " + f + " (see pinniped get kubeconfig --help)");
-    }
-  }
-  if (o.static_token.empty() == o.static_token_env.empty())
-    throw pinniped::bad_request("give exactly one of --static-token or --static-token-env");
+int run_get_kubeconfig(const Args &) {
+  Options &o = opts;
+  if (o.get.static_token.empty() == o.get.static_token_env.empty())
+    throw UsageError("give exactly one of --static-token or --static-token-env");
   signal(SIGPIPE, SIG_IGN);
   std::string yaml;
   try {
-    auto kc = pinniped::build_plugin_kubeconfig(o);
-    if (!kc.warning.empty()) std::cerr << "pinniped: warning: " << kc.warning << "\n";
+    auto kc = pinniped::build_plugin_kubeconfig(o.get);
+    for (const auto &w : kc.warnings) std::cerr << "pinniped: warning: " << w << "\n";
     yaml = kc.to_yaml();
-    if (!output.empty()) pinniped::detail::write_file_atomic(output, yaml);
+    if (!o.get_output.empty()) pinniped::write_file_atomic(o.get_output, yaml);
   } catch (const pinniped::Error &e) {
     std::cerr << "pinniped: get kubeconfig failed: " << e.what() << "\n";
     return 1;
   }
-  if (output.empty()) std::cout << yaml;
+  if (o.get_output.empty()) std::cout << yaml;
   return 0;
 }
 
-int run_whoami(int argc, char **argv) {
-  if (wants_help(argc, argv, 2)) {
-    std::cout << kWhoamiUsage;
-    return 0;
-  }
-  pinniped::WhoAmIOptions o;
-  std::string format = "text";
-  LongArgs la(argc, argv, 2);
-  Args a = la.args();
-  while (!a.done()) {
-    std::string f = a.next_flag();
-    if (f == "--kubeconfig") {
-      o.kubeconfig = a.value();
-    } else if (f == "--kubeconfig-context") {
-      o.context = a.value();
-    } else if (f == "--api-group-suffix") {
-      o.api_group_suffix = a.value();
-    } else if (f == "--timeout") {
-      o.timeout = a.duration();
-    } else if (f == "--output") {
-      format = a.value();
-      if (format != "text" && format != "json") throw pinniped::bad_request("--output must be text or json");
-    } else {
-      throw pinniped::bad_request("unknown flag " + f + " (see pinniped whoami --help)");
-    }
-  }
+int run_whoami(const Args &) {
+  Options &o = opts;
   signal(SIGPIPE, SIG_IGN);
   pinniped::WhoAmIResult r;
   try {
-    r = pinniped::whoami(o, env_lookup);
+    r = pinniped::whoami(o.whoami, env_lookup);
   } catch (const pinniped::Error &e) {
     std::cerr << "pinniped: whoami failed: " << e.what() << "\n";
     return 1;
   }
-  std::cout << (format == "json" ? pinniped::to_json_string(r.response) + "\n" : pinniped::whoami_text(r));
+  if (o.whoami_output == "json")
+    std::cout << pinniped::to_json_string(r.response) << "\n";
+  else if (o.whoami_output == "yaml")
+    std::cout << pinniped::to_yaml(r.response);
+  else
+    std::cout << pinniped::whoami_text(r);
   return 0;
 }
 
-const char *kLocalUserAuthenticatorUsage =
-    "Usage: pinniped local-user-authenticator [flags]\n"
-    "       pinniped local-user-authenticator add-user NAME [--groups a,b] [--cost N]\n"
-    "                                         [--output secret|line] [--namespace NS]\n"
-    "\n"
-    "A TokenReview webhook (POST /authenticate, authentication.k8s.io v1 and v1beta1) for\n"
-    "tests and small sites: the token is username:password, checked against bcrypt hashes.\n"
-    "Users are Secrets in a namespace (name = user, data.passwordHash, data.groups), as\n"
-    "upstream's local-user-authenticator reads them, or lines of a users file.\n"
-    "\n"
-    "Flags:\n"
-    "  --listen HOST:PORT          address to serve on (default 0.0.0.0:8443; port 0 = any)\n"
-    "  --users-file FILE           users as name:bcrypt-hash[:group1,group2] lines (# comments);\n"
-    "                              reloaded when it changes. Without it users are Secrets\n"
-    "  --kubeconfig FILE           read user Secrets from this cluster (in a pod: the service\n"
-    "                              account, found automatically)\n"
-    "  --kube-context NAME         kubeconfig context (default: current-context)\n"
-    "  --standalone                do not use the Kubernetes API even inside a pod\n"
-    "  --namespace NS              namespace of the user Secrets and the serving certificate\n"
-    "                              Secret (default local-user-authenticator)\n"
-    "  --tls-cert FILE             serving certificate (PEM chain); reloaded when it changes\n"
-    "  --tls-key FILE              serving key (PEM)\n"
-    "  --tls-san NAME              name or IP for the self-generated serving certificate when\n"
-    "                              there is no cluster (repeatable)\n"
-    "  --serving-ca-out FILE       write the serving CA (PEM) here\n"
-    "  --brake-burst N             failed attempts a user name may make in a row (default 10;\n"
-    "                              0 turns the brake off)\n"
-    "  --brake-refill DURATION     one more attempt per this time (default 6s)\n"
-    "  --brake-names N             user names the brake tracks at once (default 10000)\n"
-    "  --reload-interval DURATION  how often files are checked for changes (default 5s)\n"
-    "  --request-timeout DURATION  time a client has to send one request (default 10s); handling\n"
-    "                              and writing the answer have their own bounds\n"
-    "  --threads N                 connection worker threads (default 16)\n"
-    "  --port-file FILE            write the bound port here once listening\n"
-    "  --log-level LEVEL           debug, info, warn or error (default info)\n"
-    "\n"
-    "add-user reads the password from stdin (a prompt without echo on a terminal), never\n"
-    "from the command line, and prints a Secret manifest (default) or a users-file line.\n"
-    "\n"
-    "Example:\n"
-    "  pinniped local-user-authenticator add-user alice --groups devs --output line >> users\n"
-    "  pinniped local-user-authenticator --listen 127.0.0.1:8443 --users-file users \\\n"
-    "    --serving-ca-out ca.pem\n";
-
-int run_local_user_authenticator(int argc, char **argv) {
-  if (argc > 2 && std::string(argv[2]) == "add-user") {
-    if (argc < 4 || std::string(argv[3]).rfind("--", 0) == 0)
-      throw pinniped::bad_request("add-user needs a user name (see pinniped local-user-authenticator --help)");
-    pinniped::LocalUser u;
-    u.name = argv[3];
-    int cost = PINNIPED_LOCAL_USER_DEFAULT_COST;
-    std::string output = "secret", ns = pinniped::kLocalUserNamespace;
-    Args a(argc, argv, 4);
-    while (!a.done()) {
-      std::string f = a.next_flag();
-      if (f == "--groups")
-        u.groups = pinniped::parse_groups(a.value());
-      else if (f == "--cost")
-        cost = static_cast<int>(a.number(4, 31));
-      else if (f == "--output")
-        output = a.value();
-      else if (f == "--namespace")
-        ns = a.value();
-      else
-        throw pinniped::bad_request("unknown flag " + f + " (the password is read from stdin, never from flags)");
-    }
-    if (output != "secret" && output != "line") throw pinniped::bad_request("--output must be secret or line");
-    if (output == "secret" && !pinniped::valid_secret_name(u.name))
-      throw pinniped::bad_request("\"" + u.name + "\" cannot be a Secret name (lowercase letters, digits, '-', '.')");
-    if (u.name.find(':') != std::string::npos || u.name != pinniped::detail::trim(u.name) || u.name[0] == '#')
-      throw pinniped::bad_request("a user name cannot contain ':', start with '#' or blanks");
-    std::string password = pinniped::read_password(u.name);
-    if (password.empty()) throw pinniped::bad_request("the password is empty");
-    u.password_hash = pinniped::bcrypt_hash(password, cost);
-    std::cout << (output == "line" ? pinniped::users_file_line(u) + "\n" : pinniped::user_secret_yaml(u, ns));
+int run_version(const Args &) {
+  const Options &o = opts;
+  if (o.version_output == "text") {
+    std::cout << "pinniped " PINNIPED_VERSION " (mbedTLS " MBEDTLS_VERSION_STRING ", cpp-httplib " CPPHTTPLIB_VERSION
+                 ")\n";
     return 0;
   }
+  picojson::object v;
+  v["version"] = pinniped::jv(PINNIPED_VERSION);
+  v["mbedtlsVersion"] = pinniped::jv(MBEDTLS_VERSION_STRING);
+  v["cppHttplibVersion"] = pinniped::jv(CPPHTTPLIB_VERSION);
+  std::cout << (o.version_output == "json" ? pinniped::to_json_string(picojson::value(v)) + "\n"
+                                           : pinniped::to_yaml(picojson::value(v)));
+  return 0;
+}
 
-  pinniped::LocalUserAuthenticatorConfig cfg;
-  ServerFlags common;
-  Args a(argc, argv, 2);
-  while (!a.done()) {
-    std::string f = a.next_flag();
-    if (f == "--help") {
-      std::cout << kLocalUserAuthenticatorUsage;
-      return 0;
-    } else if (common.take(f, a, cfg)) {
-      continue;
-    } else if (f == "--users-file") {
-      cfg.users_file = a.value();
-    } else if (f == "--brake-burst") {
-      cfg.brake.burst = static_cast<size_t>(a.number(0, 1000000));
-    } else if (f == "--brake-refill") {
-      cfg.brake.refill = a.duration();
-    } else if (f == "--brake-names") {
-      cfg.brake.max_names = static_cast<size_t>(a.number(1, 10000000));
-    } else {
-      throw pinniped::bad_request("unknown flag " + f + " (see pinniped local-user-authenticator --help)");
-    }
+// --- the flag tables: plain data pointing into `opts`
+
+// Where the two servers' help differs.
+struct ServerHelp {
+  const char *listen, *tls_san, *serving_ca_out, *kubeconfig, *namespace_;
+};
+
+template <class Config>
+void set_listen(const FlagRow &f, const std::string &v) {
+  auto &cfg = *static_cast<Config *>(f.to);
+  parse_listen(f.name, v, cfg.listen_host, cfg.port);
+}
+
+void set_log_level(const FlagRow &f, const std::string &v) {
+  auto l = pinniped::Logger::parse_level(v);
+  if (!l) throw UsageError("--log-level: unknown level \"" + v + "\"");
+  *static_cast<pinniped::Logger::Level *>(f.to) = *l;
+}
+
+// A timeout where 0 means no limit.
+void set_timeout(const FlagRow &f, const std::string &v) {
+  auto &t = *static_cast<Millis *>(f.to);
+  t = pinniped::flag_duration(f.name, v, true);
+  if (t.count() == 0) t = kNoLimit;
+}
+
+// The flags both servers take (listening, serving certificate, cluster
+// access, reloading, logging), for either server's config.
+template <class Config>
+constexpr std::array<FlagRow, 5> serving_flags(Config &cfg, const ServerHelp &h) {
+  return {{
+      call_flag("--listen", "HOST:PORT", h.listen, &cfg, set_listen<Config>),
+      text_flag("--tls-cert", "FILE", "serving certificate (PEM chain); reloaded when it changes", cfg.tls_cert_file),
+      text_flag("--tls-key", "FILE", "serving key (PEM)", cfg.tls_key_file),
+      list_flag("--tls-san", "NAME", h.tls_san, cfg.tls_sans),
+      text_flag("--serving-ca-out", "FILE", h.serving_ca_out, cfg.serving_ca_out),
+  }};
+}
+template <class Config>
+constexpr std::array<FlagRow, 4> cluster_flags(Config &cfg, ServerFlags &common, const ServerHelp &h) {
+  return {{
+      text_flag("--kubeconfig", "FILE", h.kubeconfig, cfg.kubeconfig),
+      text_flag("--kube-context", "NAME", "kubeconfig context (default: current-context)", cfg.kube_context),
+      switch_flag("--standalone", "do not use the Kubernetes API even inside a pod", common.standalone),
+      text_flag("--namespace", "NS", h.namespace_, cfg.namespace_),
+  }};
+}
+template <class Config>
+constexpr std::array<FlagRow, 5> process_flags(Config &cfg, ServerFlags &common) {
+  return {{
+      duration_flag("--reload-interval", "how often files are checked for changes (default 5s; more than 0)",
+                    cfg.reload_interval),
+      duration_flag("--request-timeout",
+                    "time a client has to send one request (default 10s; more than 0); handling and writing the "
+                    "answer have their own bounds",
+                    cfg.server.request_timeout),
+      number_flag("--threads", "connection worker threads (default 16)", cfg.server.threads, 1, 1024),
+      text_flag("--port-file", "FILE", "write the bound port here once listening", common.port_file),
+      call_flag("--log-level", "LEVEL", "what to log, from this level up (default info)", &common.level, set_log_level,
+                "debug|info|warn|error"),
+  }};
+}
+
+// The rows of `parts` (std::arrays and arrays), one table.
+template <class T>
+constexpr size_t rows_in() {
+  if constexpr (std::is_array<T>::value)
+    return std::extent<T>::value;
+  else
+    return std::tuple_size<T>::value;
+}
+template <class... Parts>
+constexpr std::array<FlagRow, (rows_in<Parts>() + ...)> concat(const Parts &...parts) {
+  std::array<FlagRow, (rows_in<Parts>() + ...)> out{};
+  size_t i = 0;
+  auto add = [&](const auto &part) {
+    for (const FlagRow &r : part) out[i++] = r;
+  };
+  (add(parts), ...);
+  return out;
+}
+
+using Strategy = pinniped::ConciergeConfig::Strategy;
+constexpr ServerHelp kConciergeHelp = {
+    "address to serve on (default 0.0.0.0:10250; port 0 = any)",
+    "name or IP for the self-generated serving certificate, used when --tls-cert is not given",
+    "write the self-generated serving CA (PEM) here",
+    "work with the cluster of this kubeconfig (in a pod: the service account, found automatically)",
+    "namespace of the concierge's Secret (default pinniped-concierge)"};
+constexpr FlagRow kConciergeOwnFlags[] = {
+    call_flag("--api-group-suffix", "SUFFIX", "API group suffix (default " PINNIPED_DEFAULT_API_GROUP_SUFFIX ")",
+              &opts.concierge.api_group_suffix, pinniped::set_api_group_suffix),
+    text_flag("--client-ca", "FILE",
+              "request client certificates and verify them with this CA (front-proxy CA: X-Remote-* headers "
+              "trusted from its clients)",
+              opts.concierge.client_ca_file),
+    call_flag("--requestheader-allowed-names", "N1,N2",
+              "with --client-ca: only these CNs may send X-Remote-* headers, as kube-apiserver's flag (default: any "
+              "CN)",
+              &opts.concierge.requestheader_allowed_names,
+              [](const FlagRow &f, const std::string &v) {
+                for (const auto &n : pinniped::detail::split(v, ','))
+                  if (!n.empty()) static_cast<std::vector<std::string> *>(f.to)->push_back(n);
+              }),
+    text_flag("--signer-cert", "FILE", "cluster signer certificate (PEM)", opts.concierge.signer_cert_file),
+    text_flag("--signer-key", "FILE", "cluster signer key (PEM: SEC1, PKCS#1 or PKCS#8)",
+              opts.concierge.signer_key_file),
+    text_flag("--signer-root", "DIR",
+              "look for the signer of k3s, RKE2, kubeadm, k0s, MicroK8s under DIR when --signer-* are not given "
+              "(default /)",
+              opts.concierge.signer_root),
+    call_flag(
+        "--strategy", "S",
+        "how certificates are issued: signer-files (the files above), csr (the cluster's CSR API, signer "
+        "kubernetes.io/kube-apiserver-client: no key here; needs a cluster), or auto (default: signer files when "
+        "found, else the CSR API)",
+        &opts.concierge.strategy,
+        [](const FlagRow &f, const std::string &v) {
+          auto &s = *static_cast<Strategy *>(f.to);
+          if (v == "auto") s = Strategy::automatic;
+          if (v == "signer-files") s = Strategy::signer_files;
+          if (v == "csr") s = Strategy::csr;
+        },
+        "auto|signer-files|csr"),
+    call_flag("--csr-timeout", "DURATION",
+              "how long an exchange waits for the cluster to sign its CSR (default 10s, at least 1s; with "
+              "--webhook-timeout at most 25s)",
+              &opts.concierge.csr_wait,
+              [](const FlagRow &f, const std::string &v) {
+                auto &d = *static_cast<Millis *>(f.to);
+                d = pinniped::flag_duration(f.name, v);
+                if (d < std::chrono::seconds(1)) throw UsageError("--csr-timeout is at least 1s");
+              }),
+    text_flag("--authenticators", "FILE", "WebhookAuthenticator objects (YAML or JSON); reloaded",
+              opts.concierge.authenticators_file),
+    call_flag("--credential-ttl", "DURATION", "lifetime of issued certificates (default 5m; more than 0, at most 1h)",
+              &opts.concierge.credential_ttl,
+              [](const FlagRow &f, const std::string &v) {
+                auto &d = *static_cast<Millis *>(f.to);
+                d = pinniped::flag_duration(f.name, v);
+                if (d > std::chrono::hours(1)) throw UsageError("--credential-ttl is at most 1h");
+              }),
+    call_flag("--webhook-timeout", "DURATION",
+              "time allowed per authentication, retries included (default 10s; more than 0, at most 25s); it "
+              "bounds the handling of an exchange",
+              &opts.concierge.webhook.timeout,
+              [](const FlagRow &f, const std::string &v) {
+                auto &d = *static_cast<Millis *>(f.to);
+                d = pinniped::flag_duration(f.name, v);
+                // The handling of an exchange is bounded by this; it must end before
+                // the client gives up (the pinniped CLI waits 30 s for an answer).
+                if (d > std::chrono::seconds(25))
+                  throw UsageError("--webhook-timeout is at most 25s (the pinniped CLI waits 30s for an exchange)");
+              }),
+    number_flag("--webhook-attempts", "tries on connection errors and HTTP 5xx (default 3)",
+                opts.concierge.webhook.attempts, 1, 10),
+    call_flag("--max-body-bytes", "N", "largest accepted request body (default 65536)", &opts.concierge,
+              [](const FlagRow &f, const std::string &v) {
+                auto &cfg = *static_cast<pinniped::ConciergeConfig *>(f.to);
+                cfg.max_body_bytes = static_cast<size_t>(pinniped::flag_number(f.name, v, 1024, 16 << 20));
+                cfg.server.max_request_bytes = cfg.max_body_bytes + 16 * 1024;
+              }),
+    number_flag("--max-queue",
+                "connections with a request waiting for a worker before refusing (default 64; silent and idle "
+                "ones wait off the workers)",
+                opts.concierge.server.max_queue, 0, 100000),
+    number_flag("--key-pool", "client keys generated ahead of time (default 16)", opts.concierge.key_pool, 0, 1024),
+    number_flag("--max-exchanges",
+                "exchanges handled at once; more get 429 at once (default: the threads less 4, so probes and "
+                "metrics never wait behind an IDP)",
+                opts.concierge.max_exchanges, 1, 100000),
+    text_flag("--app-name", "NAME", "prefix of managed names: NAME-api, NAME-config (default pinniped-concierge)",
+              opts.concierge.app_name),
+    duration_flag("--serving-cert-validity", "lifetime of the managed serving certificate (default 720h)",
+                  opts.concierge.serving_cert_validity),
+    duration_flag("--serving-cert-renew-after", "renew it once it is this old (default 600h)",
+                  opts.concierge.serving_cert_renew_after),
+    call_flag("--direct-listen", "HOST:PORT",
+              "also serve the exchange to clients that reach the concierge directly, not through kube-apiserver "
+              "(the direct frontend, for clusters that refuse anonymous requests, as k3s does; off by default; the "
+              "manifests use 0.0.0.0:10444)",
+              &opts.concierge,
+              [](const FlagRow &f, const std::string &v) {
+                auto &cfg = *static_cast<pinniped::ConciergeConfig *>(f.to);
+                parse_listen(f.name, v, cfg.direct_listen_host, cfg.direct_port);
+              }),
+    call_flag("--direct-endpoint", "URL",
+              "the https URL clients reach the direct frontend at (default: the load-balancer address of Service "
+              "<app-name>-direct; outside a pod also this host's first address)",
+              &opts.concierge.direct_endpoint,
+              [](const FlagRow &f, const std::string &v) {
+                if (pinniped::Url::parse(v).scheme != "https")
+                  throw UsageError("--direct-endpoint must be an https:// URL");
+                *static_cast<std::string *>(f.to) = v;
+              }),
+    list_flag("--direct-san", "NAME", "another name or IP for the direct frontend's certificate",
+              opts.concierge.direct_sans),
+    number_flag("--direct-failure-limit",
+                "failed exchanges a client address may make per minute on the direct frontend (default 10; 0 = no "
+                "limit)",
+                opts.concierge.direct_failure_limit, 0, 100000),
+};
+constexpr auto kConciergeFlags = concat(serving_flags(opts.concierge, kConciergeHelp), kConciergeOwnFlags,
+                                        cluster_flags(opts.concierge, opts.concierge_common, kConciergeHelp),
+                                        process_flags(opts.concierge, opts.concierge_common));
+
+constexpr ServerHelp kLuaHelp = {
+    "address to serve on (default 0.0.0.0:8443; port 0 = any)",
+    "name or IP for the self-generated serving certificate when there is no cluster", "write the serving CA (PEM) here",
+    "read user Secrets from this cluster (in a pod: the service account, found automatically)",
+    "namespace of the user Secrets and the serving certificate Secret (default local-user-authenticator)"};
+constexpr FlagRow kLuaOwnFlags[] = {
+    text_flag("--users-file", "FILE",
+              "users as name:bcrypt-hash[:group1,group2] lines (# comments); reloaded when it changes. Without it "
+              "users are Secrets",
+              opts.lua.users_file),
+    number_flag("--brake-burst", "failed attempts a user name may make in a row (default 10; 0 turns the brake off)",
+                opts.lua.brake.burst, 0, 1000000),
+    duration_flag("--brake-refill", "one more attempt per this time (default 6s; more than 0)", opts.lua.brake.refill),
+    number_flag("--brake-names", "user names the brake tracks at once (default 10000)", opts.lua.brake.max_names, 1,
+                10000000),
+};
+constexpr auto kLuaFlags =
+    concat(serving_flags(opts.lua, kLuaHelp), kLuaOwnFlags, cluster_flags(opts.lua, opts.lua_common, kLuaHelp),
+           process_flags(opts.lua, opts.lua_common));
+
+#define PINNIPED_STR2(x) #x
+#define PINNIPED_STR(x) PINNIPED_STR2(x)
+constexpr FlagRow kAddUserFlags[] = {
+    call_flag("--groups", "A,B", "the user's groups", &opts.user.groups,
+              [](const FlagRow &f, const std::string &v) {
+                *static_cast<decltype(opts.user.groups) *>(f.to) = pinniped::parse_groups(v);
+              }),
+    number_flag("--cost", "bcrypt cost (default " PINNIPED_STR(PINNIPED_LOCAL_USER_DEFAULT_COST) ")", opts.cost, 4, 31),
+    short_flag('o', text_flag("--output", "FORMAT", "what to print (default secret)", opts.user_output, "secret|line")),
+    text_flag("--namespace", "NS", "the Secret's namespace (default local-user-authenticator)", opts.user_namespace),
+};
+
+constexpr auto kLoginStaticFlags = pinniped::StaticLoginOptions::flag_table(opts.login, opts.login_have_token);
+
+constexpr FlagRow kGetKubeconfigFlags[] = {
+    text_flag("--static-token", "TOKEN", "the token to put in the kubeconfig", opts.get.static_token),
+    text_flag("--static-token-env", "VAR", "or: the plugin reads the token from VAR at login time",
+              opts.get.static_token_env),
+    text_flag("--kubeconfig", "FILE", "the kubeconfig to read (default $KUBECONFIG or ~/.kube/config)",
+              opts.get.kubeconfig),
+    text_flag("--kubeconfig-context", "NAME", "its context (default: current-context)", opts.get.context),
+    text_flag("--concierge-authenticator-name", "NAME", "default: the cluster's only WebhookAuthenticator",
+              opts.get.authenticator_name),
+    // Only checked: webhook is the one type.
+    {"--concierge-authenticator-type", "TYPE", "the authenticator's type", "webhook"},
+    text_flag("--concierge-endpoint", "URL", "default: from the CredentialIssuer", opts.get.endpoint),
+    call_flag(
+        "--concierge-ca-bundle", "FILE", "PEM certificates of the endpoint's CA; default: from the CredentialIssuer",
+        &opts.get.ca_pem,
+        [](const FlagRow &f, const std::string &file) {
+          std::string pem = pinniped::read_file(file);
+          bool ok = pem.find("-----BEGIN CERTIFICATE-----") != std::string::npos;
+          try {
+            if (ok) pinniped::CertificateChain::parse(pem);
+          } catch (const pinniped::Error &) {
+            ok = false;
+          }
+          if (!ok) throw UsageError("--concierge-ca-bundle: " + file + " is not PEM certificates");
+          auto &all = *static_cast<std::string *>(f.to);
+          if (!all.empty() && all.back() != '\n') all += "\n";
+          all += pem;
+        },
+        nullptr, true),
+    text_flag("--concierge-api-group-suffix", "SUFFIX",
+              "API group suffix (default " PINNIPED_DEFAULT_API_GROUP_SUFFIX ")", opts.get.api_group_suffix),
+    maybe_text_flag("--credential-cache", "FILE", "passed on to login static", opts.get.credential_cache),
+    call_flag("--pinniped-cli-path", "PATH",
+              "the command the kubeconfig runs to log in (default pinniped, which kubectl finds on PATH)",
+              &opts.get.command,
+              [](const FlagRow &f, const std::string &v) {
+                if (v.empty()) throw UsageError("--pinniped-cli-path must not be empty");
+                *static_cast<std::string *>(f.to) = v;
+              }),
+    text_flag("--install-hint", "TEXT",
+              "what kubectl prints when that command is missing (default: a line saying to put pinniped on PATH)",
+              opts.get.install_hint),
+    text_flag("--generated-name-suffix", "S",
+              "the cluster, user and context are named after your context's cluster plus this (default -pinniped)",
+              opts.get.name_suffix),
+    switch_flag("--skip-validation", "write the kubeconfig without trying its server first", opts.get.skip_validation),
+    call_flag("--timeout", "DURATION",
+              "bounds the whole command, discovery and validation included (default 10m; 0 = no limit)",
+              &opts.get.timeout, set_timeout),
+    short_flag('o', text_flag("--output", "FILE", "write here (mode 0600) instead of stdout", opts.get_output)),
+};
+
+constexpr FlagRow kWhoamiFlags[] = {
+    text_flag("--kubeconfig", "FILE", "default $KUBECONFIG or ~/.kube/config", opts.whoami.kubeconfig),
+    text_flag("--kubeconfig-context", "NAME", "default: current-context", opts.whoami.context),
+    text_flag("--api-group-suffix", "SUFFIX", "API group suffix (default " PINNIPED_DEFAULT_API_GROUP_SUFFIX ")",
+              opts.whoami.api_group_suffix),
+    short_flag('o', text_flag("--output", "FORMAT",
+                              "text (default) as upstream prints it, or the WhoAmIRequest as json or yaml",
+                              opts.whoami_output, "text|json|yaml")),
+    call_flag("--timeout", "DURATION", "for each request (default 20s; 0 = no limit)", &opts.whoami.timeout,
+              set_timeout),
+};
+
+constexpr FlagRow kVersionFlags[] = {
+    short_flag('o',
+               text_flag("--output", "FORMAT", "text (default), json or yaml", opts.version_output, "text|json|yaml")),
+};
+
+constexpr FlagRow kRootFlags[] = {
+    switch_flag("--version", "print the version (as pinniped version)", opts.version),
+};
+
+// --- the command tree: every command's flags, help and run
+
+int run_completion(const Args &args);
+int run_help(const Args &args);
+int run_root(const Args &args);
+
+constexpr Command concierge_command() {
+  Command c;
+  c.name = "concierge";
+  c.summary = "serve the credential exchange API";
+  c.usage = "[flags]";
+  c.description =
+      "Serves TokenCredentialRequest (login.concierge.<suffix>/v1alpha1): authenticates a token with a TokenReview "
+      "webhook and returns a short-lived client certificate signed by the cluster signer.";
+  c.flags = kConciergeFlags;
+  c.example =
+      "pinniped concierge --listen 127.0.0.1:10250 \\\n"
+      "  --signer-cert /var/lib/rancher/k3s/server/tls/client-ca.crt \\\n"
+      "  --signer-key /var/lib/rancher/k3s/server/tls/client-ca.key \\\n"
+      "  --authenticators /etc/pinniped/authenticators.yaml\n";
+  c.run = run_concierge;
+  return c;
+}
+
+constexpr Command add_user_command() {
+  Command c;
+  c.name = "add-user";
+  c.summary = "make a user: a Secret manifest or a users-file line";
+  c.usage = "NAME [flags]";
+  c.description =
+      "Reads the password from stdin (a prompt without echo on a terminal), never from the command line, and prints "
+      "a Secret manifest (default) or a users-file line with its bcrypt hash.";
+  c.max_args = 1;
+  c.flags = kAddUserFlags;
+  c.example = "pinniped local-user-authenticator add-user alice --groups devs --output line >> users\n";
+  c.run = run_add_user;
+  return c;
+}
+constexpr Command kLuaCommands[] = {add_user_command()};
+
+constexpr Command local_user_authenticator_command() {
+  Command c;
+  c.name = "local-user-authenticator";
+  c.summary = "a bcrypt TokenReview IDP";
+  c.usage = "[flags]\n  pinniped local-user-authenticator add-user NAME [flags]";
+  c.description =
+      "A TokenReview webhook (POST /authenticate, authentication.k8s.io v1 and v1beta1) for tests and small sites: "
+      "the token is username:password, checked against bcrypt hashes. Users are Secrets in a namespace (name = user, "
+      "data.passwordHash, data.groups), as upstream's local-user-authenticator reads them, or lines of a users file.";
+  c.flags = kLuaFlags;
+  c.example =
+      "pinniped local-user-authenticator add-user alice --groups devs --output line >> users\n"
+      "pinniped local-user-authenticator --listen 127.0.0.1:8443 --users-file users \\\n"
+      "  --serving-ca-out ca.pem\n";
+  c.commands = kLuaCommands;
+  c.run = run_local_user_authenticator;
+  return c;
+}
+
+// A command that only holds `sub` (its one subcommand), as login holds
+// static; `noun` names what its subcommand is in errors ("missing resource").
+constexpr Command group(const char *name, const char *usage, const char *summary, const char *description,
+                        const char *noun, pinniped::Rows<Command> sub) {
+  Command c;
+  c.name = name;
+  c.summary = summary;
+  c.usage = usage;
+  c.description = description;
+  c.commands = sub;
+  c.subcommand_noun = noun;
+  c.example = sub.first->example;
+  return c;
+}
+
+constexpr Command login_static_command() {
+  Command c;
+  c.name = "static";
+  c.summary = "the kubectl exec credential plugin (a cached client certificate)";
+  c.usage = "[flags]";
+  c.description =
+      "The kubectl exec credential plugin: exchanges a static token for a short-lived client certificate through "
+      "the concierge (TokenCredentialRequest via kube-apiserver) and prints an ExecCredential on stdout, in the "
+      "apiVersion of KUBERNETES_EXEC_INFO (v1 or v1beta1; v1beta1 when unset). Certificates are cached until a "
+      "minute before they expire. kubectl runs this; `pinniped get kubeconfig` writes the kubeconfig that makes it "
+      "do so.";
+  c.flags = kLoginStaticFlags;
+  c.example =
+      "MY_TOKEN=... pinniped login static --token-env MY_TOKEN --concierge-authenticator-name my-idp \\\n"
+      "  --concierge-endpoint https://10.0.0.1:6443 --concierge-ca-bundle-data \"$(base64 -w0 ca.crt)\"\n";
+  c.run = run_login_static;
+  return c;
+}
+constexpr Command kLoginCommands[] = {login_static_command()};
+
+constexpr Command get_kubeconfig_command() {
+  Command c;
+  c.name = "kubeconfig";
+  c.summary = "write a kubeconfig whose user logs in through pinniped";
+  c.usage = "[flags]";
+  c.description =
+      "Writes a kubeconfig for the cluster of your (admin) kubeconfig whose user runs `pinniped login static`. The "
+      "authenticator, endpoint and CA are discovered from the cluster's WebhookAuthenticators and CredentialIssuer "
+      "unless given.\n\n"
+      "Its cluster, user and context are named after your context's cluster plus --generated-name-suffix, so that "
+      "it merges into another kubeconfig (KUBECONFIG=a:b kubectl config view --flatten). Before it is written it is "
+      "tried once: its server is reached with its CA, without credentials (--skip-validation skips this).";
+  c.flags = kGetKubeconfigFlags;
+  c.example =
+      "pinniped get kubeconfig --static-token-env MY_TOKEN -o alice.kubeconfig\n"
+      "MY_TOKEN=... kubectl --kubeconfig alice.kubeconfig get namespaces\n";
+  c.run = run_get_kubeconfig;
+  return c;
+}
+constexpr Command kGetCommands[] = {get_kubeconfig_command()};
+
+constexpr Command whoami_command() {
+  Command c;
+  c.name = "whoami";
+  c.summary = "show who kube-apiserver thinks you are";
+  c.usage = "[flags]";
+  c.description =
+      "Asks kube-apiserver (a WhoAmIRequest, identity.concierge.<suffix>/v1alpha1) who the kubeconfig's credentials "
+      "belong to. A user that logs in with `pinniped login static` is logged in in-process, with the same flags and "
+      "cache.";
+  c.flags = kWhoamiFlags;
+  c.example = "pinniped whoami --kubeconfig alice.kubeconfig -o json\n";
+  c.run = run_whoami;
+  return c;
+}
+
+constexpr Command version_command() {
+  Command c;
+  c.name = "version";
+  c.summary = "print the version";
+  c.usage = "[flags]";
+  c.description = "Prints the version of pinniped and of the libraries built into it.";
+  c.flags = kVersionFlags;
+  c.example = "pinniped version -o json\n";
+  c.run = run_version;
+  return c;
+}
+
+constexpr Command completion_command() {
+  Command c;
+  c.name = "completion";
+  c.summary = "print a shell completion script (bash, zsh or fish)";
+  c.usage = "bash|zsh|fish";
+  c.description =
+      "Prints a script that completes pinniped's commands, flags and their fixed values in the shell, made from the "
+      "same tables as the help.";
+  c.args = "bash zsh fish";
+  c.max_args = 1;
+  c.example =
+      "source <(pinniped completion bash)\n"
+      "source <(pinniped completion zsh)\n"
+      "pinniped completion fish | source\n";
+  c.run = run_completion;
+  return c;
+}
+
+constexpr Command help_command() {
+  Command c;
+  c.name = "help";
+  c.summary = "show a command's help (as COMMAND --help does)";
+  c.usage = "[COMMAND [SUBCOMMAND]]";
+  c.max_args = 2;
+  c.example = "pinniped help get kubeconfig\n";
+  // The commands before it in kCommands.
+  c.args = "concierge login get whoami local-user-authenticator version completion";
+  c.run = run_help;
+  return c;
+}
+
+constexpr Command kCommands[] = {
+    concierge_command(),
+    group("login", "static [flags]", "log in to a cluster (kubectl runs this)",
+          "Logs in through the concierge; `static` is the one method: a static token.", "login method", kLoginCommands),
+    group("get", "kubeconfig [flags]", "write files for the cluster's users",
+          "Writes what a cluster's users need; `kubeconfig` is the one resource.", "resource", kGetCommands),
+    whoami_command(),
+    local_user_authenticator_command(),
+    version_command(),
+    completion_command(),
+    help_command(),
+};
+
+constexpr Command root_command() {
+  Command c;
+  c.name = "pinniped";
+  c.usage = "COMMAND [flags]";
+  c.description = "pinniped " PINNIPED_VERSION " - a small Pinniped Concierge for edge Kubernetes.";
+  c.commands = kCommands;
+  c.flags = kRootFlags;
+  c.example =
+      "pinniped get kubeconfig --static-token-env MY_TOKEN -o alice.kubeconfig\n"
+      "pinniped whoami --kubeconfig alice.kubeconfig\n"
+      "pinniped help get kubeconfig\n"
+      "source <(pinniped completion bash)\n";
+  c.run = run_root;
+  return c;
+}
+constexpr Command kRoot = root_command();
+
+// The command that `names` lead to from `root` (for help), or nullptr.
+const Command *find_command(const Command &root, const Args &names, std::string &path) {
+  const Command *c = &root;
+  path = root.name;
+  for (const auto &n : names) {
+    const Command *next = nullptr;
+    for (const auto &s : c->commands)
+      if (s.name == n) next = &s;
+    if (!next) return nullptr;
+    c = next;
+    path += " " + n;
   }
-  common.finish(cfg);
+  return c;
+}
 
-  sigset_t sigs = block_stop_signals();
-  pinniped::Logger log(common.level);
-  pinniped::LocalUserAuthenticator server(cfg, log);
-  return serve(server, common.port_file, sigs);
+int run_completion(const Args &args) {
+  if (args.empty()) throw UsageError("completion needs a shell: bash, zsh or fish");
+  if (args[0] != "bash" && args[0] != "zsh" && args[0] != "fish")
+    throw UsageError("completion: unknown shell \"" + args[0] + "\" (bash, zsh or fish)");
+  std::cout << pinniped::completion_script(kRoot, args[0]);
+  return 0;
+}
+
+int run_help(const Args &args) {
+  std::string path;
+  const Command *c = find_command(kRoot, args, path);
+  if (!c) throw UsageError("unknown command \"" + args.back() + "\" (see pinniped help)");
+  std::cout << pinniped::help_text(*c, path);
+  return 0;
+}
+
+int run_root(const Args &args) {
+  if (opts.version) return run_version(args);
+  std::cout << pinniped::help_text(kRoot, "pinniped");
+  return 0;
+}
+
+// " (only: pinniped get kubeconfig; see pinniped get --help)".
+std::string only(const Command &c, const std::string &path) {
+  std::vector<std::string> names;
+  for (const auto &s : c.commands) names.push_back(path + " " + s.name);
+  if (names.size() > 3) return " (see " + path + " --help)";
+  return " (only: " + pinniped::join_words(names) + "; see " + path + " --help)";
+}
+
+// Follows the subcommands that `args` name, parses the rest by that
+// command's flags and runs it (or prints its help).
+int dispatch(const Command &root, const Args &args) {
+  const Command *c = &root;
+  std::string path = root.name;
+  size_t i = 0;
+  for (; i < args.size() && !c->commands.empty() && !args[i].empty() && args[i][0] != '-'; i++) {
+    const Command *next = nullptr;
+    for (const auto &s : c->commands)
+      if (s.name == args[i]) next = &s;
+    if (!next) throw UsageError("unknown " + std::string(c->subcommand_noun) + " \"" + args[i] + "\"" + only(*c, path));
+    c = next;
+    path += " " + std::string(c->name);
+  }
+  auto parsed =
+      pinniped::parse_flags(Args(args.begin() + static_cast<long>(i), args.end()), c->flags, path, c->max_args);
+  if (parsed.help) {
+    std::cout << pinniped::help_text(*c, path);
+    return 0;
+  }
+  if (!c->run) throw UsageError("missing " + std::string(c->subcommand_noun) + only(*c, path));
+  return c->run(parsed.args);
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string cmd = argc > 1 ? argv[1] : "help";
   try {
-    if (cmd == "concierge") return run_concierge(argc, argv);
-    if (cmd == "local-user-authenticator") return run_local_user_authenticator(argc, argv);
-    if (cmd == "login") return run_login(argc, argv);
-    if (cmd == "get") return run_get(argc, argv);
-    if (cmd == "whoami") return run_whoami(argc, argv);
-    if (cmd == "version" || cmd == "--version") {
-      std::cout << "pinniped " PINNIPED_VERSION " (mbedTLS " MBEDTLS_VERSION_STRING ", cpp-httplib " CPPHTTPLIB_VERSION
-                   ")\n";
-      return 0;
-    }
-    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-      if (argc > 2 && std::string(argv[2]) == "concierge")
-        std::cout << kConciergeUsage;
-      else if (argc > 2 && std::string(argv[2]) == "login")
-        std::cout << kLoginStaticUsage;
-      else if (argc > 2 && std::string(argv[2]) == "get")
-        std::cout << kGetKubeconfigUsage;
-      else if (argc > 2 && std::string(argv[2]) == "whoami")
-        std::cout << kWhoamiUsage;
-      else if (argc > 2 && std::string(argv[2]) == "local-user-authenticator")
-        std::cout << kLocalUserAuthenticatorUsage;
-      else
-        std::cout << kUsage;
-      return 0;
-    }
-    std::cerr << "pinniped: unknown command \"" << cmd << "\" (see pinniped help)\n";
-    return 2;
-  } catch (const pinniped::Error &e) {
+    return dispatch(kRoot, Args(argv + 1, argv + argc));
+  } catch (const UsageError &e) {
     std::cerr << "pinniped: " << e.what() << "\n";
-    return e.code == 400 ? 2 : 1;
+    return 2;
   } catch (const std::exception &e) {
     std::cerr << "pinniped: " << e.what() << "\n";
     return 1;

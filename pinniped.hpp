@@ -1,11 +1,14 @@
 // pinniped.hpp: a small, dependency-light Pinniped Concierge for edge Kubernetes.
 //
 // One header, read top to bottom in the order a request travels:
-//   0. tunables, includes, the error type, logging
+//   0. tunables, includes, the error type, logging, string and file helpers
 //   1. wire types (TokenCredentialRequest, TokenReview, Status, ...) + JSON
 //   2. crypto helpers and the certificate authority (cluster signer)
 //   3. TLS transport on mbedTLS (server for cpp-httplib, HTTPS client)
 //  3b. Kubernetes client (kubeconfig, REST, watches, informers)
+//  3c. serving certificates kept in a Secret (ServingCertController)
+//  3d. the HTTPS service both servers are made of (options, listener, Status
+//      answers, serving files, a generated certificate)
 //   4. authenticators (TokenReview webhooks, the registry, config files)
 //   5. the concierge (HTTP handlers, discovery, health, controllers)
 //   6. the client side (exchange a token for a credential; the kubectl exec
@@ -13,6 +16,30 @@
 //   7. local-user-authenticator (a bcrypt TokenReview IDP)
 // A section may call the sections above it, never below. Machinery lives in
 // `pinniped::detail`; everything else is the public API.
+//
+// Threads. A concierge runs: main (start(), then run(): the aggregated
+// server's accept loop); the direct frontend's accept loop (with
+// --direct-listen); per TlsServer a pool of --threads workers (handshakes,
+// requests, handlers: an exchange calls the IDP and the CSR API on its
+// worker) and one thread that watches idle kept-alive connections; the
+// reload thread (PeriodicTask: files, the CSR sweep, the anonymous probe,
+// the CredentialIssuer); one watch thread per Informer (serving Secret,
+// WebhookAuthenticators, front-proxy ConfigMap, direct Service, CSRs),
+// whose handlers run on it; the LeaderElector; the key pool's refill
+// thread; main.cpp's signal waiter. The local-user-authenticator has the
+// same kinds: accept loop, workers, reload thread, informers.
+// Locks. Each mutex guards its own object's members only, and almost all
+// are leaves. Nested, outer first: TlsServer's parking lock, then its
+// pool's queue; Concierge::apply_mu_ then tls_mu_ (apply_tls), and
+// direct_apply_mu_ then tls_mu_ or direct_mu_ (never both: each is taken
+// and dropped in turn); Logger's lock is innermost and takes no other.
+// Rule: no lock is held across network I/O (Kubernetes calls, the IDP, a
+// TLS handshake), a blocking wait other than a condition variable, or a
+// callback; state is copied under the lock, the work done without it, and
+// the result published under it again. An object whose destructor does
+// I/O (a client closing its kept-alive TLS connections) is released after
+// the lock. ServingCertController::sync runs one pass at a time without
+// making callers wait: a caller that finds a pass running asks for another.
 //
 // Build: needs cpp-httplib 0.11.4 (header-only, without OpenSSL), picojson,
 // libyaml, libcrypt and mbedTLS 2.28
@@ -34,11 +61,6 @@
 #ifndef PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES
 #define PINNIPED_MAX_WEBHOOK_RESPONSE_BYTES (1024 * 1024)
 #endif
-// The direct frontend (TokenCredentialRequest served to clients that reach
-// the concierge without kube-apiserver in front): the port the manifests use,
-// how often kube-apiserver is asked whether it lets anonymous exchanges
-// through once that is known, and how many client addresses the per-address
-// failure limit remembers (least recently seen forgotten first).
 // A file that others rewrite is used only once it has not changed for this
 // long (see read_whole_file).
 #ifndef PINNIPED_FILE_SETTLE_MS
@@ -74,6 +96,11 @@
 #ifndef PINNIPED_CSR_LEFTOVER_SECONDS
 #define PINNIPED_CSR_LEFTOVER_SECONDS 120
 #endif
+// The direct frontend (TokenCredentialRequest served to clients that reach
+// the concierge without kube-apiserver in front): the port the manifests use,
+// how often kube-apiserver is asked whether it lets anonymous exchanges
+// through once that is known, and how many client addresses the per-address
+// failure limit remembers (least recently seen forgotten first).
 #ifndef PINNIPED_DIRECT_PORT
 #define PINNIPED_DIRECT_PORT 10444
 #endif
@@ -82,6 +109,40 @@
 #endif
 #ifndef PINNIPED_FAILURE_LIMIT_ADDRESSES
 #define PINNIPED_FAILURE_LIMIT_ADDRESSES 4096
+#endif
+
+// Periodic passes that catch what a missed watch event leaves behind: the
+// serving-certificate Secret, the CredentialIssuer (rewritten this often
+// even when nothing changed), and the sweep of CSRs left behind.
+#ifndef PINNIPED_SERVING_RESYNC_SECONDS
+#define PINNIPED_SERVING_RESYNC_SECONDS 30
+#endif
+#ifndef PINNIPED_ISSUER_RESYNC_SECONDS
+#define PINNIPED_ISSUER_RESYNC_SECONDS 60
+#endif
+#ifndef PINNIPED_CSR_SWEEP_SECONDS
+#define PINNIPED_CSR_SWEEP_SECONDS 60
+#endif
+// A watch that fails is retried after 500 ms, doubling up to this.
+#ifndef PINNIPED_WATCH_BACKOFF_MAX_MS
+#define PINNIPED_WATCH_BACKOFF_MAX_MS 30000
+#endif
+// Kubernetes API calls' default time limit, and how long start-up waits
+// for an informer's first list before it goes on without it.
+#ifndef PINNIPED_KUBE_TIMEOUT_SECONDS
+#define PINNIPED_KUBE_TIMEOUT_SECONDS 30
+#endif
+#ifndef PINNIPED_START_SYNC_WAIT_SECONDS
+#define PINNIPED_START_SYNC_WAIT_SECONDS 5
+#endif
+// Probes that only ask whether something answers (a webhook's TLS, whether
+// kube-apiserver lets anonymous exchanges through).
+#ifndef PINNIPED_PROBE_TIMEOUT_SECONDS
+#define PINNIPED_PROBE_TIMEOUT_SECONDS 5
+#endif
+// Lifetime of a serving certificate made in memory (no files, no cluster).
+#ifndef PINNIPED_GENERATED_CERT_DAYS
+#define PINNIPED_GENERATED_CERT_DAYS 365
 #endif
 
 // poll(2) instead of select(2): no FD_SETSIZE ceiling on busy servers.
@@ -179,6 +240,9 @@ namespace pinniped {
 using Clock = std::chrono::system_clock;
 using Steady = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
+// How far back every certificate made here dates its notBefore (see
+// PINNIPED_BACKDATE_SECONDS).
+constexpr std::chrono::seconds kBackdate{PINNIPED_BACKDATE_SECONDS};
 
 // ---------------------------------------------------------------------------
 // 0. The error type and logging
@@ -360,37 +424,49 @@ inline std::optional<Clock::time_point> parse_rfc3339(const std::string &s) {
   return clock_from_time_t(tt - offset);
 }
 
-// Go-style durations: "10s", "500ms", "5m", "1h30m", "2m3.5s".
+// Durations as Go's time.ParseDuration reads them, without a sign: "0", or
+// numbers each with a unit ("10s", "1.5h", ".5s", "1h30m", "500ms"; units
+// ns, us, µs, ms, s, m, h). Each number has a digit and at most one '.';
+// anything else ("1.2.3s", ".s", "5", "1e3s") is refused. Sub-millisecond
+// parts round down; more than about 31 years is refused.
 inline std::optional<Millis> parse_duration(const std::string &s) {
+  if (s == "0") return Millis(0);
   if (s.empty()) return std::nullopt;
-  double total_ms = 0;
+  static const std::pair<const char *, uint64_t> units[] = {
+      {"ns", 1},           {"us", 1000},         {"\xC2\xB5s", 1000},  // U+00B5 micro sign
+      {"\xCE\xBCs", 1000},                                             // U+03BC Greek mu
+      {"ms", 1000000},     {"s", 1000000000ull}, {"m", 60000000000ull}, {"h", 3600000000000ull}};
+  const uint64_t limit = 1000000000000000000ull;  // ns: 1e12 ms
+  uint64_t total = 0;
   size_t i = 0;
+  auto digit = [&](size_t k) { return k < s.size() && std::isdigit(static_cast<unsigned char>(s[k])); };
   while (i < s.size()) {
-    size_t start = i;
-    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) i++;
-    if (start == i) return std::nullopt;
-    double v;
-    try {
-      v = std::stod(s.substr(start, i - start));
-    } catch (...) {
-      return std::nullopt;
+    uint64_t whole = 0, frac = 0;
+    double scale = 1;
+    bool any = false;
+    for (; digit(i); i++, any = true) {
+      if (whole > limit / 10) return std::nullopt;
+      whole = whole * 10 + static_cast<uint64_t>(s[i] - '0');
     }
-    size_t ustart = i;
-    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) i++;
-    std::string unit = s.substr(ustart, i - ustart);
-    if (unit == "ms")
-      total_ms += v;
-    else if (unit == "s")
-      total_ms += v * 1000;
-    else if (unit == "m")
-      total_ms += v * 60000;
-    else if (unit == "h")
-      total_ms += v * 3600000;
-    else
-      return std::nullopt;
+    if (i < s.size() && s[i] == '.') {
+      for (i++; digit(i); i++, any = true)
+        if (scale < 1e18) {  // further digits are below a nanosecond
+          frac = frac * 10 + static_cast<uint64_t>(s[i] - '0');
+          scale *= 10;
+        }
+    }
+    if (!any) return std::nullopt;
+    size_t u = i;
+    while (i < s.size() && s[i] != '.' && !digit(i)) i++;
+    std::string unit = s.substr(u, i - u);
+    uint64_t ns = 0;
+    for (const auto &x : units)
+      if (unit == x.first) ns = x.second;
+    if (ns == 0 || whole > limit / ns) return std::nullopt;
+    total += whole * ns + static_cast<uint64_t>(static_cast<double>(frac) * (static_cast<double>(ns) / scale));
+    if (total > limit) return std::nullopt;
   }
-  if (total_ms > 1e12) return std::nullopt;
-  return Millis(static_cast<int64_t>(total_ms));
+  return Millis(static_cast<int64_t>(total / 1000000));
 }
 
 inline void Logger::log(Level l, const std::string &msg, const Fields &fields) const {
@@ -451,8 +527,176 @@ class PeriodicTask {
 };
 
 // ---------------------------------------------------------------------------
+// 0. Generic helpers: strings and files
+// ---------------------------------------------------------------------------
+
+namespace detail {
+inline std::string lower(std::string s) {
+  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+inline std::string trim(const std::string &s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+inline std::vector<std::string> split(const std::string &s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+inline std::string hex(const std::string &in) {
+  static const char *d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : in) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+}  // namespace detail
+
+// "a, b or c" (for messages).
+inline std::string join_words(const std::vector<std::string> &v, const std::string &last = "or") {
+  std::string out;
+  for (size_t i = 0; i < v.size(); i++) out += (i == 0 ? "" : i + 1 == v.size() ? " " + last + " " : ", ") + v[i];
+  return out;
+}
+
+// Writes `content` to `path` atomically (temp file beside it + rename) with
+// `mode` (0600: the default, for anything private).
+inline void write_file_atomic(const std::string &path, const std::string &content, mode_t mode = 0600) {
+  // pid + counter: no other live writer uses the name; one that exists is
+  // left over by a dead process that had our pid, and is replaced.
+  static std::atomic<uint64_t> seq{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(seq++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0)
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) throw internal_error("cannot write " + tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  bool ok = ::fchmod(fd, mode) == 0;
+  while (ok && off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) off += static_cast<size_t>(n);
+  }
+  int err = errno;
+  if (::close(fd) != 0) ok = false;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    ::unlink(tmp.c_str());
+    throw internal_error("cannot write " + path + ": " + std::strerror(err));
+  }
+}
+
+inline std::string read_file(const std::string &path, size_t max_bytes = 4 * 1024 * 1024) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(500, "InternalError", "cannot read " + path + ": " + std::strerror(errno));
+  std::string out;
+  char buf[8192];
+  while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(f.gcount()));
+    if (out.size() > max_bytes) throw internal_error(path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  return out;
+}
+
+// Identity of a file's current content for change polling: follows
+// symlinks, so Kubernetes' atomic "..data" swaps are seen too.
+inline std::string file_version(const std::string &path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+// Reads a file that other programs may be rewriting while we run. The bytes
+// are used only when the read is whole: the file's identity (device, inode,
+// size, modification time) is the same before and after the read, every
+// byte was read, the path still names that file, and it was last modified
+// at least `settle` ago. So a writer that truncates and rewrites in place,
+// or writes in pieces, is never caught mid-way: a cut line in a users file
+// would otherwise read as a shorter, valid one (groups lost or, worse, a
+// group name cut into another). nullopt, with the reason in `why`, when the
+// file is not (yet) usable; the caller keeps what it had and looks again.
+inline std::optional<std::string> read_whole_file(const std::string &path, std::string *why,
+                                                  Millis settle = Millis(PINNIPED_FILE_SETTLE_MS),
+                                                  size_t max_bytes = 4 * 1024 * 1024) {
+  auto say = [&](const std::string &w) {
+    if (why) *why = w;
+    return std::optional<std::string>();
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return say("cannot read " + path + ": " + std::strerror(errno));
+  struct stat before {
+  }, after{}, now_at_path{};
+  std::string out;
+  bool ok = ::fstat(fd, &before) == 0;
+  char buf[8192];
+  while (ok) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      ::close(fd);
+      return say(path + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+  }
+  ok = ok && ::fstat(fd, &after) == 0;
+  ::close(fd);
+  if (!ok) return say("cannot read " + path + ": " + std::strerror(errno));
+  auto same = [](const struct stat &a, const struct stat &b) {
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+  };
+  if (!same(before, after) || out.size() != static_cast<size_t>(before.st_size) ||
+      ::stat(path.c_str(), &now_at_path) != 0 || !same(before, now_at_path))
+    return say(path + " changed while it was read");
+  auto mtime = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+      std::chrono::seconds(before.st_mtim.tv_sec) + std::chrono::nanoseconds(before.st_mtim.tv_nsec)));
+  if (Clock::now() - mtime < settle) return say(path + " was modified just now (it may still be being written)");
+  return out;
+}
+
+// At start, when there is nothing to keep: waits up to `limit` for a whole
+// read; throws with the reason after that.
+inline std::string read_whole_file_waiting(const std::string &path,
+                                           Millis limit = Millis(4 * PINNIPED_FILE_SETTLE_MS + 2000)) {
+  auto until = Steady::now() + limit;
+  std::string why;
+  for (;;) {
+    if (auto c = read_whole_file(path, &why)) return *c;
+    if (Steady::now() >= until || access(path.c_str(), R_OK) != 0) throw internal_error(why);
+    std::this_thread::sleep_for(Millis(50));
+  }
+}
+
+// A whole read for a reload: at start (`initial`) it waits; later it gives
+// nullopt while the file is moving, and the caller looks again next time.
+inline std::optional<std::string> read_for_reload(const std::string &path, bool initial, std::string *why) {
+  if (initial) return read_whole_file_waiting(path);
+  return read_whole_file(path, why);
+}
+
+// ---------------------------------------------------------------------------
 // 1. Wire types
-// Owns the JSON shapes of wire.md. Calls nothing but picojson.
+// Owns the JSON shapes of the APIs we serve and call (as upstream Pinniped
+// and Kubernetes write them). Calls nothing but picojson.
 // ---------------------------------------------------------------------------
 
 namespace json {
@@ -889,6 +1133,43 @@ struct UserInfo {
   }
 };
 
+// identity.concierge.<suffix>/v1alpha1 WhoAmIRequest: an empty request, and
+// the answer whose status.kubernetesUserInfo.user is the caller.
+struct WhoAmIRequest {
+  std::string api_version;
+  ObjectMeta metadata;
+  std::optional<UserInfo> user;  // set in an answer
+
+  static std::string api_version_for(const std::string &suffix) { return "identity.concierge." + suffix + "/v1alpha1"; }
+  picojson::value to_json() const {
+    picojson::object o;
+    o["apiVersion"] = jv(api_version);
+    o["kind"] = jv("WhoAmIRequest");
+    o["metadata"] = metadata.to_json();
+    o["spec"] = picojson::value(picojson::object());
+    if (user) {
+      picojson::object status, info;
+      info["user"] = user->to_json();
+      status["kubernetesUserInfo"] = picojson::value(info);
+      o["status"] = picojson::value(status);
+    }
+    return picojson::value(o);
+  }
+  // A request or an answer; `want_user`: the answer must name the user.
+  static WhoAmIRequest from_json(const picojson::value &v, bool want_user = false) {
+    if (!v.is<picojson::object>()) throw bad_request("WhoAmIRequest: not a JSON object");
+    WhoAmIRequest w;
+    w.api_version = json::get_string(v, "apiVersion", "apiVersion");
+    if (const auto *m = json::get_object(v, "metadata", "metadata")) w.metadata = ObjectMeta::from_json(*m);
+    const auto *st = json::field(v, "status");
+    const auto *ki = st ? json::field(*st, "kubernetesUserInfo") : nullptr;
+    const auto *u = ki ? json::field(*ki, "user") : nullptr;
+    if (u) w.user = UserInfo::from_json(*u, "status.kubernetesUserInfo.user");
+    if (want_user && !w.user) throw bad_request("the WhoAmIRequest answer has no status.kubernetesUserInfo.user");
+    return w;
+  }
+};
+
 // authentication.k8s.io/{v1,v1beta1} TokenReview (we are the client).
 struct TokenReview {
   std::string api_version = "authentication.k8s.io/v1beta1";
@@ -1128,16 +1409,6 @@ inline std::string sha256(const std::string &in) {
   unsigned char h[32];
   mbedtls_sha256_ret(reinterpret_cast<const unsigned char *>(in.data()), in.size(), h, 0);
   return std::string(reinterpret_cast<char *>(h), 32);
-}
-
-inline std::string hex(const std::string &in) {
-  static const char *d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : in) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
 }
 
 // The length of the strict UTF-8 sequence at s[i] (no overlongs, no
@@ -1616,7 +1887,7 @@ inline CertificateAndKey make_self_signed_ca(const std::string &common_name, Mil
   t.is_ca = true;
   t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE | MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN;
   auto now = Clock::now();
-  t.not_before = now - std::chrono::minutes(5);
+  t.not_before = now - kBackdate;
   t.not_after = now + ttl;
   std::string name = detail::encode_name(t);
   std::string spki = key->public_der();
@@ -1761,7 +2032,7 @@ class Signer {
     s->not_before_ = detail::from_x509_time(c->valid_from);
     s->not_after_ = detail::from_x509_time(c->valid_to);
     if (s->not_after_ <= now) throw internal_error("signer certificate expired at " + format_rfc3339(s->not_after_));
-    if (s->not_before_ > now + std::chrono::minutes(5))
+    if (s->not_before_ > now + kBackdate)  // clock skew
       throw internal_error("signer certificate is not valid before " + format_rfc3339(s->not_before_));
     s->subject_der_.assign(reinterpret_cast<const char *>(c->subject_raw.p), c->subject_raw.len);
     s->subject_ = detail::x509_name_string(&c->subject);
@@ -1775,8 +2046,7 @@ class Signer {
   // Issues a client certificate: CN = username, one O per group, clientAuth
   // only, valid from now - skew to now + ttl (clamped to the signer's life).
   IssuedCertificate issue(const std::string &username, const std::vector<std::string> &groups, Millis ttl,
-                          const ClientKey &key, Clock::time_point now = Clock::now(),
-                          Millis skew = std::chrono::seconds(PINNIPED_BACKDATE_SECONDS)) const {
+                          const ClientKey &key, Clock::time_point now = Clock::now(), Millis skew = kBackdate) const {
     if (username.empty()) throw bad_request("username must not be empty");
     CertificateTemplate t;
     t.common_name = username;
@@ -1814,7 +2084,7 @@ class Signer {
   Clock::time_point not_before_, not_after_;
 };
 
-// Where distributions keep the cluster signer (wire.md), k3s first.
+// Where distributions keep the cluster signer, k3s first.
 struct SignerLocation {
   std::string distribution;
   std::string cert_path;
@@ -1841,99 +2111,6 @@ inline std::optional<SignerLocation> find_signer(const std::string &root) {
     if (access(loc.cert_path.c_str(), R_OK) == 0 && access(loc.key_path.c_str(), R_OK) == 0) return loc;
   }
   return std::nullopt;
-}
-
-inline std::string read_file(const std::string &path, size_t max_bytes = 4 * 1024 * 1024) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(500, "InternalError", "cannot read " + path + ": " + std::strerror(errno));
-  std::string out;
-  char buf[8192];
-  while (f.read(buf, sizeof buf) || f.gcount() > 0) {
-    out.append(buf, static_cast<size_t>(f.gcount()));
-    if (out.size() > max_bytes) throw internal_error(path + " is larger than " + std::to_string(max_bytes) + " bytes");
-  }
-  return out;
-}
-
-// Identity of a file's current content for change polling: follows
-// symlinks, so Kubernetes' atomic "..data" swaps are seen too.
-inline std::string file_version(const std::string &path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return "";
-  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
-}
-
-// Reads a file that other programs may be rewriting while we run. The bytes
-// are used only when the read is whole: the file's identity (device, inode,
-// size, modification time) is the same before and after the read, every
-// byte was read, the path still names that file, and it was last modified
-// at least `settle` ago. So a writer that truncates and rewrites in place,
-// or writes in pieces, is never caught mid-way: a cut line in a users file
-// would otherwise read as a shorter, valid one (groups lost or, worse, a
-// group name cut into another). nullopt, with the reason in `why`, when the
-// file is not (yet) usable; the caller keeps what it had and looks again.
-inline std::optional<std::string> read_whole_file(const std::string &path, std::string *why,
-                                                  Millis settle = Millis(PINNIPED_FILE_SETTLE_MS),
-                                                  size_t max_bytes = 4 * 1024 * 1024) {
-  auto say = [&](const std::string &w) {
-    if (why) *why = w;
-    return std::optional<std::string>();
-  };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return say("cannot read " + path + ": " + std::strerror(errno));
-  struct stat before {
-  }, after{}, now_at_path{};
-  std::string out;
-  bool ok = ::fstat(fd, &before) == 0;
-  char buf[8192];
-  while (ok) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ok = n == 0;
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > max_bytes) {
-      ::close(fd);
-      return say(path + " is larger than " + std::to_string(max_bytes) + " bytes");
-    }
-  }
-  ok = ok && ::fstat(fd, &after) == 0;
-  ::close(fd);
-  if (!ok) return say("cannot read " + path + ": " + std::strerror(errno));
-  auto same = [](const struct stat &a, const struct stat &b) {
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
-  };
-  if (!same(before, after) || out.size() != static_cast<size_t>(before.st_size) ||
-      ::stat(path.c_str(), &now_at_path) != 0 || !same(before, now_at_path))
-    return say(path + " changed while it was read");
-  auto mtime = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
-      std::chrono::seconds(before.st_mtim.tv_sec) + std::chrono::nanoseconds(before.st_mtim.tv_nsec)));
-  if (Clock::now() - mtime < settle) return say(path + " was modified just now (it may still be being written)");
-  return out;
-}
-
-// At start, when there is nothing to keep: waits up to `limit` for a whole
-// read; throws with the reason after that.
-inline std::string read_whole_file_waiting(const std::string &path,
-                                           Millis limit = Millis(4 * PINNIPED_FILE_SETTLE_MS + 2000)) {
-  auto until = Steady::now() + limit;
-  std::string why;
-  for (;;) {
-    if (auto c = read_whole_file(path, &why)) return *c;
-    if (Steady::now() >= until || access(path.c_str(), R_OK) != 0) throw internal_error(why);
-    std::this_thread::sleep_for(Millis(50));
-  }
-}
-
-// A whole read for a reload: at start (`initial`) it waits; later it gives
-// nullopt while the file is moving, and the caller looks again next time.
-inline std::optional<std::string> read_for_reload(const std::string &path, bool initial, std::string *why) {
-  if (initial) return read_whole_file_waiting(path);
-  return read_whole_file(path, why);
 }
 
 // Issues client certificates with the current signer. The signer can be
@@ -2005,8 +2182,8 @@ struct CertificateExpectation {
   std::vector<std::string> groups;  // as asked; empty names are not in the certificate
   std::string spki_der;             // our client key's public part
   Millis lifetime{0};               // spec.expirationSeconds
-  Millis tolerance = std::chrono::seconds(PINNIPED_BACKDATE_SECONDS);  // the signer's backdating
-  std::string trusted_ca_pem;  // kube-apiserver's client CA when known; empty: not checked
+  Millis tolerance = kBackdate;     // the signer's backdating
+  std::string trusted_ca_pem;       // kube-apiserver's client CA when known; empty: not checked
 };
 
 // Why a certificate issued through the CSR API must not be handed out.
@@ -3452,7 +3629,8 @@ inline Error kube_error(const HttpResponse &res, const std::string &what) {
 // come from a small pool. Errors are pinniped::Error carrying the Status.
 class KubeClient {
  public:
-  explicit KubeClient(KubeConfig c, Millis timeout = std::chrono::seconds(30)) : cfg_(std::move(c)), timeout_(timeout) {
+  explicit KubeClient(KubeConfig c, Millis timeout = std::chrono::seconds(PINNIPED_KUBE_TIMEOUT_SECONDS))
+      : cfg_(std::move(c)), timeout_(timeout) {
     tls_ = HttpsClient::make_config(cfg_.server, cfg_.tls);
     Url u = Url::parse(cfg_.server);
     if (u.scheme != "https") throw bad_request("the API server must be reached over https://");
@@ -3754,7 +3932,7 @@ class Informer {
                                                   {"error", jv(e.what())},
                                                   {"backoffMs", jv(static_cast<int64_t>(backoff.count()))}});
         if (!sleep(backoff)) break;
-        backoff = std::min(backoff * 2, Millis(30000));
+        backoff = std::min(backoff * 2, Millis(PINNIPED_WATCH_BACKOFF_MAX_MS));
       } catch (const std::exception &e) {
         // Anything else a hostile stream provokes: the thread never dies of it.
         if (stopping()) break;
@@ -3762,7 +3940,7 @@ class Informer {
         need_list = true;
         log_.warn("watch failed; relisting", {{"collection", jv(collection_)}, {"error", jv(e.what())}});
         if (!sleep(backoff)) break;
-        backoff = std::min(backoff * 2, Millis(30000));
+        backoff = std::min(backoff * 2, Millis(PINNIPED_WATCH_BACKOFF_MAX_MS));
       }
     }
   }
@@ -3782,6 +3960,391 @@ class Informer {
   Millis fallback_interval_{10000};
   std::map<std::string, picojson::value> cache_;
   std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------
+// 3c. Serving certificates
+// Owns the serving certificate a server keeps in a Secret shared by its
+// replicas, and the caBundle of the APIServices that front it. Calls 0-3b.
+// ---------------------------------------------------------------------------
+
+// The aggregated API's serving certificate: a CA and a leaf for
+// <service>.<namespace>.svc kept in a Secret shared by all replicas (create
+// if absent, adopt if present), renewed before it expires, and the CA
+// written into our APIServices' caBundle.
+struct ServingCertSettings {
+  std::string namespace_;
+  std::string secret_name;
+  std::string service_name;
+  std::vector<std::string> api_services;
+  Millis validity = std::chrono::hours(24 * 30);
+  Millis renew_after = std::chrono::hours(24 * 25);
+  // False on a replica that does not lead: it serves what the Secret holds
+  // and leaves creating, renewing and the caBundle to the leader.
+  std::function<bool()> may_write;
+};
+
+class ServingCertController {
+ public:
+  // The leaf to serve, the CA bundle clients should trust, and the CA
+  // itself (the direct frontend issues its own leaf with it).
+  using OnCert =
+      std::function<void(const CertificateAndKey &leaf, const std::string &ca_pem, const CertificateAndKey &ca)>;
+
+  ServingCertController(KubeClient &kube, Logger &log, ServingCertSettings s, OnCert on_cert)
+      : kube_(kube),
+        log_(log),
+        s_(std::move(s)),
+        on_cert_(std::move(on_cert)),
+        informer_(kube,
+                  "/api/v1/namespaces/" + s_.namespace_ + "/secrets?fieldSelector=metadata.name%3D" + s_.secret_name,
+                  log, [this](const std::string &t, const picojson::value &) {
+                    if (t == "DELETED") log_.warn("serving certificate Secret deleted; recreating");
+                    sync();
+                  }) {}
+
+  void start() { informer_.start(); }
+  void stop() { informer_.stop(); }
+  uint64_t reconnects() const { return informer_.reconnects(); }
+  bool has_cert() const { return has_cert_.load(); }
+  // The Secret informer reacts at once; this periodic pass catches what a
+  // missed event or a pending renewal leaves behind.
+  void resync_if_due(Millis every = std::chrono::seconds(PINNIPED_SERVING_RESYNC_SECONDS)) {
+    if (has_cert() && Steady::now() - last_sync_.load() < every) return;
+    sync();
+  }
+
+  // Makes the Secret and APIServices right; safe to call from any thread.
+  // One pass runs at a time, and no caller waits behind another's API
+  // calls: a call that finds a pass running asks it for one more pass and
+  // returns at once (the Secret informer and the reload thread both call).
+  void sync() {
+    again_ = true;
+    for (;;) {
+      bool idle = false;
+      if (!running_.compare_exchange_strong(idle, true)) return;
+      while (again_.exchange(false)) {
+        last_sync_ = Steady::now();
+        try {
+          sync_once();
+        } catch (const std::exception &e) {
+          log_.warn("serving certificate sync failed; will retry", {{"error", jv(e.what())}});
+        }
+      }
+      running_ = false;
+      if (!again_.load()) return;  // else asked for between the last pass and the release
+    }
+  }
+
+ private:
+  std::string path() const { return "/api/v1/namespaces/" + s_.namespace_ + "/secrets/" + s_.secret_name; }
+
+  // The CA outlives its leaves: it is made for kCaLifetimes x validity and
+  // kept across leaf renewals, so a renewal never changes what kube-apiserver
+  // trusts. When it is itself replaced, the old CA stays in the bundle as
+  // previousCaCertificate until it expires, so that replicas still serving
+  // a leaf of the old CA stay trusted.
+  static constexpr int kCaLifetimes = 4;
+  struct Material {
+    std::string ca_cert, ca_key, cert, key;
+    std::string previous_ca;
+    std::string bundle() const { return ca_cert + previous_ca; }
+  };
+  static std::optional<Material> read(const picojson::value &secret) {
+    const auto *data = json::field(secret, "data");
+    if (!data) return std::nullopt;
+    auto get = [&](const char *k) { return detail::base64_decode(json::get_string(*data, k, "data")); };
+    auto a = get("caCertificate"), b = get("caCertificatePrivateKey"), c = get("tlsCertificateChain"),
+         d = get("tlsPrivateKey");
+    if (!a || !b || !c || !d || a->empty() || c->empty() || d->empty()) return std::nullopt;
+    auto previous = get("previousCaCertificate");
+    return Material{*a, *b, *c, *d, previous ? *previous : ""};
+  }
+  // The certificate's notAfter, or the epoch when it does not parse.
+  static Clock::time_point expiry(const std::string &pem) {
+    try {
+      return detail::from_x509_time(CertificateChain::parse(pem)->get()->valid_to);
+    } catch (const Error &) {
+      return Clock::time_point();
+    }
+  }
+  // The CA of `m` can sign one more full-lifetime leaf.
+  bool ca_reusable(const Material &m) const {
+    try {
+      auto ca = CertificateChain::parse(m.ca_cert);
+      auto key = PrivateKey::parse(m.ca_key);
+      if (mbedtls_pk_check_pair(&ca->get()->pk, key->get()) != 0) return false;
+      // Compared, not subtracted: a saturated time minus now overflows.
+      return detail::from_x509_time(ca->get()->valid_to) >= Clock::now() + s_.validity + kBackdate;
+    } catch (const Error &) {
+      return false;
+    }
+  }
+  // Usable and not yet due for renewal.
+  bool fresh(const Material &m) const {
+    try {
+      auto chain = CertificateChain::parse(m.cert);
+      auto key = PrivateKey::parse(m.key);
+      auto ca = CertificateChain::parse(m.ca_cert);
+      if (mbedtls_pk_check_pair(&chain->get()->pk, key->get()) != 0) return false;
+      uint32_t flags = 0;
+      if (mbedtls_x509_crt_verify(chain->get(), ca->get(), nullptr, nullptr, &flags, nullptr, nullptr) != 0)
+        return false;
+      // Age counts from issuance: notBefore is backdated for clock skew.
+      auto issued = detail::from_x509_time(chain->get()->valid_from) + kBackdate;
+      auto na = detail::from_x509_time(chain->get()->valid_to);
+      auto now = Clock::now();
+      return now < issued + s_.renew_after && now < na;
+    } catch (const Error &) {
+      return false;
+    }
+  }
+  Material generate(const std::optional<Material> &prev) const {
+    CertificateAndKey ca;
+    std::string previous;
+    if (prev && ca_reusable(*prev)) {
+      ca = {prev->ca_cert, prev->ca_key};
+      previous = prev->previous_ca;
+    } else {
+      ca = make_self_signed_ca(s_.service_name + "-ca", s_.validity * kCaLifetimes);
+      if (prev) previous = prev->ca_cert;
+    }
+    if (!previous.empty() && expiry(previous) <= Clock::now()) previous.clear();
+    CertificateTemplate t;
+    std::string dns = s_.service_name + "." + s_.namespace_ + ".svc";
+    t.common_name = dns;
+    t.dns_names = {dns, dns + ".cluster.local"};
+    t.server_auth = true;
+    t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+    auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
+    t.not_before = now - kBackdate;
+    t.not_after = now + s_.validity;
+    auto leaf = issue_with_ca(ca, t);
+    return {ca.cert_pem, ca.key_pem, leaf.cert_pem, leaf.key_pem, previous};
+  }
+  static picojson::value secret_data(const Material &m) {
+    picojson::object d;
+    d["caCertificate"] = jv(detail::base64_encode(m.ca_cert));
+    d["caCertificatePrivateKey"] = jv(detail::base64_encode(m.ca_key));
+    d["tlsCertificateChain"] = jv(detail::base64_encode(m.cert));
+    d["tlsPrivateKey"] = jv(detail::base64_encode(m.key));
+    if (!m.previous_ca.empty()) d["previousCaCertificate"] = jv(detail::base64_encode(m.previous_ca));
+    return picojson::value(d);
+  }
+
+  // Only ever one at a time (sync): current_cert_ is the running pass's.
+  void sync_once() {
+    Material m;
+    auto existing = kube_.get_if_exists(path());
+    std::optional<Material> have = existing ? read(*existing) : std::nullopt;
+    bool writer = !s_.may_write || s_.may_write();
+    if (!writer) {
+      if (!have)
+        throw Error(503, "ServiceUnavailable", "no serving certificate in the Secret yet; the leader makes it");
+      if (have->cert != current_cert_) {
+        on_cert_({have->cert, have->key}, have->bundle(), {have->ca_cert, have->ca_key});
+        current_cert_ = have->cert;
+        has_cert_ = true;
+        log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
+      }
+      return;
+    }
+    if (have && fresh(*have)) {
+      m = *have;
+    } else if (!existing) {
+      m = generate(std::nullopt);
+      picojson::object meta, obj;
+      meta["name"] = jv(s_.secret_name);
+      meta["namespace"] = jv(s_.namespace_);
+      obj["apiVersion"] = jv("v1");
+      obj["kind"] = jv("Secret");
+      obj["metadata"] = picojson::value(meta);
+      obj["type"] = jv("Opaque");
+      obj["data"] = secret_data(m);
+      try {
+        kube_.create("/api/v1/namespaces/" + s_.namespace_ + "/secrets", picojson::value(obj));
+        log_.info("serving certificate created", {{"secret", jv(s_.secret_name)}});
+      } catch (const Error &e) {
+        if (e.code != 409) throw;
+        // Another replica was first: adopt its certificate.
+        auto other = read(kube_.get(path()));
+        if (!other) throw internal_error("serving certificate Secret exists but is unreadable");
+        m = *other;
+      }
+    } else {
+      m = generate(have);
+      picojson::value obj = *existing;
+      obj.get<picojson::object>()["data"] = secret_data(m);
+      try {
+        kube_.update(path(), obj);  // carries resourceVersion: a concurrent writer wins
+        log_.info(have ? "serving certificate renewed" : "serving certificate replaced (unreadable)",
+                  {{"secret", jv(s_.secret_name)}, {"caRotated", jv(!have || have->ca_cert != m.ca_cert)}});
+      } catch (const Error &e) {
+        if (e.code != 409) throw;
+        auto other = read(kube_.get(path()));
+        if (!other) throw internal_error("serving certificate Secret is unreadable");
+        m = *other;
+      }
+    }
+    // kube-apiserver learns a new CA before any leaf of it is served; a
+    // failed patch does not keep the certificate from loading, and is
+    // reported (and retried) after.
+    std::exception_ptr patch_error;
+    std::string bundle = detail::base64_encode(m.bundle());
+    for (const auto &name : s_.api_services) {
+      try {
+        auto svc = kube_.get_if_exists("/apis/apiregistration.k8s.io/v1/apiservices/" + name);
+        if (!svc) continue;
+        const auto *spec = json::field(*svc, "spec");
+        if (spec && json::get_string(*spec, "caBundle", "spec.caBundle") == bundle) continue;
+        picojson::object p, ps;
+        ps["caBundle"] = jv(bundle);
+        p["spec"] = picojson::value(ps);
+        kube_.patch("/apis/apiregistration.k8s.io/v1/apiservices/" + name, picojson::value(p));
+        log_.info("APIService caBundle updated", {{"apiService", jv(name)}});
+      } catch (const std::exception &) {
+        if (!patch_error) patch_error = std::current_exception();
+      }
+    }
+    if (m.cert != current_cert_) {
+      on_cert_({m.cert, m.key}, m.bundle(), {m.ca_cert, m.ca_key});
+      current_cert_ = m.cert;
+      has_cert_ = true;
+      log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
+    }
+    if (patch_error) std::rethrow_exception(patch_error);
+  }
+
+  KubeClient &kube_;
+  Logger &log_;
+  ServingCertSettings s_;
+  OnCert on_cert_;
+  Informer informer_;
+  std::atomic<bool> running_{false}, again_{false}, has_cert_{false};
+  std::string current_cert_;
+  std::atomic<Steady::time_point> last_sync_{Steady::time_point()};
+};
+
+// ---------------------------------------------------------------------------
+// 3d. The HTTPS service both servers are made of
+// Owns what the concierge (both of its frontends) and the
+// local-user-authenticator share about serving: their options, a listener
+// bound or a clear error, Status answers for whatever is refused, serving
+// certificate files reread when they change, and a certificate made in
+// memory when there is none. Calls 0-3c.
+// ---------------------------------------------------------------------------
+
+// The serving options of a server (the flags main.cpp reads for both).
+struct ServingOptions {
+  std::string listen_host = "0.0.0.0";
+  int port = 0;  // 0: any free port
+  // Serving certificate files (reloaded when they change); else the managed
+  // Secret (with a cluster) or a CA and certificate made in memory for
+  // `tls_sans`. The CA goes to serving_ca_out.
+  std::string tls_cert_file, tls_key_file;
+  std::vector<std::string> tls_sans = {"localhost", "127.0.0.1", "::1"};
+  std::string serving_ca_out;
+  Millis reload_interval = std::chrono::seconds(5);
+  size_t max_body_bytes = 64 * 1024;
+  TlsServerOptions server;
+  // A cluster to work with: a kubeconfig file, or the pod's service account
+  // when `in_cluster`. Without either the server runs on files alone.
+  std::string kubeconfig, kube_context;
+  bool in_cluster = false;
+  std::string namespace_;
+  Millis serving_cert_validity = std::chrono::hours(24 * 30);
+  Millis serving_cert_renew_after = std::chrono::hours(24 * 25);
+  bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
+};
+
+// Binds `srv` to host:port (any free port when 0); the port, or an error
+// that names the address.
+inline int bind_listener(TlsServer &srv, const std::string &host, int want) {
+  int port = want == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, want) ? want : -1);
+  if (port <= 0) throw Error(500, "InternalError", "cannot listen on " + host + ":" + std::to_string(want));
+  return port;
+}
+
+// Whatever cpp-httplib answers itself (a bad request line, 413, 414, 404)
+// or a handler throws goes out as a Status; an unexpected exception is
+// logged and answered 500 without its text.
+inline void install_status_handlers(TlsServer &srv, Logger &log, size_t max_body_bytes) {
+  srv.set_error_handler([max_body_bytes](const httplib::Request &req, httplib::Response &res) {
+    if (!res.body.empty()) return;
+    int code = res.status;
+    // cpp-httplib limits only Content-Length bodies; a chunked one cut off
+    // by the stream's budget shows up as a 400 with the bytes read so far.
+    if (code == 400 && req.body.size() > max_body_bytes) code = 413;
+    send_status(res, Error(code, reason_for_code(code),
+                           code == 413 ? "request body is too large" : httplib::detail::status_message(code)));
+  });
+  srv.set_exception_handler([&log](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const Error &e) {
+      send_status(res, e);
+    } catch (const std::exception &e) {
+      log.error("handler failed", {{"path", jv(req.path)}, {"error", jv(e.what())}});
+      send_status(res, internal_error("internal error"));
+    }
+  });
+}
+
+// A CA and a serving certificate for `sans` made in memory, for a server
+// with neither files nor a cluster.
+struct GeneratedServing {
+  CertificateAndKey ca, leaf;
+};
+inline GeneratedServing generate_serving_certificate(const std::string &name, const std::vector<std::string> &sans,
+                                                     Millis validity) {
+  GeneratedServing g;
+  g.ca = make_self_signed_ca(name + "-ca", validity);
+  CertificateTemplate t;
+  t.common_name = name;
+  t.server_auth = true;
+  t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+  for (const auto &n : sans) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
+  auto now = Clock::now();
+  t.not_before = now - kBackdate;
+  t.not_after = now + validity;
+  g.leaf = issue_with_ca(g.ca, t);
+  return g;
+}
+
+// --tls-cert and --tls-key, reread when either changes and used only when
+// the pair is whole and valid.
+class ServingFiles {
+ public:
+  ServingFiles(std::string cert_file, std::string key_file)
+      : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
+  bool given() const { return !cert_file_.empty(); }
+  const std::string &cert_file() const { return cert_file_; }
+  // The pair when it is new: at start (`initial`) it waits for whole files
+  // and throws on a bad pair; later nullopt while unchanged or moving, and a
+  // bad pair is logged once and the previous one kept.
+  std::optional<CertificateAndKey> poll(bool initial, Logger &log) {
+    std::string version = file_version(cert_file_) + "|" + file_version(key_file_);
+    if (!initial && version == version_) return std::nullopt;
+    try {
+      std::string why;
+      auto cert = read_for_reload(cert_file_, initial, &why);
+      auto key = cert ? read_for_reload(key_file_, initial, &why) : std::nullopt;
+      if (!cert || !key) {
+        log.debug("serving certificate not read yet", {{"why", jv(why)}});
+        return std::nullopt;
+      }
+      version_ = version;                             // a broken pair is not retried every tick
+      detail::make_server_config({*cert, *key, ""});  // validate before use
+      return CertificateAndKey{*cert, *key};
+    } catch (const Error &e) {
+      if (initial) throw;
+      log.warn("serving certificate not reloaded; keeping the previous one", {{"error", jv(e.what())}});
+      return std::nullopt;
+    }
+  }
+
+ private:
+  std::string cert_file_, key_file_, version_;
 };
 
 // ---------------------------------------------------------------------------
@@ -3991,19 +4554,34 @@ class AuthenticatorRegistry {
     }
     return nullptr;
   }
+  // The authenticators these replace are let go after the lock: the last
+  // reference closes their kept-alive connections (TLS close_notify).
   void put(Ptr a, const std::string &source = "api") {
+    Ptr old;
     std::lock_guard<std::mutex> lk(mu_);
+    std::swap(old, items_[{source, webhook_kind, a->name()}]);
     items_[{source, webhook_kind, a->name()}] = std::move(a);
   }
   void remove(const std::string &kind, const std::string &name, const std::string &source = "api") {
+    Ptr old;
     std::lock_guard<std::mutex> lk(mu_);
-    items_.erase({source, kind, name});
+    auto it = items_.find({source, kind, name});
+    if (it == items_.end()) return;
+    old = std::move(it->second);
+    items_.erase(it);
   }
   // Replaces every authenticator of a kind from one source (a reloaded file).
   void replace_all(const std::string &kind, std::vector<Ptr> list, const std::string &source = "file") {
+    std::vector<Ptr> old;
     std::lock_guard<std::mutex> lk(mu_);
-    for (auto it = items_.begin(); it != items_.end();)
-      it = std::get<0>(it->first) == source && std::get<1>(it->first) == kind ? items_.erase(it) : std::next(it);
+    for (auto it = items_.begin(); it != items_.end();) {
+      if (std::get<0>(it->first) == source && std::get<1>(it->first) == kind) {
+        old.push_back(std::move(it->second));
+        it = items_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     for (auto &a : list) items_[{source, kind, a->name()}] = std::move(a);
   }
   std::vector<std::string> names() const {
@@ -4067,31 +4645,6 @@ inline std::vector<WebhookAuthenticatorObject> parse_authenticators(const std::s
 // health), the exchange itself and the reloading of files. Calls 0-4.
 // ---------------------------------------------------------------------------
 
-namespace detail {
-// Writes `content` to `path` atomically (temp file beside it + rename) with
-// `mode` (0600: the default, for anything private).
-inline void write_file_atomic(const std::string &path, const std::string &content, mode_t mode = 0600) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + hex(random_bytes(4));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) throw internal_error("cannot write " + tmp + ": " + std::strerror(errno));
-  size_t off = 0;
-  bool ok = ::fchmod(fd, mode) == 0;
-  while (ok && off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) off += static_cast<size_t>(n);
-  }
-  int err = errno;
-  if (::close(fd) != 0) ok = false;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    throw internal_error("cannot write " + path + ": " + std::strerror(err));
-  }
-}
-}  // namespace detail
-
 // The Lease of leader election (see LeaderElector).
 struct LeaseSettings {
   std::string namespace_, name, identity;
@@ -4100,15 +4653,12 @@ struct LeaseSettings {
   Millis retry_period = std::chrono::seconds(PINNIPED_LEASE_RETRY_PERIOD_SECONDS);
 };
 
-struct ConciergeConfig {
-  std::string listen_host = "0.0.0.0";
-  int port = 10250;  // 0: any free port
+struct ConciergeConfig : ServingOptions {
+  ConciergeConfig() {
+    port = 10250;
+    namespace_ = "pinniped-concierge";
+  }
   std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
-  // Serving certificate files; when empty a self-signed CA and certificate
-  // are made in memory (for `tls_sans`) and the CA written to serving_ca_out.
-  std::string tls_cert_file, tls_key_file;
-  std::vector<std::string> tls_sans = {"localhost", "127.0.0.1", "::1"};
-  std::string serving_ca_out;
   std::string client_ca_file;  // optional: request and verify client certificates
   // With client_ca_file: the CNs whose X-Remote-* headers are trusted (as
   // kube-apiserver's --requestheader-allowed-names); empty: any CN.
@@ -4125,19 +4675,9 @@ struct ConciergeConfig {
   Millis csr_wait = std::chrono::seconds(PINNIPED_CSR_WAIT_SECONDS);
   std::string authenticators_file;
   Millis credential_ttl = std::chrono::minutes(5);
-  Millis reload_interval = std::chrono::seconds(5);
-  size_t max_body_bytes = 64 * 1024;
   size_t key_pool = 16;
   WebhookOptions webhook;
-  TlsServerOptions server;
-  // A cluster to work with: a kubeconfig file, or the pod's service account
-  // when `in_cluster`. Without either the concierge runs on files alone.
-  std::string kubeconfig, kube_context;
-  bool in_cluster = false;
-  std::string namespace_ = "pinniped-concierge";
   std::string app_name = "pinniped-concierge";  // names: <app>-api, <app>-config, ...
-  Millis serving_cert_validity = std::chrono::hours(24 * 30);
-  Millis serving_cert_renew_after = std::chrono::hours(24 * 25);
   // The direct frontend: TokenCredentialRequest and WhoAmIRequest for
   // clients that reach the concierge itself (a LoadBalancer or NodePort
   // Service, a host port), for clusters whose kube-apiserver refuses
@@ -4160,43 +4700,11 @@ struct ConciergeConfig {
   // <app>-leader in `namespace_`.
   bool leader_elect = true;
   LeaseSettings lease;  // namespace, name and identity filled in at start
-  bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
   bool direct_enabled() const { return direct_port >= 0; }
   std::string direct_service() const { return app_name + "-direct"; }
 };
 
-// Counters for logs.
-struct ConciergeStats {
-  std::atomic<uint64_t> exchanges_ok{0};
-  std::atomic<uint64_t> exchanges_failed{0};
-  std::atomic<uint64_t> certificates_issued{0};
-  std::atomic<uint64_t> requests{0};
-};
-
 namespace detail {
-
-inline std::string lower(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-inline std::string trim(const std::string &s) {
-  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-inline std::vector<std::string> split(const std::string &s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
 
 // True when the media type (parameters ignored) is JSON.
 inline bool is_json_media_type(const std::string &content_type) {
@@ -4244,6 +4752,16 @@ class Metrics {
   }
   void certificate_issued() { issued_++; }
   void direct_rate_limited() { rate_limited_++; }
+
+  // The counts the logs report (the same the metrics render).
+  uint64_t exchanges(const std::string &outcome) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    uint64_t n = 0;
+    for (const auto &kv : exchanges_)
+      if (kv.first.first == outcome) n += kv.second;
+    return n;
+  }
+  uint64_t certificates_issued() const { return issued_.load(); }
 
   // Gauges come from the caller at render time.
   std::string render(double signer_expiry_unix, uint64_t watch_reconnects, uint64_t csr_api_requests,
@@ -4803,7 +5321,8 @@ class WebhookAuthenticatorController {
       t.ca_pem = ca_pem;
       std::string err;
       try {
-        err = HttpsClient(Url::parse(w.spec.endpoint).base(), t).probe(std::min<Millis>(opt_.timeout, Millis(5000)));
+        err = HttpsClient(Url::parse(w.spec.endpoint).base(), t)
+                  .probe(std::min<Millis>(opt_.timeout, std::chrono::seconds(PINNIPED_PROBE_TIMEOUT_SECONDS)));
       } catch (const Error &e) {
         err = e.what();
       }
@@ -4883,254 +5402,6 @@ class WebhookAuthenticatorController {
   std::mutex mu_;
   std::map<std::string, Seen> seen_;
   std::function<bool()> may_write_;
-};
-
-// The aggregated API's serving certificate: a CA and a leaf for
-// <service>.<namespace>.svc kept in a Secret shared by all replicas (create
-// if absent, adopt if present), renewed before it expires, and the CA
-// written into our APIServices' caBundle.
-struct ServingCertSettings {
-  std::string namespace_;
-  std::string secret_name;
-  std::string service_name;
-  std::vector<std::string> api_services;
-  Millis validity = std::chrono::hours(24 * 30);
-  Millis renew_after = std::chrono::hours(24 * 25);
-  // False on a replica that does not lead: it serves what the Secret holds
-  // and leaves creating, renewing and the caBundle to the leader.
-  std::function<bool()> may_write;
-};
-
-class ServingCertController {
- public:
-  static constexpr std::chrono::minutes kBackdate{5};
-
-  // The leaf to serve, the CA bundle clients should trust, and the CA
-  // itself (the direct frontend issues its own leaf with it).
-  using OnCert =
-      std::function<void(const CertificateAndKey &leaf, const std::string &ca_pem, const CertificateAndKey &ca)>;
-
-  ServingCertController(KubeClient &kube, Logger &log, ServingCertSettings s, OnCert on_cert)
-      : kube_(kube),
-        log_(log),
-        s_(std::move(s)),
-        on_cert_(std::move(on_cert)),
-        informer_(kube,
-                  "/api/v1/namespaces/" + s_.namespace_ + "/secrets?fieldSelector=metadata.name%3D" + s_.secret_name,
-                  log, [this](const std::string &t, const picojson::value &) {
-                    if (t == "DELETED") log_.warn("serving certificate Secret deleted; recreating");
-                    sync();
-                  }) {}
-
-  void start() { informer_.start(); }
-  void stop() { informer_.stop(); }
-  uint64_t reconnects() const { return informer_.reconnects(); }
-  bool has_cert() const {
-    std::lock_guard<std::mutex> lk(mu_);
-    return !current_cert_.empty();
-  }
-  // The Secret informer reacts at once; this periodic pass catches what a
-  // missed event or a pending renewal leaves behind.
-  void resync_if_due(Millis every = std::chrono::seconds(30)) {
-    if (has_cert() && Steady::now() - last_sync_.load() < every) return;
-    sync();
-  }
-
-  // Makes the Secret and APIServices right; safe to call from any thread.
-  void sync() {
-    std::lock_guard<std::mutex> lk(mu_);
-    last_sync_ = Steady::now();
-    try {
-      sync_locked();
-    } catch (const std::exception &e) {
-      log_.warn("serving certificate sync failed; will retry", {{"error", jv(e.what())}});
-    }
-  }
-
- private:
-  std::string path() const { return "/api/v1/namespaces/" + s_.namespace_ + "/secrets/" + s_.secret_name; }
-
-  // The CA outlives its leaves: it is made for kCaLifetimes x validity and
-  // kept across leaf renewals, so a renewal never changes what kube-apiserver
-  // trusts. When it is itself replaced, the old CA stays in the bundle as
-  // previousCaCertificate until it expires, so that replicas still serving
-  // a leaf of the old CA stay trusted.
-  static constexpr int kCaLifetimes = 4;
-  struct Material {
-    std::string ca_cert, ca_key, cert, key;
-    std::string previous_ca;
-    std::string bundle() const { return ca_cert + previous_ca; }
-  };
-  static std::optional<Material> read(const picojson::value &secret) {
-    const auto *data = json::field(secret, "data");
-    if (!data) return std::nullopt;
-    auto get = [&](const char *k) { return detail::base64_decode(json::get_string(*data, k, "data")); };
-    auto a = get("caCertificate"), b = get("caCertificatePrivateKey"), c = get("tlsCertificateChain"),
-         d = get("tlsPrivateKey");
-    if (!a || !b || !c || !d || a->empty() || c->empty() || d->empty()) return std::nullopt;
-    auto previous = get("previousCaCertificate");
-    return Material{*a, *b, *c, *d, previous ? *previous : ""};
-  }
-  // The certificate's notAfter, or the epoch when it does not parse.
-  static Clock::time_point expiry(const std::string &pem) {
-    try {
-      return detail::from_x509_time(CertificateChain::parse(pem)->get()->valid_to);
-    } catch (const Error &) {
-      return Clock::time_point();
-    }
-  }
-  // The CA of `m` can sign one more full-lifetime leaf.
-  bool ca_reusable(const Material &m) const {
-    try {
-      auto ca = CertificateChain::parse(m.ca_cert);
-      auto key = PrivateKey::parse(m.ca_key);
-      if (mbedtls_pk_check_pair(&ca->get()->pk, key->get()) != 0) return false;
-      // Compared, not subtracted: a saturated time minus now overflows.
-      return detail::from_x509_time(ca->get()->valid_to) >= Clock::now() + s_.validity + kBackdate;
-    } catch (const Error &) {
-      return false;
-    }
-  }
-  // Usable and not yet due for renewal.
-  bool fresh(const Material &m) const {
-    try {
-      auto chain = CertificateChain::parse(m.cert);
-      auto key = PrivateKey::parse(m.key);
-      auto ca = CertificateChain::parse(m.ca_cert);
-      if (mbedtls_pk_check_pair(&chain->get()->pk, key->get()) != 0) return false;
-      uint32_t flags = 0;
-      if (mbedtls_x509_crt_verify(chain->get(), ca->get(), nullptr, nullptr, &flags, nullptr, nullptr) != 0)
-        return false;
-      // Age counts from issuance: notBefore is backdated for clock skew.
-      auto issued = detail::from_x509_time(chain->get()->valid_from) + kBackdate;
-      auto na = detail::from_x509_time(chain->get()->valid_to);
-      auto now = Clock::now();
-      return now < issued + s_.renew_after && now < na;
-    } catch (const Error &) {
-      return false;
-    }
-  }
-  Material generate(const std::optional<Material> &prev) const {
-    CertificateAndKey ca;
-    std::string previous;
-    if (prev && ca_reusable(*prev)) {
-      ca = {prev->ca_cert, prev->ca_key};
-      previous = prev->previous_ca;
-    } else {
-      ca = make_self_signed_ca(s_.service_name + "-ca", s_.validity * kCaLifetimes);
-      if (prev) previous = prev->ca_cert;
-    }
-    if (!previous.empty() && expiry(previous) <= Clock::now()) previous.clear();
-    CertificateTemplate t;
-    std::string dns = s_.service_name + "." + s_.namespace_ + ".svc";
-    t.common_name = dns;
-    t.dns_names = {dns, dns + ".cluster.local"};
-    t.server_auth = true;
-    t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
-    auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
-    t.not_before = now - kBackdate;
-    t.not_after = now + s_.validity;
-    auto leaf = issue_with_ca(ca, t);
-    return {ca.cert_pem, ca.key_pem, leaf.cert_pem, leaf.key_pem, previous};
-  }
-  static picojson::value secret_data(const Material &m) {
-    picojson::object d;
-    d["caCertificate"] = jv(detail::base64_encode(m.ca_cert));
-    d["caCertificatePrivateKey"] = jv(detail::base64_encode(m.ca_key));
-    d["tlsCertificateChain"] = jv(detail::base64_encode(m.cert));
-    d["tlsPrivateKey"] = jv(detail::base64_encode(m.key));
-    if (!m.previous_ca.empty()) d["previousCaCertificate"] = jv(detail::base64_encode(m.previous_ca));
-    return picojson::value(d);
-  }
-
-  void sync_locked() {
-    Material m;
-    auto existing = kube_.get_if_exists(path());
-    std::optional<Material> have = existing ? read(*existing) : std::nullopt;
-    bool writer = !s_.may_write || s_.may_write();
-    if (!writer) {
-      if (!have)
-        throw Error(503, "ServiceUnavailable", "no serving certificate in the Secret yet; the leader makes it");
-      if (have->cert != current_cert_) {
-        on_cert_({have->cert, have->key}, have->bundle(), {have->ca_cert, have->ca_key});
-        current_cert_ = have->cert;
-        log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
-      }
-      return;
-    }
-    if (have && fresh(*have)) {
-      m = *have;
-    } else if (!existing) {
-      m = generate(std::nullopt);
-      picojson::object meta, obj;
-      meta["name"] = jv(s_.secret_name);
-      meta["namespace"] = jv(s_.namespace_);
-      obj["apiVersion"] = jv("v1");
-      obj["kind"] = jv("Secret");
-      obj["metadata"] = picojson::value(meta);
-      obj["type"] = jv("Opaque");
-      obj["data"] = secret_data(m);
-      try {
-        kube_.create("/api/v1/namespaces/" + s_.namespace_ + "/secrets", picojson::value(obj));
-        log_.info("serving certificate created", {{"secret", jv(s_.secret_name)}});
-      } catch (const Error &e) {
-        if (e.code != 409) throw;
-        // Another replica was first: adopt its certificate.
-        auto other = read(kube_.get(path()));
-        if (!other) throw internal_error("serving certificate Secret exists but is unreadable");
-        m = *other;
-      }
-    } else {
-      m = generate(have);
-      picojson::value obj = *existing;
-      obj.get<picojson::object>()["data"] = secret_data(m);
-      try {
-        kube_.update(path(), obj);  // carries resourceVersion: a concurrent writer wins
-        log_.info(have ? "serving certificate renewed" : "serving certificate replaced (unreadable)",
-                  {{"secret", jv(s_.secret_name)}, {"caRotated", jv(!have || have->ca_cert != m.ca_cert)}});
-      } catch (const Error &e) {
-        if (e.code != 409) throw;
-        auto other = read(kube_.get(path()));
-        if (!other) throw internal_error("serving certificate Secret is unreadable");
-        m = *other;
-      }
-    }
-    // kube-apiserver learns a new CA before any leaf of it is served; a
-    // failed patch does not keep the certificate from loading, and is
-    // reported (and retried) after.
-    std::exception_ptr patch_error;
-    std::string bundle = detail::base64_encode(m.bundle());
-    for (const auto &name : s_.api_services) {
-      try {
-        auto svc = kube_.get_if_exists("/apis/apiregistration.k8s.io/v1/apiservices/" + name);
-        if (!svc) continue;
-        const auto *spec = json::field(*svc, "spec");
-        if (spec && json::get_string(*spec, "caBundle", "spec.caBundle") == bundle) continue;
-        picojson::object p, ps;
-        ps["caBundle"] = jv(bundle);
-        p["spec"] = picojson::value(ps);
-        kube_.patch("/apis/apiregistration.k8s.io/v1/apiservices/" + name, picojson::value(p));
-        log_.info("APIService caBundle updated", {{"apiService", jv(name)}});
-      } catch (const std::exception &) {
-        if (!patch_error) patch_error = std::current_exception();
-      }
-    }
-    if (m.cert != current_cert_) {
-      on_cert_({m.cert, m.key}, m.bundle(), {m.ca_cert, m.ca_key});
-      current_cert_ = m.cert;
-      log_.info("serving certificate loaded", {{"secret", jv(s_.secret_name)}});
-    }
-    if (patch_error) std::rethrow_exception(patch_error);
-  }
-
-  KubeClient &kube_;
-  Logger &log_;
-  ServingCertSettings s_;
-  OnCert on_cert_;
-  Informer informer_;
-  mutable std::mutex mu_;
-  std::string current_cert_;
-  std::atomic<Steady::time_point> last_sync_{Steady::time_point()};
 };
 
 // Publishes the CredentialIssuer: how clients reach the exchange API and
@@ -5621,6 +5892,216 @@ class FrontProxyController {
   Informer informer_;
 };
 
+// The API types the concierge serves, and their discovery and OpenAPI
+// documents (kubectl api-resources, kubectl explain), made from one table.
+struct ServedType {
+  std::string group, resource, singular, kind;
+  std::string description;
+  picojson::value spec, status;  // OpenAPI schemas of spec and status
+};
+
+namespace detail {
+inline picojson::value schema_object(const std::string &description,
+                                     std::vector<std::pair<std::string, picojson::value>> props) {
+  picojson::object o, p;
+  o["type"] = jv("object");
+  if (!description.empty()) o["description"] = jv(description);
+  for (auto &kv : props) p[kv.first] = kv.second;
+  if (!p.empty()) o["properties"] = picojson::value(p);
+  return picojson::value(o);
+}
+inline picojson::value schema_string(const std::string &description, const std::string &format = "") {
+  picojson::object o;
+  o["type"] = jv("string");
+  o["description"] = jv(description);
+  if (!format.empty()) o["format"] = jv(format);
+  return picojson::value(o);
+}
+inline picojson::value gvk_of(const ServedType &t) {
+  picojson::object gvk;
+  gvk["group"] = jv(t.group);
+  gvk["kind"] = jv(t.kind);
+  gvk["version"] = jv("v1alpha1");
+  return picojson::value(gvk);
+}
+inline std::string definition_name(const ServedType &t) { return t.group + ".v1alpha1." + t.kind; }
+inline picojson::value openapi_info() {
+  picojson::object info;
+  info["title"] = jv("Pinniped Concierge");
+  info["version"] = jv(PINNIPED_VERSION);
+  return picojson::value(info);
+}
+inline picojson::value schema_of(const ServedType &t) {
+  auto schema = schema_object(
+      t.description,
+      {{"apiVersion", schema_string("APIVersion defines the versioned schema of this representation of an object.")},
+       {"kind", schema_string("Kind is a string value representing the REST resource this object represents.")},
+       {"metadata", schema_object("Standard object's metadata.", {})},
+       {"spec", t.spec},
+       {"status", t.status}});
+  schema.get<picojson::object>()["x-kubernetes-group-version-kind"] = picojson::value(picojson::array{gvk_of(t)});
+  return schema;
+}
+}  // namespace detail
+
+// TokenCredentialRequest and WhoAmIRequest under `suffix`.
+inline std::vector<ServedType> concierge_served_types(const std::string &suffix) {
+  using detail::schema_object;
+  using detail::schema_string;
+  ServedType tcr{login_group(suffix),
+                 "tokencredentialrequests",
+                 "tokencredentialrequest",
+                 "TokenCredentialRequest",
+                 "TokenCredentialRequest submits an IDP-specific credential to Pinniped in exchange for "
+                 "a cluster-specific credential.",
+                 {},
+                 {}};
+  tcr.spec = schema_object(
+      "Specification of the credential request.",
+      {{"token", schema_string("Bearer token supplied with the credential request.")},
+       {"authenticator",
+        schema_object("Reference to an authenticator which can validate this credential request.",
+                      {{"apiGroup", schema_string("APIGroup is the group for the resource being referenced.")},
+                       {"kind", schema_string("Kind is the type of resource being referenced.")},
+                       {"name", schema_string("Name is the name of resource being referenced.")}})}});
+  auto cred = schema_object("A ClusterCredential, when the request was successful.",
+                            {{"expirationTimestamp", schema_string("When the credential expires.", "date-time")},
+                             {"token", schema_string("Bearer token (unused by this concierge).")},
+                             {"clientCertificateData", schema_string("PEM-encoded client TLS certificate.")},
+                             {"clientKeyData", schema_string("PEM-encoded private key for the certificate.")}});
+  tcr.status =
+      schema_object("Status of the credential request.",
+                    {{"credential", cred}, {"message", schema_string("An error message, when the request failed.")}});
+  ServedType who{"identity.concierge." + suffix,
+                 "whoamirequests",
+                 "whoamirequest",
+                 "WhoAmIRequest",
+                 "WhoAmIRequest submits a request to echo back the current authenticated user.",
+                 {},
+                 {}};
+  auto user = schema_object(
+      "The user as kube-apiserver authenticated it.",
+      {{"username", schema_string("The user name.")},
+       {"uid", schema_string("The user's unique identifier.")},
+       {"groups", picojson::value(picojson::object{{"type", jv("array")}, {"items", schema_string("A group.")}})},
+       {"extra", schema_object("Extra attributes.", {})}});
+  who.spec = schema_object("Empty.", {});
+  who.status = schema_object("Status of the request.",
+                             {{"kubernetesUserInfo", schema_object("The identity of the caller.", {{"user", user}})}});
+  return {tcr, who};
+}
+
+// GET /apis/<group>.
+inline picojson::value api_group_document(const ServedType &t) {
+  picojson::object gv, g;
+  gv["groupVersion"] = jv(t.group + "/v1alpha1");
+  gv["version"] = jv("v1alpha1");
+  g["kind"] = jv("APIGroup");
+  g["apiVersion"] = jv("v1");
+  g["name"] = jv(t.group);
+  g["versions"] = picojson::value(picojson::array{picojson::value(gv)});
+  g["preferredVersion"] = picojson::value(gv);
+  return picojson::value(g);
+}
+// GET /apis.
+inline picojson::value api_group_list_document(const std::vector<ServedType> &types) {
+  picojson::object o;
+  o["kind"] = jv("APIGroupList");
+  o["apiVersion"] = jv("v1");
+  picojson::array groups;
+  for (const auto &t : types) {
+    picojson::object g = api_group_document(t).get<picojson::object>();
+    g.erase("kind");
+    g.erase("apiVersion");
+    groups.push_back(picojson::value(g));
+  }
+  o["groups"] = picojson::value(groups);
+  return picojson::value(o);
+}
+// GET /apis/<group>/v1alpha1.
+inline picojson::value api_resource_list_document(const ServedType &t) {
+  picojson::object r;
+  r["name"] = jv(t.resource);
+  r["singularName"] = jv(t.singular);
+  r["namespaced"] = jv(false);
+  r["kind"] = jv(t.kind);
+  r["verbs"] = picojson::value(picojson::array{jv("create")});
+  r["categories"] = picojson::value(picojson::array{jv("pinniped")});
+  picojson::object o;
+  o["kind"] = jv("APIResourceList");
+  o["apiVersion"] = jv("v1");
+  o["groupVersion"] = jv(t.group + "/v1alpha1");
+  o["resources"] = picojson::value(picojson::array{picojson::value(r)});
+  return picojson::value(o);
+}
+// GET /openapi/v2: every type.
+inline picojson::value openapi_v2_document(const std::vector<ServedType> &types) {
+  picojson::object defs, paths;
+  for (const auto &t : types) {
+    defs[detail::definition_name(t)] = detail::schema_of(t);
+    picojson::object ref, body_param, ok, responses, post, item;
+    ref["$ref"] = jv("#/definitions/" + detail::definition_name(t));
+    body_param["name"] = jv("body");
+    body_param["in"] = jv("body");
+    body_param["required"] = jv(true);
+    body_param["schema"] = picojson::value(ref);
+    ok["description"] = jv("Created");
+    ok["schema"] = picojson::value(ref);
+    responses["201"] = picojson::value(ok);
+    post["operationId"] = jv("create" + t.kind);
+    post["consumes"] = picojson::value(picojson::array{jv("application/json")});
+    post["produces"] = picojson::value(picojson::array{jv("application/json")});
+    post["parameters"] = picojson::value(picojson::array{picojson::value(body_param)});
+    post["responses"] = picojson::value(responses);
+    post["x-kubernetes-action"] = jv("post");
+    post["x-kubernetes-group-version-kind"] = detail::gvk_of(t);
+    item["post"] = picojson::value(post);
+    paths["/apis/" + t.group + "/v1alpha1/" + t.resource] = picojson::value(item);
+  }
+  picojson::object o;
+  o["swagger"] = jv("2.0");
+  o["info"] = detail::openapi_info();
+  o["paths"] = picojson::value(paths);
+  o["definitions"] = picojson::value(defs);
+  return picojson::value(o);
+}
+// GET /openapi/v3: where each group's document is.
+inline picojson::value openapi_v3_index_document(const std::vector<ServedType> &types) {
+  picojson::object paths;
+  for (const auto &t : types) {
+    picojson::object ref;
+    ref["serverRelativeURL"] = jv("/openapi/v3/apis/" + t.group + "/v1alpha1");
+    paths["apis/" + t.group + "/v1alpha1"] = picojson::value(ref);
+  }
+  picojson::object o;
+  o["paths"] = picojson::value(paths);
+  return picojson::value(o);
+}
+// GET /openapi/v3/apis/<group>/v1alpha1.
+inline picojson::value openapi_v3_document(const ServedType &t) {
+  picojson::object schemas, components, o, paths, item, post, body, content, json_media, ref, responses, ok;
+  schemas[detail::definition_name(t)] = detail::schema_of(t);
+  ref["$ref"] = jv("#/components/schemas/" + detail::definition_name(t));
+  json_media["schema"] = picojson::value(ref);
+  content["application/json"] = picojson::value(json_media);
+  body["content"] = picojson::value(content);
+  body["required"] = jv(true);
+  ok["description"] = jv("Created");
+  ok["content"] = picojson::value(content);
+  responses["201"] = picojson::value(ok);
+  post["operationId"] = jv("create" + t.kind);
+  post["requestBody"] = picojson::value(body);
+  post["responses"] = picojson::value(responses);
+  item["post"] = picojson::value(post);
+  paths["/apis/" + t.group + "/v1alpha1/" + t.resource] = picojson::value(item);
+  components["schemas"] = picojson::value(schemas);
+  o["openapi"] = jv("3.0.0");
+  o["info"] = detail::openapi_info();
+  o["paths"] = picojson::value(paths);
+  o["components"] = picojson::value(components);
+  return picojson::value(o);
+}
+
 class Concierge {
  public:
   Concierge(ConciergeConfig cfg, Logger &log)
@@ -5633,8 +6114,7 @@ class Concierge {
     login_group_ = login_group(cfg_.api_group_suffix);
     auth_group_ = authentication_group(cfg_.api_group_suffix);
     identity_group_ = "identity.concierge." + cfg_.api_group_suffix;
-    served_ = {{login_group_, "tokencredentialrequests", "tokencredentialrequest", "TokenCredentialRequest"},
-               {identity_group_, "whoamirequests", "whoamirequest", "WhoAmIRequest"}};
+    served_ = concierge_served_types(cfg_.api_group_suffix);
     install_routes(server_, Frontend::aggregated);
     if (cfg_.direct_enabled()) install_routes(direct_, Frontend::direct);
   }
@@ -5662,22 +6142,17 @@ class Concierge {
     if (cfg_.strategy != ConciergeConfig::Strategy::csr) reload_signer(true);
     start_csr_if_needed();
     if (!cfg_.authenticators_file.empty()) reload_authenticators(true);
-    auto bind = [](TlsServer &srv, const std::string &host, int want) {
-      int port = want == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, want) ? want : -1);
-      if (port <= 0) throw Error(500, "InternalError", "cannot listen on " + host + ":" + std::to_string(want));
-      return port;
-    };
     server_.set_payload_max_length(cfg_.max_body_bytes);
-    port_ = bind(server_, cfg_.listen_host, cfg_.port);
+    port_ = bind_listener(server_, cfg_.listen_host, cfg_.port);
     if (cfg_.direct_enabled()) {
       direct_.set_payload_max_length(cfg_.max_body_bytes);
-      direct_port_ = bind(direct_, cfg_.direct_listen_host, cfg_.direct_port);
+      direct_port_ = bind_listener(direct_, cfg_.direct_listen_host, cfg_.direct_port);
       refresh_direct_cert(false);
     }
     if (ci_ctl_) {
       // The first write names the right endpoint: the direct Service's
       // address is known once its informer has listed it (bounded wait).
-      auto until = Steady::now() + std::chrono::seconds(5);
+      auto until = Steady::now() + std::chrono::seconds(PINNIPED_START_SYNC_WAIT_SECONDS);
       while (direct_svc_ && !direct_svc_->synced() && Steady::now() < until) std::this_thread::sleep_for(Millis(20));
       probe_anonymous(true);
       sync_credential_issuer(true);
@@ -5704,8 +6179,8 @@ class Concierge {
     stop_direct();
     reloader_.stop();
     stop_controllers();
-    log_.info("stopped", {{"exchangesOk", jv(static_cast<int64_t>(stats_.exchanges_ok.load()))},
-                          {"exchangesFailed", jv(static_cast<int64_t>(stats_.exchanges_failed.load()))}});
+    log_.info("stopped", {{"exchangesOk", jv(static_cast<int64_t>(metrics_.exchanges("success")))},
+                          {"exchangesFailed", jv(static_cast<int64_t>(metrics_.exchanges("failed")))}});
   }
   void shutdown() {
     log_.info("shutting down");
@@ -5759,7 +6234,7 @@ class Concierge {
   }
   CertificateAuthority &ca() { return ca_; }
   AuthenticatorRegistry &authenticators() { return authenticators_; }
-  const ConciergeStats &stats() const { return stats_; }
+  const Metrics &metrics() const { return metrics_; }
   TlsServer &server() { return server_; }
   std::string serving_ca_pem() const {
     std::lock_guard<std::mutex> lk(tls_mu_);
@@ -5806,7 +6281,6 @@ class Concierge {
       log_.info("exchange", f);
     };
     auto fail = [&](const std::string &why, const std::string &cls) {
-      stats_.exchanges_failed++;
       metrics_.exchange("failed", cls);
       // What a guesser controls counts against its address; an IDP outage
       // or a signer problem does not.
@@ -5849,8 +6323,6 @@ class Concierge {
       return fail(std::string("cannot issue certificate: ") + e.what(), csr ? "csr_error" : "signer_error");
     }
     if (csr && csr_->take_changed()) ci_dirty_ = true;
-    stats_.exchanges_ok++;
-    stats_.certificates_issued++;
     metrics_.exchange("success", "");
     metrics_.certificate_issued();
     picojson::array groups;
@@ -5884,30 +6356,8 @@ class Concierge {
 
   void install_routes(TlsServer &srv, Frontend f) {
     route_everything(srv, [this, f](const httplib::Request &req, httplib::Response &res) { dispatch(req, res, f); });
-    // Anything cpp-httplib answers itself (400 bad request line, 413, 414,
-    // 404) still gets a Status body.
-    srv.set_error_handler([this](const httplib::Request &req, httplib::Response &res) {
-      if (!res.body.empty()) return;
-      int code = res.status;
-      // cpp-httplib limits only Content-Length bodies; a chunked one cut off
-      // by the stream's budget shows up as a 400 with the bytes read so far.
-      if (code == 400 && req.body.size() > cfg_.max_body_bytes) code = 413;
-      std::string msg = httplib::detail::status_message(code);
-      if (code == 413) msg = "request body is too large";
-      send_status(res, Error(code, reason_for_code(code), msg));
-    });
-    srv.set_exception_handler([this](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const Error &e) {
-        send_status(res, e);
-      } catch (const std::exception &e) {
-        log_.error("handler failed", {{"path", jv(req.path)}, {"error", jv(e.what())}});
-        send_status(res, internal_error("internal error"));
-      }
-    });
+    install_status_handlers(srv, log_, cfg_.max_body_bytes);
     srv.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
-      stats_.requests++;
       metrics_.request(resource_of(req.path), res.status);
       if (log_.enabled(Logger::Level::debug))
         log_.debug("request", {{"method", jv(req.method)},
@@ -5917,10 +6367,6 @@ class Concierge {
                                {"peer", jv(TlsServer::peer().verified ? TlsServer::peer().common_name : "")}});
     });
   }
-
-  struct Served {
-    std::string group, resource, singular, kind;
-  };
 
   static std::string resource_of(const std::string &path) {
     if (path.find("/tokencredentialrequests") != std::string::npos) return "tokencredentialrequests";
@@ -5978,37 +6424,29 @@ class Concierge {
     }
     if (path == "/openapi/v2") {
       only_get();
-      return send_json(res, 200, openapi_v2());
+      return send_json(res, 200, openapi_v2_document(served_));
     }
     if (path == "/openapi/v3") {
       only_get();
-      picojson::object paths;
-      for (const auto &api : served_) {
-        picojson::object ref;
-        ref["serverRelativeURL"] = jv("/openapi/v3/apis/" + api.group + "/v1alpha1");
-        paths["apis/" + api.group + "/v1alpha1"] = picojson::value(ref);
-      }
-      picojson::object o;
-      o["paths"] = picojson::value(paths);
-      return send_json(res, 200, picojson::value(o));
+      return send_json(res, 200, openapi_v3_index_document(served_));
     }
     if (path.rfind("/openapi/v3/apis/", 0) == 0) {
       only_get();
       for (const auto &api : served_)
-        if (path == "/openapi/v3/apis/" + api.group + "/v1alpha1") return send_json(res, 200, openapi_v3(api));
+        if (path == "/openapi/v3/apis/" + api.group + "/v1alpha1") return send_json(res, 200, openapi_v3_document(api));
       throw not_found();
     }
     auto parts = detail::split(path, '/');  // "", "apis", group, version, ...
     if (parts.size() < 2 || parts[1] != "apis" || !parts[0].empty()) throw not_found();
     if (!get && parts.size() <= 4) throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
-    if (parts.size() == 2) return send_json(res, 200, group_list());
-    const Served *api = nullptr;
+    if (parts.size() == 2) return send_json(res, 200, api_group_list_document(served_));
+    const ServedType *api = nullptr;
     for (const auto &s : served_)
       if (s.group == parts[2]) api = &s;
     if (!api) throw not_found();
-    if (parts.size() == 3) return send_json(res, 200, api_group(*api));
+    if (parts.size() == 3) return send_json(res, 200, api_group_document(*api));
     if (parts[3] != "v1alpha1") throw not_found();
-    if (parts.size() == 4) return send_json(res, 200, resource_list(*api));
+    if (parts.size() == 4) return send_json(res, 200, api_resource_list_document(*api));
     if (parts.size() == 7 && parts[4] == "namespaces" && parts[6] == api->resource) {
       if (m != "POST") throw Error(405, "MethodNotAllowed", api->resource + " only supports create");
       throw bad_request(api->kind + " is cluster-scoped; do not use a namespace");
@@ -6021,7 +6459,7 @@ class Concierge {
 
   // POST of a create-only resource: media types, dryRun, kind and
   // apiVersion checked the way kube-apiserver checks them.
-  void create(const Served &api, const httplib::Request &req, httplib::Response &res, Frontend frontend) {
+  void create(const ServedType &api, const httplib::Request &req, httplib::Response &res, Frontend frontend) {
     // No Content-Type reads as JSON, as kube-apiserver does (kubectl create
     // --raw sends none); any other type than JSON is refused.
     if (req.has_header("Content-Type") && !detail::is_json_media_type(req.get_header_value("Content-Type")))
@@ -6041,20 +6479,13 @@ class Concierge {
     if (!kind.empty() && kind != api.kind)
       throw bad_request("the kind in the data (" + kind + ") does not match the expected kind (" + api.kind + ")");
     if (api.kind == "WhoAmIRequest") {
-      ObjectMeta meta;
-      if (const auto *mv = json::get_object(body, "metadata", "metadata")) meta = ObjectMeta::from_json(*mv);
-      if (!meta.namespace_.empty())
+      WhoAmIRequest in = WhoAmIRequest::from_json(body);
+      if (!in.metadata.namespace_.empty())
         throw bad_request("WhoAmIRequest is cluster-scoped; metadata.namespace must be empty");
-      picojson::object o, status, info;
-      o["apiVersion"] = jv(want);
-      o["kind"] = jv("WhoAmIRequest");
-      o["metadata"] = ObjectMeta().to_json();
-      o["spec"] = picojson::value(picojson::object());
-      info["user"] =
-          (frontend == Frontend::direct ? identify_by_certificate(TlsServer::peer()) : current_identity(req)).to_json();
-      status["kubernetesUserInfo"] = picojson::value(info);
-      o["status"] = picojson::value(status);
-      return send_json(res, 201, picojson::value(o));
+      WhoAmIRequest out;
+      out.api_version = want;
+      out.user = frontend == Frontend::direct ? identify_by_certificate(TlsServer::peer()) : current_identity(req);
+      return send_json(res, 201, out.to_json());
     }
     // Over the limit, wait a moment for a slot (a fast IDP frees one within
     // milliseconds), then answer rather than hold one more worker behind a
@@ -6099,189 +6530,24 @@ class Concierge {
     send_json(res, 201, out.to_json(false));
   }
 
-  picojson::value api_group(const Served &api) const {
-    picojson::object gv, g;
-    gv["groupVersion"] = jv(api.group + "/v1alpha1");
-    gv["version"] = jv("v1alpha1");
-    g["kind"] = jv("APIGroup");
-    g["apiVersion"] = jv("v1");
-    g["name"] = jv(api.group);
-    g["versions"] = picojson::value(picojson::array{picojson::value(gv)});
-    g["preferredVersion"] = picojson::value(gv);
-    return picojson::value(g);
-  }
-  picojson::value group_list() const {
-    picojson::object o;
-    o["kind"] = jv("APIGroupList");
-    o["apiVersion"] = jv("v1");
-    picojson::array groups;
-    for (const auto &api : served_) {
-      picojson::object g = api_group(api).get<picojson::object>();
-      g.erase("kind");
-      g.erase("apiVersion");
-      groups.push_back(picojson::value(g));
-    }
-    o["groups"] = picojson::value(groups);
-    return picojson::value(o);
-  }
-  picojson::value resource_list(const Served &api) const {
-    picojson::object r;
-    r["name"] = jv(api.resource);
-    r["singularName"] = jv(api.singular);
-    r["namespaced"] = jv(false);
-    r["kind"] = jv(api.kind);
-    r["verbs"] = picojson::value(picojson::array{jv("create")});
-    r["categories"] = picojson::value(picojson::array{jv("pinniped")});
-    picojson::object o;
-    o["kind"] = jv("APIResourceList");
-    o["apiVersion"] = jv("v1");
-    o["groupVersion"] = jv(api.group + "/v1alpha1");
-    o["resources"] = picojson::value(picojson::array{picojson::value(r)});
-    return picojson::value(o);
-  }
-
-  // --- OpenAPI documents (kubectl explain) --------------------------------
-
-  static picojson::value schema_object(const std::string &description,
-                                       std::vector<std::pair<std::string, picojson::value>> props) {
-    picojson::object o, p;
-    o["type"] = jv("object");
-    if (!description.empty()) o["description"] = jv(description);
-    for (auto &kv : props) p[kv.first] = kv.second;
-    if (!p.empty()) o["properties"] = picojson::value(p);
-    return picojson::value(o);
-  }
-  static picojson::value schema_string(const std::string &description, const std::string &format = "") {
-    picojson::object o;
-    o["type"] = jv("string");
-    o["description"] = jv(description);
-    if (!format.empty()) o["format"] = jv(format);
-    return picojson::value(o);
-  }
-  picojson::value schema_of(const Served &api) const {
-    auto common = [&](picojson::value spec, picojson::value status) {
-      return std::vector<std::pair<std::string, picojson::value>>{
-          {"apiVersion", schema_string("APIVersion defines the versioned schema of this representation of an object.")},
-          {"kind", schema_string("Kind is a string value representing the REST resource this object represents.")},
-          {"metadata", schema_object("Standard object's metadata.", {})},
-          {"spec", spec},
-          {"status", status}};
-    };
-    picojson::value schema;
-    if (api.kind == "TokenCredentialRequest") {
-      auto spec = schema_object(
-          "Specification of the credential request.",
-          {{"token", schema_string("Bearer token supplied with the credential request.")},
-           {"authenticator",
-            schema_object("Reference to an authenticator which can validate this credential request.",
-                          {{"apiGroup", schema_string("APIGroup is the group for the resource being referenced.")},
-                           {"kind", schema_string("Kind is the type of resource being referenced.")},
-                           {"name", schema_string("Name is the name of resource being referenced.")}})}});
-      auto cred = schema_object("A ClusterCredential, when the request was successful.",
-                                {{"expirationTimestamp", schema_string("When the credential expires.", "date-time")},
-                                 {"token", schema_string("Bearer token (unused by this concierge).")},
-                                 {"clientCertificateData", schema_string("PEM-encoded client TLS certificate.")},
-                                 {"clientKeyData", schema_string("PEM-encoded private key for the certificate.")}});
-      auto status = schema_object(
-          "Status of the credential request.",
-          {{"credential", cred}, {"message", schema_string("An error message, when the request failed.")}});
-      schema = schema_object(
-          "TokenCredentialRequest submits an IDP-specific credential to Pinniped in exchange for "
-          "a cluster-specific credential.",
-          common(spec, status));
-    } else {
-      auto user = schema_object(
-          "The user as kube-apiserver authenticated it.",
-          {{"username", schema_string("The user name.")},
-           {"uid", schema_string("The user's unique identifier.")},
-           {"groups", picojson::value(picojson::object{{"type", jv("array")}, {"items", schema_string("A group.")}})},
-           {"extra", schema_object("Extra attributes.", {})}});
-      auto status =
-          schema_object("Status of the request.",
-                        {{"kubernetesUserInfo", schema_object("The identity of the caller.", {{"user", user}})}});
-      schema = schema_object("WhoAmIRequest submits a request to echo back the current authenticated user.",
-                             common(schema_object("Empty.", {}), status));
-    }
-    picojson::object gvk;
-    gvk["group"] = jv(api.group);
-    gvk["kind"] = jv(api.kind);
-    gvk["version"] = jv("v1alpha1");
-    schema.get<picojson::object>()["x-kubernetes-group-version-kind"] =
-        picojson::value(picojson::array{picojson::value(gvk)});
-    return schema;
-  }
-  static std::string definition_name(const Served &api) { return api.group + ".v1alpha1." + api.kind; }
-
-  picojson::value openapi_v2() const {
-    picojson::object defs, paths;
-    for (const auto &api : served_) {
-      defs[definition_name(api)] = schema_of(api);
-      picojson::object ref, body_param, ok, responses, post, gvk, item;
-      ref["$ref"] = jv("#/definitions/" + definition_name(api));
-      body_param["name"] = jv("body");
-      body_param["in"] = jv("body");
-      body_param["required"] = jv(true);
-      body_param["schema"] = picojson::value(ref);
-      ok["description"] = jv("Created");
-      ok["schema"] = picojson::value(ref);
-      responses["201"] = picojson::value(ok);
-      gvk["group"] = jv(api.group);
-      gvk["kind"] = jv(api.kind);
-      gvk["version"] = jv("v1alpha1");
-      post["operationId"] = jv("create" + api.kind);
-      post["consumes"] = picojson::value(picojson::array{jv("application/json")});
-      post["produces"] = picojson::value(picojson::array{jv("application/json")});
-      post["parameters"] = picojson::value(picojson::array{picojson::value(body_param)});
-      post["responses"] = picojson::value(responses);
-      post["x-kubernetes-action"] = jv("post");
-      post["x-kubernetes-group-version-kind"] = picojson::value(gvk);
-      item["post"] = picojson::value(post);
-      paths["/apis/" + api.group + "/v1alpha1/" + api.resource] = picojson::value(item);
-    }
-    picojson::object info, o;
-    info["title"] = jv("Pinniped Concierge");
-    info["version"] = jv(PINNIPED_VERSION);
-    o["swagger"] = jv("2.0");
-    o["info"] = picojson::value(info);
-    o["paths"] = picojson::value(paths);
-    o["definitions"] = picojson::value(defs);
-    return picojson::value(o);
-  }
-  picojson::value openapi_v3(const Served &api) const {
-    picojson::object schemas, components, info, o, paths, item, post, body, content, json_media, ref, responses, ok;
-    schemas[definition_name(api)] = schema_of(api);
-    ref["$ref"] = jv("#/components/schemas/" + definition_name(api));
-    json_media["schema"] = picojson::value(ref);
-    content["application/json"] = picojson::value(json_media);
-    body["content"] = picojson::value(content);
-    body["required"] = jv(true);
-    ok["description"] = jv("Created");
-    ok["content"] = picojson::value(content);
-    responses["201"] = picojson::value(ok);
-    post["operationId"] = jv("create" + api.kind);
-    post["requestBody"] = picojson::value(body);
-    post["responses"] = picojson::value(responses);
-    item["post"] = picojson::value(post);
-    paths["/apis/" + api.group + "/v1alpha1/" + api.resource] = picojson::value(item);
-    components["schemas"] = picojson::value(schemas);
-    info["title"] = jv("Pinniped Concierge");
-    info["version"] = jv(PINNIPED_VERSION);
-    o["openapi"] = jv("3.0.0");
-    o["info"] = picojson::value(info);
-    o["paths"] = picojson::value(paths);
-    o["components"] = picojson::value(components);
-    return picojson::value(o);
-  }
-
   // --- TLS material, files and reloading ----------------------------------
 
   // Serving certificate plus the client CA (front proxy) make the server's
   // TLS configuration; either may change on its own.
+  // Appliers take turns (apply_mu_, CPU work only), each with what is
+  // current once it is its turn; tls_mu_ is held only to copy it.
   void apply_tls() {
-    std::lock_guard<std::mutex> lk(tls_mu_);
-    if (serving_cert_pem_.empty()) return;
+    std::lock_guard<std::mutex> turn(apply_mu_);
+    std::string cert, key, client_ca;
+    {
+      std::lock_guard<std::mutex> lk(tls_mu_);
+      cert = serving_cert_pem_;
+      key = serving_key_pem_;
+      client_ca = request_header_.client_ca_pem;
+    }
+    if (cert.empty()) return;
     try {
-      server_.set_credentials({serving_cert_pem_, serving_key_pem_, request_header_.client_ca_pem});
+      server_.set_credentials({cert, key, client_ca});
     } catch (const Error &e) {
       log_.error("TLS configuration refused; keeping the previous one", {{"error", jv(e.what())}});
     }
@@ -6385,7 +6651,7 @@ class Concierge {
     t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
     for (const auto &n : names) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
     auto now = std::chrono::time_point_cast<std::chrono::seconds>(Clock::now());
-    t.not_before = now - std::chrono::minutes(5);
+    t.not_before = now - kBackdate;
     t.not_after = now + cfg_.serving_cert_validity;
     CertificateAndKey leaf;
     try {
@@ -6419,15 +6685,16 @@ class Concierge {
   }
   void apply_direct_tls() {
     if (!cfg_.direct_enabled()) return;
+    std::lock_guard<std::mutex> turn(direct_apply_mu_);  // as apply_tls
     std::string client_ca = direct_client_ca(), cert, key;
     {
       std::lock_guard<std::mutex> lk(direct_mu_);
       cert = direct_cert_pem_;
       key = direct_key_pem_;
-      if (cert.empty() || (cert == direct_applied_cert_ && client_ca == direct_applied_ca_)) return;
-      direct_applied_cert_ = cert;
-      direct_applied_ca_ = client_ca;
     }
+    if (cert.empty() || (cert == direct_applied_cert_ && client_ca == direct_applied_ca_)) return;
+    direct_applied_cert_ = cert;  // a refused one is reported once, not on every reload
+    direct_applied_ca_ = client_ca;
     try {
       direct_.set_credentials({cert, key, client_ca});
     } catch (const Error &e) {
@@ -6499,36 +6766,17 @@ class Concierge {
       throw bad_request("give both --tls-cert and --tls-key, or neither");
     if (cfg_.tls_cert_file.empty()) {
       if (!initial) return;
-      auto ca = make_self_signed_ca("pinniped-concierge-ca", std::chrono::hours(24 * 365));
-      CertificateTemplate t;
-      t.common_name = "pinniped-concierge";
-      t.server_auth = true;
-      t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
-      for (const auto &n : cfg_.tls_sans) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
-      auto now = Clock::now();
-      t.not_before = now - std::chrono::minutes(5);
-      t.not_after = now + std::chrono::hours(24 * 365);
-      auto leaf = issue_with_ca(ca, t);
-      set_serving(leaf.cert_pem, leaf.key_pem);
-      write_serving_ca(ca.cert_pem);
-      set_direct_ca(ca, ca.cert_pem);
+      auto g = generate_serving_certificate("pinniped-concierge", cfg_.tls_sans,
+                                            std::chrono::hours(24 * PINNIPED_GENERATED_CERT_DAYS));
+      set_serving(g.leaf.cert_pem, g.leaf.key_pem);
+      write_serving_ca(g.ca.cert_pem);
+      set_direct_ca(g.ca, g.ca.cert_pem);
       log_.info("serving certificate generated", {{"names", jv(static_cast<int64_t>(cfg_.tls_sans.size()))}});
       return;
     }
-    std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file);
-    if (!initial && version == serving_version_) return;
-    try {
-      std::string why;
-      auto cert = read_for_reload(cfg_.tls_cert_file, initial, &why);
-      auto key = cert ? read_for_reload(cfg_.tls_key_file, initial, &why) : std::nullopt;
-      if (!cert || !key) return log_.debug("serving certificate not read yet", {{"why", jv(why)}});
-      serving_version_ = version;                     // a broken pair is not retried every tick
-      detail::make_server_config({*cert, *key, ""});  // validate before use
-      set_serving(*cert, *key);
+    if (auto pair = serving_files_.poll(initial, log_)) {
+      set_serving(pair->cert_pem, pair->key_pem);
       log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
-    } catch (const Error &e) {
-      if (initial) throw;
-      log_.warn("serving certificate not reloaded; keeping the previous one", {{"error", jv(e.what())}});
     }
   }
   void write_serving_ca(const std::string &pem) {
@@ -6537,7 +6785,7 @@ class Concierge {
       serving_ca_pem_ = pem;
     }
     // A CA certificate is public: readable by all.
-    if (!cfg_.serving_ca_out.empty()) detail::write_file_atomic(cfg_.serving_ca_out, pem, 0644);
+    if (!cfg_.serving_ca_out.empty()) write_file_atomic(cfg_.serving_ca_out, pem, 0644);
   }
 
   // --client-ca: front-proxy CA from a file, with kube-apiserver's default
@@ -6764,8 +7012,8 @@ class Concierge {
       if (!force && anonymous_ != AnonymousAccess::unknown && now - probed_at_ < cfg_.anonymous_probe_interval) return;
     }
     std::string detail;
-    AnonymousAccess a =
-        probe_anonymous_exchange(kube_->config(), cfg_.api_group_suffix, std::chrono::seconds(5), &detail);
+    AnonymousAccess a = probe_anonymous_exchange(kube_->config(), cfg_.api_group_suffix,
+                                                 std::chrono::seconds(PINNIPED_PROBE_TIMEOUT_SECONDS), &detail);
     AnonymousAccess before;
     {
       std::lock_guard<std::mutex> lk(probe_mu_);
@@ -6833,7 +7081,9 @@ class Concierge {
     IssuerState st = issuer_state();
     auto now = Steady::now();
     bool dirty = ci_dirty_.exchange(false);
-    if (!force && !dirty && st == ci_last_ && now - ci_last_sync_ < std::chrono::minutes(1)) return;
+    if (!force && !dirty && st == ci_last_ &&
+        now - ci_last_sync_ < std::chrono::seconds(PINNIPED_ISSUER_RESYNC_SECONDS))
+      return;
     if (!ci_ctl_->sync(st)) {
       ci_dirty_ = true;  // retried on the next tick
       return;
@@ -6857,7 +7107,7 @@ class Concierge {
     if (csr_ && csr_->started()) {
       if (csr_->take_changed()) ci_dirty_ = true;
       auto now = Steady::now();
-      if (now - csr_swept_ >= std::chrono::minutes(1)) {
+      if (now - csr_swept_ >= std::chrono::seconds(PINNIPED_CSR_SWEEP_SECONDS)) {
         csr_swept_ = now;
         csr_->sweep(false);
       }
@@ -6874,18 +7124,19 @@ class Concierge {
   ConciergeConfig cfg_;
   Logger &log_;
   std::string login_group_, auth_group_, identity_group_;
-  std::vector<Served> served_;
+  std::vector<ServedType> served_;
   CertificateAuthority ca_;
   AuthenticatorRegistry authenticators_;
   TlsServer server_;
-  ConciergeStats stats_;
   Metrics metrics_;
   int port_ = 0;
   mutable std::mutex tls_mu_;  // serving material, request-header config, signer problem
+  std::mutex apply_mu_;        // apply_tls's turns; outside tls_mu_
   std::string serving_cert_pem_, serving_key_pem_, serving_ca_pem_;
   RequestHeaderConfig request_header_;
   std::string signer_problem_;
-  std::string serving_version_, client_ca_version_, signer_version_, signer_error_version_, authenticators_version_;
+  ServingFiles serving_files_{cfg_.tls_cert_file, cfg_.tls_key_file};
+  std::string client_ca_version_, signer_version_, signer_error_version_, authenticators_version_;
   std::unique_ptr<KubeClient> kube_;
   std::unique_ptr<ServingCertController> serving_ctl_;
   std::unique_ptr<FrontProxyController> fp_ctl_;
@@ -6911,7 +7162,9 @@ class Concierge {
   std::atomic<bool> direct_done_{true};
   mutable std::mutex direct_mu_;
   CertificateAndKey direct_ca_;
-  std::string direct_ca_bundle_, direct_cert_pem_, direct_key_pem_, direct_applied_cert_, direct_applied_ca_;
+  std::string direct_ca_bundle_, direct_cert_pem_, direct_key_pem_;
+  std::mutex direct_apply_mu_;  // apply_direct_tls's turns, and what it applied last
+  std::string direct_applied_cert_, direct_applied_ca_;
   std::vector<std::string> direct_names_, service_names_;
   std::string service_endpoint_;
   Clock::time_point direct_renew_at_;
@@ -6923,11 +7176,668 @@ class Concierge {
 
 // ---------------------------------------------------------------------------
 // 6. The client side
-// Exchanges a token for a credential through kube-apiserver (or the
+// The command line (each command's flag table: parser, help, completion);
+// exchanges a token for a credential through kube-apiserver (or the
 // concierge directly); the kubectl exec plugin around it (ExecCredential,
 // credential cache, `login static`), the kubeconfig that runs it, whoami.
 // Calls 0-3 (and 3b's KubeClient).
 // ---------------------------------------------------------------------------
+
+// --- 6a. Command lines: a command's table of flags is its parser, its help
+// text and its shell completion. main.cpp holds the tables; this section holds
+// `login static`'s, for whoami reads those flags back from kubeconfigs.
+
+// A mistake in how a command was called: exit status 2 at the CLI edge,
+// where any other Error is exit status 1.
+struct UsageError : Error {
+  explicit UsageError(const std::string &message) : Error(400, "BadRequest", message) {}
+};
+
+// Where a flag's value goes. parse_flags stores every kind in one switch, so
+// a table is plain data; `call` is for a flag with checks of its own.
+enum class Into : unsigned char {
+  nothing,      // only checked (choices)
+  text,         // std::string
+  maybe_text,   // std::optional<std::string>
+  on,           // bool: a switch
+  int_number,   // int, from min to max
+  size_number,  // size_t, from min to max
+  duration,     // Millis; 0 only when min is 0
+  list,         // std::vector<std::string>: the first use drops its defaults
+  call,         // call(row, value)
+  function,     // a std::function<void(const std::string &)> (Flag::set)
+};
+
+// One row of a command's flag table: its spellings, what it takes, its help
+// and where its value goes.
+struct FlagRow {
+  const char *name = nullptr;     // "--output"
+  const char *value = "";         // what it takes, as help shows it ("FILE", "DIR"); "": a switch
+  const char *help = "";          // what it does, its default and its bounds
+  const char *choices = nullptr;  // its only values, "a|b" (the store may refuse one first, in its words)
+  void *to = nullptr;
+  void (*call)(const FlagRow &, const std::string &) = nullptr;
+  bool *seen = nullptr;  // set once the flag is given
+  int min = 0, max = 0;
+  char short_name = 0;  // 'o': also -o VALUE, -oVALUE, -o=VALUE
+  Into into = Into::nothing;
+  bool repeatable = false;  // each use adds one
+};
+
+// The rows of a static table (or of a vector that outlives it).
+template <class T>
+struct Rows {
+  const T *first = nullptr;
+  size_t count = 0;
+  constexpr Rows() = default;
+  template <size_t N>
+  constexpr Rows(const T (&a)[N]) : first(a), count(N) {}
+  template <size_t N>
+  constexpr Rows(const std::array<T, N> &a) : first(a.data()), count(N) {}
+  Rows(const std::vector<T> &v) : first(v.data()), count(v.size()) {}
+  const T *begin() const { return first; }
+  const T *end() const { return first + count; }
+  bool empty() const { return count == 0; }
+};
+
+// Rows that store into a field (or call a function), with the checks of
+// parse_flags: numbers from `min` to `max`, durations more than 0 unless `zero_ok`.
+constexpr FlagRow text_flag(const char *name, const char *value, const char *help, std::string &to,
+                            const char *choices = nullptr) {
+  return {name, value, help, choices, &to, nullptr, nullptr, 0, 0, 0, Into::text};
+}
+constexpr FlagRow maybe_text_flag(const char *name, const char *value, const char *help,
+                                  std::optional<std::string> &to) {
+  return {name, value, help, nullptr, &to, nullptr, nullptr, 0, 0, 0, Into::maybe_text};
+}
+constexpr FlagRow switch_flag(const char *name, const char *help, bool &to) {
+  return {name, "", help, nullptr, &to, nullptr, nullptr, 0, 0, 0, Into::on};
+}
+template <class T>
+constexpr FlagRow number_flag(const char *name, const char *help, T &to, int min, int max) {
+  static_assert(std::is_same<T, int>::value || std::is_same<T, size_t>::value, "int or size_t");
+  return {name,
+          "N",
+          help,
+          nullptr,
+          &to,
+          nullptr,
+          nullptr,
+          min,
+          max,
+          0,
+          std::is_same<T, int>::value ? Into::int_number : Into::size_number};
+}
+constexpr FlagRow duration_flag(const char *name, const char *help, Millis &to, bool zero_ok = false) {
+  return {name, "DURATION", help, nullptr, &to, nullptr, nullptr, zero_ok ? 0 : 1, 0, 0, Into::duration};
+}
+constexpr FlagRow list_flag(const char *name, const char *value, const char *help, std::vector<std::string> &to) {
+  return {name, value, help, nullptr, &to, nullptr, nullptr, 0, 0, 0, Into::list, true};
+}
+constexpr FlagRow call_flag(const char *name, const char *value, const char *help, void *to,
+                            void (*call)(const FlagRow &, const std::string &), const char *choices = nullptr,
+                            bool repeatable = false) {
+  return {name, value, help, choices, to, call, nullptr, 0, 0, 0, Into::call, repeatable};
+}
+// `r` with a short name as well.
+constexpr FlagRow short_flag(char short_name, FlagRow r) {
+  r.short_name = short_name;
+  return r;
+}
+// A call: an API group suffix (a DNS suffix) into a std::string.
+inline void set_api_group_suffix(const FlagRow &f, const std::string &v) {
+  if (v.empty() || v.find('/') != std::string::npos)
+    throw UsageError(std::string(f.name) + " must be a DNS suffix like pinniped.dev");
+  *static_cast<std::string *>(f.to) = v;
+}
+
+// A flag as code rather than a row: `set` gets the value ("true" or "false"
+// for a switch). For callers whose setters hold state (tests).
+struct Flag {
+  std::string name;
+  char short_name = 0;
+  std::string value;
+  std::string help;
+  std::function<void(const std::string &)> set;
+  std::vector<std::string> choices;
+  bool repeatable = false;
+  FlagRow row;  // what it was made from, if a row (row.name set)
+
+  Flag(std::string name, char short_name, std::string value, std::string help,
+       std::function<void(const std::string &)> set, std::vector<std::string> choices = {}, bool repeatable = false)
+      : name(std::move(name)),
+        short_name(short_name),
+        value(std::move(value)),
+        help(std::move(help)),
+        set(std::move(set)),
+        choices(std::move(choices)),
+        repeatable(repeatable) {}
+  Flag(const FlagRow &r)
+      : name(r.name),
+        short_name(r.short_name),
+        value(r.value),
+        help(r.help),
+        choices(r.choices ? detail::split(r.choices, '|') : std::vector<std::string>{}),
+        repeatable(r.repeatable),
+        row(r) {}
+};
+
+// A command: its help, its flags, its subcommands and what runs it. Plain
+// data, so that main.cpp's tree is static.
+struct Command {
+  const char *name = "";         // "kubeconfig"
+  const char *summary = "";      // one line, in its parent's list
+  const char *usage = "";        // what follows its path in the synopsis: "[flags]", "NAME [flags]"
+  const char *description = "";  // paragraphs, wrapped when printed
+  Rows<FlagRow> flags;
+  const char *example = "";  // command lines, printed as they are
+  Rows<Command> commands;
+  const char *args = "";                    // the words its arguments take, for completion: "bash zsh fish"
+  size_t max_args = 0;                      // how many arguments it takes besides flags
+  const char *subcommand_noun = "command";  // in "missing resource"
+  // Runs it with its arguments; nullptr: only its subcommands run.
+  int (*run)(const std::vector<std::string> &args) = nullptr;
+};
+
+// What parse_flags found besides flags.
+struct ParsedArgs {
+  bool help = false;  // -h or --help came (parsing stopped there)
+  std::vector<std::string> args;
+};
+
+// A flag's value as a whole number from `min` to `max`.
+inline long flag_number(const char *flag, const std::string &v, long min, long max) {
+  char *end = nullptr;
+  errno = 0;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end || errno == ERANGE || n < min || n > max)
+    throw UsageError(std::string("flag ") + flag + ": \"" + v + "\" is not a number from " + std::to_string(min) +
+                     " to " + std::to_string(max));
+  return n;
+}
+
+// A flag's value as a duration (parse_duration); 0 only when `zero_ok`.
+inline Millis flag_duration(const char *flag, const std::string &v, bool zero_ok = false) {
+  auto d = parse_duration(v);
+  std::string says = std::string("flag ") + flag + ": \"" + v + "\" is not a duration like 10s";
+  if (!d) throw UsageError(says);
+  if (d->count() <= 0 && !zero_ok) throw UsageError(says + " (it must be more than 0)");
+  return *d;
+}
+
+namespace detail {
+// Stores `v` where `f` says; `first`: its first use in this command line.
+inline void store_flag(const FlagRow &f, const std::string &v, bool first) {
+  switch (f.into) {
+    case Into::nothing: break;
+    case Into::text: *static_cast<std::string *>(f.to) = v; break;
+    case Into::maybe_text: *static_cast<std::optional<std::string> *>(f.to) = v; break;
+    case Into::on: *static_cast<bool *>(f.to) = v == "true"; break;
+    case Into::int_number: *static_cast<int *>(f.to) = static_cast<int>(flag_number(f.name, v, f.min, f.max)); break;
+    case Into::size_number:
+      *static_cast<size_t *>(f.to) = static_cast<size_t>(flag_number(f.name, v, f.min, f.max));
+      break;
+    case Into::duration: *static_cast<Millis *>(f.to) = flag_duration(f.name, v, f.min == 0); break;
+    case Into::list: {
+      auto &l = *static_cast<std::vector<std::string> *>(f.to);
+      if (first) l.clear();
+      l.push_back(v);
+      break;
+    }
+    case Into::call: f.call(f, v); break;
+    case Into::function: (*static_cast<const std::function<void(const std::string &)> *>(f.to))(v); break;
+  }
+  if (f.seen) *f.seen = true;
+}
+}  // namespace detail
+
+// Parses `args` by `flags`: --name VALUE, --name=VALUE, -x VALUE, -xVALUE,
+// -x=VALUE; a switch alone or as --name=true|false; "--" ends the flags. The
+// last use of a flag wins unless it adds. Messages name flags and positions,
+// never values (a value may be a token); mistakes, and Errors from a store,
+// are UsageErrors. `command` is the path, for "see --help".
+inline ParsedArgs parse_flags(const std::vector<std::string> &args, Rows<FlagRow> flags, const std::string &command,
+                              size_t max_args = 0) {
+  ParsedArgs out;
+  std::string see = " (see " + command + " --help)";
+  std::string used(flags.count, 0);  // which flags came already
+  auto positional = [&](size_t i) {
+    if (out.args.size() >= max_args) throw UsageError("unexpected argument at position " + std::to_string(i + 1) + see);
+    out.args.push_back(args[i]);
+  };
+  for (size_t i = 0; i < args.size(); i++) {
+    const std::string &a = args[i];
+    if (a == "--") {
+      for (size_t j = i + 1; j < args.size(); j++) positional(j);
+      break;
+    }
+    if (a == "-h" || a == "--help") {
+      out.help = true;
+      return out;
+    }
+    if (a.size() < 2 || a[0] != '-') {
+      positional(i);
+      continue;
+    }
+    std::string name;
+    std::optional<std::string> inline_value;
+    const FlagRow *f = nullptr;
+    bool long_name = a[1] == '-';
+    size_t eq = long_name ? a.find('=') : 2;
+    name = a.substr(0, eq);
+    if (long_name ? eq != std::string::npos : a.size() > 2) inline_value = a.substr(eq + (long_name || a[2] == '='));
+    for (const auto &x : flags)
+      if (long_name ? name == x.name : x.short_name == a[1]) f = &x;
+    if (!f) throw UsageError("unknown flag " + name + see);
+    std::string v, flag = f->name;
+    if (!*f->value) {
+      v = inline_value.value_or("true");
+      if (v != "true" && v != "false") throw UsageError("flag " + flag + " takes no value (or =true, =false)");
+    } else if (inline_value) {
+      v = *inline_value;
+    } else if (i + 1 < args.size()) {
+      v = args[++i];
+    } else {
+      throw UsageError("flag " + flag + " needs a value");
+    }
+    try {
+      detail::store_flag(*f, v, !used[f - flags.first]);
+      used[f - flags.first] = 1;
+    } catch (const UsageError &) {
+      throw;
+    } catch (const Error &e) {
+      throw UsageError(e.what());
+    }
+    if (!f->choices) continue;
+    auto choices = detail::split(f->choices, '|');
+    if (std::find(choices.begin(), choices.end(), v) == choices.end())
+      throw UsageError(choices.size() == 1 ? flag + ": only \"" + choices[0] + "\" is supported"
+                                           : flag + " must be " + join_words(choices) + ", not \"" + v + "\"");
+  }
+  return out;
+}
+
+// The same for flags as code (each Flag made from a row parses as that row).
+inline ParsedArgs parse_flags(const std::vector<std::string> &args, const std::vector<Flag> &flags,
+                              const std::string &command, size_t max_args = 0) {
+  std::vector<FlagRow> rows;
+  std::vector<std::string> choices(flags.size());
+  for (const auto &f : flags) {
+    std::string &c = choices[rows.size()];
+    for (const auto &x : f.choices) c += (c.empty() ? "" : "|") + x;
+    rows.push_back(f.row.name ? f.row
+                              : FlagRow{f.name.c_str(), f.value.c_str(), "", c.empty() ? nullptr : c.c_str(),
+                                        const_cast<std::function<void(const std::string &)> *>(&f.set), nullptr,
+                                        nullptr, 0, 0, f.short_name, Into::function, f.repeatable});
+  }
+  return parse_flags(args, rows, command, max_args);
+}
+
+namespace detail {
+// `text` wrapped to `width` columns, its lines after the first indented by
+// `indent`; a "\n" in it breaks the line there.
+inline std::string wrap_text(const std::string &text, size_t indent, size_t width = 100) {
+  size_t room = width > indent + 30 ? width - indent : 30, len = 0;
+  std::string out, pad(indent, ' ');
+  for (size_t i = 0, n = text.size(); i < n;) {
+    if (text[i] == '\n') {
+      if (++i == n) break;  // a last "\n" ends the text, as getline reads it
+      out += '\n';
+      if (text[i] != '\n') out += pad;
+      len = 0;
+    } else if (std::isspace(static_cast<unsigned char>(text[i]))) {
+      i++;
+    } else {
+      size_t e = i;
+      while (e < n && !std::isspace(static_cast<unsigned char>(text[e]))) e++;
+      if (len > 0 && len + 1 + (e - i) > room) {
+        out += '\n' + pad;
+        len = 0;
+      } else if (len > 0) {
+        out += ' ';
+        len++;
+      }
+      out.append(text, i, e - i);
+      len += e - i;
+      i = e;
+    }
+  }
+  return out;
+}
+// Rows of a two-column table: names padded to one column, text wrapped
+// beside them (below them when a name is wider than `max_name`).
+inline std::string table(const std::vector<std::pair<std::string, std::string>> &rows, size_t max_name) {
+  size_t w = 0;
+  for (const auto &r : rows)
+    if (r.first.size() <= max_name) w = std::max(w, r.first.size());
+  std::string out;
+  for (const auto &r : rows) {
+    out += "  " + r.first;
+    if (r.first.size() > w)
+      out += "\n" + std::string(w + 4, ' ');
+    else
+      out += std::string(w + 2 - r.first.size(), ' ');
+    out += wrap_text(r.second, w + 4) + "\n";
+  }
+  return out;
+}
+// What a flag's value completes to: "choices", "files", "dirs" or "" (free text).
+inline std::string value_kind(const FlagRow &f) {
+  std::string v = f.value;
+  if (f.choices) return "choices";
+  if (v == "FILE" || v == "PATH") return "files";
+  if (v == "DIR") return "dirs";
+  return "";
+}
+// Its fixed values, separated by spaces.
+inline std::string choice_words(const FlagRow &f) {
+  std::string s = f.choices;
+  std::replace(s.begin(), s.end(), '|', ' ');
+  return s;
+}
+inline std::string flag_left(const FlagRow &f) {
+  std::string v = f.choices ? f.choices : f.value;
+  return (f.short_name ? std::string("-") + f.short_name + ", " : std::string("    ")) + f.name +
+         (v.empty() ? "" : " " + v);
+}
+}  // namespace detail
+
+// A command's help: synopsis, description, its commands, its flags (from
+// their table) and examples. `path` is how it is called ("pinniped get").
+inline std::string help_text(const Command &c, const std::string &path) {
+  std::string out = "Usage:\n  " + path + (*c.usage ? std::string(" ") + c.usage : "") + "\n";
+  if (*c.description) out += "\n" + detail::wrap_text(c.description, 0) + "\n";
+  std::vector<std::pair<std::string, std::string>> rows;
+  if (!c.commands.empty()) {
+    for (const auto &s : c.commands) {
+      if (s.run || s.commands.empty()) rows.push_back({s.name, s.summary});
+      for (const auto &t : s.commands) rows.push_back({std::string(s.name) + " " + t.name, t.summary});
+    }
+    out += "\nCommands:\n" + detail::table(rows, 36);
+  }
+  rows = {{"-h, --help", "show this help"}};
+  for (const auto &f : c.flags)
+    rows.push_back({detail::flag_left(f), std::string(f.help) + (f.repeatable ? " (repeatable)" : "")});
+  out += "\nFlags:\n" + detail::table(rows, 36);
+  if (*c.example) {
+    out += "\nExample:\n";
+    auto lines = detail::split(c.example, '\n');
+    if (lines.back().empty()) lines.pop_back();
+    for (const auto &l : lines) out += "  " + l + "\n";
+  }
+  return out;
+}
+
+namespace detail {
+// Appends `parts` to `out`, with no strings made in between.
+inline void cat(std::string &out, std::initializer_list<std::string_view> parts) {
+  for (auto p : parts) out.append(p.data(), p.size());
+}
+inline std::string shell_id(const std::string &name) {
+  std::string s;
+  for (char ch : name) s += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  return s;
+}
+struct CommandAt {
+  std::string id;  // a shell-safe name for the path: pinniped_get_kubeconfig
+  const Command *command;
+};
+inline void commands_under(const Command &c, const std::string &id, std::vector<CommandAt> &out) {
+  out.push_back({id, &c});
+  for (const auto &s : c.commands) commands_under(s, id + "_" + shell_id(s.name), out);
+}
+inline std::string words_of(const Command &c) {
+  std::string w;
+  for (const auto &s : c.commands) cat(w, {w.empty() ? "" : " ", s.name});
+  if (*c.args) cat(w, {w.empty() ? "" : " ", c.args});
+  return w;
+}
+inline std::string flags_of(const Command &c) {
+  std::string w = "-h --help";
+  for (const auto &f : c.flags) {
+    if (f.short_name) cat(w, {" -", {&f.short_name, 1}});
+    cat(w, {" ", f.name});
+  }
+  return w;
+}
+// The first clause of a help text, for fish's one-line descriptions.
+inline std::string first_clause(const std::string &help) {
+  std::string s = help.substr(0, help.find_first_of(";\n"));
+  bool cut = s.size() > 70;
+  if (cut) s = s.substr(0, s.rfind(' ', 67));
+  while (!s.empty() && (s.back() == ' ' || s.back() == '.' || s.back() == ',')) s.pop_back();
+  return cut ? s + "..." : s;
+}
+inline std::string fish_quote(const std::string &s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  return out + "'";
+}
+// The case patterns of a flag with a value: its long name, then its short one.
+inline void flag_patterns(const std::string &id, const FlagRow &f, std::vector<std::string> &out) {
+  out.push_back(id + " " + f.name);
+  if (f.short_name) out.push_back(id + " -" + f.short_name);
+}
+// `p` as bash/zsh patterns ("a" | "b") or fish's ('a' 'b').
+inline std::string shell_patterns(const std::vector<std::string> &p, bool fish) {
+  std::string out;
+  for (const auto &s : p) {
+    if (!out.empty()) out += fish ? " " : " | ";
+    if (fish)
+      out += fish_quote(s);
+    else
+      cat(out, {"\"", s, "\""});
+  }
+  return out;
+}
+// The bash/zsh loop body that follows the command path through the words
+// before the cursor: subcommands move `cmd` on; flags with a value skip it.
+inline std::string shell_path_cases(const std::vector<CommandAt> &all, const std::string &pad, bool zsh) {
+  std::string out;
+  std::string open = zsh ? "(" : "";
+  for (const auto &at : all) {
+    for (const auto &sub : at.command->commands)
+      cat(out, {pad, open, "\"", at.id, " ", sub.name, "\") cmd=", at.id, "_", shell_id(sub.name), " ;;\n"});
+    std::vector<std::string> alts;
+    for (const auto &f : at.command->flags)
+      if (*f.value) flag_patterns(at.id, f, alts);
+    if (!alts.empty()) cat(out, {pad, open, shell_patterns(alts, false), ") skip=1 ;;\n"});
+  }
+  return out;
+}
+// The value cases: what each flag with a value completes to, per command.
+inline std::string value_cases(const std::vector<CommandAt> &all, const std::string &pad, bool zsh) {
+  std::string out, open = zsh ? "(" : "";
+  for (const auto &at : all)
+    for (const auto &f : at.command->flags) {
+      if (!*f.value) continue;
+      std::string kind = value_kind(f);
+      std::vector<std::string> pats;
+      flag_patterns(at.id, f, pats);
+      cat(out, {pad, open, shell_patterns(pats, false), ") "});
+      if (kind == "choices")
+        cat(out, {zsh ? "compadd -P \"$pre\" -- " : "COMPREPLY=($(compgen -W \"", choice_words(f),
+                  zsh ? "" : "\" -- \"$cur\"))"});
+      else if (kind == "files")
+        out += zsh ? "_files -P \"$pre\"" : "compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- \"$cur\"))";
+      else if (kind == "dirs")
+        out +=
+            zsh ? "_files -/ -P \"$pre\"" : "compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- \"$cur\"))";
+      else
+        out += ":";
+      out += "; return ;;\n";
+    }
+  return out;
+}
+// The words after a command (zsh's own `words` is taken: `var` differs).
+inline std::string word_cases(const std::vector<CommandAt> &all, const std::string &pad, bool zsh,
+                              const std::string &var) {
+  std::string out, open = zsh ? "(" : "";
+  for (const auto &at : all)
+    cat(out,
+        {pad, open, at.id, ") ", var, "=\"", words_of(*at.command), "\" flags=\"", flags_of(*at.command), "\" ;;\n"});
+  return out;
+}
+}  // namespace detail
+
+// A completion script for bash, zsh or fish, made from the command tree:
+// commands, subcommands, flags and their fixed values (files for FILE).
+inline std::string completion_script(const Command &root, const std::string &shell) {
+  std::vector<detail::CommandAt> all;
+  detail::commands_under(root, root.name, all);
+  // What the scripts below hold in braces: {prog}, {fn}, {path}, {values}, {words}.
+  std::string v[5] = {root.name, "_" + std::string(root.name)};
+  const std::string &prog = v[0];
+  const char *script;
+  if (shell == "bash" || shell == "zsh") {
+    bool zsh = shell == "zsh";
+    v[2] = detail::shell_path_cases(all, "      ", zsh);
+    v[3] = detail::value_cases(all, "    ", zsh);
+    v[4] = detail::word_cases(all, "    ", zsh, zsh ? "words_" : "words");
+    script = !zsh ? "# bash completion for {prog}, made from its flag tables.\n"
+                    "# Load it with: source <({prog} completion bash)\n"
+                    "{fn}() {\n"
+                    "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd={prog} i w skip=0 "
+                    "words flags\n"
+                    "  COMPREPLY=()\n"
+                    "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+                    "    w=${COMP_WORDS[i]}\n"
+                    "    if ((skip)); then\n"
+                    "      [[ $w == = ]] || skip=0\n"
+                    "      continue\n"
+                    "    fi\n"
+                    "    case \"$cmd $w\" in\n"
+                    "{path}"
+                    "    esac\n"
+                    "  done\n"
+                    "  # bash splits --flag=value at the '='.\n"
+                    "  if [[ $cur == = ]]; then\n"
+                    "    cur=\n"
+                    "  elif [[ $prev == = ]]; then\n"
+                    "    prev=${COMP_WORDS[COMP_CWORD-2]}\n"
+                    "  fi\n"
+                    "  case \"$cmd $prev\" in\n"
+                    "{values}"
+                    "  esac\n"
+                    "  case $cmd in\n"
+                    "{words}"
+                    "  esac\n"
+                    "  [[ $cur == -* || -z $words ]] && words=$flags\n"
+                    "  COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+                    "}\n"
+                    "complete -F {fn} {prog}\n"
+                  : "#compdef {prog}\n"
+                    "# zsh completion for {prog}, made from its flag tables.\n"
+                    "# Load it with: source <({prog} completion zsh), or save it as {fn} in your $fpath.\n"
+                    "{fn}() {\n"
+                    "  local cur=${words[CURRENT]} prev=${words[CURRENT-1]} cmd={prog} pre= i w skip=0\n"
+                    "  local -a wl\n"
+                    "  for ((i = 2; i < CURRENT; i++)); do\n"
+                    "    w=${words[i]}\n"
+                    "    if ((skip)); then\n"
+                    "      skip=0\n"
+                    "      continue\n"
+                    "    fi\n"
+                    "    case \"$cmd $w\" in\n"
+                    "{path}"
+                    "    esac\n"
+                    "  done\n"
+                    "  if [[ $cur == --*=* ]]; then\n"
+                    "    prev=${cur%%=*}\n"
+                    "    pre=\"$prev=\"\n"
+                    "  fi\n"
+                    "  case \"$cmd $prev\" in\n"
+                    "{values}"
+                    "  esac\n"
+                    "  local words_ flags\n"
+                    "  case $cmd in\n"
+                    "{words}"
+                    "  esac\n"
+                    "  [[ $cur == -* || -z $words_ ]] && words_=$flags\n"
+                    "  wl=(${=words_})\n"
+                    "  compadd -- $wl\n"
+                    "}\n"
+                    "if [[ $funcstack[1] == {fn} ]]; then\n"
+                    "  {fn} \"$@\"\n"
+                    "else\n"
+                    "  compdef {fn} {prog}\n"
+                    "fi\n";
+  } else if (shell == "fish") {
+    std::string &s = v[2];
+    for (const auto &at : all) {
+      for (const auto &sub : at.command->commands)
+        detail::cat(s, {"            case ", detail::fish_quote(at.id + " " + sub.name), "\n                set cmd ",
+                        at.id, "_", detail::shell_id(sub.name), "\n"});
+      std::vector<std::string> alts;
+      for (const auto &f : at.command->flags)
+        if (*f.value) detail::flag_patterns(at.id, f, alts);
+      if (!alts.empty())
+        detail::cat(s, {"            case ", detail::shell_patterns(alts, true), "\n                set skip 1\n"});
+    }
+    std::string &w = v[4];
+    for (const auto &at : all) {
+      std::string complete =
+          "complete -c " + prog + " -n " + detail::fish_quote("test (__" + prog + "_command) = " + at.id);
+      for (const auto &sub : at.command->commands)
+        detail::cat(w, {complete, " -a ", detail::fish_quote(sub.name), " -d ", detail::fish_quote(sub.summary), "\n"});
+      for (const auto &a : detail::split(at.command->args, ' '))
+        if (!a.empty()) detail::cat(w, {complete, " -a ", detail::fish_quote(a), "\n"});
+      detail::cat(w, {complete, " -s h -l help -d 'show this help'\n"});
+      for (const auto &f : at.command->flags) {
+        w += complete;
+        if (f.short_name) detail::cat(w, {" -s ", {&f.short_name, 1}});
+        detail::cat(w, {" -l ", f.name + 2});
+        std::string kind = detail::value_kind(f);
+        if (kind == "choices")
+          detail::cat(w, {" -x -a ", detail::fish_quote(detail::choice_words(f))});
+        else if (kind == "files")
+          w += " -r -F";
+        else if (kind == "dirs")
+          w += " -x -a '(__fish_complete_directories)'";
+        else if (*f.value)
+          w += " -x";
+        detail::cat(w, {" -d ", detail::fish_quote(detail::first_clause(f.help)), "\n"});
+      }
+    }
+    script =
+        "# fish completion for {prog}, made from its flag tables.\n"
+        "# Load it with: {prog} completion fish | source\n"
+        "function __{prog}_command\n"
+        "    set -l cmd {prog}\n"
+        "    set -l skip 0\n"
+        "    for w in (commandline -opc)[2..-1]\n"
+        "        if test $skip = 1\n"
+        "            set skip 0\n"
+        "            continue\n"
+        "        end\n"
+        "        switch \"$cmd $w\"\n"
+        "{path}"
+        "        end\n"
+        "    end\n"
+        "    echo $cmd\n"
+        "end\n"
+        "complete -c {prog} -f\n"
+        "{words}";
+  } else {
+    throw UsageError("no completion for shell \"" + shell + "\" (bash, zsh or fish)");
+  }
+  // Fills the braces; what fills them is not scanned again.
+  static const char *const names[] = {"{prog}", "{fn}", "{path}", "{values}", "{words}"};
+  std::string out;
+  for (const char *p = script; *p;) {
+    size_t i = 0;
+    while (i < 5 && std::strncmp(p, names[i], std::strlen(names[i])) != 0) i++;
+    if (i < 5) {
+      out += v[i];
+      p += std::strlen(names[i]);
+    } else {
+      out += *p++;
+    }
+  }
+  return out;
+}
+
+// --- 6b. Exchanging a token for a credential.
 
 struct ExchangeOptions {
   std::string endpoint;  // https://host:port of kube-apiserver (or the concierge)
@@ -6987,7 +7897,7 @@ inline ClusterCredential exchange_token(const ExchangeOptions &o, const std::str
   return *out.credential;
 }
 
-// --- 6b. The kubectl exec credential plugin: ExecCredential in and out, the
+// --- 6c. The kubectl exec credential plugin: ExecCredential in and out, the
 // credential cache, `login static`, the kubeconfig that runs it, whoami.
 
 inline const std::string kExecCredentialV1 = "client.authentication.k8s.io/v1";
@@ -7149,7 +8059,7 @@ class CredentialCache {
     root["kind"] = jv("CredentialCache");
     root["credentials"] = picojson::value(list);
     detail::make_dirs(detail::parent_dir(path_), 0700);
-    detail::write_file_atomic(path_, to_json_string(picojson::value(root)) + "\n");
+    write_file_atomic(path_, to_json_string(picojson::value(root)) + "\n");
   }
 
   // An exclusive flock on "<path>.lock", released on destruction.
@@ -7274,69 +8184,73 @@ struct StaticLoginOptions {
   std::optional<std::string> credential_cache;  // unset: default path; "": no cache
   Millis timeout = std::chrono::seconds(30);
 
-  // Parses the flags after "login static"; `getenv` resolves --token-env.
-  // Throws Error(400) with a message that never quotes a value.
+  // `login static`'s flag table, storing into `o`; `have_token` tells
+  // --token="" from none. Constant for a static `o`, so main.cpp's tree is.
+  static constexpr std::array<FlagRow, 9> flag_table(StaticLoginOptions &o, bool &have_token) {
+    FlagRow token = text_flag("--token", "TOKEN",
+                              "the static token (visible in the kubeconfig; --token-env keeps it out)", o.token);
+    token.seen = &have_token;
+    return {{
+        token,
+        text_flag("--token-env", "VAR", "read the token from environment variable VAR", o.token_env),
+        text_flag("--concierge-authenticator-type", "TYPE", "the authenticator's type", o.authenticator_type,
+                  "webhook"),
+        text_flag("--concierge-authenticator-name", "NAME", "the WebhookAuthenticator (required)",
+                  o.authenticator_name),
+        text_flag("--concierge-endpoint", "URL",
+                  "kube-apiserver URL (default: spec.cluster.server from KUBERNETES_EXEC_INFO, with "
+                  "provideClusterInfo: true)",
+                  o.endpoint),
+        call_flag("--concierge-ca-bundle-data", "BASE64", "its CA, base64 PEM (default: spec.cluster's CA)", &o.ca_pem,
+                  [](const FlagRow &f, const std::string &v) {
+                    auto pem = detail::base64_decode(v);
+                    if (!pem || (!v.empty() && pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos))
+                      throw UsageError("--concierge-ca-bundle-data must be base64-encoded PEM certificates");
+                    *static_cast<std::string *>(f.to) = *pem;
+                  }),
+        call_flag("--concierge-api-group-suffix", "SUFFIX",
+                  "API group suffix (default " PINNIPED_DEFAULT_API_GROUP_SUFFIX ")", &o.api_group_suffix,
+                  set_api_group_suffix),
+        maybe_text_flag("--credential-cache", "FILE",
+                        "cache file (default $XDG_CONFIG_HOME/pinniped/credentials.yaml or "
+                        "~/.config/pinniped/credentials.yaml; \"\" disables it)",
+                        o.credential_cache),
+        // Implied: this pinniped only logs in through a concierge.
+        call_flag("--enable-concierge", "", "accepted for upstream compatibility (always on)", nullptr,
+                  [](const FlagRow &, const std::string &v) {
+                    if (v != "true") throw UsageError("--enable-concierge: only true is supported");
+                  }),
+    }};
+  }
+  // The same as Flags, storing into *this.
+  std::vector<Flag> flags(bool &have_token) {
+    auto rows = flag_table(*this, have_token);
+    return {rows.begin(), rows.end()};
+  }
+
+  // The checks after parsing; `getenv` resolves --token-env. UsageErrors.
+  void finish(bool have_token, const std::function<std::optional<std::string>(const std::string &)> &getenv) {
+    if (have_token && !token_env.empty()) throw UsageError("give --token or --token-env, not both");
+    if (!token_env.empty()) {
+      auto v = getenv(token_env);
+      if (!v || v->empty()) throw UsageError("--token-env: environment variable " + token_env + " is not set");
+      token = *v;
+    } else if (!have_token) {
+      throw UsageError("one of --token or --token-env is required");
+    }
+    if (token.empty()) throw UsageError("--token must not be empty");
+    if (authenticator_name.empty()) throw UsageError("--concierge-authenticator-name is required");
+  }
+
+  // Parses the flags after "login static" (flags(), then finish()). Throws
+  // UsageError with a message that never quotes a value.
   static StaticLoginOptions from_args(const std::vector<std::string> &args,
                                       const std::function<std::optional<std::string>(const std::string &)> &getenv) {
     StaticLoginOptions o;
     bool have_token = false;
-    for (size_t i = 0; i < args.size(); i++) {
-      std::string a = args[i];
-      if (a.rfind("--", 0) != 0 || a.size() < 3)
-        throw bad_request("unexpected argument at position " + std::to_string(i + 1) + " (flags start with --)");
-      std::optional<std::string> inline_value;
-      auto eq = a.find('=');
-      if (eq != std::string::npos) {
-        inline_value = a.substr(eq + 1);
-        a = a.substr(0, eq);
-      }
-      auto value = [&]() -> std::string {
-        if (inline_value) return *inline_value;
-        if (i + 1 >= args.size()) throw bad_request("flag " + a + " needs a value");
-        return args[++i];
-      };
-      if (a == "--token") {
-        o.token = value();
-        have_token = true;
-      } else if (a == "--token-env") {
-        o.token_env = value();
-      } else if (a == "--concierge-authenticator-type") {
-        o.authenticator_type = value();
-        if (o.authenticator_type != "webhook")
-          throw bad_request("--concierge-authenticator-type: only \"webhook\" is supported");
-      } else if (a == "--concierge-authenticator-name") {
-        o.authenticator_name = value();
-      } else if (a == "--concierge-endpoint") {
-        o.endpoint = value();
-      } else if (a == "--concierge-ca-bundle-data") {
-        std::string v = value();
-        auto pem = detail::base64_decode(v);
-        if (!pem || (!v.empty() && pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos))
-          throw bad_request("--concierge-ca-bundle-data must be base64-encoded PEM certificates");
-        o.ca_pem = *pem;
-      } else if (a == "--concierge-api-group-suffix") {
-        o.api_group_suffix = value();
-        if (o.api_group_suffix.empty() || o.api_group_suffix.find('/') != std::string::npos)
-          throw bad_request("--concierge-api-group-suffix must be a DNS suffix like pinniped.dev");
-      } else if (a == "--credential-cache") {
-        o.credential_cache = value();
-      } else if (a == "--enable-concierge") {
-        // Implied: this pinniped only logs in through a concierge.
-        if (inline_value && *inline_value != "true") throw bad_request("--enable-concierge: only true is supported");
-      } else {
-        throw bad_request("unknown flag " + a + " (see pinniped login static --help)");
-      }
-    }
-    if (have_token && !o.token_env.empty()) throw bad_request("give --token or --token-env, not both");
-    if (!o.token_env.empty()) {
-      auto v = getenv(o.token_env);
-      if (!v || v->empty()) throw bad_request("--token-env: environment variable " + o.token_env + " is not set");
-      o.token = *v;
-    } else if (!have_token) {
-      throw bad_request("one of --token or --token-env is required");
-    }
-    if (o.token.empty()) throw bad_request("--token must not be empty");
-    if (o.authenticator_name.empty()) throw bad_request("--concierge-authenticator-name is required");
+    if (parse_flags(args, flag_table(o, have_token), "pinniped login static").help)
+      throw UsageError("--help is not a login option here");
+    o.finish(have_token, getenv);
     return o;
   }
 
@@ -7438,14 +8352,35 @@ inline void emit_yaml(const picojson::value &v, size_t indent, std::string &out)
     out += pad + scalar(v) + "\n";
   }
 }
-// The running binary, for a kubeconfig's exec command.
-inline std::string self_executable() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) throw internal_error("cannot read /proc/self/exe");
-  return std::string(buf, static_cast<size_t>(n));
+}  // namespace detail
+
+// Block-style YAML of a JSON value (strings double-quoted).
+inline std::string to_yaml(const picojson::value &v) {
+  std::string out;
+  detail::emit_yaml(v, 0, out);
+  return out;
+}
+
+namespace detail {
+// What running `cmd` as kubectl does runs: `cmd` itself when it holds a '/',
+// else the first executable file of that name on $PATH; "" when none.
+inline std::string find_executable(const std::string &cmd) {
+  auto runnable = [](const std::string &p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (cmd.find('/') != std::string::npos) return runnable(cmd) ? cmd : "";
+  std::istringstream dirs(env_or_empty("PATH"));
+  for (std::string d; std::getline(dirs, d, ':');)
+    if (runnable((d.empty() ? "." : d) + "/" + cmd)) return (d.empty() ? "." : d) + "/" + cmd;
+  return "";
 }
 }  // namespace detail
+
+// What kubectl prints when the exec command is missing (upstream's is alike).
+inline const std::string kDefaultInstallHint =
+    "The pinniped CLI does not appear to be installed. Put the pinniped binary on your PATH (or ask for a "
+    "kubeconfig made with --pinniped-cli-path) and try again.";
 
 // A kubeconfig whose one user logs in through `pinniped login static`.
 struct PluginKubeconfig {
@@ -7453,10 +8388,11 @@ struct PluginKubeconfig {
   std::string server;
   std::string ca_pem;  // empty: system roots
   std::string tls_server_name;
-  std::string command;  // absolute path of pinniped
+  std::string command = "pinniped";  // a name kubectl finds on PATH, or a path
   std::vector<std::string> args;
   std::string exec_api_version = kExecCredentialV1beta1;
-  std::string warning;  // for the person running get kubeconfig (stderr); not written
+  std::string install_hint = kDefaultInstallHint;
+  std::vector<std::string> warnings;  // for the person running get kubeconfig (stderr); not written
 
   picojson::value to_json() const {
     picojson::object cluster, exec;
@@ -7470,8 +8406,7 @@ struct PluginKubeconfig {
     exec["args"] = picojson::value(a);
     exec["env"] = picojson::value(picojson::array());
     exec["provideClusterInfo"] = jv(true);
-    exec["installHint"] = jv("The pinniped CLI is not installed at " + command +
-                             ". Build it (make in the pinniped repository) or run pinniped get kubeconfig again.");
+    exec["installHint"] = jv(install_hint);
     if (exec_api_version == kExecCredentialV1) exec["interactiveMode"] = jv("Never");
     auto named = [&](const std::string &key, picojson::object body) {
       picojson::object e;
@@ -7492,11 +8427,7 @@ struct PluginKubeconfig {
     root["preferences"] = picojson::value(picojson::object());
     return picojson::value(root);
   }
-  std::string to_yaml() const {
-    std::string out;
-    detail::emit_yaml(to_json(), 0, out);
-    return out;
-  }
+  std::string to_yaml() const { return pinniped::to_yaml(to_json()); }
 };
 
 // $KUBECONFIG's first file, else ~/.kube/config.
@@ -7517,9 +8448,13 @@ struct GetKubeconfigOptions {
   std::string endpoint;            // empty: from the CredentialIssuer
   std::string ca_pem;              // empty: from the CredentialIssuer
   std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
-  std::string command;  // empty: this binary
+  std::string command = "pinniped";  // the exec command: kubectl finds a bare name on PATH
+  std::string install_hint = kDefaultInstallHint;
+  std::string name_suffix = "-pinniped";  // names = the source context's cluster name + this
   std::string exec_api_version = kExecCredentialV1beta1;
   std::optional<std::string> credential_cache;  // passed on to login static when set
+  Millis timeout = std::chrono::minutes(10);    // bounds discovery and validation together
+  bool skip_validation = false;                 // else the written cluster is reached once first
 };
 
 // What a concierge's CredentialIssuer publishes for clients: where to send
@@ -7597,26 +8532,78 @@ inline std::string discover_authenticator(KubeClient &k, const std::string &suff
                     "); choose one with --concierge-authenticator-name");
 }
 
+namespace detail {
+// The cluster name of a kubeconfig's context (empty: current-context).
+inline std::string kubeconfig_cluster_name(const std::string &text, std::string context) {
+  auto docs = parse_yaml_documents(text);
+  if (docs.size() != 1) return "";
+  if (context.empty()) context = json::get_string(docs[0], "current-context", "current-context");
+  const auto *list = json::field(docs[0], "contexts");
+  if (list && list->is<picojson::array>())
+    for (const auto &e : list->get<picojson::array>())
+      if (json::get_string(e, "name", "contexts.name") == context)
+        if (const auto *c = json::get_object(e, "context", "contexts.context"))
+          return json::get_string(*c, "cluster", "context.cluster");
+  return "";
+}
+}  // namespace detail
+
+// Reaches a kubeconfig's cluster once, as kubectl would: its server with its
+// CA (verified), GET /healthz, else /version, without credentials: 200, 401
+// and 403 all prove the address and the CA right. Throws Error saying what failed.
+inline void validate_plugin_kubeconfig(const PluginKubeconfig &kc, const std::function<Millis()> &time_left) {
+  std::string why;
+  try {
+    Url u = Url::parse(kc.server);
+    std::string prefix = u.path == "/" ? "" : u.path;
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    ClientTlsOptions tls;
+    tls.ca_pem = kc.ca_pem;
+    tls.server_name = kc.tls_server_name;
+    HttpsClient client(u.base(), tls);
+    for (const char *path : {"/healthz", "/version"}) {
+      auto res = client.request("GET", prefix + path, {{"Accept", "application/json"}}, "", time_left());
+      if (res.status == 200 || res.status == 401 || res.status == 403) return;
+      why += (why.empty() ? "it answered HTTP " : " and HTTP ") + std::to_string(res.status) + " to " + path;
+    }
+  } catch (const Error &e) {
+    why = e.what();
+  }
+  throw Error(503, "ServiceUnavailable",
+              "the new kubeconfig does not reach its cluster " + kc.server + " with its CA: " + why +
+                  " (nothing written; --skip-validation writes it all the same)");
+}
+
 // Builds the kubeconfig for `pinniped get kubeconfig`, reading the admin's
-// kubeconfig and the cluster's concierge objects through KubeClient.
+// kubeconfig and the cluster's concierge objects through KubeClient, and
+// tries it unless told not to; o.timeout bounds all of it.
 inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
-  std::string kc_note;
+  auto deadline = Steady::now() + o.timeout;
+  auto time_left = [&] {
+    auto left = std::chrono::duration_cast<Millis>(deadline - Steady::now());
+    if (left.count() <= 0) throw Error(504, "Timeout", "--timeout passed before the kubeconfig was ready");
+    return left;
+  };
+  std::vector<std::string> notes;
   if (o.static_token.empty() == o.static_token_env.empty())
     throw bad_request("give exactly one of --static-token or --static-token-env");
   std::string path = o.kubeconfig.empty() ? default_kubeconfig_path() : o.kubeconfig;
-  KubeConfig admin = KubeConfig::from_kubeconfig_file(path, o.context);
-  KubeClient k(admin, std::chrono::seconds(20));
+  std::string text = read_file(path);
+  KubeConfig admin = KubeConfig::from_kubeconfig(text, detail::parent_dir(path), o.context);
+  admin.source = path + "#" + admin.source;
+  std::string cluster_name = detail::kubeconfig_cluster_name(text, o.context);
+  auto kube = [&] { return std::make_unique<KubeClient>(admin, time_left()); };
   StaticLoginOptions login;
   login.token = o.static_token;
   login.token_env = o.static_token_env;
   login.api_group_suffix = o.api_group_suffix;
   login.credential_cache = o.credential_cache;
   login.authenticator_name =
-      o.authenticator_name.empty() ? discover_authenticator(k, o.api_group_suffix) : o.authenticator_name;
+      o.authenticator_name.empty() ? discover_authenticator(*kube(), o.api_group_suffix) : o.authenticator_name;
   login.endpoint = o.endpoint;
   login.ca_pem = o.ca_pem;
   if (login.endpoint.empty() || login.ca_pem.empty()) {
-    auto found = discover_concierge_endpoint(k, o.api_group_suffix);
+    auto found = discover_concierge_endpoint(*kube(), o.api_group_suffix);
     // An address only pods reach is of no use to the kubeconfig's user: the
     // API server they reach it through is (with its CA).
     if (found && in_cluster_only(found->server)) {
@@ -7638,16 +8625,25 @@ inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
     if (found && login.ca_pem.empty()) login.ca_pem = found->ca_pem;
     // The concierge says when logins through what it publishes cannot work.
     if (found && found->message.find("so logins through it fail") != std::string::npos)
-      kc_note = "the concierge reports: " + found->message;
+      notes.push_back("the concierge reports: " + found->message);
   }
   PluginKubeconfig kc;
+  if (!cluster_name.empty()) kc.name = cluster_name + o.name_suffix;
   kc.server = admin.server;
   kc.ca_pem = admin.tls.ca_pem;
   kc.tls_server_name = admin.tls.server_name;
-  kc.command = o.command.empty() ? detail::self_executable() : o.command;
+  kc.command = o.command;
+  kc.install_hint = o.install_hint;
   kc.args = login.to_args();
   kc.exec_api_version = o.exec_api_version;
-  kc.warning = kc_note;
+  if (detail::find_executable(o.command).empty())
+    notes.push_back(
+        (o.command.find('/') == std::string::npos ? "\"" + o.command + "\" is not on PATH here"
+                                                  : o.command + " is not an executable file here") +
+        ", and kubectl runs the kubeconfig's exec command by that name; give --pinniped-cli-path with the path its "
+        "users have pinniped at");
+  kc.warnings = notes;
+  if (!o.skip_validation) validate_plugin_kubeconfig(kc, time_left);
   return kc;
 }
 
@@ -7734,18 +8730,14 @@ inline WhoAmIResult whoami(const WhoAmIOptions &o,
     kc.tls.client_key_pem = cred.client_key_data;
   }
   KubeClient k(kc, o.timeout);
-  picojson::object req, meta, spec;
-  req["apiVersion"] = jv("identity.concierge." + o.api_group_suffix + "/v1alpha1");
-  req["kind"] = jv("WhoAmIRequest");
-  req["metadata"] = picojson::value(meta);
-  req["spec"] = picojson::value(spec);
-  r.response =
-      k.create("/apis/identity.concierge." + o.api_group_suffix + "/v1alpha1/whoamirequests", picojson::value(req));
-  const auto *st = json::field(r.response, "status");
-  const auto *ki = st ? json::field(*st, "kubernetesUserInfo") : nullptr;
-  const auto *u = ki ? json::field(*ki, "user") : nullptr;
-  if (!u) throw Error(502, "InternalError", "the WhoAmIRequest answer has no status.kubernetesUserInfo.user");
-  r.user = UserInfo::from_json(*u, "status.kubernetesUserInfo.user");
+  WhoAmIRequest req;
+  req.api_version = WhoAmIRequest::api_version_for(o.api_group_suffix);
+  r.response = k.create("/apis/" + req.api_version + "/whoamirequests", req.to_json());
+  try {
+    r.user = *WhoAmIRequest::from_json(r.response, true).user;
+  } catch (const Error &e) {
+    throw Error(502, "InternalError", e.what());
+  }
   return r;
 }
 
@@ -7933,6 +8925,12 @@ inline std::string users_file_line(const LocalUser &u) {
     for (size_t i = 0; i < u.groups.size(); i++) line += (i ? "," : "") + u.groups[i];
   }
   return line;
+}
+
+// A name a users file can hold: no ':' (the separator), no leading '#' (a
+// comment), no blanks around it.
+inline bool valid_users_file_name(const std::string &n) {
+  return !n.empty() && n.find(':') == std::string::npos && n == detail::trim(n) && n[0] != '#';
 }
 
 // A Secret name: a DNS subdomain (lowercase letters, digits, '-', '.').
@@ -8213,28 +9211,17 @@ class LocalUsers {
   LocalUserStats stats_;
 };
 
-struct LocalUserAuthenticatorConfig {
-  std::string listen_host = "0.0.0.0";
-  int port = 8443;  // 0: any free port
+struct LocalUserAuthenticatorConfig : ServingOptions {
+  LocalUserAuthenticatorConfig() {
+    port = 8443;
+    namespace_ = kLocalUserNamespace;
+    serving_cert_validity = std::chrono::hours(24 * 365);
+    serving_cert_renew_after = std::chrono::hours(24 * 300);
+  }
   // Users from this file (reloaded when it changes); else from the Secrets
   // of `namespace_`, which needs a cluster.
   std::string users_file;
-  // Serving certificate files; else the managed Secret (with a cluster) or a
-  // CA and certificate made in memory for `tls_sans`. The CA of either goes
-  // to serving_ca_out.
-  std::string tls_cert_file, tls_key_file;
-  std::vector<std::string> tls_sans = {"localhost", "127.0.0.1", "::1"};
-  std::string serving_ca_out;
-  Millis reload_interval = std::chrono::seconds(5);
-  size_t max_body_bytes = 64 * 1024;
   BrakeOptions brake;
-  TlsServerOptions server;
-  std::string kubeconfig, kube_context;
-  bool in_cluster = false;
-  std::string namespace_ = kLocalUserNamespace;
-  Millis serving_cert_validity = std::chrono::hours(24 * 365);
-  Millis serving_cert_renew_after = std::chrono::hours(24 * 300);
-  bool kube_mode() const { return in_cluster || !kubeconfig.empty(); }
 };
 
 // `pinniped local-user-authenticator`: POST /authenticate with a TokenReview
@@ -8267,10 +9254,7 @@ class LocalUserAuthenticator {
     else if (!serving_ctl_)
       generate_serving();
     server_.set_payload_max_length(cfg_.max_body_bytes);
-    int port = cfg_.port == 0 ? server_.bind_to_any_port(cfg_.listen_host)
-                              : (server_.bind_to_port(cfg_.listen_host, cfg_.port) ? cfg_.port : -1);
-    if (port <= 0) throw internal_error("cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.port));
-    port_ = port;
+    port_ = bind_listener(server_, cfg_.listen_host, cfg_.port);
     reloader_.start(
         cfg_.reload_interval, [this] { reload_tick(); }, log_);
     log_.info("serving", {{"address", jv(cfg_.listen_host)},
@@ -8341,23 +9325,7 @@ class LocalUserAuthenticator {
       }
       return httplib::Server::HandlerResponse::Handled;
     });
-    server_.set_error_handler([this](const httplib::Request &req, httplib::Response &res) {
-      if (!res.body.empty()) return;
-      int code = res.status;
-      if (code == 400 && req.body.size() > cfg_.max_body_bytes) code = 413;
-      send_status(res, Error(code, reason_for_code(code),
-                             code == 413 ? "request body is too large" : httplib::detail::status_message(code)));
-    });
-    server_.set_exception_handler([this](const httplib::Request &, httplib::Response &res, std::exception_ptr ep) {
-      try {
-        std::rethrow_exception(ep);
-      } catch (const Error &e) {
-        send_status(res, e);
-      } catch (const std::exception &e) {
-        log_.error("handler failed", {{"error", jv(e.what())}});
-        send_status(res, internal_error("internal error"));
-      }
-    });
+    install_status_handlers(server_, log_, cfg_.max_body_bytes);
   }
 
   static void check_route(const httplib::Request &req) {
@@ -8466,7 +9434,7 @@ class LocalUserAuthenticator {
           std::make_unique<Informer>(*kube_, "/api/v1/namespaces/" + cfg_.namespace_ + "/secrets", log_,
                                      [this](const std::string &t, const picojson::value &o) { on_secret(t, o); });
       informer_->start();
-      auto until = Steady::now() + std::chrono::seconds(10);
+      auto until = Steady::now() + std::chrono::seconds(2 * PINNIPED_START_SYNC_WAIT_SECONDS);
       while (!informer_->synced() && Steady::now() < until) std::this_thread::sleep_for(Millis(20));
       if (!informer_->synced()) log_.warn("user Secrets not listed yet; answering 503 until they are");
     }
@@ -8486,39 +9454,19 @@ class LocalUserAuthenticator {
     }
     // The CA is public: logged so that a WebhookAuthenticator can copy it.
     log_.info("serving CA", {{"certificateAuthorityData", jv(detail::base64_encode(ca_pem))}});
-    if (!cfg_.serving_ca_out.empty()) detail::write_file_atomic(cfg_.serving_ca_out, ca_pem, 0644);
+    if (!cfg_.serving_ca_out.empty()) write_file_atomic(cfg_.serving_ca_out, ca_pem, 0644);
   }
 
   void generate_serving() {
-    auto ca = make_self_signed_ca("local-user-authenticator-ca", cfg_.serving_cert_validity);
-    CertificateTemplate t;
-    t.common_name = "local-user-authenticator";
-    t.server_auth = true;
-    t.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
-    for (const auto &n : cfg_.tls_sans) (detail::is_ip_literal(n) ? t.ip_addresses : t.dns_names).push_back(n);
-    auto now = Clock::now();
-    t.not_before = now - std::chrono::minutes(5);
-    t.not_after = now + cfg_.serving_cert_validity;
-    set_serving(issue_with_ca(ca, t), ca.cert_pem);
+    auto g = generate_serving_certificate("local-user-authenticator", cfg_.tls_sans, cfg_.serving_cert_validity);
+    set_serving(g.leaf, g.ca.cert_pem);
     log_.info("serving certificate generated", {{"names", jv(cfg_.tls_sans.size())}});
   }
 
   void load_serving_files(bool initial) {
-    std::string version = file_version(cfg_.tls_cert_file) + "|" + file_version(cfg_.tls_key_file);
-    if (!initial && version == serving_version_) return;
-    try {
-      std::string why;
-      auto cert = read_for_reload(cfg_.tls_cert_file, initial, &why);
-      auto key = cert ? read_for_reload(cfg_.tls_key_file, initial, &why) : std::nullopt;
-      if (!cert || !key) return log_.debug("serving certificate not read yet", {{"why", jv(why)}});
-      serving_version_ = version;
-      CertificateAndKey leaf{*cert, *key};
-      detail::make_server_config({leaf.cert_pem, leaf.key_pem, ""});  // validate before use
-      set_serving(leaf, "");
+    if (auto leaf = serving_files_.poll(initial, log_)) {
+      set_serving(*leaf, "");
       log_.info("serving certificate loaded", {{"file", jv(cfg_.tls_cert_file)}});
-    } catch (const Error &e) {
-      if (initial) throw;
-      log_.warn("serving certificate not reloaded; keeping the previous one", {{"error", jv(e.what())}});
     }
   }
 
@@ -8540,7 +9488,8 @@ class LocalUserAuthenticator {
   int port_ = 0;
   mutable std::mutex mu_;
   std::string serving_ca_pem_;
-  std::string users_version_, users_waiting_version_, serving_version_;
+  ServingFiles serving_files_{cfg_.tls_cert_file, cfg_.tls_key_file};
+  std::string users_version_, users_waiting_version_;
   std::unique_ptr<KubeClient> kube_;
   std::unique_ptr<ServingCertController> serving_ctl_;
   std::unique_ptr<Informer> informer_;

@@ -128,6 +128,7 @@ int main(int argc, char **argv) {
                       "\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n");
     int rc = 0;
     std::string out = run(shell_quote(pinniped) + " get kubeconfig --kubeconfig " + shell_quote(admin) +
+                              " --pinniped-cli-path \"$(realpath " + shell_quote(pinniped) + ")\"" +
                               " --static-token-env BENCH_TOKEN --concierge-authenticator-name bench-idp -o " +
                               shell_quote(dir.file("plugin.kubeconfig")) + " 2>&1",
                           &rc);
@@ -139,6 +140,7 @@ int main(int argc, char **argv) {
     dir.write("serving-ca.pem", serving_ca);
     std::string direct = "https://" + addr + ":10444";
     out = run(shell_quote(pinniped) + " get kubeconfig --kubeconfig " + shell_quote(admin) +
+                  " --pinniped-cli-path \"$(realpath " + shell_quote(pinniped) + ")\"" +
                   " --static-token-env BENCH_TOKEN --concierge-authenticator-name bench-idp --concierge-endpoint " +
                   direct + " --concierge-ca-bundle " + shell_quote(dir.file("serving-ca.pem")) + " -o " +
                   shell_quote(dir.file("direct.kubeconfig")) + " 2>&1",

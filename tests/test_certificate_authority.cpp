@@ -428,7 +428,7 @@ TEST_CASE("a certificate bundle from a rotation loads and signs with the certifi
 
 namespace {
 
-// Every rule of wire.md "The issued certificate", checked by mbedTLS and by
+// Every rule the issued client certificate follows (as upstream issues it), checked by mbedTLS and by
 // the openssl CLI, for a signer given as files.
 void check_issued_certificate(const TempDir &dir, const std::string &cert_file, const std::string &key_file) {
   const std::string signer_pem = pinniped::read_file(cert_file);

@@ -2,7 +2,9 @@
 // credential cache, `pinniped get kubeconfig`, `pinniped whoami`, and real
 // kubectl binaries logging in through the plugin against a TLS server on
 // 127.0.0.1 that plays kube-apiserver (no cluster needed).
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 
 #include <catch2/catch.hpp>
 
@@ -297,7 +299,7 @@ TEST_CASE("the CLI: usage errors are one line with exit 2, help has examples") {
       {"get kubeconfig --static-token t --nope", "unknown flag --nope"},
       {"get kubeconfig --static-token", "needs a value"},
       {"get kubeconfig --static-token t --concierge-authenticator-type jwt", "only \"webhook\""},
-      {"whoami --output yaml", "text or json"},
+      {"whoami --output xml", "text, json or yaml"},
       {"whoami -o", "needs a value"},
       {"whoami --kubeconfig", "needs a value"},
       {"whoami --bogus", "unknown flag --bogus"},
@@ -589,9 +591,12 @@ TEST_CASE("get kubeconfig discovers authenticator, endpoint and CA; the result p
   FakeApiServer api;
   TempDir dir;
   std::string admin = api.admin_kubeconfig(dir);
+  char real[4096];  // the program itself (under qemu-user too, not its wrapper)
+  REQUIRE(realpath(pinniped_elf().c_str(), real));
   int rc = 0;
   std::string out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token-env MY_TOKEN -o " +
-                            shell_quote(dir.file("user.kubeconfig")) + " 2>&1",
+                            shell_quote(dir.file("user.kubeconfig")) + " --pinniped-cli-path " + shell_quote(real) +
+                            " 2>&1",
                         &rc);
   INFO(out);
   REQUIRE(rc == 0);
@@ -608,8 +613,6 @@ TEST_CASE("get kubeconfig discovers authenticator, endpoint and CA; the result p
   CHECK(!json::get_string(exec, "installHint", "").empty());
   std::string cmd = json::get_string(exec, "command", "");
   CHECK(cmd[0] == '/');
-  char real[4096];  // the program itself (under qemu-user too, not its wrapper)
-  REQUIRE(realpath(pinniped_elf().c_str(), real));
   CHECK(cmd == real);
   auto args = json::get_string_list(exec, "args", "");
   auto has = [&](const std::string &a) { return std::find(args.begin(), args.end(), a) != args.end(); };
@@ -805,4 +808,504 @@ TEST_CASE("found by fuzzing: cache entries dated before 1678 or centuries ahead 
   CredentialCache cache(path);
   CHECK(!cache.get("ancient"));
   CHECK(!cache.get("far"));
+}
+
+// --- the command line: one flag table per command (parser, help, completion)
+
+namespace {
+
+// What a command printed on stderr and how it exited.
+struct CliRun {
+  int rc = 0;
+  std::string err;
+};
+CliRun cli_run(const std::string &args) {
+  CliRun r;
+  r.err = run(pin() + " " + args + " 2>&1 >/dev/null", &r.rc);
+  return r;
+}
+
+// A kubeconfig like `admin` whose cluster CA is `ca_pem` instead.
+std::string kubeconfig_with_ca(const TempDir &dir, const FakeApiServer &api, const std::string &admin,
+                               const std::string &ca_pem, const std::string &name) {
+  std::string text = read_file(admin);
+  std::string from = detail::base64_encode(api.ca_pem());
+  text.replace(text.find(from), from.size(), detail::base64_encode(ca_pem));
+  return dir.write(name, text);
+}
+
+const picojson::value &first_of(const picojson::value &kc, const std::string &list) {
+  return json::field(kc, list)->get<picojson::array>().at(0);
+}
+
+}  // namespace
+
+TEST_CASE("the flag parser: every spelling of a flag, switches, \"--\", and each mistake as a UsageError") {
+  std::string out, files;
+  bool sw = false;
+  std::vector<Flag> flags = {
+      {"--output", 'o', "FORMAT", "", [&](const std::string &v) { out = v; }, {"text", "json"}},
+      {"--file", 0, "FILE", "", [&](const std::string &v) { files += v + ";"; }, {}, true},
+      switch_flag("--switch", "", sw),
+      {"--refuses", 0, "X", "", [](const std::string &) { throw bad_request("refused in its own words"); }},
+  };
+  struct Row {
+    std::vector<std::string> args;
+    std::string out;
+  };
+  for (const auto &r : std::vector<Row>{{{"--output", "json"}, "json"},
+                                        {{"--output=json"}, "json"},
+                                        {{"-o", "json"}, "json"},
+                                        {{"-ojson"}, "json"},
+                                        {{"-o=json"}, "json"},
+                                        {{"-o", "text", "--output=json"}, "json"}}) {
+    INFO(r.args.back());
+    out.clear();
+    auto p = parse_flags(r.args, flags, "pinniped x");
+    CHECK(out == r.out);
+    CHECK(!p.help);
+    CHECK(p.args.empty());
+  }
+  auto p = parse_flags({"--file", "a", "--file=b", "--switch", "pos", "--", "--file"}, flags, "pinniped x", 2);
+  CHECK(files == "a;b;");
+  CHECK(sw);
+  CHECK(p.args == std::vector<std::string>{"pos", "--file"});
+  parse_flags({"--switch=false"}, flags, "pinniped x");
+  CHECK(!sw);
+  // -h/--help stop the parse wherever they come.
+  CHECK(parse_flags({"-h", "--bogus"}, flags, "pinniped x").help);
+  CHECK(parse_flags({"-o", "json", "--help"}, flags, "pinniped x").help);
+
+  struct Bad {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const auto &r : std::vector<Bad>{
+           {{"--bogus=secret-1"}, "unknown flag --bogus (see pinniped x --help)"},
+           {{"-x"}, "unknown flag -x (see pinniped x --help)"},
+           {{"secret-1"}, "unexpected argument at position 1 (see pinniped x --help)"},
+           {{"--file", "a", "secret-1"}, "unexpected argument at position 3"},
+           {{"--output"}, "flag --output needs a value"},
+           {{"-o"}, "flag --output needs a value"},
+           {{"-o", "yaml"}, "--output must be text or json, not \"yaml\""},
+           {{"--switch=secret-1"}, "flag --switch takes no value"},
+           {{"--refuses", "secret-1"}, "refused in its own words"},
+       }) {
+    INFO(r.args.front());
+    try {
+      parse_flags(r.args, flags, "pinniped x");
+      FAIL("accepted");
+    } catch (const UsageError &e) {
+      CHECK(std::string(e.what()).find(r.says) != std::string::npos);
+      CHECK(std::string(e.what()).find("secret-1") == std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("durations are strict: Go's forms parse, anything else is refused") {
+  struct Row {
+    std::string text;
+    long long ms;
+  };
+  for (const auto &r : std::vector<Row>{{"0", 0},
+                                        {"0s", 0},
+                                        {"10s", 10000},
+                                        {"1.5h", 5400000},
+                                        {".5s", 500},
+                                        {"1.s", 1000},
+                                        {"1h30m", 5400000},
+                                        {"2m3.5s", 123500},
+                                        {"500ms", 500},
+                                        {"0.3s", 300},
+                                        {"1500us", 1},
+                                        {"1500\xC2\xB5s", 1},
+                                        {"2000000ns", 2},
+                                        {"1h1m1s1ms", 3661001}}) {
+    INFO(r.text);
+    auto d = parse_duration(r.text);
+    REQUIRE(d);
+    CHECK(d->count() == r.ms);
+  }
+  for (const char *bad : {"", "1.2.3s", "1..5s", ".s", "s", "5", "1e3s", "10s ", " 10s", "10sx", "-5s", "+5s", "1h-5m",
+                          "10S", "1.5", "h1", "00", "99999999999999999999s", "400000d"}) {
+    INFO(bad);
+    CHECK(!parse_duration(bad));
+  }
+  // Zero where it makes sense (a timeout of 0: no limit), refused elsewhere.
+  CliRun r = cli_run("local-user-authenticator --brake-refill 0");
+  CHECK(r.rc == 2);
+  CHECK(r.err == "pinniped: flag --brake-refill: \"0\" is not a duration like 10s (it must be more than 0)\n");
+  for (const char *flag : {"--credential-ttl", "--webhook-timeout", "--reload-interval", "--request-timeout"}) {
+    INFO(flag);
+    r = cli_run(std::string("concierge ") + flag + " 0s");
+    CHECK(r.rc == 2);
+    CHECK(r.err.find("must be more than 0") != std::string::npos);
+  }
+  r = cli_run("concierge --csr-timeout 1..5s");
+  CHECK(r.rc == 2);
+  CHECK(r.err == "pinniped: flag --csr-timeout: \"1..5s\" is not a duration like 10s\n");
+  TempDir dir;
+  // Accepted, so the command goes on to fail at run time on the missing file.
+  r = cli_run("whoami --timeout 0 --kubeconfig " + shell_quote(dir.file("missing")));
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("pinniped: whoami failed: cannot read") == 0);
+  r = cli_run("get kubeconfig --timeout 0 --static-token t --kubeconfig " + shell_quote(dir.file("missing")));
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("pinniped: get kubeconfig failed: cannot read") == 0);
+  r = cli_run("get kubeconfig --timeout 1.2.3s --static-token t");
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("not a duration like 10s") != std::string::npos);
+}
+
+TEST_CASE("help: -h and --help on every command, and help CMD [SUB] prints the same") {
+  for (const std::string cmd :
+       {"", "concierge", "login", "login static", "get", "get kubeconfig", "whoami", "local-user-authenticator",
+        "local-user-authenticator add-user", "version", "completion", "help"}) {
+    INFO(cmd);
+    int rc = 0;
+    std::string h = run(pin() + " " + cmd + " --help", &rc);
+    CHECK(rc == 0);
+    CHECK(h.rfind("Usage:\n  pinniped" + (cmd.empty() ? "" : " " + cmd) + " ", 0) == 0);
+    CHECK(h.find("\nFlags:\n  -h, --help ") != std::string::npos);
+    CHECK(h.find("\nExample:\n  ") != std::string::npos);
+    CHECK(run(pin() + " " + cmd + " -h", &rc) == h);
+    CHECK(rc == 0);
+    CHECK(run(pin() + " help " + cmd, &rc) == h);
+    CHECK(rc == 0);
+    std::istringstream lines(h);
+    for (std::string line; std::getline(lines, line);) CHECK(line.size() <= 100);
+  }
+  int rc = 0;
+  CHECK(run(pin(), &rc) == run(pin() + " --help"));
+  CHECK(rc == 0);
+  // The flags table comes from the flag definitions: login static's are here.
+  std::string h = run(pin() + " login static --help");
+  StaticLoginOptions o;
+  bool have_token = false;
+  for (const auto &f : o.flags(have_token)) {
+    INFO(f.name);
+    CHECK(h.find("      " + f.name + (f.value.empty() ? "" : " ")) != std::string::npos);
+  }
+  CHECK(h.find("--concierge-authenticator-type webhook\n") != std::string::npos);
+  // Fixed values show as a|b|c, short names beside long ones.
+  h = run(pin() + " concierge --help");
+  CHECK(h.find("      --strategy auto|signer-files|csr") != std::string::npos);
+  CHECK(h.find("      --log-level debug|info|warn|error") != std::string::npos);
+  CHECK(h.find("--tls-san NAME ") != std::string::npos);
+  CHECK(h.find("(repeatable)") != std::string::npos);
+  CHECK(run(pin() + " whoami --help").find("  -o, --output text|json|yaml ") != std::string::npos);
+  CHECK(run(pin() + " get kubeconfig --help").find("  -o, --output FILE ") != std::string::npos);
+  // The root lists every command.
+  h = run(pin() + " help");
+  for (const char *c : {"concierge", "login static", "get kubeconfig", "whoami", "local-user-authenticator add-user",
+                        "version", "completion", "help"})
+    CHECK(h.find("\n  " + std::string(c) + " ") != std::string::npos);
+  CliRun r = cli_run("help frobnicate");
+  CHECK(r.rc == 2);
+  CHECK(r.err == "pinniped: unknown command \"frobnicate\" (see pinniped help)\n");
+  r = cli_run("help get pods");
+  CHECK(r.rc == 2);
+}
+
+TEST_CASE("completion: the bash script passes bash -n and completes commands, flags and fixed values") {
+  TempDir dir;
+  int rc = 0;
+  std::string script = dir.write("pinniped.bash", run(pin() + " completion bash", &rc));
+  REQUIRE(rc == 0);
+  run("bash -n " + shell_quote(script) + " 2>&1", &rc);
+  CHECK(rc == 0);
+  // COMPREPLY for the words so far (the last one is being completed).
+  auto complete = [&](const std::string &words) {
+    std::string sh =
+        "source " + shell_quote(script) + "; COMP_WORDS=(" + words +
+        "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _pinniped; for c in \"${COMPREPLY[@]}\"; do echo \"$c\"; done";
+    return run("bash -c " + shell_quote(sh) + " 2>&1");
+  };
+  CHECK(complete("pinniped get kubeconfig --conc") ==
+        "--concierge-authenticator-name\n--concierge-authenticator-type\n--concierge-endpoint\n"
+        "--concierge-ca-bundle\n--concierge-api-group-suffix\n");
+  CHECK(complete("pinniped g") == "get\n");
+  CHECK(complete("pinniped get ''") == "kubeconfig\n");
+  CHECK(complete("pinniped login s") == "static\n");
+  CHECK(complete("pinniped concierge --strategy ''") == "auto\nsigner-files\ncsr\n");
+  CHECK(complete("pinniped concierge --strategy = s") == "signer-files\n");  // --strategy=s, as bash splits it
+  CHECK(complete("pinniped whoami -o j") == "json\n");
+  CHECK(complete("pinniped --bogus whoami --output y") == "yaml\n");
+  CHECK(complete("pinniped completion ''") == "bash\nzsh\nfish\n");
+  CHECK(complete("pinniped local-user-authenticator add-user alice --out") == "--output\n");
+  CHECK(complete("pinniped local-user-authenticator --log-level w") == "warn\n");
+  // A flag's value is not taken for a command: "get" here is a token.
+  CHECK(complete("pinniped login static --token get --concierge-e") == "--concierge-endpoint\n");
+  // FILE values complete to files.
+  dir.write("admin.kubeconfig", "x");
+  CHECK(complete("pinniped get kubeconfig --kubeconfig " + shell_quote(dir.file("adm"))) ==
+        dir.file("admin.kubeconfig") + "\n");
+  CHECK(complete("pinniped get kubeconfig --static-token ''") == "");
+  // zsh and fish, where installed: at least they parse.
+  for (const char *sh : {"zsh", "fish"}) {
+    std::string text = run(pin() + " completion " + sh, &rc);
+    CHECK(rc == 0);
+    CHECK(text.find("concierge-ca-bundle") != std::string::npos);
+    CHECK(text.find("signer-files") != std::string::npos);
+    if (run(std::string("command -v ") + sh).empty()) {
+      WARN(sh << " is not installed: its script is not parsed");
+      continue;
+    }
+    std::string f = dir.write(std::string("completion.") + sh, text);
+    std::string why = run(std::string(sh) + " -n " + shell_quote(f) + " 2>&1", &rc);
+    INFO(why);
+    CHECK(rc == 0);
+  }
+  CliRun r = cli_run("completion tcsh");
+  CHECK(r.rc == 2);
+  CHECK(r.err == "pinniped: completion: unknown shell \"tcsh\" (bash, zsh or fish)\n");
+  r = cli_run("completion");
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("completion needs a shell") != std::string::npos);
+}
+
+TEST_CASE("exit codes: 2 for usage errors from parsing only, 1 for every failure at run time") {
+  TempDir dir;
+  std::string bad = shell_quote(dir.write("bad.kubeconfig", "clusters: [\n"));
+  std::string empty_ctx = shell_quote(dir.write("noctx.kubeconfig", "apiVersion: v1\nkind: Config\n"));
+  struct Row {
+    std::string args;
+    int rc;
+    std::string says;
+  };
+  for (const auto &r : std::vector<Row>{
+           {"frobnicate", 2, "pinniped: unknown command \"frobnicate\""},
+           {"get kubeconfig --static-token secret-1 --bogus", 2, "pinniped: unknown flag --bogus"},
+           {"whoami --timeout", 2, "pinniped: flag --timeout needs a value"},
+           {"whoami --timeout 10", 2, "is not a duration"},
+           {"concierge --threads lots", 2, "is not a number from 1 to 1024"},
+           {"concierge --strategy sometimes", 2, "--strategy must be auto, signer-files or csr, not \"sometimes\""},
+           {"concierge --strategy csr --standalone", 2, "--strategy csr needs a cluster"},
+           {"concierge --direct-endpoint http://x", 2, "--direct-endpoint must be an https:// URL"},
+           {"get kubeconfig --static-token secret-1 --static-token-env T", 2, "exactly one of"},
+           {"version -o xml", 2, "--output must be text, json or yaml"},
+           {"whoami --standalone", 2, "unknown flag --standalone"},
+           // Bad kubeconfig content is a failure of the run, not of the call.
+           {"whoami --kubeconfig " + bad, 1, "pinniped: whoami failed: YAML: "},
+           {"get kubeconfig --static-token secret-1 --kubeconfig " + bad, 1, "pinniped: get kubeconfig failed: YAML: "},
+           {"get kubeconfig --static-token secret-1 --kubeconfig " + empty_ctx, 1, "no current-context"},
+           {"concierge --listen 127.0.0.1:0 --kubeconfig " + bad, 1, "pinniped: YAML: "},
+           {"local-user-authenticator --listen 127.0.0.1:0 --kubeconfig " + bad, 1, "pinniped: YAML: "},
+       }) {
+    INFO(r.args);
+    CliRun got = cli_run(r.args);
+    INFO(got.err);
+    CHECK(got.rc == r.rc);
+    CHECK(got.err.rfind("pinniped: ", 0) == 0);
+    CHECK(got.err.find(r.says) != std::string::npos);
+    CHECK(std::count(got.err.begin(), got.err.end(), '\n') == 1);
+    CHECK(got.err.find("secret-1") == std::string::npos);
+  }
+}
+
+TEST_CASE("whoami and version print json and yaml with -o, -ojson and --output=yaml") {
+  FakeApiServer api;
+  TempDir dir;
+  std::string admin = shell_quote(api.admin_kubeconfig(dir));
+  int rc = 0;
+  for (const std::string o : {"-o json", "-ojson", "--output=json"}) {
+    INFO(o);
+    auto j = json::parse(run(pin() + " whoami " + o + " --kubeconfig " + admin, &rc));
+    CHECK(rc == 0);
+    CHECK(json::get_string(j, "kind", "") == "WhoAmIRequest");
+  }
+  std::string yaml = run(pin() + " whoami --output=yaml --kubeconfig " + admin, &rc);
+  CHECK(rc == 0);
+  auto docs = parse_yaml_documents(yaml);
+  REQUIRE(docs.size() == 1);
+  CHECK(json::get_string(docs[0], "kind", "") == "WhoAmIRequest");
+  const auto *user = json::field(*json::field(*json::field(docs[0], "status"), "kubernetesUserInfo"), "user");
+  REQUIRE(user);
+  CHECK(json::get_string(*user, "username", "") == "admin");
+  CHECK(run(pin() + " whoami -o text --kubeconfig " + admin, &rc).find("Username: admin\n") != std::string::npos);
+  auto v = json::parse(run(pin() + " version -ojson", &rc));
+  CHECK(rc == 0);
+  CHECK(json::get_string(v, "version", "") == "0.1.0");
+  auto vy = parse_yaml_documents(run(pin() + " version -o=yaml", &rc));
+  CHECK(rc == 0);
+  REQUIRE(vy.size() == 1);
+  CHECK(vy[0].serialize() == v.serialize());
+  CHECK(run(pin() + " --version") == run(pin() + " version"));
+}
+
+TEST_CASE("get kubeconfig: names from the source cluster plus the suffix, install hint, command pinniped by default") {
+  FakeApiServer api;
+  TempDir dir;
+  std::string admin = api.admin_kubeconfig(dir);
+  int rc = 0;
+  // No pinniped on PATH: written all the same, with a warning that says what to do.
+  std::string err = run("PATH=/usr/bin:/bin " + pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) +
+                            " --static-token t -o " + shell_quote(dir.file("a.kubeconfig")) + " 2>&1",
+                        &rc);
+  REQUIRE(rc == 0);
+  CHECK(err ==
+        "pinniped: warning: \"pinniped\" is not on PATH here, and kubectl runs the kubeconfig's exec command by that "
+        "name; give --pinniped-cli-path with the path its users have pinniped at\n");
+  auto kc = parse_yaml_documents(dir.read("a.kubeconfig")).at(0);
+  CHECK(json::get_string(kc, "current-context", "") == "fake-pinniped");
+  CHECK(json::get_string(first_of(kc, "clusters"), "name", "") == "fake-pinniped");
+  CHECK(json::get_string(first_of(kc, "users"), "name", "") == "fake-pinniped");
+  CHECK(json::get_string(first_of(kc, "contexts"), "name", "") == "fake-pinniped");
+  const auto &ctx = *json::field(first_of(kc, "contexts"), "context");
+  CHECK(json::get_string(ctx, "cluster", "") == "fake-pinniped");
+  CHECK(json::get_string(ctx, "user", "") == "fake-pinniped");
+  const auto &exec = *json::field(*json::field(first_of(kc, "users"), "user"), "exec");
+  CHECK(json::get_string(exec, "command", "") == "pinniped");
+  CHECK(json::get_string(exec, "installHint", "") == kDefaultInstallHint);
+  // pinniped on PATH: no warning. The other flags land where they say.
+  std::string bin_dir = dir.file("bin");
+  detail::make_dirs(bin_dir, 0755);
+  char real[4096];
+  REQUIRE(realpath(pinniped_bin().c_str(), real));
+  REQUIRE(symlink(real, (bin_dir + "/pinniped").c_str()) == 0);
+  err = run("PATH=" + shell_quote(bin_dir) + ":/usr/bin:/bin " + pin() + " get kubeconfig --kubeconfig " +
+                shell_quote(admin) +
+                " --static-token t --generated-name-suffix -edge --install-hint 'ask ops for it' -o " +
+                shell_quote(dir.file("b.kubeconfig")) + " 2>&1",
+            &rc);
+  REQUIRE(rc == 0);
+  CHECK(err == "");
+  kc = parse_yaml_documents(dir.read("b.kubeconfig")).at(0);
+  CHECK(json::get_string(kc, "current-context", "") == "fake-edge");
+  CHECK(json::get_string(first_of(kc, "users"), "name", "") == "fake-edge");
+  const auto &exec2 = *json::field(*json::field(first_of(kc, "users"), "user"), "exec");
+  CHECK(json::get_string(exec2, "installHint", "") == "ask ops for it");
+  CHECK(json::get_string(exec2, "command", "") == "pinniped");
+  // A path that is not there: a warning naming it.
+  err = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) +
+                " --static-token t --pinniped-cli-path /nonexistent/pinniped 2>&1 >/dev/null",
+            &rc);
+  CHECK(rc == 0);
+  CHECK(err.find("pinniped: warning: /nonexistent/pinniped is not an executable file here") == 0);
+  // Merged with the admin's kubeconfig, kubectl sees both contexts.
+  if (access("/usr/bin/kubectl", X_OK) == 0) {
+    std::string view = run("KUBECONFIG=" + shell_quote(admin + ":" + dir.file("a.kubeconfig")) +
+                               " kubectl config view --flatten -o jsonpath='{.contexts[*].name}' 2>&1",
+                           &rc);
+    INFO(view);
+    CHECK(rc == 0);
+    CHECK(view == "admin fake-pinniped");
+  }
+}
+
+TEST_CASE("get kubeconfig: repeated --concierge-ca-bundle files are joined; one that is not PEM is refused at once") {
+  FakeApiServer api;
+  TempDir dir;
+  std::string admin = api.admin_kubeconfig(dir);
+  auto a = make_self_signed_ca("bundle-a", std::chrono::hours(1)),
+       b = make_self_signed_ca("bundle-b", std::chrono::hours(1));
+  dir.write("a.pem", a.cert_pem);
+  dir.write("b.pem", b.cert_pem);
+  int rc = 0;
+  std::string out =
+      run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token t --concierge-ca-bundle " +
+              shell_quote(dir.file("a.pem")) + " --concierge-ca-bundle=" + shell_quote(dir.file("b.pem")),
+          &rc);
+  REQUIRE(rc == 0);
+  auto kc = parse_yaml_documents(out).at(0);
+  auto args = json::get_string_list(*json::field(*json::field(first_of(kc, "users"), "user"), "exec"), "args", "");
+  std::string data;
+  for (const auto &x : args)
+    if (x.rfind("--concierge-ca-bundle-data=", 0) == 0) data = x.substr(x.find('=') + 1);
+  CHECK(detail::base64_decode(data) == a.cert_pem + b.cert_pem);
+  // The endpoint still comes from the CredentialIssuer when only the CA is given.
+  CHECK(std::find(args.begin(), args.end(), "--concierge-endpoint=" + api.base()) != args.end());
+  struct Row {
+    std::string name, content;
+  };
+  for (const auto &r :
+       std::vector<Row>{{"key.pem", a.key_pem},
+                        {"text.pem", "not a certificate\n"},
+                        {"broken.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+                        {"empty.pem", ""}}) {
+    INFO(r.name);
+    std::string f = dir.write(r.name, r.content);
+    CliRun got =
+        cli_run("get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token t --concierge-ca-bundle " +
+                shell_quote(dir.file("a.pem")) + " --concierge-ca-bundle " + shell_quote(f) + " -o " +
+                shell_quote(dir.file("never.kubeconfig")));
+    CHECK(got.rc == 2);
+    CHECK(got.err == "pinniped: --concierge-ca-bundle: " + f + " is not PEM certificates\n");
+    CHECK(access(dir.file("never.kubeconfig").c_str(), F_OK) != 0);
+  }
+  CliRun got = cli_run("get kubeconfig --static-token t --concierge-ca-bundle " + shell_quote(dir.file("missing.pem")));
+  CHECK(got.rc == 2);
+  CHECK(got.err.find("pinniped: cannot read " + dir.file("missing.pem")) == 0);
+}
+
+TEST_CASE("get kubeconfig tries the kubeconfig before writing it: a wrong CA fails and writes nothing") {
+  FakeApiServer api;
+  TempDir dir;
+  std::string admin = api.admin_kubeconfig(dir);
+  auto other = make_self_signed_ca("not-the-apiserver-ca", std::chrono::hours(1));
+  std::string wrong = kubeconfig_with_ca(dir, api, admin, other.cert_pem, "wrong-ca.kubeconfig");
+  dir.write("ca.pem", api.ca_pem());
+  // Everything given, so nothing is discovered: only the validation meets the server.
+  std::string cmd = pin() + " get kubeconfig --kubeconfig " + shell_quote(wrong) +
+                    " --static-token t --concierge-authenticator-name my-idp --concierge-endpoint " + api.base() +
+                    " --concierge-ca-bundle " + shell_quote(dir.file("ca.pem")) + " -o " +
+                    shell_quote(dir.file("out.kubeconfig"));
+  int rc = 0;
+  std::string err = run(cmd + " 2>&1", &rc);
+  INFO(err);
+  CHECK(rc == 1);
+  CHECK(err.rfind("pinniped: get kubeconfig failed: the new kubeconfig does not reach its cluster " + api.base() +
+                      " with its CA: ",
+                  0) == 0);
+  CHECK(err.find("(nothing written; --skip-validation writes it all the same)\n") != std::string::npos);
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK(access(dir.file("out.kubeconfig").c_str(), F_OK) != 0);
+  // Nothing listening: the same, and why.
+  std::string closed = dir.write("closed.kubeconfig", [&] {
+    std::string t = read_file(admin);
+    t.replace(t.find(api.base()), api.base().size(), "https://127.0.0.1:1");
+    return t;
+  }());
+  err = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(closed) +
+                " --static-token t --concierge-authenticator-name my-idp --concierge-endpoint " + api.base() +
+                " --concierge-ca-bundle " + shell_quote(dir.file("ca.pem")) + " 2>&1 >/dev/null",
+            &rc);
+  CHECK(rc == 1);
+  CHECK(err.find("does not reach its cluster https://127.0.0.1:1 with its CA: ") != std::string::npos);
+  CHECK(err.find("refused") != std::string::npos);
+  // --skip-validation writes it as it is.
+  err = run(cmd + " --skip-validation 2>&1", &rc);
+  INFO(err);
+  CHECK(rc == 0);
+  auto kc = parse_yaml_documents(dir.read("out.kubeconfig")).at(0);
+  CHECK(json::get_string(*json::field(first_of(kc, "clusters"), "cluster"), "certificate-authority-data", "") ==
+        detail::base64_encode(other.cert_pem));
+}
+
+TEST_CASE("get kubeconfig --timeout bounds the whole command") {
+  // A server that takes connections and never answers.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, 16) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) == 0);
+  std::string server = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  FakeApiServer api;
+  TempDir dir;
+  std::string text = read_file(api.admin_kubeconfig(dir));
+  text.replace(text.find(api.base()), api.base().size(), server);
+  std::string kc = dir.write("silent.kubeconfig", text);
+  auto start = Steady::now();
+  CliRun r = cli_run("get kubeconfig --kubeconfig " + shell_quote(kc) + " --static-token t --timeout 1500ms");
+  auto took = std::chrono::duration_cast<Millis>(Steady::now() - start);
+  ::close(fd);
+  INFO(r.err);
+  CHECK(r.rc == 1);
+  CHECK(r.err.rfind("pinniped: get kubeconfig failed: ", 0) == 0);
+  CHECK(took < std::chrono::seconds(6 * slow_factor()));
+  CHECK(took >= Millis(1400));
 }

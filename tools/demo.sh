@@ -182,7 +182,7 @@ sed 's/^/  /' "$DIR/alice-ns.txt"
 step "The admin writes alice a kubeconfig: pinniped get kubeconfig --static-token-env DEMO_TOKEN"
 echo "(no --concierge-endpoint: the CredentialIssuer says where logins go)"
 ns "$BUILD/pinniped" get kubeconfig --kubeconfig "$KUBECONFIG" --static-token-env DEMO_TOKEN \
-  -o "$DIR/alice.kubeconfig" 2>"$DIR/logs/get-kubeconfig.log" || fail "pinniped get kubeconfig" "$DIR/logs/get-kubeconfig.log"
+  --pinniped-cli-path "$(realpath "$BUILD/pinniped")" -o "$DIR/alice.kubeconfig" 2>"$DIR/logs/get-kubeconfig.log" || fail "pinniped get kubeconfig" "$DIR/logs/get-kubeconfig.log"
 sed 's/^/  /' "$DIR/logs/get-kubeconfig.log"
 grep -E -e '--concierge-(endpoint|authenticator-name)=|command:|server:' "$DIR/alice.kubeconfig" | sed 's/^ */  /'
 

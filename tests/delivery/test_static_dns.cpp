@@ -118,14 +118,14 @@ TEST_CASE("static binaries resolve service names from only /etc/resolv.conf and 
         prefix.push_back("/qemu");
       }
       prefix.push_back("/pinniped");
-      pinniped::detail::write_file_atomic(root + "/etc/resolv.conf",
+      pinniped::write_file_atomic(root + "/etc/resolv.conf",
                            "search pinniped.svc.cluster.local svc.cluster.local cluster.local\n"
                            "nameserver 10.235.0.53\noptions ndots:5\n");
-      pinniped::detail::write_file_atomic(root + "/etc/hosts", "127.0.0.1 localhost\n10.235.0.3 idp-by-hosts.test\n");
-      pinniped::detail::write_file_atomic(root + "/config/s.crt", signer.cert_pem);
-      pinniped::detail::write_file_atomic(root + "/config/s.key", signer.key_pem);
+      pinniped::write_file_atomic(root + "/etc/hosts", "127.0.0.1 localhost\n10.235.0.3 idp-by-hosts.test\n");
+      pinniped::write_file_atomic(root + "/config/s.crt", signer.cert_pem);
+      pinniped::write_file_atomic(root + "/config/s.key", signer.key_pem);
       std::string port = std::to_string(idp.port());
-      pinniped::detail::write_file_atomic(root + "/config/auth.yaml",
+      pinniped::write_file_atomic(root + "/config/auth.yaml",
                            authenticator_yaml("by-dns", "https://idp.pinniped.svc:" + port + "/authenticate",
                                               idp.ca_data()) +
                                "---\n" +

@@ -708,7 +708,7 @@ TEST_CASE("pinniped get kubeconfig: plain kubectl logs in through the plugin, re
   // error names them all and the flag picks one.
   std::string names = e.kubectl_ok("get webhookauthenticators -o name");
   std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
-                    " --static-token-env E2E_TOKEN";
+                    " --pinniped-cli-path " + shell_quote(pinniped_bin()) + " --static-token-env E2E_TOKEN";
   if (std::count(names.begin(), names.end(), '\n') > 1) {
     std::string out = run(get + " 2>&1", &rc);
     CHECK(rc == 1);
@@ -928,6 +928,7 @@ TEST_CASE("every kubectl on the machine logs in with a kubeconfig from get kubec
   std::string names = e.kubectl_ok("get webhookauthenticators -o name");
   std::string kc = e.dir->file("every-kubectl.kubeconfig");
   std::string out = run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                            " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
                             " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) +
                             " 2>&1",
                         &rc);
@@ -1240,6 +1241,7 @@ TEST_CASE("the CSR strategy issues certificates through the CSR API, leaves no C
     // The whole way, as a person does it: get kubeconfig, then kubectl.
     std::string kc = e.dir->file("csr-alice.kubeconfig");
     out = run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                  " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
                   " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1",
               &rc);
     INFO(out);
@@ -1378,6 +1380,7 @@ TEST_CASE("without the direct frontend a login through a refusing kube-apiserver
   std::string kc = e.dir->file("no-direct.kubeconfig");
   int rc = 0;
   std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                    " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
                     " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1";
   // The concierge republishes kube-apiserver (and, on k3s, why it fails).
   REQUIRE(E2E::eventually([&] {
