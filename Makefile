@@ -197,8 +197,9 @@ $(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB) $(MB
 $(BUILD)/bench-exchange-phases: bench/exchange_phases.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator \
-	  $(BUILD)/bench-crypto-floor
+	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases
 	tools/instructions.sh $(BUILD)/bench-crypto-floor
+	tools/phases.sh $(BUILD)/bench-exchange-phases 20 $(BUILD)/bench-crypto-floor
 	$(BUILD)/bench-exchange --pinniped $(BUILD)/pinniped --static $(STATIC_BIN)
 	$(BUILD)/bench-local-user-authenticator --pinniped $(BUILD)/pinniped
 	tools/budgets.sh $(IMAGE) build/static
@@ -264,6 +265,6 @@ check-format:
 clean:
 	rm -rf $(BUILD)/pinniped build/static $(BUILD)/run $(BUILD)/tests $(ASAN_DIR) $(BUILD)/bench-exchange \
 	  $(BUILD)/bench-local-user-authenticator $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-csr-strategy \
-	  $(BUILD)/bench-crypto-floor \
+	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases \
 	  $(BUILD)/demo-idp $(BUILD)/readme-example $(BUILD)/readme_example.cpp \
 	  $(BUILD)/readme-login-example $(BUILD)/readme_login_example.cpp

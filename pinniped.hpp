@@ -2444,6 +2444,37 @@ class TicketKeys {
   bool ok_ = false;
 };
 
+#if defined(MBEDTLS_SSL_ASYNC_PRIVATE)
+// A server's handshake signature (ServerKeyExchange) made with the thread's
+// prepared curve group, as certificates are (PrivateKey::sign): mbedTLS's
+// own path copies the key's group and rebuilds its fixed-point table for
+// every handshake. mbedTLS asks (start), then takes the result (resume) at
+// once; an RSA key goes mbedTLS's own way.
+inline int async_sign_start(mbedtls_ssl_context *ssl, mbedtls_x509_crt *, mbedtls_md_type_t md,
+                            const unsigned char *hash, size_t hash_len) {
+  const auto *key = static_cast<const PrivateKey *>(mbedtls_ssl_conf_get_async_config_data(ssl->conf));
+  if (!key || !key->is_ec()) return MBEDTLS_ERR_SSL_HW_ACCEL_FALLTHROUGH;
+  try {
+    mbedtls_ssl_set_async_operation_data(ssl, new std::string(key->sign(md, hash, hash_len)));
+    return 0;
+  } catch (const std::exception &) {
+    return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+  }
+}
+inline int async_resume(mbedtls_ssl_context *ssl, unsigned char *out, size_t *out_len, size_t out_size) {
+  std::unique_ptr<std::string> sig(static_cast<std::string *>(mbedtls_ssl_get_async_operation_data(ssl)));
+  mbedtls_ssl_set_async_operation_data(ssl, nullptr);
+  if (!sig || sig->size() > out_size) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+  std::memcpy(out, sig->data(), sig->size());
+  *out_len = sig->size();
+  return 0;
+}
+inline void async_cancel(mbedtls_ssl_context *ssl) {
+  delete static_cast<std::string *>(mbedtls_ssl_get_async_operation_data(ssl));
+  mbedtls_ssl_set_async_operation_data(ssl, nullptr);
+}
+#endif
+
 inline std::shared_ptr<TlsConfig> make_server_config(const TlsServerCredentials &cr,
                                                      const std::shared_ptr<TicketKeys> &tickets = nullptr) {
   auto c = std::make_shared<TlsConfig>();
@@ -2465,6 +2496,9 @@ inline std::shared_ptr<TlsConfig> make_server_config(const TlsServerCredentials 
   if (mbedtls_pk_check_pair(&c->own_chain->get()->pk, c->own_key->get()) != 0)
     throw bad_request("serving certificate and key do not match");
   int ret = mbedtls_ssl_conf_own_cert(&c->conf, c->own_chain->get(), c->own_key->get());
+#if defined(MBEDTLS_SSL_ASYNC_PRIVATE)
+  mbedtls_ssl_conf_async_private_cb(&c->conf, async_sign_start, nullptr, async_resume, async_cancel, c->own_key.get());
+#endif
   if (ret != 0) throw bad_request("serving certificate: " + mbed_error(ret));
   if (!cr.client_ca_pem.empty()) {
     try {

@@ -32,9 +32,11 @@ lock=$deps/.mbedtls.lock
 mkdir -p "$deps"
 # The source and the configured headers are shared by every architecture:
 # made once, under a lock (two architectures may build at once).
+# Configured again whenever this script changes (its hash is the marker).
+config_id=$(sha256sum "$0" | cut -c1-16)
 exec 9>"$lock"
 flock 9
-if [ ! -e "$src/.configured" ]; then
+if [ "$(cat "$src/.configured" 2>/dev/null)" != "$config_id" ]; then
   rm -rf "$src" && mkdir -p "$src"
   (
     cd "$src"
@@ -75,14 +77,26 @@ if [ ! -e "$src/.configured" ]; then
     c set MBEDTLS_THREADING_C
     c set MBEDTLS_THREADING_PTHREAD
     c set MBEDTLS_ECP_WINDOW_SIZE 6
+    # The server's handshake signature through pinniped's own signing
+    # (a prepared curve group per thread; see async_sign_start).
+    c set MBEDTLS_SSL_ASYNC_PRIVATE
     # The configuration must hold together: mbedTLS checks it at compile time.
   )
   rm -rf "$deps/include/mbedtls"
   mkdir -p "$deps/include"
   cp -r "$src/tree/include/mbedtls" "$deps/include/mbedtls"
-  touch "$src/.configured"
+  echo "$config_id" >"$src/.configured"
 fi
 flock -u 9
+# One build per architecture at a time (make may ask twice at once: the
+# image and a cross sub-make); the second finds it done.
+mkdir -p "$deps/lib/$arch"
+exec 8>"$deps/lib/.mbedtls-$arch.lock"
+flock 8
+if [ "$(cat "$deps/lib/$arch/.stamp" 2>/dev/null)" = "$config_id" ]; then
+  touch "$deps/lib/$arch/.stamp"
+  exit 0
+fi
 work=$deps/mbedtls-build-$arch
 rm -rf "$work"
 cp -r "$src/tree" "$work"
@@ -94,8 +108,7 @@ make -C "$work/library" -j"$jobs" CC="$cc" AR="$ar" \
   echo "build-mbedtls: building for $arch failed (log: $work.log)" >&2
   exit 1
 }
-mkdir -p "$deps/lib/$arch"
 for l in libmbedcrypto.a libmbedx509.a libmbedtls.a; do cp "$work/library/$l" "$deps/lib/$arch/$l.tmp" && mv "$deps/lib/$arch/$l.tmp" "$deps/lib/$arch/$l"; done
 rm -rf "$work"
-touch "$deps/lib/$arch/.stamp"
+echo "$config_id" >"$deps/lib/$arch/.stamp"
 echo "build-mbedtls: mbedTLS $want for $arch ($(du -cb "$deps/lib/$arch"/*.a | tail -n1 | cut -f1) bytes of archives)"
