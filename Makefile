@@ -73,6 +73,8 @@ $(HTTPLIB): tools/fetch-httplib.sh
 	tools/fetch-httplib.sh $@
 $(DEPS)/lib/%/.stamp: tools/build-mbedtls.sh
 	tools/build-mbedtls.sh $(DEPS) $*
+# Reached through the pattern only, but not a file to delete afterwards.
+.PRECIOUS: $(DEPS)/lib/%/.stamp
 
 $(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
 	@mkdir -p $(@D)

@@ -88,8 +88,7 @@ struct ServerFlags {
   pinniped::Logger::Level level = pinniped::Logger::Level::info;
   bool standalone = false;
 
-  template <class Config>
-  void finish(Config &cfg) const {
+  void finish(pinniped::ServingOptions &cfg) const {
     if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
       throw UsageError("give both --tls-cert and --tls-key, or neither");
     cfg.in_cluster = in_cluster(standalone, cfg.kubeconfig);
@@ -249,9 +248,8 @@ struct ServerHelp {
   const char *listen, *tls_san, *serving_ca_out, *kubeconfig, *namespace_;
 };
 
-template <class Config>
 void set_listen(const FlagRow &f, const std::string &v) {
-  auto &cfg = *static_cast<Config *>(f.to);
+  auto &cfg = *static_cast<pinniped::ServingOptions *>(f.to);
   parse_listen(f.name, v, cfg.listen_host, cfg.port);
 }
 
@@ -269,19 +267,18 @@ void set_timeout(const FlagRow &f, const std::string &v) {
 }
 
 // The flags both servers take (listening, serving certificate, cluster
-// access, reloading, logging), for either server's config.
-template <class Config>
-constexpr std::array<FlagRow, 5> serving_flags(Config &cfg, const ServerHelp &h) {
+// access, reloading, logging): their ServingOptions.
+constexpr std::array<FlagRow, 5> serving_flags(pinniped::ServingOptions &cfg, const ServerHelp &h) {
   return {{
-      call_flag("--listen", "HOST:PORT", h.listen, &cfg, set_listen<Config>),
+      call_flag("--listen", "HOST:PORT", h.listen, &cfg, set_listen),
       text_flag("--tls-cert", "FILE", "serving certificate (PEM chain); reloaded when it changes", cfg.tls_cert_file),
       text_flag("--tls-key", "FILE", "serving key (PEM)", cfg.tls_key_file),
       list_flag("--tls-san", "NAME", h.tls_san, cfg.tls_sans),
       text_flag("--serving-ca-out", "FILE", h.serving_ca_out, cfg.serving_ca_out),
   }};
 }
-template <class Config>
-constexpr std::array<FlagRow, 4> cluster_flags(Config &cfg, ServerFlags &common, const ServerHelp &h) {
+constexpr std::array<FlagRow, 4> cluster_flags(pinniped::ServingOptions &cfg, ServerFlags &common,
+                                               const ServerHelp &h) {
   return {{
       text_flag("--kubeconfig", "FILE", h.kubeconfig, cfg.kubeconfig),
       text_flag("--kube-context", "NAME", "kubeconfig context (default: current-context)", cfg.kube_context),
@@ -289,8 +286,7 @@ constexpr std::array<FlagRow, 4> cluster_flags(Config &cfg, ServerFlags &common,
       text_flag("--namespace", "NS", h.namespace_, cfg.namespace_),
   }};
 }
-template <class Config>
-constexpr std::array<FlagRow, 5> process_flags(Config &cfg, ServerFlags &common) {
+constexpr std::array<FlagRow, 5> process_flags(pinniped::ServingOptions &cfg, ServerFlags &common) {
   return {{
       duration_flag("--reload-interval", "how often files are checked for changes (default 5s; more than 0)",
                     cfg.reload_interval),
