@@ -205,6 +205,7 @@ bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)
 	$(BUILD)/bench-exchange --pinniped $(BUILD)/pinniped --static $(STATIC_BIN)
 	$(BUILD)/bench-local-user-authenticator --pinniped $(BUILD)/pinniped
 	tools/budgets.sh $(IMAGE) build/static
+	tools/size-contributors.sh $(HOST_ARCH)
 	@$(MAKE) --no-print-directory bench-kubectl
 
 # kubectl through the exec plugin vs a static certificate, and the CSR
