@@ -32,7 +32,7 @@ CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"'
 # mbedTLS and libyaml linked statically: the binary needs only libc/libstdc++.
 LIBS     := -L$(MBEDTLS_LIBDIR) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -Wl,-Bdynamic -lcrypt -pthread
-STATIC_FLAGS := -Os -ffunction-sections -fdata-sections -static -Wl,--gc-sections -s
+STATIC_FLAGS := -Os -ffunction-sections -fdata-sections -static -Wl,--gc-sections
 ifdef CROSS
 # Cross-built programs and suites are fully static: qemu-user runs them with
 # no foreign sysroot.
@@ -44,10 +44,10 @@ STATIC_BIN := build/static/$(ARCH)/pinniped
 
 TEST_SRCS := $(wildcard tests/test_*.cpp)
 TEST_SUITES := $(patsubst tests/%.cpp,%,$(TEST_SRCS))
-# Test code is built for compiling fast (-Og: GCC's debugging level; the
-# suites take a third of the -O2 time) and the product it runs is not: the
-# pinniped binary, the static ones and the benchmarks keep CXXFLAGS.
-TEST_CXXFLAGS ?= -Og -g
+# Test code is built for compiling fast (-O0: the suites take a third of
+# the -O2 time) and the product it runs is not: the pinniped binary, the
+# static ones and the benchmarks keep CXXFLAGS.
+TEST_CXXFLAGS ?= -O0 -g
 ifdef CROSS
 TEST_CXXFLAGS := $(filter-out -g,$(TEST_CXXFLAGS))
 endif
@@ -76,16 +76,28 @@ $(DEPS)/lib/%/.stamp: tools/build-mbedtls.sh
 # Reached through the pattern only, but not a file to delete afterwards.
 .PRECIOUS: $(DEPS)/lib/%/.stamp
 
+ifdef CROSS
+# Another architecture's program under test is the shipped static one, with
+# its symbols (the tests read them): one compile of main.cpp, not two.
+$(BUILD)/pinniped: build/static/$(ARCH)/pinniped.debug
+	@mkdir -p $(@D)
+	cp $< $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
+else
 $(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(WARN) -o $@.tmp.$$$$ main.cpp $(LIBS) && mv $@.tmp.$$$$ $@
+endif
 
 static: $(STATIC_BIN)
-build/static/%/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp
+# The shipped binary is the stripped copy of pinniped.debug.
+build/static/%/pinniped.debug: main.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp
 	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
 	@mkdir -p $(@D)
 	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"' $(WARN) \
 	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -L$(DEPS)/lib/$* -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
+.PRECIOUS: build/static/%/pinniped.debug
+build/static/%/pinniped: build/static/%/pinniped.debug
+	$(TRIPLE_$*)-strip --strip-all -o $@.tmp.$$$$ $< && mv $@.tmp.$$$$ $@
 	@echo "static binary $*: $$(stat -c %s $@) bytes, $$(gzip -9nc $@ | wc -c) gzipped"
 
 # Tests: the Catch2 suites of tests/test_*.cpp in one binary (above).
@@ -159,7 +171,9 @@ else
 # other ARCHes' suites under qemu-user, and the real-cluster e2e; one count.
 test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(SUITES_BIN) $(DELIVERY_BIN) $(BUILD)/readme-example \
 	  $(BUILD)/readme-login-example $(BUILD)/tests/e2e/test_e2e image
-cross-test-bins:
+# The other architectures' static binaries are made here first, once (the
+# image needs them too), and then their suites.
+cross-test-bins: $(foreach a,$(CROSS_ARCHES),build/static/$(a)/pinniped build/static/$(a)/pinniped.debug)
 	@for a in $(CROSS_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a test-bins || exit 1; done
 test: test-bins cross-test-bins
 	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
