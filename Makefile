@@ -213,7 +213,7 @@ $(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB) $(MB
 $(BUILD)/bench-exchange-phases: bench/exchange_phases.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator \
-	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases
+	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases build/static/$(HOST_ARCH)/pinniped.debug
 	tools/instructions.sh $(BUILD)/bench-crypto-floor
 	tools/phases.sh $(BUILD)/bench-exchange-phases 20 $(BUILD)/bench-crypto-floor
 	$(BUILD)/bench-exchange --pinniped $(BUILD)/pinniped --static $(STATIC_BIN)

@@ -8538,11 +8538,10 @@ inline bool loopback_host(const std::string &server) {
 inline bool in_cluster_only(const std::string &server) {
   std::string h;
   try {
-    h = Url::parse(server).host;
+    h = detail::lower(Url::parse(server).host);
   } catch (const Error &) {
     return false;
   }
-  for (auto &c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto ends_with = [&](const std::string &s) {
     return h.size() >= s.size() && h.compare(h.size() - s.size(), s.size(), s) == 0;
   };

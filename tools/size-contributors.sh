@@ -1,25 +1,25 @@
 #!/bin/sh
 # What the static binary is made of: tools/size-contributors.sh ARCH.
-# Links build/static/ARCH/pinniped once more without stripping (the same
-# flags otherwise) and sums `nm --size-sort` by origin: pinniped's own code,
-# cpp-httplib, picojson, mbedTLS, libyaml, libstdc++ and the C libraries;
-# then the largest single symbols. Sizes are of code and data symbols (text,
-# read-only data, data), not of the file, which adds headers and padding.
+# Reads build/static/ARCH/pinniped.debug (the shipped binary before it is
+# stripped: `make static ARCH=...` makes both) and sums `nm --size-sort` by
+# origin: pinniped's own code, cpp-httplib, picojson, mbedTLS, libyaml,
+# libstdc++ and the C libraries; then the largest single symbols. Sizes are
+# of code and data symbols (text, read-only data, data), not of the file,
+# which adds headers and padding.
 set -eu
 arch=${1:-amd64}
 case $arch in
-  amd64) cxx=x86_64-linux-gnu-g++ nm=x86_64-linux-gnu-nm ;;
-  arm64) cxx=aarch64-linux-gnu-g++ nm=aarch64-linux-gnu-nm ;;
-  armhf) cxx=arm-linux-gnueabihf-g++ nm=arm-linux-gnueabihf-nm ;;
+  amd64) nm=x86_64-linux-gnu-nm ;;
+  arm64) nm=aarch64-linux-gnu-nm ;;
+  armhf) nm=arm-linux-gnueabihf-nm ;;
   *) echo "size-contributors: unknown architecture $arch" >&2; exit 1 ;;
 esac
 command -v "$nm" >/dev/null || nm=nm
-out=$(mktemp /tmp/pinniped-size-XXXXXX)
-trap 'rm -f "$out" "$out.syms"' EXIT
-$cxx -std=c++17 -pthread -isystem build/deps/include -DPINNIPED_VERSION='"0.1.0"' \
-  -Os -ffunction-sections -fdata-sections -static -Wl,--gc-sections -o "$out" main.cpp \
-  -Lbuild/deps/lib/"$arch" -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt 2>/dev/null
-"$nm" --size-sort -S --radix=d "$out" >"$out.syms"
+bin=build/static/$arch/pinniped.debug
+[ -r "$bin" ] || { echo "size-contributors: no $bin (make static ARCH=$arch)" >&2; exit 1; }
+syms=$(mktemp /tmp/pinniped-size-XXXXXX)
+trap 'rm -f "$syms"' EXIT
+"$nm" --size-sort -S --radix=d "$bin" >"$syms"
 awk -v arch="$arch" '
   # Origins from the (mangled) names: C names as they are, C++ ones by
   # their outermost namespace.
@@ -56,4 +56,4 @@ awk -v arch="$arch" '
     printf "  %-40s %8.1f KiB\n", "all", all / 1024
     printf "largest symbols:\n"
     for (i = 1; i <= 5; i++) if (top_size[i]) printf "  %8.1f KiB  %-40s %s\n", top_size[i] / 1024, top_origin[i], top_name[i]
-  }' "$out.syms" | c++filt | cut -c1-110
+  }' "$syms" | c++filt | cut -c1-110
