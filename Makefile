@@ -122,13 +122,18 @@ $(SUITES_BIN): $(UNITY_SRCS:.cpp=.o) $(BUILD)/tests/catch_main.o
 $(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
-$(BUILD)/readme-example: $(BUILD)/readme_example.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
-	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+# The README's two example programs, compiled as they are written but in one
+# unit (the header once, not twice); the program runs the one its name says.
+README_EXAMPLES := $(BUILD)/readme_example.cpp $(BUILD)/readme_login_example.cpp
+$(BUILD)/readme-examples: $(BUILD)/readme_examples.cpp $(README_EXAMPLES) pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(LIBS) && mv $@.tmp.$$$$ $@
+$(BUILD)/readme_examples.cpp: $(README_EXAMPLES) tools/extract-example.sh
+	tools/extract-example.sh --join $(README_EXAMPLES) > $@
+$(BUILD)/readme-example $(BUILD)/readme-login-example: $(BUILD)/readme-examples
+	ln -f $< $@
 $(BUILD)/readme_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md > $@
-$(BUILD)/readme-login-example: $(BUILD)/readme_login_example.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
-	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/readme_login_example.cpp: README.md tools/extract-example.sh
 	@mkdir -p $(@D)
 	tools/extract-example.sh README.md login > $@
@@ -169,14 +174,19 @@ test: test-bins
 else
 # `make test`: every suite of this machine's ARCH, the delivery suites, the
 # other ARCHes' suites under qemu-user, and the real-cluster e2e; one count.
-test-bins: $(BUILD)/pinniped $(STATIC_BIN) $(SUITES_BIN) $(DELIVERY_BIN) $(BUILD)/readme-example \
+# The program under test is the shipped static binary with its symbols, as
+# on the other architectures: main.cpp is compiled once per architecture
+# (build/pinniped, at -O2 and linked dynamically, is for the demo and the
+# benchmarks).
+TESTED_BIN := build/static/$(ARCH)/pinniped.debug
+test-bins: $(TESTED_BIN) $(STATIC_BIN) $(SUITES_BIN) $(DELIVERY_BIN) $(BUILD)/readme-example \
 	  $(BUILD)/readme-login-example $(BUILD)/tests/e2e/test_e2e image
 # The other architectures' static binaries are made here first, once (the
 # image needs them too), and then their suites.
 cross-test-bins: $(foreach a,$(CROSS_ARCHES),build/static/$(a)/pinniped build/static/$(a)/pinniped.debug)
 	@for a in $(CROSS_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a test-bins || exit 1; done
 test: test-bins cross-test-bins
-	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
+	PINNIPED_BIN=$(abspath $(TESTED_BIN)) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_IMAGE=$(abspath $(IMAGE)) PINNIPED_STATIC_DIR=$(abspath build/static) \
 	  CROSS_ARCHES="$(CROSS_ARCHES)" UNIT_SUITES="$(TEST_SUITES)" tools/test.sh $(BUILD) $(TEST_ENTRIES) \
 	  $(DELIVERY_ENTRIES)
@@ -212,10 +222,13 @@ $(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB) $(MB
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/bench-exchange-phases: bench/exchange_phases.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
+$(BUILD)/bench-jwt: bench/jwt.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator \
-	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases build/static/$(HOST_ARCH)/pinniped.debug
+	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases $(BUILD)/bench-jwt build/static/$(HOST_ARCH)/pinniped.debug
 	tools/instructions.sh $(BUILD)/bench-crypto-floor
 	tools/phases.sh $(BUILD)/bench-exchange-phases 20 $(BUILD)/bench-crypto-floor
+	$(BUILD)/bench-jwt
 	$(BUILD)/bench-exchange --pinniped $(BUILD)/pinniped --static $(STATIC_BIN)
 	$(BUILD)/bench-local-user-authenticator --pinniped $(BUILD)/pinniped
 	tools/budgets.sh $(IMAGE) build/static
@@ -282,6 +295,6 @@ check-format:
 clean:
 	rm -rf $(BUILD)/pinniped build/static $(BUILD)/run $(BUILD)/tests $(ASAN_DIR) $(BUILD)/bench-exchange \
 	  $(BUILD)/bench-local-user-authenticator $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-csr-strategy \
-	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases \
+	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases $(BUILD)/bench-jwt \
 	  $(BUILD)/demo-idp $(BUILD)/readme-example $(BUILD)/readme_example.cpp \
-	  $(BUILD)/readme-login-example $(BUILD)/readme_login_example.cpp
+	  $(BUILD)/readme-login-example $(BUILD)/readme_login_example.cpp $(BUILD)/readme-examples $(BUILD)/readme_examples.cpp

@@ -107,6 +107,7 @@ struct Options {
   std::string user_output = "secret", user_namespace = pinniped::kLocalUserNamespace;
   pinniped::StaticLoginOptions login;
   bool login_have_token = false;
+  pinniped::OidcLoginCommand login_oidc;
   pinniped::GetKubeconfigOptions get;
   std::string get_output;
   pinniped::WhoAmIOptions whoami;
@@ -187,10 +188,31 @@ int run_login_static(const Args &) {
   return 0;
 }
 
+int run_login_oidc(const Args &) {
+  Options &o = opts;
+  o.login_oidc.finish();
+  signal(SIGPIPE, SIG_IGN);
+  const char *info = std::getenv("KUBERNETES_EXEC_INFO");
+  std::string out;
+  try {
+    out = pinniped::run_exec_plugin(o.login_oidc, info ? info : "", std::cerr);
+  } catch (const UsageError &) {
+    throw;
+  } catch (const pinniped::Error &e) {
+    std::cerr << "pinniped: login failed: " << e.what() << "\n";
+    return 1;
+  }
+  std::cout << out << "\n";
+  return 0;
+}
+
 int run_get_kubeconfig(const Args &) {
   Options &o = opts;
-  if (o.get.static_token.empty() == o.get.static_token_env.empty())
+  bool no_static = o.get.static_token.empty() && o.get.static_token_env.empty();
+  if (!o.get.static_token.empty() && !o.get.static_token_env.empty())
     throw UsageError("give exactly one of --static-token or --static-token-env");
+  if (no_static && o.get.authenticator_type == "webhook")
+    throw UsageError("give exactly one of --static-token or --static-token-env for a WebhookAuthenticator");
   signal(SIGPIPE, SIG_IGN);
   std::string yaml;
   try {
@@ -286,10 +308,14 @@ constexpr std::array<FlagRow, 4> cluster_flags(pinniped::ServingOptions &cfg, Se
       text_flag("--namespace", "NS", h.namespace_, cfg.namespace_),
   }};
 }
-constexpr std::array<FlagRow, 5> process_flags(pinniped::ServingOptions &cfg, ServerFlags &common) {
+constexpr std::array<FlagRow, 6> process_flags(pinniped::ServingOptions &cfg, ServerFlags &common) {
   return {{
       duration_flag("--reload-interval", "how often files are checked for changes (default 5s; more than 0)",
                     cfg.reload_interval),
+      duration_flag("--shutdown-delay",
+                    "on SIGTERM, how long /readyz fails before the listener closes (default 0); requests in "
+                    "progress always finish",
+                    cfg.shutdown_delay, true),
       duration_flag("--request-timeout",
                     "time a client has to send one request (default 10s; more than 0); handling and writing the "
                     "answer have their own bounds",
@@ -299,25 +325,6 @@ constexpr std::array<FlagRow, 5> process_flags(pinniped::ServingOptions &cfg, Se
       call_flag("--log-level", "LEVEL", "what to log, from this level up (default info)", &common.level, set_log_level,
                 "debug|info|warn|error"),
   }};
-}
-
-// The rows of `parts` (std::arrays and arrays), one table.
-template <class T>
-constexpr size_t rows_in() {
-  if constexpr (std::is_array<T>::value)
-    return std::extent<T>::value;
-  else
-    return std::tuple_size<T>::value;
-}
-template <class... Parts>
-constexpr std::array<FlagRow, (rows_in<Parts>() + ...)> concat(const Parts &...parts) {
-  std::array<FlagRow, (rows_in<Parts>() + ...)> out{};
-  size_t i = 0;
-  auto add = [&](const auto &part) {
-    for (const FlagRow &r : part) out[i++] = r;
-  };
-  (add(parts), ...);
-  return out;
 }
 
 using Strategy = pinniped::ConciergeConfig::Strategy;
@@ -440,9 +447,9 @@ constexpr FlagRow kConciergeOwnFlags[] = {
                 "limit)",
                 opts.concierge.direct_failure_limit, 0, 100000),
 };
-constexpr auto kConciergeFlags = concat(serving_flags(opts.concierge, kConciergeHelp), kConciergeOwnFlags,
-                                        cluster_flags(opts.concierge, opts.concierge_common, kConciergeHelp),
-                                        process_flags(opts.concierge, opts.concierge_common));
+constexpr auto kConciergeFlags = pinniped::concat(serving_flags(opts.concierge, kConciergeHelp), kConciergeOwnFlags,
+                                                  cluster_flags(opts.concierge, opts.concierge_common, kConciergeHelp),
+                                                  process_flags(opts.concierge, opts.concierge_common));
 
 constexpr ServerHelp kLuaHelp = {
     "address to serve on (default 0.0.0.0:8443; port 0 = any)",
@@ -461,8 +468,8 @@ constexpr FlagRow kLuaOwnFlags[] = {
                 10000000),
 };
 constexpr auto kLuaFlags =
-    concat(serving_flags(opts.lua, kLuaHelp), kLuaOwnFlags, cluster_flags(opts.lua, opts.lua_common, kLuaHelp),
-           process_flags(opts.lua, opts.lua_common));
+    pinniped::concat(serving_flags(opts.lua, kLuaHelp), kLuaOwnFlags,
+                     cluster_flags(opts.lua, opts.lua_common, kLuaHelp), process_flags(opts.lua, opts.lua_common));
 
 #define PINNIPED_STR2(x) #x
 #define PINNIPED_STR(x) PINNIPED_STR2(x)
@@ -477,6 +484,7 @@ constexpr FlagRow kAddUserFlags[] = {
 };
 
 constexpr auto kLoginStaticFlags = pinniped::StaticLoginOptions::flag_table(opts.login, opts.login_have_token);
+constexpr auto kLoginOidcFlags = pinniped::OidcLoginCommand::flag_table(opts.login_oidc);
 
 constexpr FlagRow kGetKubeconfigFlags[] = {
     text_flag("--static-token", "TOKEN", "the token to put in the kubeconfig", opts.get.static_token),
@@ -485,10 +493,31 @@ constexpr FlagRow kGetKubeconfigFlags[] = {
     text_flag("--kubeconfig", "FILE", "the kubeconfig to read (default $KUBECONFIG or ~/.kube/config)",
               opts.get.kubeconfig),
     text_flag("--kubeconfig-context", "NAME", "its context (default: current-context)", opts.get.context),
-    text_flag("--concierge-authenticator-name", "NAME", "default: the cluster's only WebhookAuthenticator",
-              opts.get.authenticator_name),
-    // Only checked: webhook is the one type.
-    {"--concierge-authenticator-type", "TYPE", "the authenticator's type", "webhook"},
+    text_flag("--concierge-authenticator-name", "NAME",
+              "default: the cluster's only WebhookAuthenticator or JWTAuthenticator", opts.get.authenticator_name),
+    text_flag("--concierge-authenticator-type", "TYPE",
+              "webhook or jwt (default: webhook with a static token, else jwt); a JWTAuthenticator without a "
+              "static token writes a `login oidc` user",
+              opts.get.authenticator_type, "webhook|jwt"),
+    text_flag("--oidc-issuer", "URL", "login oidc: the issuer (default: the JWTAuthenticator's spec.issuer)",
+              opts.get.oidc_issuer),
+    text_flag("--oidc-client-id", "ID", "login oidc: the client ID (default: the JWTAuthenticator's spec.audience)",
+              opts.get.oidc_client_id),
+    call_flag("--oidc-scopes", "LIST",
+              "login oidc: scopes, comma-separated (default offline_access,openid,pinniped:request-audience,username,"
+              "groups)",
+              &opts.get.oidc_scopes, pinniped::OidcLoginCommand::set_scopes),
+    number_flag("--oidc-listen-port", "login oidc: the loopback callback's port (default 0: any)",
+                opts.get.oidc_listen_port, 0, 65535),
+    call_flag("--oidc-ca-bundle", "FILE",
+              "login oidc: PEM CA certificates of the issuer (default: the JWTAuthenticator's "
+              "spec.tls.certificateAuthorityData)",
+              &opts.get.oidc_ca_pem, pinniped::OidcLoginCommand::add_ca_file, nullptr, true),
+    switch_flag("--oidc-skip-browser", "login oidc: print the login URL instead of opening a browser",
+                opts.get.oidc_skip_browser),
+    text_flag("--oidc-flow", "FLOW", "login oidc: browser or device (default: chosen at login time)",
+              opts.get.oidc_flow, "browser|device"),
+    maybe_text_flag("--oidc-session-cache", "FILE", "login oidc: its session cache", opts.get.oidc_session_cache),
     text_flag("--concierge-endpoint", "URL", "default: from the CredentialIssuer", opts.get.endpoint),
     call_flag(
         "--concierge-ca-bundle", "FILE", "PEM certificates of the endpoint's CA; default: from the CredentialIssuer",
@@ -610,8 +639,8 @@ constexpr Command local_user_authenticator_command() {
   return c;
 }
 
-// A command that only holds `sub` (its one subcommand), as login holds
-// static; `noun` names what its subcommand is in errors ("missing resource").
+// A command that only holds its subcommands `sub`, as login holds static
+// and oidc; `noun` names what a subcommand is in errors ("missing resource").
 constexpr Command group(const char *name, const char *usage, const char *summary, const char *description,
                         const char *noun, pinniped::Rows<Command> sub) {
   Command c;
@@ -643,7 +672,27 @@ constexpr Command login_static_command() {
   c.run = run_login_static;
   return c;
 }
-constexpr Command kLoginCommands[] = {login_static_command()};
+constexpr Command login_oidc_command() {
+  Command c;
+  c.name = "oidc";
+  c.summary = "the kubectl exec credential plugin for an OpenID Connect login (browser or device flow)";
+  c.usage = "[flags]";
+  c.description =
+      "The kubectl exec credential plugin for a JWTAuthenticator: logs in at the OpenID provider and exchanges its ID "
+      "token at the concierge for a short-lived client certificate, printed as an ExecCredential on stdout. In "
+      "order: a cached certificate; a cached ID token valid for 10 more minutes; the refresh token; else a login, "
+      "in a browser (authorization code with PKCE through http://127.0.0.1:PORT/callback) or, with no display or "
+      "--flow device, by the device flow (a URL and a code to enter on any other device). Prompts go to stderr. "
+      "Tokens are kept in the session cache (mode 0600), certificates in the credential cache.";
+  c.flags = kLoginOidcFlags;
+  c.example =
+      "pinniped login oidc --issuer https://idp.example.com --client-id kubernetes \\\n"
+      "  --concierge-authenticator-name my-oidc --concierge-endpoint https://10.0.0.1:6443 \\\n"
+      "  --concierge-ca-bundle-data \"$(base64 -w0 ca.crt)\"\n";
+  c.run = run_login_oidc;
+  return c;
+}
+constexpr Command kLoginCommands[] = {login_static_command(), login_oidc_command()};
 
 constexpr Command get_kubeconfig_command() {
   Command c;
@@ -651,16 +700,18 @@ constexpr Command get_kubeconfig_command() {
   c.summary = "write a kubeconfig whose user logs in through pinniped";
   c.usage = "[flags]";
   c.description =
-      "Writes a kubeconfig for the cluster of your (admin) kubeconfig whose user runs `pinniped login static`. The "
-      "authenticator, endpoint and CA are discovered from the cluster's WebhookAuthenticators and CredentialIssuer "
-      "unless given.\n\n"
+      "Writes a kubeconfig for the cluster of your (admin) kubeconfig whose user logs in through pinniped: `pinniped "
+      "login static` with --static-token or --static-token-env (a WebhookAuthenticator), else `pinniped login oidc` "
+      "at a JWTAuthenticator's issuer, as its audience (the --oidc-* flags change what it runs). The authenticator, "
+      "endpoint and CA are discovered from the cluster's authenticators and CredentialIssuer unless given.\n\n"
       "Its cluster, user and context are named after your context's cluster plus --generated-name-suffix, so that "
       "it merges into another kubeconfig (KUBECONFIG=a:b kubectl config view --flatten). Before it is written it is "
       "tried once: its server is reached with its CA, without credentials (--skip-validation skips this).";
   c.flags = kGetKubeconfigFlags;
   c.example =
       "pinniped get kubeconfig --static-token-env MY_TOKEN -o alice.kubeconfig\n"
-      "MY_TOKEN=... kubectl --kubeconfig alice.kubeconfig get namespaces\n";
+      "MY_TOKEN=... kubectl --kubeconfig alice.kubeconfig get namespaces\n"
+      "pinniped get kubeconfig --concierge-authenticator-name my-oidc -o oidc.kubeconfig  # OIDC\n";
   c.run = run_get_kubeconfig;
   return c;
 }
@@ -726,8 +777,9 @@ constexpr Command help_command() {
 
 constexpr Command kCommands[] = {
     concierge_command(),
-    group("login", "static [flags]", "log in to a cluster (kubectl runs this)",
-          "Logs in through the concierge; `static` is the one method: a static token.", "login method", kLoginCommands),
+    group("login", "static|oidc [flags]", "log in to a cluster (kubectl runs this)",
+          "Logs in through the concierge, with a static token (`static`) or an OpenID Connect login (`oidc`).",
+          "login method", kLoginCommands),
     group("get", "kubeconfig [flags]", "write files for the cluster's users",
           "Writes what a cluster's users need; `kubeconfig` is the one resource.", "resource", kGetCommands),
     whoami_command(),

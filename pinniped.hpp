@@ -7,32 +7,41 @@
 //   3. TLS transport on mbedTLS (server for cpp-httplib, HTTPS client)
 //  3b. Kubernetes client (kubeconfig, REST, watches, informers)
 //  3c. serving certificates kept in a Secret (ServingCertController)
-//  3d. the HTTPS service both servers are made of (options, listener, Status
-//      answers, serving files, a generated certificate)
+//  3d. what both servers are made of: options, watched files, a generated
+//      certificate, the HTTPS service (listener, TLS material, Status
+//      answers, health, drain) and the bundle of background loops
 //   4. authenticators (TokenReview webhooks, the registry, config files)
-//   5. the concierge (HTTP handlers, discovery, health, controllers)
+//  4b. OIDC ID tokens (JWS verification, JWK sets, discovery, JWTAuthenticator)
+//   5. the concierge (the exchange, its HTTP surface, discovery, controllers)
 //   6. the client side (exchange a token for a credential; the kubectl exec
-//      plugin, its credential cache, kubeconfig generation, whoami)
+//      plugin, its credential cache, the OIDC login and its session cache,
+//      kubeconfig generation, whoami)
 //   7. local-user-authenticator (a bcrypt TokenReview IDP)
 // A section may call the sections above it, never below. Machinery lives in
 // `pinniped::detail`; everything else is the public API.
 //
 // Threads. A concierge runs: main (start(), then run(): the aggregated
-// server's accept loop); the direct frontend's accept loop (with
-// --direct-listen); per TlsServer a pool of --threads workers (handshakes,
-// requests, handlers: an exchange calls the IDP and the CSR API on its
-// worker) and one thread that watches idle kept-alive connections; the
-// reload thread (PeriodicTask: files, the CSR sweep, the anonymous probe,
-// the CredentialIssuer); one watch thread per Informer (serving Secret,
-// WebhookAuthenticators, front-proxy ConfigMap, direct Service, CSRs),
-// whose handlers run on it; the LeaderElector; the key pool's refill
-// thread; main.cpp's signal waiter. The local-user-authenticator has the
-// same kinds: accept loop, workers, reload thread, informers.
+// HttpsService's accept loop); the direct frontend's HttpsService accept loop
+// on a thread of its own (with --direct-listen); per TlsServer a pool of
+// --threads workers (handshakes, requests, handlers: an exchange calls the
+// IDP and the CSR API on its worker) and one thread that watches idle
+// kept-alive connections; the reload thread (PeriodicTask: files, the CSR
+// sweep, the anonymous probe, the CredentialIssuer); one watch thread per
+// Informer (serving Secret, WebhookAuthenticators, JWTAuthenticators,
+// front-proxy ConfigMap, direct Service, CSRs), whose handlers run on it; the
+// JWTAuthenticators' sync worker (discovery and JWKS fetches, one object at a
+// time: the watch only marks objects); the LeaderElector; the key pool's
+// refill thread; main.cpp's signal waiter (shutdown(): the drain's delay
+// sleeps there). The local-user-authenticator has the same kinds: accept
+// loop, workers, reload thread, informers.
 // Locks. Each mutex guards its own object's members only, and almost all
 // are leaves. Nested, outer first: TlsServer's parking lock, then its
 // pool's queue; Concierge::apply_mu_ then tls_mu_ (apply_tls), and
 // direct_apply_mu_ then tls_mu_ or direct_mu_ (never both: each is taken
 // and dropped in turn); Logger's lock is innermost and takes no other.
+// JwtAuthenticator::mu_ is a leaf: a JWKS refetch for an unknown key id
+// runs on the request's worker without it, one at a time per authenticator,
+// bounded by PINNIPED_JWT_REFETCH_TIMEOUT_SECONDS; the others fail at once.
 // Rule: no lock is held across network I/O (Kubernetes calls, the IDP, a
 // TLS handshake), a blocking wait other than a condition variable, or a
 // callback; state is copied under the lock, the work done without it, and
@@ -140,11 +149,81 @@
 #ifndef PINNIPED_PROBE_TIMEOUT_SECONDS
 #define PINNIPED_PROBE_TIMEOUT_SECONDS 5
 #endif
+// JWTAuthenticators: one not ready is tried again this often; a ready one is
+// checked again (its CA from a Secret or ConfigMap read anew) this often.
+// The controller's worker looks for work at least every TICK.
+#ifndef PINNIPED_JWT_RETRY_SECONDS
+#define PINNIPED_JWT_RETRY_SECONDS 10
+#endif
+#ifndef PINNIPED_JWT_RESYNC_SECONDS
+#define PINNIPED_JWT_RESYNC_SECONDS 60
+#endif
+#ifndef PINNIPED_JWT_WORKER_TICK_MS
+#define PINNIPED_JWT_WORKER_TICK_MS 1000
+#endif
 // Lifetime of a serving certificate made in memory (no files, no cluster).
 #ifndef PINNIPED_GENERATED_CERT_DAYS
 #define PINNIPED_GENERATED_CERT_DAYS 365
 #endif
 
+// OIDC ID tokens (section 4b). How far a token's exp, nbf and iat may be off
+// our clock.
+#ifndef PINNIPED_JWT_CLOCK_SKEW_SECONDS
+#define PINNIPED_JWT_CLOCK_SKEW_SECONDS 60
+#endif
+// The longest token looked at; longer ones are refused before any parsing.
+#ifndef PINNIPED_JWT_MAX_TOKEN_BYTES
+#define PINNIPED_JWT_MAX_TOKEN_BYTES (16 * 1024)
+#endif
+// The largest discovery document or JWKS read from an issuer, and the most
+// keys a JWKS may list.
+#ifndef PINNIPED_JWT_MAX_DOCUMENT_BYTES
+#define PINNIPED_JWT_MAX_DOCUMENT_BYTES (1024 * 1024)
+#endif
+#ifndef PINNIPED_JWT_MAX_KEYS
+#define PINNIPED_JWT_MAX_KEYS 64
+#endif
+// A token without kid is tried against at most this many keys of its type.
+#ifndef PINNIPED_JWT_KEYLESS_TRIES
+#define PINNIPED_JWT_KEYLESS_TRIES 4
+#endif
+#ifndef PINNIPED_JWT_RSA_MIN_BITS
+#define PINNIPED_JWT_RSA_MIN_BITS 2048
+#endif
+#ifndef PINNIPED_JWT_RSA_MAX_BITS
+#define PINNIPED_JWT_RSA_MAX_BITS 8192
+#endif
+// Copies of each RSA key, so that threads verifying with one key do not
+// queue on its mutex (see detail::Jwk).
+#ifndef PINNIPED_JWT_RSA_REPLICAS
+#define PINNIPED_JWT_RSA_REPLICAS 8
+#endif
+// A token whose kid is not in the JWKS makes the authenticator fetch the
+// JWKS again, at most once per this interval, within this time limit.
+#ifndef PINNIPED_JWT_REFETCH_SECONDS
+#define PINNIPED_JWT_REFETCH_SECONDS 10
+#endif
+#ifndef PINNIPED_JWT_REFETCH_TIMEOUT_SECONDS
+#define PINNIPED_JWT_REFETCH_TIMEOUT_SECONDS 5
+#endif
+// An ID token in the session cache is reused while it is valid for this much
+// longer (upstream's 10 minutes).
+#ifndef PINNIPED_OIDC_REUSE_SECONDS
+#define PINNIPED_OIDC_REUSE_SECONDS 600
+#endif
+// Each call to the OpenID provider (discovery, keys, token endpoint), within
+// what is left of the login's own time limit.
+#ifndef PINNIPED_OIDC_HTTP_TIMEOUT_SECONDS
+#define PINNIPED_OIDC_HTTP_TIMEOUT_SECONDS 30
+#endif
+// Sessions not used for this long are dropped (upstream's 90 days).
+#ifndef PINNIPED_OIDC_SESSION_MAX_IDLE_DAYS
+#define PINNIPED_OIDC_SESSION_MAX_IDLE_DAYS 90
+#endif
+// The device flow's polling interval when the provider names none (RFC 8628).
+#ifndef PINNIPED_OIDC_DEVICE_INTERVAL_SECONDS
+#define PINNIPED_OIDC_DEVICE_INTERVAL_SECONDS 5
+#endif
 // poll(2) instead of select(2): no FD_SETSIZE ceiling on busy servers.
 #ifndef CPPHTTPLIB_USE_POLL
 #define CPPHTTPLIB_USE_POLL
@@ -196,6 +275,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -203,6 +283,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -226,6 +307,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -499,7 +581,10 @@ class PeriodicTask {
   void start(Millis interval, std::function<void()> tick, const Logger &log) {
     thread_ = std::thread([this, interval, tick = std::move(tick), &log] {
       std::unique_lock<std::mutex> lk(mu_);
-      while (!cv_.wait_for(lk, interval, [this] { return stop_; })) {
+      for (;;) {
+        cv_.wait_for(lk, interval, [this] { return stop_ || woken_; });
+        if (stop_) break;
+        woken_ = false;
         lk.unlock();
         try {
           tick();
@@ -509,6 +594,14 @@ class PeriodicTask {
         lk.lock();
       }
     });
+  }
+  // Runs the next tick now rather than after the interval.
+  void wake() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      woken_ = true;
+    }
+    cv_.notify_all();
   }
   void stop() {
     {
@@ -522,7 +615,7 @@ class PeriodicTask {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;
+  bool stop_ = false, woken_ = false;
   std::thread thread_;
 };
 
@@ -692,6 +785,47 @@ inline std::optional<std::string> read_for_reload(const std::string &path, bool 
   if (initial) return read_whole_file_waiting(path);
   return read_whole_file(path, why);
 }
+
+// Files reread together when any of them changes (a certificate and its
+// key, say). take() gives all of their texts once per version, and only
+// when each is whole; a version taken is not given again, so content that
+// turns out bad is reported once and retried only after the next change.
+class WatchedFiles {
+ public:
+  explicit WatchedFiles(std::vector<std::string> paths = {}) : paths_(std::move(paths)) {}
+  // Other files (a signer found elsewhere): the next take reads them.
+  void watch(std::vector<std::string> paths) {
+    if (paths != paths_) version_.clear();
+    paths_ = std::move(paths);
+  }
+  const std::vector<std::string> &paths() const { return paths_; }
+  // `initial`: waits for whole files and throws if one is unreadable; the
+  // texts even when unchanged. Later: nullopt while unchanged or while one
+  // is being written (`why` says which).
+  std::optional<std::vector<std::string>> take(bool initial, std::string *why = nullptr) {
+    std::string v = version();
+    if (!initial && v == version_) return std::nullopt;
+    std::vector<std::string> texts;
+    for (const auto &p : paths_) {
+      auto t = read_for_reload(p, initial, why);
+      if (!t) return std::nullopt;  // not whole yet: this version is read again
+      texts.push_back(std::move(*t));
+    }
+    version_ = v;
+    return texts;
+  }
+  // The version take() last gave ("" before the first).
+  const std::string &taken() const { return version_; }
+  std::string version() const {
+    std::string v;
+    for (const auto &p : paths_) v += p + "|" + file_version(p) + "|";
+    return v;
+  }
+
+ private:
+  std::vector<std::string> paths_;
+  std::string version_;
+};
 
 // ---------------------------------------------------------------------------
 // 1. Wire types
@@ -4262,10 +4396,11 @@ class ServingCertController {
 // ---------------------------------------------------------------------------
 // 3d. The HTTPS service both servers are made of
 // Owns what the concierge (both of its frontends) and the
-// local-user-authenticator share about serving: their options, a listener
-// bound or a clear error, Status answers for whatever is refused, serving
-// certificate files reread when they change, and a certificate made in
-// memory when there is none. Calls 0-3c.
+// local-user-authenticator are made of: their options, serving certificate
+// files reread when they change, a certificate made in memory when there is
+// none, the HttpsService (a listener bound or a clear error, TLS material,
+// Status answers for whatever is refused, health endpoints, a graceful
+// drain) and Controllers, their background loops stopped as one. Calls 0-3c.
 // ---------------------------------------------------------------------------
 
 // The serving options of a server (the flags main.cpp reads for both).
@@ -4280,6 +4415,9 @@ struct ServingOptions {
   std::string serving_ca_out;
   Millis reload_interval = std::chrono::seconds(5);
   size_t max_body_bytes = 64 * 1024;
+  // On SIGTERM /readyz fails this long before the listener closes, so a
+  // load balancer stops sending first; requests in progress always finish.
+  Millis shutdown_delay = Millis(0);
   TlsServerOptions server;
   // A cluster to work with: a kubeconfig file, or the pod's service account
   // when `in_cluster`. Without either the server runs on files alone.
@@ -4350,26 +4488,23 @@ inline GeneratedServing generate_serving_certificate(const std::string &name, co
 class ServingFiles {
  public:
   ServingFiles(std::string cert_file, std::string key_file)
-      : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
+      : cert_file_(std::move(cert_file)), files_({cert_file_, std::move(key_file)}) {}
   bool given() const { return !cert_file_.empty(); }
   const std::string &cert_file() const { return cert_file_; }
   // The pair when it is new: at start (`initial`) it waits for whole files
   // and throws on a bad pair; later nullopt while unchanged or moving, and a
   // bad pair is logged once and the previous one kept.
   std::optional<CertificateAndKey> poll(bool initial, Logger &log) {
-    std::string version = file_version(cert_file_) + "|" + file_version(key_file_);
-    if (!initial && version == version_) return std::nullopt;
     try {
       std::string why;
-      auto cert = read_for_reload(cert_file_, initial, &why);
-      auto key = cert ? read_for_reload(key_file_, initial, &why) : std::nullopt;
-      if (!cert || !key) {
-        log.debug("serving certificate not read yet", {{"why", jv(why)}});
+      auto texts = files_.take(initial, &why);
+      if (!texts) {
+        if (!why.empty()) log.debug("serving certificate not read yet", {{"why", jv(why)}});
         return std::nullopt;
       }
-      version_ = version;                             // a broken pair is not retried every tick
-      detail::make_server_config({*cert, *key, ""});  // validate before use
-      return CertificateAndKey{*cert, *key};
+      CertificateAndKey pair{(*texts)[0], (*texts)[1]};
+      detail::make_server_config({pair.cert_pem, pair.key_pem, ""});  // validate before use
+      return pair;
     } catch (const Error &e) {
       if (initial) throw;
       log.warn("serving certificate not reloaded; keeping the previous one", {{"error", jv(e.what())}});
@@ -4378,7 +4513,155 @@ class ServingFiles {
   }
 
  private:
-  std::string cert_file_, key_file_, version_;
+  std::string cert_file_;
+  WatchedFiles files_;
+};
+
+// One HTTPS listener of a server: its TLS material, every request routed to
+// one handler, Status answers for whatever is refused, optional health
+// endpoints, and a graceful drain. The concierge has one per frontend, the
+// local-user-authenticator one.
+class HttpsService {
+ public:
+  using Handler = httplib::Server::Handler;
+  HttpsService(const ServingOptions &opt, Logger &log) : log_(log), max_body_(opt.max_body_bytes), server_(opt.server) {
+    server_.set_payload_max_length(max_body_);
+    install_status_handlers(server_, log_, max_body_);
+  }
+  ~HttpsService() {
+    stop();
+    join();
+  }
+  HttpsService(const HttpsService &) = delete;
+  HttpsService &operator=(const HttpsService &) = delete;
+
+  // Every request (but the health endpoints, when served) goes to `h`; a
+  // body over the limit is refused first (cpp-httplib limits only
+  // Content-Length bodies).
+  void handle(Handler h) {
+    route_everything(server_, [this, h](const httplib::Request &req, httplib::Response &res) {
+      if (req.body.size() > max_body_) throw Error(413, "RequestEntityTooLarge", "request body is too large");
+      if (health_ && serve_health(req, res)) return;
+      h(req, res);
+    });
+  }
+  // /healthz and /livez answer 200 while the process serves; /readyz 200
+  // when `why_not_ready` returns "", else 500 with its reason, and 500
+  // from the moment a drain begins.
+  void serve_health(std::function<std::string()> why_not_ready) { health_ = std::move(why_not_ready); }
+  // Called after every answer (metrics, request logs).
+  void on_answer(std::function<void(const httplib::Request &, const httplib::Response &)> f) {
+    server_.set_logger(std::move(f));
+  }
+  // New connections use new material; a refused one is logged and the
+  // previous kept. False when refused.
+  bool set_credentials(const TlsServerCredentials &c, const char *what = "TLS configuration") {
+    try {
+      server_.set_credentials(c);
+      return true;
+    } catch (const Error &e) {
+      log_.error(std::string(what) + " refused; keeping the previous one", {{"error", jv(e.what())}});
+      return false;
+    }
+  }
+  int bind(const std::string &host, int port) { return port_ = bind_listener(server_, host, port); }
+  int port() const { return port_; }
+  // Serves on this thread until stopped.
+  void run() { server_.listen_after_bind(); }
+  // Serves on a thread of its own until stopped; join() waits for it.
+  void run_in_background() {
+    std::lock_guard<std::mutex> lk(thread_mu_);
+    if (thread_.joinable()) return;
+    done_ = false;
+    background_ = true;
+    thread_ = std::thread([this] {
+      server_.listen_after_bind();
+      done_ = true;
+    });
+  }
+  // The first half of a graceful stop: /readyz fails (load balancers and
+  // kubelet take the server out) while requests are still answered.
+  void begin_drain() { draining_ = true; }
+  bool draining() const { return draining_; }
+  // No new connections; requests in progress finish; run() returns.
+  // From any thread, any number of times; it does not wait for them.
+  void stop() {
+    draining_ = true;
+    // A stop before the background listener runs would be lost: wait for
+    // it to run (or to have given up) first.
+    if (background_)
+      while (!server_.is_running() && !done_) std::this_thread::sleep_for(Millis(1));
+    server_.shutdown();
+  }
+  // Waits for the background listener (after stop()).
+  void join() {
+    std::thread t;
+    {
+      std::lock_guard<std::mutex> lk(thread_mu_);
+      t = std::move(thread_);
+    }
+    if (t.joinable()) t.join();
+  }
+  TlsServer &tls() { return server_; }
+  const TlsServer &tls() const { return server_; }
+
+ private:
+  bool serve_health(const httplib::Request &req, httplib::Response &res) {
+    std::string path = req.path;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    if (path != "/healthz" && path != "/livez" && path != "/readyz") return false;
+    if (req.method != "GET" && req.method != "HEAD")
+      throw Error(405, "MethodNotAllowed", "method " + req.method + " is not allowed on " + path);
+    std::string why = path != "/readyz" ? "" : draining_ ? "shutting down" : health_();
+    res.status = why.empty() ? 200 : 500;
+    res.set_content(why.empty() ? "ok" : "not ready: " + why, "text/plain; charset=utf-8");
+    return true;
+  }
+
+  Logger &log_;
+  size_t max_body_;
+  TlsServer server_;
+  std::function<std::string()> health_;
+  std::atomic<bool> draining_{false};
+  int port_ = 0;
+  std::mutex thread_mu_;  // a leaf: hands thread_ to the one that joins it
+  std::thread thread_;
+  std::atomic<bool> background_{false}, done_{true};
+};
+
+// The background loops of a server (informers, controllers, the lease), as
+// one bundle: each is added once it runs, and all are stopped together in
+// the reverse order (the lease, added first, is released last).
+class Controllers {
+ public:
+  ~Controllers() { stop(); }
+  // `loop` has stop() and, if it watches, reconnects().
+  template <class T>
+  T &add(std::unique_ptr<T> &slot, std::unique_ptr<T> loop) {
+    slot = std::move(loop);
+    T *p = slot.get();
+    stops_.push_back([p] { p->stop(); });
+    if constexpr (has_reconnects<T>::value) counts_.push_back([p] { return p->reconnects(); });
+    return *p;
+  }
+  void stop() {
+    for (auto it = stops_.rbegin(); it != stops_.rend(); ++it) (*it)();
+    stops_.clear();
+  }
+  // Watch reconnections over all of them, for /metrics.
+  uint64_t reconnects() const {
+    uint64_t n = 0;
+    for (const auto &c : counts_) n += c();
+    return n;
+  }
+
+ private:
+  template <class T, class = void>
+  struct has_reconnects : std::false_type {};
+  template <class T>
+  struct has_reconnects<T, std::void_t<decltype(std::declval<const T &>().reconnects())>> : std::true_type {};
+  std::vector<std::function<void()>> stops_;
+  std::vector<std::function<uint64_t()>> counts_;
 };
 
 // ---------------------------------------------------------------------------
@@ -4417,10 +4700,23 @@ inline std::string certificate_user_problem(const UserInfo &u) {
   return "";
 }
 
+// What the exchange asks to authenticate a token: a WebhookAuthenticator
+// (here) or a JWTAuthenticator (4b). Thread-safe.
+class TokenAuthenticator {
+ public:
+  virtual ~TokenAuthenticator() = default;
+  virtual const std::string &name() const = 0;
+  // The kind of the cluster object it comes from ("WebhookAuthenticator").
+  virtual const char *kind() const = 0;
+  // `client`: the address the exchange came from.
+  virtual AuthResult authenticate(const std::string &token, const std::string &client) = 0;
+};
+
 // A TokenReview webhook IDP (WebhookAuthenticator). Thread-safe; keeps a
 // few kept-alive connections for reuse.
-class WebhookAuthenticator {
+class WebhookAuthenticator : public TokenAuthenticator {
  public:
+  static constexpr const char *kKind = "WebhookAuthenticator";
   WebhookAuthenticator(std::string name, WebhookAuthenticatorSpec spec, WebhookOptions opt = WebhookOptions())
       : name_(std::move(name)), spec_(std::move(spec)), opt_(opt) {
     if (spec_.timeout) opt_.timeout = *spec_.timeout;
@@ -4442,13 +4738,14 @@ class WebhookAuthenticator {
     tls_config_ = HttpsClient::make_config(url_.base(), tls_);
   }
 
-  const std::string &name() const { return name_; }
+  const std::string &name() const override { return name_; }
+  const char *kind() const override { return kKind; }
   const WebhookAuthenticatorSpec &spec() const { return spec_; }
 
-  // `client`: the address the exchange came from, passed to the IDP as
-  // X-Forwarded-For (pinniped's local-user-authenticator brakes per
-  // address and user with it; other IDPs may log it or ignore it).
-  AuthResult authenticate(const std::string &token, const std::string &client = "") {
+  // `client` goes to the IDP as X-Forwarded-For (pinniped's
+  // local-user-authenticator brakes per address and user with it; other
+  // IDPs may log it or ignore it).
+  AuthResult authenticate(const std::string &token, const std::string &client = "") override {
     AuthResult r = authenticate_unredacted(token, client);
     // The IDP may echo the token (in status.error, or in a body whose parse
     // error quotes it); the reason goes to logs, so the token never does.
@@ -4572,13 +4869,13 @@ class WebhookAuthenticator {
 };
 
 // Authenticators by kind and name, from two sources: the cluster's
-// WebhookAuthenticator objects ("api") and the --authenticators file
-// ("file"); an object in the cluster wins over a file entry of the same
-// name. The exchange only calls find.
+// WebhookAuthenticator and JWTAuthenticator objects ("api") and the
+// --authenticators file ("file"); an object in the cluster wins over a file
+// entry of the same kind and name. The exchange only calls find.
 class AuthenticatorRegistry {
  public:
-  using Ptr = std::shared_ptr<WebhookAuthenticator>;
-  static constexpr const char *webhook_kind = "WebhookAuthenticator";
+  using Ptr = std::shared_ptr<TokenAuthenticator>;
+  static constexpr const char *webhook_kind = WebhookAuthenticator::kKind;
 
   Ptr find(const std::string &kind, const std::string &name) const {
     std::lock_guard<std::mutex> lk(mu_);
@@ -4593,8 +4890,9 @@ class AuthenticatorRegistry {
   void put(Ptr a, const std::string &source = "api") {
     Ptr old;
     std::lock_guard<std::mutex> lk(mu_);
-    std::swap(old, items_[{source, webhook_kind, a->name()}]);
-    items_[{source, webhook_kind, a->name()}] = std::move(a);
+    auto &slot = items_[{source, a->kind(), a->name()}];
+    std::swap(old, slot);
+    slot = std::move(a);
   }
   void remove(const std::string &kind, const std::string &name, const std::string &source = "api") {
     Ptr old;
@@ -4636,8 +4934,10 @@ class AuthenticatorRegistry {
 
 // Reads WebhookAuthenticators from a YAML or JSON text: one object, a
 // multi-document stream, or a List. Throws Error(400) naming the problem.
-inline std::vector<WebhookAuthenticatorObject> parse_authenticators(const std::string &text,
-                                                                    const std::string &suffix) {
+// JWTAuthenticator objects go to `jwts` when given (4b reads them), else
+// they are refused as any other kind.
+inline std::vector<WebhookAuthenticatorObject> parse_authenticators(const std::string &text, const std::string &suffix,
+                                                                    std::vector<picojson::value> *jwts = nullptr) {
   std::vector<picojson::value> objs;
   for (auto &doc : parse_yaml_documents(text)) {
     if (!doc.is<picojson::object>()) throw bad_request("authenticators: each document must be an object");
@@ -4656,11 +4956,17 @@ inline std::vector<WebhookAuthenticatorObject> parse_authenticators(const std::s
   for (const auto &o : objs) {
     if (!o.is<picojson::object>()) throw bad_request("authenticators: each item must be an object");
     std::string kind = json::get_string(o, "kind", "kind");
-    if (kind != "WebhookAuthenticator")
-      throw bad_request("authenticators: kind \"" + kind + "\" is not supported (want WebhookAuthenticator)");
+    bool jwt = jwts && kind == "JWTAuthenticator";
+    if (kind != "WebhookAuthenticator" && !jwt)
+      throw bad_request("authenticators: kind \"" + kind + "\" is not supported (want WebhookAuthenticator" +
+                        (jwts ? std::string(" or JWTAuthenticator") : "") + ")");
     std::string av = json::get_string(o, "apiVersion", "apiVersion");
     if (!av.empty() && av != want_version)
       throw bad_request("authenticators: apiVersion \"" + av + "\" (want " + want_version + ")");
+    if (jwt) {
+      jwts->push_back(o);
+      continue;
+    }
     auto w = WebhookAuthenticatorObject::from_json(o);
     if (w.metadata.name.empty()) throw bad_request("authenticators: metadata.name is required");
     if (w.spec.endpoint.empty())
@@ -4672,6 +4978,1070 @@ inline std::vector<WebhookAuthenticatorObject> parse_authenticators(const std::s
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------
+// 4b. OIDC ID tokens
+// Owns JWS verification of ID tokens, JWK sets, OIDC discovery and the
+// JWTAuthenticator's key cache. Calls sections 0-4.
+// ---------------------------------------------------------------------------
+
+// What a token must satisfy besides its signature.
+struct JwtRules {
+  std::string issuer;                       // iss must equal exactly
+  std::string audience;                     // must be in aud (string or array of strings)
+  std::string username_claim = "username";  // upstream default
+  std::string groups_claim = "groups";      // upstream default
+  std::string nonce;                        // when non-empty, the nonce claim must equal it (CLI use)
+  bool require_user = true;                 // false: only signature and iss/aud/time checks (CLI use)
+  Millis clock_skew = std::chrono::seconds(PINNIPED_JWT_CLOCK_SKEW_SECONDS);
+};
+
+// The verdict on one token. `reason` names what failed for the log; it
+// never holds the token, a signature or the payload, and quotes at most 64
+// bytes of any claim. Claims and user are empty unless `ok`.
+struct JwtCheck {
+  bool ok = false;
+  std::string reason;
+  bool unknown_kid = false;   // the key id was not in the set (caller may refetch)
+  bool invalid_user = false;  // signature and claims fine, but no usable username or groups
+  std::string alg, kid;
+  picojson::object claims;
+  UserInfo user;             // username and groups per the rules
+  Clock::time_point expiry;  // exp
+};
+
+// An issuer's /.well-known/openid-configuration, the fields we use.
+struct OidcDiscovery {
+  std::string issuer, authorization_endpoint, token_endpoint, jwks_uri, device_authorization_endpoint,
+      userinfo_endpoint;
+  std::vector<std::string> code_challenge_methods, id_token_algs;
+};
+
+// A JWTAuthenticator that cannot be set up or cannot get its keys.
+// `condition` is the status condition that fails: TLSConfigurationValid,
+// IssuerURLValid, AuthenticatorValid, DiscoveryURLValid, JWKSURLValid or
+// JWKSFetchValid.
+struct JwtSetupError : Error {
+  JwtSetupError(std::string condition, int code, const std::string &message)
+      : Error(code, reason_for_code(code), message), condition(std::move(condition)) {}
+  std::string condition;
+};
+
+// spec of a JWTAuthenticator; `ca_pem` is the decoded
+// tls.certificateAuthorityData (empty: the system roots).
+struct JwtAuthenticatorSpec {
+  std::string issuer, audience, username_claim = "username", groups_claim = "groups", ca_pem;
+};
+
+struct JwtAuthenticatorOptions {
+  Millis refetch_interval = std::chrono::seconds(PINNIPED_JWT_REFETCH_SECONDS);
+  Millis refetch_timeout = std::chrono::seconds(PINNIPED_JWT_REFETCH_TIMEOUT_SECONDS);
+  Millis clock_skew = std::chrono::seconds(PINNIPED_JWT_CLOCK_SKEW_SECONDS);
+};
+
+namespace detail {
+
+// Base64url without padding, as JWS writes it (RFC 7515 section 2): '=',
+// whitespace and bytes outside A-Z a-z 0-9 - _ are refused, and so are a
+// length of 4n+1 and leftover low bits that are not zero (one spelling per
+// value). A table and four characters a step: it runs over every token.
+struct Base64urlTable {
+  unsigned char value[256];  // 0x80: not in the alphabet
+  constexpr Base64urlTable() : value() {
+    for (int i = 0; i < 256; i++) value[i] = 0x80;
+    for (int i = 0; i < 26; i++) value['A' + i] = static_cast<unsigned char>(i);
+    for (int i = 0; i < 26; i++) value['a' + i] = static_cast<unsigned char>(26 + i);
+    for (int i = 0; i < 10; i++) value['0' + i] = static_cast<unsigned char>(52 + i);
+    value[static_cast<unsigned char>('-')] = 62;
+    value[static_cast<unsigned char>('_')] = 63;
+  }
+};
+inline constexpr Base64urlTable kBase64url{};
+inline bool base64url_decode(std::string_view in, std::string &out) {
+  size_t n = in.size(), rest = n % 4;
+  out.clear();
+  if (rest == 1) return false;
+  out.resize(n / 4 * 3 + (rest ? rest - 1 : 0));
+  const auto *s = reinterpret_cast<const unsigned char *>(in.data());
+  const unsigned char *t = kBase64url.value;
+  auto *o = reinterpret_cast<unsigned char *>(&out[0]);
+  unsigned bad = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4, o += 3) {
+    unsigned a = t[s[i]], b = t[s[i + 1]], c = t[s[i + 2]], d = t[s[i + 3]];
+    bad |= a | b | c | d;
+    uint32_t x = a << 18 | b << 12 | c << 6 | d;
+    o[0] = static_cast<unsigned char>(x >> 16);
+    o[1] = static_cast<unsigned char>(x >> 8);
+    o[2] = static_cast<unsigned char>(x);
+  }
+  if (rest) {
+    unsigned a = t[s[i]], b = t[s[i + 1]], c = rest == 3 ? t[s[i + 2]] : 0;
+    bad |= a | b | c;
+    uint32_t x = a << 18 | b << 12 | c << 6;
+    // The bits past the last whole byte must be zero.
+    if (x & (rest == 2 ? 0xffffu : 0xffu)) return false;
+    o[0] = static_cast<unsigned char>(x >> 16);
+    if (rest == 3) o[1] = static_cast<unsigned char>(x >> 8);
+  }
+  return (bad & 0x80) == 0;
+}
+inline std::optional<std::string> base64url_decode(std::string_view in) {
+  std::string out;
+  if (!base64url_decode(in, out)) return std::nullopt;
+  return out;
+}
+
+// The unpadded URL alphabet (a PKCE challenge, test tokens).
+inline std::string base64url_encode(const std::string &raw) {
+  std::string s = base64_encode(raw);
+  for (auto &c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  s.erase(std::min(s.find('='), s.size()));
+  return s;
+}
+
+// A value from a token or an issuer, for a log line: JSON-quoted (control
+// characters escaped), valid UTF-8, cut to `limit` bytes with "...".
+inline std::string quote_value(std::string_view s, size_t limit = 64) {
+  size_t n = std::min(s.size(), limit);
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) n--;
+  std::string out = to_json_string(picojson::value(to_valid_utf8(std::string(s.substr(0, n)))));
+  return n < s.size() ? out + "..." : out;
+}
+inline const char *json_kind(const picojson::value &v) {
+  if (v.is<picojson::null>()) return "null";
+  if (v.is<bool>()) return "a boolean";
+  if (v.is<double>()) return "a number";  // int64 too
+  if (v.is<std::string>()) return "a string";
+  if (v.is<picojson::array>()) return "an array";
+  return "an object";
+}
+
+// `text` as a JSON object; else throws Error(400): "<what> is not JSON: ..."
+// or "<what> is not a JSON object".
+inline picojson::value parse_json_object(const std::string &text, const std::string &what) {
+  picojson::value v;
+  try {
+    v = json::parse(text);
+  } catch (const Error &e) {
+    throw bad_request(what + " is not JSON: " + e.what());
+  }
+  if (!v.is<picojson::object>()) throw bad_request(what + " is not a JSON object");
+  return v;
+}
+
+// A NumericDate (seconds since 1970, integer or not); nullopt when `v` is
+// not a number. Out-of-range values saturate (clock_from_time_t).
+inline std::optional<Clock::time_point> numeric_date(const picojson::value &v) {
+  if (v.is<int64_t>()) return clock_from_time_t(v.get<int64_t>());
+  // is<double> only now: get<double> on an int64 value rewrites it in place.
+  if (!v.is<double>()) return std::nullopt;
+  double d = v.get<double>();
+  if (!std::isfinite(d)) return std::nullopt;
+  if (d >= 9e18 || d <= -9e18) return clock_from_time_t(d > 0 ? INT64_MAX : INT64_MIN);
+  double whole = std::floor(d);
+  return clock_from_time_t(static_cast<int64_t>(whole)) +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(d - whole));
+}
+
+// "" when `url` is an absolute https URL without fragment, user
+// information, spaces or control characters; else why not.
+inline std::string https_url_problem(const std::string &url) {
+  for (char c : url)
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+      return "contains a space, a control character or a non-ASCII byte";
+  if (url.find('#') != std::string::npos) return "has a fragment";
+  Url u;
+  try {
+    u = Url::parse(url);
+  } catch (const Error &e) {
+    return std::string("is not a valid URL: ") + e.what();
+  }
+  if (u.scheme != "https") return "is not an https:// URL";
+  return "";
+}
+
+enum class JwkKind { rsa, p256, p384 };
+inline const char *jwk_kind_name(JwkKind k) {
+  return k == JwkKind::rsa ? "an RSA key" : k == JwkKind::p256 ? "an EC P-256 key" : "an EC P-384 key";
+}
+
+// The JWS algorithms we verify (RFC 7518 section 3). HMAC is absent on
+// purpose: our keys are public, and an "HS256" token keyed with a public
+// key would be forgeable by anyone.
+struct JwsAlgorithm {
+  const char *name;
+  JwkKind kind;
+  mbedtls_md_type_t md;
+  bool pss;     // RSASSA-PSS, MGF1 with the same hash, salt as long as the hash
+  size_t half;  // ECDSA: bytes of r and of s in the raw r||s signature
+};
+inline const JwsAlgorithm *find_jws_algorithm(std::string_view name) {
+  static const JwsAlgorithm all[] = {
+      {"RS256", JwkKind::rsa, MBEDTLS_MD_SHA256, false, 0},   {"RS384", JwkKind::rsa, MBEDTLS_MD_SHA384, false, 0},
+      {"RS512", JwkKind::rsa, MBEDTLS_MD_SHA512, false, 0},   {"PS256", JwkKind::rsa, MBEDTLS_MD_SHA256, true, 0},
+      {"ES256", JwkKind::p256, MBEDTLS_MD_SHA256, false, 32}, {"ES384", JwkKind::p384, MBEDTLS_MD_SHA384, false, 48}};
+  for (const auto &a : all)
+    if (name == a.name) return &a;
+  return nullptr;
+}
+inline constexpr const char *kJwsAlgorithmNames = "RS256, RS384, RS512, PS256, ES256, ES384";
+
+// A small per-thread number, to spread threads over a key's RSA copies.
+inline size_t thread_slot() {
+  static std::atomic<size_t> next{0};
+  thread_local size_t slot = next.fetch_add(1, std::memory_order_relaxed);
+  return slot;
+}
+
+// One public key of a JWKS, in mbedTLS form once and for all.
+// Thread-safety (mbedTLS 2.28, MBEDTLS_THREADING_C on): mbedtls_rsa_public
+// holds the context's mutex for its whole exponentiation (the mutex guards
+// the lazily computed Montgomery constant RN), so concurrent verifies with
+// one context are safe but run one at a time; each RSA key therefore keeps
+// PINNIPED_JWT_RSA_REPLICAS copies and a thread uses the one of its slot.
+// ECDSA verification through mbedtls_pk_verify or with the key's own group
+// stores the group's comb table on first use, without a lock (a race on a
+// shared key); we keep the point only and verify with the thread's
+// prepared_group.
+class Jwk {
+ public:
+  ~Jwk() {
+    for (size_t i = 0; i < replicas_; i++) mbedtls_rsa_free(&rsa_[i]);
+    mbedtls_ecp_point_free(&q_);
+  }
+  Jwk(const Jwk &) = delete;
+  Jwk &operator=(const Jwk &) = delete;
+
+  // The key in `v`; nullptr with *skip set for a key of a kind we do not
+  // use; throws Error(400) for a key of our kinds that is malformed or weak.
+  static std::unique_ptr<Jwk> from_json(const picojson::value &v, size_t index, std::string *skip);
+
+  const std::string &kid() const { return kid_; }
+  JwkKind kind() const { return kind_; }
+  const std::string &alg() const { return alg_; }
+  bool fits(const JwsAlgorithm &a) const { return a.kind == kind_ && (alg_.empty() || alg_ == a.name); }
+  // "" when `sig` signs `hash` (made with a.md) with this key; else why not.
+  std::string verify(const JwsAlgorithm &a, const unsigned char *hash, size_t hash_len, std::string_view sig) const;
+
+ private:
+  Jwk() { mbedtls_ecp_point_init(&q_); }
+  std::string kid_, alg_;
+  JwkKind kind_ = JwkKind::rsa;
+  std::unique_ptr<mbedtls_rsa_context[]> rsa_;
+  size_t replicas_ = 0;
+  mbedtls_ecp_group_id group_ = MBEDTLS_ECP_DP_NONE;
+  mbedtls_ecp_point q_;
+};
+
+}  // namespace detail
+
+// A JWK set as an issuer publishes it (RFC 7517), parsed once. Immutable,
+// so any number of threads may verify with it at once.
+class JsonWebKeySet {
+ public:
+  // Throws Error(400) with a clear message for a malformed document, a
+  // malformed or weak key of a kind we use (RSA under 2048 bits, an EC
+  // point off its curve, private parameters), or a set without one usable
+  // key. Keys we cannot use (use other than sig, kty other than RSA/EC, a
+  // curve other than P-256/P-384, an algorithm we lack) are skipped.
+  static std::shared_ptr<const JsonWebKeySet> parse(const std::string &jwks_json);
+
+  size_t size() const { return keys_.size(); }
+  bool has_kid(const std::string &kid) const;
+  std::vector<std::string> kids() const;
+  // Why each skipped key was skipped ("keys[2] (kid \"x\"): use is \"enc\"").
+  const std::vector<std::string> &skipped() const { return skipped_; }
+
+  // Checks `signature` over `signing_input` with the key `kid` names, or,
+  // when kid is null, the first PINNIPED_JWT_KEYLESS_TRIES keys that fit
+  // `alg`. "" when it verifies, else why not; *unknown_kid is set when no
+  // key has that kid.
+  std::string verify_signature(const detail::JwsAlgorithm &alg, const std::string *kid, std::string_view signing_input,
+                               std::string_view signature, bool *unknown_kid) const;
+
+ private:
+  JsonWebKeySet() = default;
+  std::vector<std::unique_ptr<detail::Jwk>> keys_;
+  std::vector<std::string> skipped_;
+};
+
+// Verifies a JWS compact token (an OIDC ID token) with `keys` and `rules`.
+// Never throws for bad input: the verdict is in the result.
+inline JwtCheck verify_jwt(const std::string &token, const JsonWebKeySet &keys, const JwtRules &rules,
+                           Clock::time_point now = Clock::now());
+
+// "" when `issuer` may be a JWTAuthenticator's issuer, else why not: https
+// only, with a host, no user information, query or fragment, not ending in
+// /.well-known/openid-configuration, ASCII without spaces.
+inline std::string validate_issuer_url(const std::string &issuer);
+
+// Reads a discovery document. Throws JwtSetupError: DiscoveryURLValid when
+// it is not JSON, names another issuer (compared exactly) or lists an
+// endpoint that is not https; JWKSURLValid when jwks_uri is missing or not
+// https.
+inline OidcDiscovery parse_oidc_discovery(const std::string &json, const std::string &expected_issuer);
+
+// GETs <issuer>/.well-known/openid-configuration (any trailing '/' of the
+// issuer dropped first) over https within `timeout`, at most
+// PINNIPED_JWT_MAX_DOCUMENT_BYTES, and parses it. Throws JwtSetupError.
+inline OidcDiscovery fetch_oidc_discovery(const std::string &issuer, const ClientTlsOptions &tls, Millis timeout);
+
+// GETs and parses a JWKS (bounded likewise). Throws JwtSetupError:
+// JWKSURLValid for a bad URL, JWKSFetchValid for anything after.
+inline std::shared_ptr<const JsonWebKeySet> fetch_jwks(const std::string &jwks_uri, const ClientTlsOptions &tls,
+                                                       Millis timeout);
+
+// The concierge's authenticator for one JWTAuthenticator. Thread-safe.
+// Keys are a shared_ptr<const JsonWebKeySet> swapped under a short lock,
+// never held across a fetch. A token whose kid is unknown makes the one
+// caller that finds no fetch running and none within refetch_interval
+// fetch the JWKS again (the new set replaces the old: a key rotated away
+// stops working); every other such caller is refused at once.
+class JwtAuthenticator : public TokenAuthenticator {
+ public:
+  static constexpr const char *kKind = "JWTAuthenticator";
+  // Checks the spec (throws JwtSetupError); fetches nothing.
+  JwtAuthenticator(std::string name, JwtAuthenticatorSpec spec, Logger &log,
+                   JwtAuthenticatorOptions opt = JwtAuthenticatorOptions());
+
+  const std::string &name() const override { return name_; }
+  const char *kind() const override { return kKind; }
+  const JwtAuthenticatorSpec &spec() const { return spec_; }
+
+  // Discovery, then the JWKS, within `timeout` in all. Throws JwtSetupError
+  // whose condition names the step that failed; the keys held so far stay.
+  // For the controller, not the request path.
+  void fetch_keys(Millis timeout);
+  bool has_keys() const;
+  std::shared_ptr<const JsonWebKeySet> keys() const;
+  uint64_t fetches() const;  // JWKS fetches begun, by fetch_keys or a refetch
+
+  // reason_class: rejected (the token), invalid_user (a valid token without
+  // a usable user), idp_error (no keys: the issuer is unreachable or broken).
+  AuthResult authenticate(const std::string &token, const std::string &client = "") override;
+
+ private:
+  struct Refetch {
+    std::shared_ptr<const JsonWebKeySet> keys;  // null: no fetch, or it failed
+    std::string why;
+    bool failed = false;
+  };
+  Refetch refetch(const std::string &client);
+  uint64_t begin_fetch();
+  void end_fetch(uint64_t ticket, std::shared_ptr<const JsonWebKeySet> keys, const std::string &jwks_uri);
+
+  std::string name_;
+  JwtAuthenticatorSpec spec_;
+  Logger &log_;
+  JwtAuthenticatorOptions opt_;
+  JwtRules rules_;
+  ClientTlsOptions tls_;
+
+  mutable std::mutex mu_;  // a leaf: guards what follows, never held across I/O
+  std::shared_ptr<const JsonWebKeySet> keys_;
+  std::string jwks_uri_;    // from the last discovery that worked
+  uint64_t started_ = 0;    // fetch tickets handed out
+  uint64_t published_ = 0;  // ticket of the set in keys_ (an older fetch never replaces a newer one)
+  int in_flight_ = 0;
+  Steady::time_point last_start_{};
+};
+
+// ---------------------------------------------------------------------------
+// 4b. Definitions
+// ---------------------------------------------------------------------------
+
+namespace detail {
+
+inline std::unique_ptr<Jwk> Jwk::from_json(const picojson::value &v, size_t index, std::string *skip) {
+  std::string where = "keys[" + std::to_string(index) + "]";
+  if (!v.is<picojson::object>()) throw bad_request("JWKS " + where + " is not an object");
+  auto str = [&](const char *k) { return json::get_string(v, k, "JWKS " + where + "." + k); };
+  std::unique_ptr<Jwk> key(new Jwk);
+  key->kid_ = str("kid");
+  if (json::field(v, "kid")) where += " (kid " + quote_value(key->kid_) + ")";
+  auto skipped = [&](const std::string &why) {
+    *skip = where + ": " + why;
+    return nullptr;
+  };
+  std::string kty = str("kty"), use = str("use");
+  if (kty.empty()) throw bad_request("JWKS " + where + " has no kty");
+  if (!use.empty() && use != "sig") return skipped("use is " + quote_value(use));
+  if (json::field(v, "key_ops")) {
+    auto ops = json::get_string_list(v, "key_ops", "JWKS " + where + ".key_ops");
+    if (std::find(ops.begin(), ops.end(), "verify") == ops.end()) return skipped("key_ops lacks \"verify\"");
+  }
+  key->alg_ = str("alg");
+  const JwsAlgorithm *alg = key->alg_.empty() ? nullptr : find_jws_algorithm(key->alg_);
+  if (!key->alg_.empty() && !alg) return skipped("alg " + quote_value(key->alg_) + " is not supported");
+  // Base64url members, refused when broken; leading zero bytes dropped.
+  auto bytes = [&](const char *k, bool strip) {
+    std::string s = str(k), out;
+    if (s.empty()) throw bad_request("JWKS " + where + " has no " + k);
+    if (!base64url_decode(s, out)) throw bad_request("JWKS " + where + "." + k + " is not base64url");
+    if (strip) out.erase(0, std::min(out.find_first_not_of('\0'), out.size()));
+    return out;
+  };
+  auto no_private = [&](std::initializer_list<const char *> names) {
+    for (const char *n : names)
+      if (json::field(v, n))
+        throw bad_request("JWKS " + where + " holds private key material (" + n +
+                          "): an issuer publishes public keys only");
+  };
+  if (kty == "RSA") {
+    no_private({"d", "p", "q", "dp", "dq", "qi", "oth"});
+    key->kind_ = JwkKind::rsa;
+    std::string n = bytes("n", true), e = bytes("e", true);
+    size_t bits = 0;
+    if (!n.empty()) {
+      unsigned top = static_cast<unsigned char>(n[0]);
+      bits = (n.size() - 1) * 8;
+      while (top) bits++, top >>= 1;
+    }
+    if (bits < PINNIPED_JWT_RSA_MIN_BITS || bits > PINNIPED_JWT_RSA_MAX_BITS)
+      throw bad_request("JWKS " + where + ": RSA modulus is " + std::to_string(bits) + " bits, outside " +
+                        std::to_string(PINNIPED_JWT_RSA_MIN_BITS) + ".." + std::to_string(PINNIPED_JWT_RSA_MAX_BITS));
+    uint64_t ev = 0;
+    for (char c : e.size() <= 4 ? e : std::string()) ev = ev << 8 | static_cast<unsigned char>(c);
+    if (ev < 3 || ev % 2 == 0)
+      throw bad_request("JWKS " + where + ": RSA exponent must be odd, at least 3 and at most 32 bits");
+    if (alg && alg->kind != JwkKind::rsa) throw bad_request("JWKS " + where + ": alg " + alg->name + " on an RSA key");
+    key->rsa_.reset(new mbedtls_rsa_context[PINNIPED_JWT_RSA_REPLICAS]);
+    for (size_t i = 0; i < PINNIPED_JWT_RSA_REPLICAS; i++) {
+      mbedtls_rsa_context *ctx = &key->rsa_[i];
+      mbedtls_rsa_init(ctx, MBEDTLS_RSA_PKCS_V15, 0);
+      key->replicas_++;
+      int ret =
+          mbedtls_rsa_import_raw(ctx, reinterpret_cast<const unsigned char *>(n.data()), n.size(), nullptr, 0, nullptr,
+                                 0, nullptr, 0, reinterpret_cast<const unsigned char *>(e.data()), e.size());
+      if (ret == 0) ret = mbedtls_rsa_complete(ctx);
+      if (ret == 0) ret = mbedtls_rsa_check_pubkey(ctx);
+      if (ret != 0) throw bad_request("JWKS " + where + ": RSA key is not valid: " + mbed_error(ret));
+    }
+    return key;
+  }
+  if (kty == "EC") {
+    no_private({"d"});
+    std::string crv = str("crv");
+    size_t half;
+    if (crv == "P-256") {
+      key->kind_ = JwkKind::p256;
+      key->group_ = MBEDTLS_ECP_DP_SECP256R1;
+      half = 32;
+    } else if (crv == "P-384") {
+      key->kind_ = JwkKind::p384;
+      key->group_ = MBEDTLS_ECP_DP_SECP384R1;
+      half = 48;
+    } else {
+      return skipped(crv.empty() ? "EC key without crv" : "crv " + quote_value(crv) + " is not supported");
+    }
+    // Full-length coordinates only (RFC 7518 section 6.2.1.2).
+    std::string x = bytes("x", false), y = bytes("y", false);
+    if (x.size() != half || y.size() != half)
+      throw bad_request("JWKS " + where + ": x and y of a " + crv + " key must be " + std::to_string(half) +
+                        " bytes each");
+    if (alg && alg->kind != key->kind_)
+      throw bad_request("JWKS " + where + ": alg " + alg->name + " on a " + crv + " key");
+    const mbedtls_ecp_group *g = prepared_group(key->group_);
+    if (!g) throw internal_error("EC group " + crv + " is not available");
+    std::string point = "\x04" + x + y;
+    int ret =
+        mbedtls_ecp_point_read_binary(g, &key->q_, reinterpret_cast<const unsigned char *>(point.data()), point.size());
+    if (ret == 0) ret = mbedtls_ecp_check_pubkey(g, &key->q_);
+    if (ret != 0) throw bad_request("JWKS " + where + ": the EC point is not on the " + crv + " curve");
+    return key;
+  }
+  return skipped("kty " + quote_value(kty) + " is not supported");
+}
+
+inline std::string Jwk::verify(const JwsAlgorithm &a, const unsigned char *hash, size_t hash_len,
+                               std::string_view sig) const {
+  const auto *s = reinterpret_cast<const unsigned char *>(sig.data());
+  int ret;
+  if (kind_ == JwkKind::rsa) {
+    mbedtls_rsa_context *ctx = &rsa_[thread_slot() % replicas_];
+    // mbedTLS reads exactly a modulus' worth of signature.
+    size_t len = mbedtls_rsa_get_len(ctx);
+    if (sig.size() != len)
+      return "signature is " + std::to_string(sig.size()) + " bytes, the key's modulus " + std::to_string(len);
+    auto hl = static_cast<unsigned>(hash_len);
+    ret = a.pss ? mbedtls_rsa_rsassa_pss_verify_ext(ctx, nullptr, nullptr, MBEDTLS_RSA_PUBLIC, a.md, hl, hash, a.md,
+                                                    static_cast<int>(hash_len), s)
+                : mbedtls_rsa_rsassa_pkcs1_v15_verify(ctx, nullptr, nullptr, MBEDTLS_RSA_PUBLIC, a.md, hl, hash, s);
+  } else {
+    if (sig.size() != 2 * a.half) return "signature has the wrong length";  // verify_signature checked already
+    mbedtls_ecp_group *g = prepared_group(group_);
+    mbedtls_mpi r, ss;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&ss);
+    ret = g ? mbedtls_mpi_read_binary(&r, s, a.half) : MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+    if (ret == 0) ret = mbedtls_mpi_read_binary(&ss, s + a.half, a.half);
+    if (ret == 0) ret = mbedtls_ecdsa_verify(g, hash, hash_len, &q_, &r, &ss);
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&ss);
+  }
+  return ret == 0 ? "" : "signature does not verify";
+}
+
+// The claims part of verify_jwt: "" or why the claims fail `rules`; fills
+// c.expiry and c.user.
+inline std::string check_claims(const picojson::object &claims, const JwtRules &rules, Clock::time_point now,
+                                JwtCheck &c) {
+  auto get = [&](const std::string &k) -> const picojson::value * {
+    auto it = claims.find(k);
+    return it == claims.end() || it->second.is<picojson::null>() ? nullptr : &it->second;
+  };
+  if (rules.issuer.empty() || rules.audience.empty()) return "no issuer or audience to check the token against";
+  const auto *iss = get("iss");
+  if (!iss) return "token has no iss claim";
+  if (!iss->is<std::string>()) return std::string("iss claim is ") + json_kind(*iss) + ", not a string";
+  if (iss->get<std::string>() != rules.issuer)
+    return "iss claim " + quote_value(iss->get<std::string>()) + " is not the issuer " + quote_value(rules.issuer);
+
+  const auto *aud = get("aud");
+  if (!aud) return "token has no aud claim";
+  bool has_aud = false;
+  if (aud->is<std::string>()) {
+    has_aud = aud->get<std::string>() == rules.audience;
+  } else if (aud->is<picojson::array>()) {
+    for (const auto &a : aud->get<picojson::array>()) {
+      if (!a.is<std::string>()) return std::string("aud claim holds ") + json_kind(a) + ", not only strings";
+      has_aud = has_aud || a.get<std::string>() == rules.audience;
+    }
+  } else {
+    return std::string("aud claim is ") + json_kind(*aud) + ", not a string or an array of strings";
+  }
+  if (!has_aud) return "aud claim does not name the audience " + quote_value(rules.audience);
+
+  // Arithmetic on `now` only: a claim's time may sit at the clock's limits.
+  Millis skew = std::min<Millis>(std::max<Millis>(rules.clock_skew, Millis(0)), std::chrono::hours(24));
+  auto date = [&](const char *k, bool required, Clock::time_point *out, std::string *why) {
+    const auto *v = get(k);
+    if (!v) {
+      if (required) *why = std::string("token has no ") + k + " claim";
+      return false;
+    }
+    auto t = numeric_date(*v);
+    if (!t) {
+      *why = std::string(k) + " claim is " + json_kind(*v) + ", not a number";
+      return false;
+    }
+    *out = *t;
+    return true;
+  };
+  std::string why;
+  Clock::time_point t;
+  if (!date("exp", true, &c.expiry, &why)) return why;
+  if (now - skew >= c.expiry)
+    return "token expired at " + format_rfc3339(c.expiry) + " (now " + format_rfc3339(now) + ", skew " +
+           describe_duration(skew) + ")";
+  if (date("nbf", false, &t, &why) && t > now + skew)
+    return "token is not valid before " + format_rfc3339(t) + " (now " + format_rfc3339(now) + ", skew " +
+           describe_duration(skew) + ")";
+  if (!why.empty()) return why;
+  if (date("iat", false, &t, &why) && t > now + skew)
+    return "token was issued in the future, at " + format_rfc3339(t) + " (now " + format_rfc3339(now) + ", skew " +
+           describe_duration(skew) + ")";
+  if (!why.empty()) return why;
+  if (!rules.nonce.empty()) {
+    const auto *n = get("nonce");
+    if (!n || !n->is<std::string>() || n->get<std::string>() != rules.nonce)
+      return n ? "nonce claim does not match" : "token has no nonce claim";
+  }
+  if (!rules.require_user) return "";
+
+  c.invalid_user = true;
+  const std::string &uc = rules.username_claim;
+  const auto *u = get(uc);
+  if (!u) return "token has no " + quote_value(uc) + " claim (the username)";
+  if (!u->is<std::string>()) return "username claim " + quote_value(uc) + " is " + json_kind(*u) + ", not a string";
+  if (u->get<std::string>().empty()) return "username claim " + quote_value(uc) + " is empty";
+  if (uc == "email") {
+    // kube-apiserver's rule, made strict: the claim must be there and true.
+    const auto *ev = get("email_verified");
+    if (!ev) return "token has no email_verified claim, needed when the username is the email";
+    if (!ev->is<bool>() || !ev->get<bool>())
+      return std::string("email_verified claim is ") + (ev->is<bool>() ? "false" : json_kind(*ev)) + ", not true";
+  }
+  UserInfo user;
+  user.username = u->get<std::string>();
+  const std::string &gc = rules.groups_claim;
+  if (const auto *g = gc.empty() ? nullptr : get(gc)) {
+    if (g->is<std::string>()) {
+      user.groups.push_back(g->get<std::string>());
+    } else if (g->is<picojson::array>()) {
+      for (const auto &e : g->get<picojson::array>()) {
+        if (!e.is<std::string>())
+          return "groups claim " + quote_value(gc) + " holds " + json_kind(e) + ", not a string";
+        user.groups.push_back(e.get<std::string>());
+      }
+    } else {
+      return "groups claim " + quote_value(gc) + " is " + json_kind(*g) + ", not a string or an array of strings";
+    }
+  }
+  // What a certificate can carry: text, no NUL, no empty group.
+  auto bad = [](const std::string &s) { return s.find('\0') != std::string::npos || !valid_utf8(s); };
+  if (bad(user.username)) return "username is not valid UTF-8 text or holds a NUL";
+  for (const auto &g : user.groups)
+    if (g.empty() || bad(g))
+      return g.empty() ? "groups claim holds an empty group" : "a group is not valid UTF-8 text or holds a NUL";
+  c.invalid_user = false;
+  c.user = std::move(user);
+  return "";
+}
+
+inline std::string check_jwt(const std::string &token, const JsonWebKeySet &keys, const JwtRules &rules,
+                             Clock::time_point now, JwtCheck &c) {
+  if (token.empty()) return "token is empty";
+  if (token.size() > PINNIPED_JWT_MAX_TOKEN_BYTES)
+    return "token is " + std::to_string(token.size()) + " bytes, more than the " +
+           std::to_string(PINNIPED_JWT_MAX_TOKEN_BYTES) + " accepted";
+  size_t parts = 1 + static_cast<size_t>(std::count(token.begin(), token.end(), '.'));
+  if (parts == 5) return "token has 5 parts: an encrypted token (JWE) is not accepted";
+  if (parts == 1) return "token is not a JWT (it has no '.')";
+  if (parts != 3) return "token has " + std::to_string(parts) + " parts, a signed JWT (JWS compact) has 3";
+  std::string_view t(token);
+  size_t d1 = t.find('.'), d2 = t.find('.', d1 + 1);
+  std::string_view h64 = t.substr(0, d1), p64 = t.substr(d1 + 1, d2 - d1 - 1), s64 = t.substr(d2 + 1);
+
+  std::string buf;
+  if (!base64url_decode(h64, buf)) return "token header is not base64url";
+  picojson::value header = parse_json_object(buf, "token header");  // what it throws is the reason
+  const auto &h = header.get<picojson::object>();
+  auto it = h.find("alg");
+  if (it == h.end() || !it->second.is<std::string>()) return "token header has no alg string";
+  c.alg = it->second.get<std::string>();
+  std::string lower_alg = lower(c.alg);
+  if (lower_alg == "none") return "alg none (an unsigned token) is refused";
+  if (lower_alg.rfind("hs", 0) == 0) return "alg " + quote_value(c.alg) + " (a shared secret) is refused";
+  const JwsAlgorithm *alg = find_jws_algorithm(c.alg);
+  if (!alg) return "alg " + quote_value(c.alg) + " is not supported (" + kJwsAlgorithmNames + " are)";
+  if (h.count("crit")) return "token header has crit, which is not supported";
+  if (h.count("zip")) return "token header has zip: compressed tokens are not accepted";
+  if ((it = h.find("typ")) != h.end() &&
+      (!it->second.is<std::string>() || lower(it->second.get<std::string>()) != "jwt"))
+    return "token header typ is " +
+           (it->second.is<std::string>() ? quote_value(it->second.get<std::string>()) : json_kind(it->second)) +
+           ", not JWT";
+  const std::string *kid = nullptr;
+  if ((it = h.find("kid")) != h.end() && !it->second.is<picojson::null>()) {
+    if (!it->second.is<std::string>()) return std::string("token header kid is ") + json_kind(it->second);
+    c.kid = it->second.get<std::string>();
+    if (!c.kid.empty()) kid = &c.kid;  // an empty kid names no key: any may be tried, as go-oidc does
+  }
+
+  // The signature first: the payload is parsed only once it is authentic.
+  if (s64.empty()) return "token has no signature";
+  std::string sig;
+  if (!base64url_decode(s64, sig)) return "token signature is not base64url";
+  std::string why = keys.verify_signature(*alg, kid, t.substr(0, d2), sig, &c.unknown_kid);
+  if (!why.empty()) return why;
+
+  if (!base64url_decode(p64, buf)) return "token payload is not base64url";
+  picojson::value payload = parse_json_object(buf, "token payload");
+  why = check_claims(payload.get<picojson::object>(), rules, now, c);
+  if (why.empty()) c.claims = std::move(payload.get<picojson::object>());
+  return why;
+}
+
+// The body of a 200 answer to GET `url`, at most
+// PINNIPED_JWT_MAX_DOCUMENT_BYTES; else throws JwtSetupError(condition).
+inline std::string fetch_document(const std::string &url, const ClientTlsOptions &tls, Millis timeout,
+                                  const char *condition) {
+  Url u = Url::parse(url);
+  std::string shown = quote_value(url, 256);
+  HttpResponse res;
+  try {
+    HttpsClient client(u.base(), tls);
+    res = client.request("GET", u.path, {{"Accept", "application/json"}}, "", timeout, PINNIPED_JWT_MAX_DOCUMENT_BYTES);
+  } catch (const Error &e) {
+    throw JwtSetupError(condition, 503, "GET " + shown + ": " + e.what());
+  }
+  if (res.status != 200)
+    throw JwtSetupError(condition, 503, "GET " + shown + " answered HTTP " + std::to_string(res.status));
+  return std::move(res.body);
+}
+
+}  // namespace detail
+
+inline std::shared_ptr<const JsonWebKeySet> JsonWebKeySet::parse(const std::string &jwks_json) {
+  if (jwks_json.size() > PINNIPED_JWT_MAX_DOCUMENT_BYTES)
+    throw bad_request("JWKS is larger than " + std::to_string(PINNIPED_JWT_MAX_DOCUMENT_BYTES) + " bytes");
+  picojson::value doc = detail::parse_json_object(jwks_json, "JWKS");
+  const auto *list = json::field(doc, "keys");
+  if (!list || !list->is<picojson::array>()) throw bad_request("JWKS has no keys array");
+  const auto &items = list->get<picojson::array>();
+  if (items.size() > PINNIPED_JWT_MAX_KEYS)
+    throw bad_request("JWKS lists " + std::to_string(items.size()) + " keys, more than the " +
+                      std::to_string(PINNIPED_JWT_MAX_KEYS) + " accepted");
+  std::shared_ptr<JsonWebKeySet> set(new JsonWebKeySet);
+  for (size_t i = 0; i < items.size(); i++) {
+    std::string skip;
+    if (auto k = detail::Jwk::from_json(items[i], i, &skip))
+      set->keys_.push_back(std::move(k));
+    else
+      set->skipped_.push_back(skip);
+  }
+  if (set->keys_.empty()) {
+    std::string why = items.empty() ? "the keys array is empty" : "";
+    for (size_t i = 0; i < set->skipped_.size() && i < 4; i++) why += (i ? "; " : "") + set->skipped_[i];
+    if (set->skipped_.size() > 4) why += "; ...";
+    throw bad_request("JWKS has no key usable for " + std::string(detail::kJwsAlgorithmNames) + " (" + why + ")");
+  }
+  return set;
+}
+
+inline bool JsonWebKeySet::has_kid(const std::string &kid) const {
+  return std::any_of(keys_.begin(), keys_.end(), [&](const auto &k) { return k->kid() == kid; });
+}
+inline std::vector<std::string> JsonWebKeySet::kids() const {
+  std::vector<std::string> out;
+  for (const auto &k : keys_) out.push_back(k->kid());
+  return out;
+}
+
+inline std::string JsonWebKeySet::verify_signature(const detail::JwsAlgorithm &alg, const std::string *kid,
+                                                   std::string_view signing_input, std::string_view signature,
+                                                   bool *unknown_kid) const {
+  if (alg.half && signature.size() != 2 * alg.half)
+    return std::string(alg.name) + " signature is " + std::to_string(signature.size()) + " bytes, JWS has exactly " +
+           std::to_string(2 * alg.half) + " (r||s; DER is not JWS)";
+  std::string quoted_kid = kid ? detail::quote_value(*kid) : "";
+  unsigned char hash[MBEDTLS_MD_MAX_SIZE];
+  size_t hash_len = 0, named = 0, tried = 0, fitting = 0;
+  const detail::Jwk *misfit = nullptr;
+  std::string last;
+  for (const auto &k : keys_) {
+    if (kid && k->kid() != *kid) continue;
+    named++;
+    if (!k->fits(alg)) {
+      misfit = k.get();
+      continue;
+    }
+    if (fitting++ >= PINNIPED_JWT_KEYLESS_TRIES) continue;
+    if (!hash_len) {
+      const mbedtls_md_info_t *md = mbedtls_md_info_from_type(alg.md);
+      if (!md || mbedtls_md(md, reinterpret_cast<const unsigned char *>(signing_input.data()), signing_input.size(),
+                            hash) != 0)
+        return "cannot hash the token";
+      hash_len = mbedtls_md_get_size(md);
+    }
+    tried++;
+    last = k->verify(alg, hash, hash_len, signature);
+    if (last.empty()) return "";
+  }
+  if (kid && !named) {
+    *unknown_kid = true;
+    return "no key with kid " + quoted_kid + " in the JWKS";
+  }
+  if (!tried) {
+    if (!misfit || !kid) return std::string("no key in the JWKS can verify ") + alg.name;
+    if (misfit->kind() == alg.kind)
+      return "the key with kid " + quoted_kid + " is marked for " + misfit->alg() + ", not " + alg.name;
+    return "the key with kid " + quoted_kid + " is " + detail::jwk_kind_name(misfit->kind()) +
+           ", which cannot verify " + alg.name;
+  }
+  if (tried == 1) return kid ? last + " (kid " + quoted_kid + ")" : last;
+  return "signature does not verify with any of the " + std::to_string(tried) + " keys tried for " + alg.name +
+         (fitting > tried ? " (of " + std::to_string(fitting) + ")" : "");
+}
+
+inline JwtCheck verify_jwt(const std::string &token, const JsonWebKeySet &keys, const JwtRules &rules,
+                           Clock::time_point now) {
+  JwtCheck c;
+  try {
+    c.reason = detail::check_jwt(token, keys, rules, now, c);
+  } catch (const Error &e) {
+    c.reason = e.what();
+  }
+  c.ok = c.reason.empty();
+  if (!c.ok) {
+    c.claims.clear();
+    c.user = UserInfo();
+  }
+  return c;
+}
+
+inline std::string validate_issuer_url(const std::string &issuer) {
+  if (issuer.empty()) return "issuer is empty";
+  if (issuer.size() > 2048) return "issuer is longer than 2048 bytes";
+  if (issuer.find('?') != std::string::npos) return "issuer must not have a query";
+  std::string why = detail::https_url_problem(issuer);
+  if (!why.empty()) return "issuer " + why;
+  std::string path = Url::parse(issuer).path;
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  const std::string well_known = "/.well-known/openid-configuration";
+  if (path.size() >= well_known.size() &&
+      path.compare(path.size() - well_known.size(), std::string::npos, well_known) == 0)
+    return "issuer must not end in " + well_known + " (give the issuer itself)";
+  return "";
+}
+
+inline OidcDiscovery parse_oidc_discovery(const std::string &json, const std::string &expected_issuer) {
+  auto bad = [](const std::string &why, const char *condition = "DiscoveryURLValid") {
+    return JwtSetupError(condition, 400, "discovery document " + why);
+  };
+  picojson::value v;
+  try {
+    v = detail::parse_json_object(json, "discovery document");
+  } catch (const Error &e) {
+    throw JwtSetupError("DiscoveryURLValid", 400, e.what());
+  }
+  OidcDiscovery d;
+  try {
+    auto str = [&](const char *k) { return json::get_string(v, k, k); };
+    d.issuer = str("issuer");
+    d.jwks_uri = str("jwks_uri");
+    d.authorization_endpoint = str("authorization_endpoint");
+    d.token_endpoint = str("token_endpoint");
+    d.device_authorization_endpoint = str("device_authorization_endpoint");
+    d.userinfo_endpoint = str("userinfo_endpoint");
+    d.code_challenge_methods =
+        json::get_string_list(v, "code_challenge_methods_supported", "code_challenge_methods_supported");
+    d.id_token_algs =
+        json::get_string_list(v, "id_token_signing_alg_values_supported", "id_token_signing_alg_values_supported");
+  } catch (const Error &e) {
+    throw bad(std::string("has a bad field: ") + e.what());
+  }
+  // OIDC Discovery 1.0 section 4.3: the issuer must be the one asked for, exactly.
+  if (d.issuer != expected_issuer)
+    throw bad("names issuer " + detail::quote_value(d.issuer, 256) + ", not " +
+              detail::quote_value(expected_issuer, 256));
+  if (d.jwks_uri.empty()) throw bad("has no jwks_uri", "JWKSURLValid");
+  std::string why = detail::https_url_problem(d.jwks_uri);
+  if (!why.empty()) throw bad("jwks_uri " + detail::quote_value(d.jwks_uri, 256) + " " + why, "JWKSURLValid");
+  for (const auto &e : {std::make_pair("authorization_endpoint", &d.authorization_endpoint),
+                        std::make_pair("token_endpoint", &d.token_endpoint),
+                        std::make_pair("device_authorization_endpoint", &d.device_authorization_endpoint),
+                        std::make_pair("userinfo_endpoint", &d.userinfo_endpoint)})
+    if (!e.second->empty() && !(why = detail::https_url_problem(*e.second)).empty())
+      throw bad(std::string(e.first) + " " + detail::quote_value(*e.second, 256) + " " + why);
+  return d;
+}
+
+inline OidcDiscovery fetch_oidc_discovery(const std::string &issuer, const ClientTlsOptions &tls, Millis timeout) {
+  std::string why = validate_issuer_url(issuer);
+  if (!why.empty()) throw JwtSetupError("IssuerURLValid", 400, why);
+  std::string base = issuer;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  std::string body =
+      detail::fetch_document(base + "/.well-known/openid-configuration", tls, timeout, "DiscoveryURLValid");
+  return parse_oidc_discovery(body, issuer);
+}
+
+inline std::shared_ptr<const JsonWebKeySet> fetch_jwks(const std::string &jwks_uri, const ClientTlsOptions &tls,
+                                                       Millis timeout) {
+  std::string why = detail::https_url_problem(jwks_uri);
+  if (!why.empty())
+    throw JwtSetupError("JWKSURLValid", 400, "jwks_uri " + detail::quote_value(jwks_uri, 256) + " " + why);
+  std::string body = detail::fetch_document(jwks_uri, tls, timeout, "JWKSFetchValid");
+  try {
+    return JsonWebKeySet::parse(body);
+  } catch (const Error &e) {
+    throw JwtSetupError("JWKSFetchValid", 400, "JWKS from " + detail::quote_value(jwks_uri, 256) + ": " + e.what());
+  }
+}
+
+inline JwtAuthenticator::JwtAuthenticator(std::string name, JwtAuthenticatorSpec spec, Logger &log,
+                                          JwtAuthenticatorOptions opt)
+    : name_(std::move(name)), spec_(std::move(spec)), log_(log), opt_(opt) {
+  std::string why = validate_issuer_url(spec_.issuer);
+  if (!why.empty()) throw JwtSetupError("IssuerURLValid", 400, "spec.issuer: " + why);
+  if (spec_.audience.empty()) throw JwtSetupError("AuthenticatorValid", 400, "spec.audience is required");
+  if (spec_.username_claim.empty()) spec_.username_claim = "username";
+  if (spec_.groups_claim.empty()) spec_.groups_claim = "groups";
+  if (!spec_.ca_pem.empty()) {
+    try {
+      CertificateChain::parse(spec_.ca_pem);
+    } catch (const Error &e) {
+      throw JwtSetupError("TLSConfigurationValid", 400, std::string("spec.tls.certificateAuthorityData: ") + e.what());
+    }
+  }
+  tls_.ca_pem = spec_.ca_pem;
+  rules_.issuer = spec_.issuer;
+  rules_.audience = spec_.audience;
+  rules_.username_claim = spec_.username_claim;
+  rules_.groups_claim = spec_.groups_claim;
+  rules_.clock_skew = opt_.clock_skew;
+}
+
+inline bool JwtAuthenticator::has_keys() const { return keys() != nullptr; }
+inline std::shared_ptr<const JsonWebKeySet> JwtAuthenticator::keys() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return keys_;
+}
+inline uint64_t JwtAuthenticator::fetches() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return started_;
+}
+
+inline uint64_t JwtAuthenticator::begin_fetch() {
+  std::lock_guard<std::mutex> lk(mu_);
+  in_flight_++;
+  last_start_ = Steady::now();
+  return ++started_;
+}
+// The set replaced is released after the lock.
+inline void JwtAuthenticator::end_fetch(uint64_t ticket, std::shared_ptr<const JsonWebKeySet> keys,
+                                        const std::string &jwks_uri) {
+  std::lock_guard<std::mutex> lk(mu_);
+  in_flight_--;
+  if (!keys || ticket < published_) return;
+  published_ = ticket;
+  keys_.swap(keys);
+  if (!jwks_uri.empty()) jwks_uri_ = jwks_uri;
+}
+
+inline void JwtAuthenticator::fetch_keys(Millis timeout) {
+  auto deadline = Steady::now() + timeout;
+  uint64_t ticket = begin_fetch();
+  std::shared_ptr<const JsonWebKeySet> set;
+  std::string uri;
+  try {
+    uri = fetch_oidc_discovery(spec_.issuer, tls_, timeout).jwks_uri;
+    auto left = std::chrono::duration_cast<Millis>(deadline - Steady::now());
+    if (left <= Millis(0)) throw JwtSetupError("JWKSFetchValid", 504, "no time left for the JWKS after discovery");
+    set = fetch_jwks(uri, tls_, left);
+  } catch (...) {
+    end_fetch(ticket, nullptr, "");
+    throw;
+  }
+  log_.info("JWKS fetched", {{"authenticator", jv(name_)}, {"jwks_uri", jv(uri)}, {"keys", jv(set->size())}});
+  end_fetch(ticket, set, uri);
+}
+
+inline JwtAuthenticator::Refetch JwtAuthenticator::refetch(const std::string &client) {
+  Refetch r;
+  std::string uri;
+  uint64_t ticket = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto now = Steady::now();
+    if (in_flight_ > 0) {
+      r.why = "a JWKS fetch is in progress";
+      return r;
+    }
+    if (started_ > 0 && now - last_start_ < opt_.refetch_interval) {
+      auto ms = opt_.refetch_interval.count();
+      r.why = "the JWKS was fetched less than " +
+              (ms < 1000 ? std::to_string(ms) + "ms" : detail::describe_duration(opt_.refetch_interval)) + " ago";
+      return r;
+    }
+    in_flight_++;
+    last_start_ = now;
+    ticket = ++started_;
+    uri = jwks_uri_;
+  }
+  try {
+    if (uri.empty()) uri = fetch_oidc_discovery(spec_.issuer, tls_, opt_.refetch_timeout).jwks_uri;
+    r.keys = fetch_jwks(uri, tls_, opt_.refetch_timeout);
+  } catch (const Error &e) {
+    r.failed = true;
+    r.why = e.what();
+  }
+  if (r.keys)
+    log_.info("JWKS refetched for an unknown key",
+              {{"authenticator", jv(name_)}, {"keys", jv(r.keys->size())}, {"client", jv(client)}});
+  else
+    log_.warn("JWKS refetch failed", {{"authenticator", jv(name_)}, {"error", jv(r.why)}, {"client", jv(client)}});
+  end_fetch(ticket, r.keys, uri);
+  return r;
+}
+
+inline AuthResult JwtAuthenticator::authenticate(const std::string &token, const std::string &client) {
+  AuthResult r;
+  auto keys = this->keys();
+  if (!keys) {
+    Refetch f = refetch(client);
+    if (!f.keys) {
+      r.reason = "authenticator has no keys yet (" + f.why + ")";
+      r.reason_class = "idp_error";
+      return r;
+    }
+    keys = std::move(f.keys);
+  }
+  JwtCheck c = verify_jwt(token, *keys, rules_);
+  if (!c.ok && c.unknown_kid) {
+    Refetch f = refetch(client);
+    if (f.keys) {
+      c = verify_jwt(token, *f.keys, rules_);
+    } else {
+      r.reason = c.reason + (f.failed ? "; fetching the JWKS again failed: " : " (not fetched again: ") + f.why +
+                 (f.failed ? "" : ")");
+      r.reason_class = f.failed ? "idp_error" : "rejected";
+      return r;
+    }
+  }
+  if (!c.ok) {
+    r.reason = c.reason;
+    r.reason_class = c.invalid_user ? "invalid_user" : "rejected";
+    return r;
+  }
+  r.authenticated = true;
+  r.user = std::move(c.user);
+  return r;
+}
+
+// A JWTAuthenticator object as the CRD has it. The CA is decoded when given
+// inline; one from a Secret or ConfigMap (tls.certificateAuthorityDataSource)
+// is left to the caller, who can read it. `unsupported` names upstream's
+// fields this build does not evaluate (CEL). Throws Error(400).
+struct JwtAuthenticatorObject {
+  std::string name;
+  JwtAuthenticatorSpec spec;
+  std::string unsupported;
+  picojson::value ca_source;  // null unless the CA comes from a Secret or ConfigMap
+  static JwtAuthenticatorObject from_json(const picojson::value &obj) {
+    JwtAuthenticatorObject j;
+    j.name = object_key(obj);
+    const picojson::value *spec = json::field(obj, "spec");
+    if (!spec || !spec->is<picojson::object>()) throw bad_request("spec is required");
+    j.spec.issuer = json::get_string(*spec, "issuer", "spec.issuer");
+    j.spec.audience = json::get_string(*spec, "audience", "spec.audience");
+    auto note = [&](const std::string &f) { j.unsupported += (j.unsupported.empty() ? "" : ", ") + f; };
+    if (const auto *c = json::get_object(*spec, "claims", "spec.claims")) {
+      std::string u = json::get_string(*c, "username", "spec.claims.username");
+      std::string g = json::get_string(*c, "groups", "spec.claims.groups");
+      if (!u.empty()) j.spec.username_claim = u;
+      if (!g.empty()) j.spec.groups_claim = g;
+      for (const char *k : {"usernameExpression", "groupsExpression", "extra"})
+        if (json::field(*c, k)) note(std::string("spec.claims.") + k);
+    }
+    for (const char *k : {"claimValidationRules", "userValidationRules"})
+      if (json::field(*spec, k)) note(std::string("spec.") + k);
+    if (const auto *tls = json::get_object(*spec, "tls", "spec.tls")) {
+      std::string data = json::get_string(*tls, "certificateAuthorityData", "spec.tls.certificateAuthorityData");
+      const auto *src = json::field(*tls, "certificateAuthorityDataSource");
+      if (!data.empty() && src)
+        throw bad_request(
+            "give spec.tls.certificateAuthorityData or spec.tls.certificateAuthorityDataSource, not both");
+      if (!data.empty()) {
+        auto pem = detail::base64_decode(data);
+        if (!pem) throw bad_request("spec.tls.certificateAuthorityData is not valid base64");
+        CertificateChain::parse(*pem);
+        j.spec.ca_pem = *pem;
+      }
+      if (src) {
+        if (!src->is<picojson::object>())
+          throw bad_request("spec.tls.certificateAuthorityDataSource: expected an object");
+        j.ca_source = *src;
+      }
+    }
+    return j;
+  }
+  // The spec's problems that no fetch can fix; "" when none.
+  std::string problem() const {
+    if (spec.issuer.empty()) return "spec.issuer is required";
+    std::string bad = validate_issuer_url(spec.issuer);
+    if (!bad.empty()) return "spec.issuer: " + bad;
+    if (spec.audience.empty()) return "spec.audience is required";
+    if (!unsupported.empty())
+      return unsupported +
+             ": CEL expressions and extra claims are not evaluated by this concierge (remove them, "
+             "or use upstream Pinniped)";
+    return "";
+  }
+};
 
 // ---------------------------------------------------------------------------
 // 5. The concierge
@@ -4784,6 +6154,10 @@ class Metrics {
     webhook_count_++;
     webhook_sum_ += seconds;
   }
+  void authentication(const std::string &kind, const std::string &outcome) {
+    std::lock_guard<std::mutex> lk(mu_);
+    authentications_[{kind, outcome}]++;
+  }
   void certificate_issued() { issued_++; }
   void direct_rate_limited() { rate_limited_++; }
 
@@ -4811,6 +6185,12 @@ class Metrics {
          "# TYPE pinniped_exchanges_total counter\n";
     for (const auto &kv : exchanges_)
       o << "pinniped_exchanges_total{outcome=\"" << kv.first.first << "\",reason=\"" << kv.first.second << "\"} "
+        << kv.second << "\n";
+    o << "# HELP pinniped_authentications_total Tokens an authenticator was asked about, by its kind and the "
+         "outcome (success or the reason class).\n"
+         "# TYPE pinniped_authentications_total counter\n";
+    for (const auto &kv : authentications_)
+      o << "pinniped_authentications_total{kind=\"" << kv.first.first << "\",outcome=\"" << kv.first.second << "\"} "
         << kv.second << "\n";
     o << "# HELP pinniped_webhook_duration_seconds Time to authenticate a token with a webhook.\n"
          "# TYPE pinniped_webhook_duration_seconds histogram\n";
@@ -4853,6 +6233,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::map<std::pair<std::string, std::string>, uint64_t> exchanges_;
+  std::map<std::pair<std::string, std::string>, uint64_t> authentications_;  // kind, outcome
   std::vector<uint64_t> bucket_counts_ = std::vector<uint64_t>(11, 0);
   uint64_t webhook_count_ = 0;
   double webhook_sum_ = 0;
@@ -5241,6 +6622,81 @@ struct Condition {
   }
 };
 
+// Writes an authenticator object's status (phase and conditions) when it
+// differs from what is there, keeping lastTransitionTime of the conditions
+// whose status is unchanged. A deleted object is no error.
+inline void write_authenticator_status(KubeClient &kube, Logger &log, const std::string &path, const std::string &phase,
+                                       std::vector<Condition> conds) {
+  try {
+    kube.update_with_retry(
+        path,
+        [&](picojson::value &obj) {
+          std::map<std::string, picojson::value> old;
+          if (const auto *st = json::field(obj, "status"))
+            if (const auto *cs = json::field(*st, "conditions"); cs && cs->is<picojson::array>())
+              for (const auto &c : cs->get<picojson::array>()) old[json::get_string(c, "type", "")] = c;
+          bool same = old.size() == conds.size();
+          for (auto &c : conds) {
+            auto it = old.find(c.type);
+            if (it == old.end()) {
+              same = false;
+              continue;
+            }
+            const auto &o = it->second;
+            if (json::get_string(o, "status", "") == c.status)
+              c.last_transition_time = json::get_string(o, "lastTransitionTime", "");
+            const auto *og = json::field(o, "observedGeneration");
+            if (json::get_string(o, "status", "") != c.status || json::get_string(o, "reason", "") != c.reason ||
+                json::get_string(o, "message", "") != c.message || !og || !og->is<int64_t>() ||
+                og->get<int64_t>() != c.observed_generation)
+              same = false;
+          }
+          const auto *st = json::field(obj, "status");
+          if (same && st && json::get_string(*st, "phase", "") == phase) return false;
+          picojson::object status;
+          status["phase"] = jv(phase);
+          picojson::array arr;
+          for (const auto &c : conds) arr.push_back(c.to_json());
+          status["conditions"] = picojson::value(arr);
+          obj.get<picojson::object>()["status"] = picojson::value(status);
+          return true;
+        },
+        true);
+  } catch (const Error &e) {
+    if (e.code != 404) log.warn("cannot write authenticator status", {{"path", jv(path)}, {"error", jv(e.what())}});
+  }
+}
+
+// Builds the conditions of one sync in order: after the first that fails,
+// the ones that depend on it are Unknown with reason UnableToValidate.
+class ConditionList {
+ public:
+  explicit ConditionList(int64_t generation) : generation_(generation), now_(format_rfc3339(Clock::now())) {}
+  bool add(const std::string &type, bool ok, const std::string &reason, const std::string &message) {
+    push(type, ok ? "True" : "False", reason, message);
+    return ok;
+  }
+  void unknown(const std::string &type) {
+    push(type, "Unknown", "UnableToValidate", "unable to validate; see other conditions");
+  }
+  const std::vector<Condition> &list() const { return list_; }
+
+ private:
+  void push(const std::string &type, const std::string &status, const std::string &reason, const std::string &msg) {
+    Condition c;
+    c.type = type;
+    c.status = status;
+    c.reason = reason;
+    c.message = msg;
+    c.observed_generation = generation_;
+    c.last_transition_time = now_;
+    list_.push_back(std::move(c));
+  }
+  int64_t generation_;
+  std::string now_;
+  std::vector<Condition> list_;
+};
+
 // Keeps the cluster's WebhookAuthenticators in the registry and writes
 // their status (phase, conditions), only when it changes.
 class WebhookAuthenticatorController {
@@ -5386,45 +6842,7 @@ class WebhookAuthenticatorController {
 
   void write_status(const std::string &name, const std::string &phase, std::vector<Condition> conds) {
     if (may_write_ && !may_write_()) return;  // the leader writes status
-    try {
-      kube_.update_with_retry(
-          collection_ + "/" + name,
-          [&](picojson::value &obj) {
-            // Keep lastTransitionTime of conditions whose status is unchanged.
-            std::map<std::string, picojson::value> old;
-            if (const auto *st = json::field(obj, "status"))
-              if (const auto *cs = json::field(*st, "conditions"); cs && cs->is<picojson::array>())
-                for (const auto &c : cs->get<picojson::array>()) old[json::get_string(c, "type", "")] = c;
-            bool same = old.size() == conds.size();
-            for (auto &c : conds) {
-              auto it = old.find(c.type);
-              if (it == old.end()) {
-                same = false;
-                continue;
-              }
-              const auto &o = it->second;
-              if (json::get_string(o, "status", "") == c.status)
-                c.last_transition_time = json::get_string(o, "lastTransitionTime", "");
-              const auto *og = json::field(o, "observedGeneration");
-              if (json::get_string(o, "status", "") != c.status || json::get_string(o, "reason", "") != c.reason ||
-                  json::get_string(o, "message", "") != c.message || !og || !og->is<int64_t>() ||
-                  og->get<int64_t>() != c.observed_generation)
-                same = false;
-            }
-            const auto *st = json::field(obj, "status");
-            if (same && st && json::get_string(*st, "phase", "") == phase) return false;
-            picojson::object status;
-            status["phase"] = jv(phase);
-            picojson::array arr;
-            for (const auto &c : conds) arr.push_back(c.to_json());
-            status["conditions"] = picojson::value(arr);
-            obj.get<picojson::object>()["status"] = picojson::value(status);
-            return true;
-          },
-          true);
-    } catch (const Error &e) {
-      if (e.code != 404) log_.warn("cannot write authenticator status", {{"name", jv(name)}, {"error", jv(e.what())}});
-    }
+    write_authenticator_status(kube_, log_, collection_ + "/" + name, phase, std::move(conds));
   }
 
   KubeClient &kube_;
@@ -5435,6 +6853,278 @@ class WebhookAuthenticatorController {
   Informer informer_;
   std::mutex mu_;
   std::map<std::string, Seen> seen_;
+  std::function<bool()> may_write_;
+};
+
+// Keeps the cluster's JWTAuthenticators in the registry and writes their
+// status. A sync fetches the issuer's discovery document and JWKS, so syncs
+// run on a thread of their own, one at a time: the watch only marks an
+// object to sync. An authenticator that is not ready is tried again every
+// PINNIPED_JWT_RETRY_SECONDS, and every one is checked again every
+// PINNIPED_JWT_RESYNC_SECONDS (a CA from a Secret or ConfigMap is read
+// again then; a key rotation needs no resync: an unknown kid refetches).
+class JwtAuthenticatorController {
+ public:
+  static constexpr const char *kKind = JwtAuthenticator::kKind;
+  JwtAuthenticatorController(KubeClient &kube, AuthenticatorRegistry &registry, Logger &log, const std::string &suffix,
+                             std::string namespace_, JwtAuthenticatorOptions opt = JwtAuthenticatorOptions())
+      : kube_(kube),
+        registry_(registry),
+        log_(log),
+        opt_(opt),
+        namespace_(std::move(namespace_)),
+        collection_("/apis/" + authentication_group(suffix) + "/v1alpha1/jwtauthenticators"),
+        informer_(kube, collection_, log, [this](const std::string &t, const picojson::value &o) { on_event(t, o); }) {}
+
+  void start() {
+    informer_.start();
+    worker_.start(
+        Millis(PINNIPED_JWT_WORKER_TICK_MS), [this] { work(); }, log_);
+  }
+  void stop() {
+    informer_.stop();
+    worker_.stop();
+  }
+  // Listed: readiness waits for this, not for the issuers (an IDP that is
+  // down must not take the concierge's other authenticators with it).
+  bool listed() const { return informer_.synced(); }
+  // Listed, and every object listed then synced once.
+  bool synced() const {
+    if (!informer_.synced()) return false;
+    std::lock_guard<std::mutex> lk(mu_);
+    return dirty_.empty() && !busy_;
+  }
+  uint64_t reconnects() const { return informer_.reconnects(); }
+  void set_may_write(std::function<bool()> f) { may_write_ = std::move(f); }
+  void resync_all() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      for (auto &kv : state_) kv.second.due = Steady::time_point();
+    }
+    worker_.wake();
+  }
+
+ private:
+  struct State {
+    std::string spec;  // serialised spec last synced
+    int64_t generation = -1;
+    std::shared_ptr<JwtAuthenticator> current;  // registered: ready
+    Steady::time_point due;                     // next sync without an event
+  };
+
+  void on_event(const std::string &type, const picojson::value &obj) {
+    std::string name = object_key(obj);
+    if (name.empty()) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (type == "DELETED") {
+        state_.erase(name);
+        dirty_.erase(name);
+      } else {
+        // Our own status writes come back as MODIFIED with the same spec.
+        auto it = state_.find(name);
+        if (it != state_.end() && it->second.spec == spec_text(obj) && it->second.generation == generation_of(obj))
+          return;
+        dirty_.insert(name);
+      }
+    }
+    if (type == "DELETED") {
+      registry_.remove(kKind, name);
+      log_.info("authenticator removed", {{"kind", jv(kKind)}, {"name", jv(name)}});
+      return;
+    }
+    worker_.wake();
+  }
+
+  static bool same_spec(const JwtAuthenticatorSpec &a, const JwtAuthenticatorSpec &b) {
+    return a.issuer == b.issuer && a.audience == b.audience && a.username_claim == b.username_claim &&
+           a.groups_claim == b.groups_claim && a.ca_pem == b.ca_pem;
+  }
+  static std::string spec_text(const picojson::value &obj) {
+    const auto *s = json::field(obj, "spec");
+    return s ? to_json_string(*s) : "{}";
+  }
+  static int64_t generation_of(const picojson::value &obj) {
+    if (const auto *m = json::field(obj, "metadata"))
+      if (const auto *g = json::field(*m, "generation"); g && g->is<int64_t>()) return g->get<int64_t>();
+    return 0;
+  }
+
+  // The worker: objects marked by the watch, then those due.
+  void work() {
+    auto now = Steady::now();
+    auto objects = informer_.snapshot();
+    std::vector<std::string> todo;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      todo.assign(dirty_.begin(), dirty_.end());
+      for (const auto &kv : state_)
+        if (!dirty_.count(kv.first) && kv.second.due <= now) todo.push_back(kv.first);
+      dirty_.clear();
+      busy_ = !todo.empty();
+    }
+    for (const auto &name : todo) {
+      auto it = objects.find(name);
+      if (it != objects.end()) sync(name, it->second);
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    busy_ = false;
+  }
+
+  // The CA bundle in a key of a Secret or ConfigMap in the concierge's
+  // namespace (tls.certificateAuthorityDataSource). Throws Error naming the
+  // problem.
+  std::string ca_from_source(const picojson::value &src) {
+    std::string kind = json::get_string(src, "kind", "certificateAuthorityDataSource.kind");
+    std::string name = json::get_string(src, "name", "certificateAuthorityDataSource.name");
+    std::string key = json::get_string(src, "key", "certificateAuthorityDataSource.key");
+    if ((kind != "Secret" && kind != "ConfigMap") || name.empty() || key.empty())
+      throw bad_request("spec.tls.certificateAuthorityDataSource needs kind Secret or ConfigMap, a name and a key");
+    std::string where = kind + " " + namespace_ + "/" + name;
+    picojson::value o;
+    try {
+      o = kube_.get("/api/v1/namespaces/" + namespace_ + (kind == "Secret" ? "/secrets/" : "/configmaps/") + name);
+    } catch (const Error &e) {
+      throw bad_request("cannot read " + where + ": " + e.what());
+    }
+    const auto *data = json::get_object(o, "data", "data");
+    std::string v = data ? json::get_string(*data, key, "data." + key) : "";
+    if (v.empty()) throw bad_request(where + " has no key \"" + key + "\"");
+    if (kind == "Secret") {
+      auto d = detail::base64_decode(v);
+      if (!d) throw bad_request(where + ": key \"" + key + "\" is not valid base64");
+      v = *d;
+    }
+    CertificateChain::parse(v);
+    return v;
+  }
+
+  void sync(const std::string &name, const picojson::value &obj) {
+    std::string spec_json = spec_text(obj);
+    int64_t generation = generation_of(obj);
+    ConditionList conds(generation);
+    std::shared_ptr<JwtAuthenticator> built;
+    std::string failed;  // the first condition that failed
+    auto fail = [&](const std::string &condition, const std::string &reason, const std::string &msg) {
+      if (failed.empty()) failed = condition;
+      conds.add(condition, false, reason, msg);
+    };
+    JwtAuthenticatorSpec s;
+    std::string unsupported;
+    try {
+      auto j = JwtAuthenticatorObject::from_json(obj);
+      s = j.spec;
+      unsupported = j.unsupported;
+      try {
+        if (!j.ca_source.is<picojson::null>()) s.ca_pem = ca_from_source(j.ca_source);
+        conds.add("TLSConfigurationValid", true, "Success",
+                  s.ca_pem.empty() ? "spec.tls is valid: using the system roots" : "spec.tls is valid");
+      } catch (const Error &e) {
+        fail("TLSConfigurationValid", "InvalidTLSConfiguration", e.what());
+      }
+    } catch (const Error &e) {
+      fail("TLSConfigurationValid", "InvalidTLSConfiguration", e.what());
+    }
+    // A ready authenticator whose spec and CA are unchanged keeps its keys
+    // (and its status): a resync only read the CA again.
+    std::shared_ptr<JwtAuthenticator> current;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = state_.find(name);
+      if (it != state_.end() && it->second.spec == spec_json && it->second.generation == generation)
+        current = it->second.current;
+    }
+    if (current && failed.empty() && unsupported.empty() && same_spec(current->spec(), s)) {
+      std::lock_guard<std::mutex> lk(mu_);
+      state_[name].due = Steady::now() + std::chrono::seconds(PINNIPED_JWT_RESYNC_SECONDS);
+      return;
+    }
+    std::string issuer_problem = s.issuer.empty() ? "spec.issuer is required" : validate_issuer_url(s.issuer);
+    if (!failed.empty()) {
+      conds.unknown("IssuerURLValid");
+    } else if (!issuer_problem.empty()) {
+      fail("IssuerURLValid", "InvalidIssuerURL", "spec.issuer: " + issuer_problem);
+    } else {
+      conds.add("IssuerURLValid", true, "Success", "spec.issuer is a valid URL");
+    }
+    if (failed.empty()) {
+      try {
+        JwtAuthenticatorObject check;
+        check.spec = s;
+        check.unsupported = unsupported;
+        std::string problem = check.problem();
+        if (!problem.empty()) throw JwtSetupError("AuthenticatorValid", 400, problem);
+        auto a = std::make_shared<JwtAuthenticator>(name, s, log_, opt_);
+        a->fetch_keys(std::chrono::seconds(PINNIPED_PROBE_TIMEOUT_SECONDS));
+        built = a;
+      } catch (const JwtSetupError &e) {
+        failed = e.condition;
+        setup_error_ = e.what();
+      } catch (const Error &e) {
+        failed = "AuthenticatorValid";
+        setup_error_ = e.what();
+      }
+    }
+    // Discovery, JWKS URL, JWKS fetch, authenticator: in that order, each
+    // true until the failing one, Unknown after it.
+    static const std::vector<std::pair<const char *, const char *>> steps = {
+        {"DiscoveryURLValid", "InvalidDiscoveryProbe"},
+        {"JWKSURLValid", "InvalidProviderJWKSURL"},
+        {"JWKSFetchValid", "InvalidCouldNotFetchJWKS"},
+        {"AuthenticatorValid", "InvalidAuthenticator"},
+    };
+    static const std::map<std::string, std::string> ok_message = {
+        {"DiscoveryURLValid", "discovery performed successfully"},
+        {"JWKSURLValid", "jwks_uri is a valid https URL"},
+        {"JWKSFetchValid", "successfully fetched jwks"},
+        {"AuthenticatorValid", "authenticator initialized"},
+    };
+    bool before_failure = !built && (failed == "TLSConfigurationValid" || failed == "IssuerURLValid");
+    for (const auto &st : steps) {
+      if (before_failure) {
+        conds.unknown(st.first);
+      } else if (!built && failed == st.first) {
+        conds.add(st.first, false, st.second, setup_error_);
+        before_failure = true;
+      } else {
+        conds.add(st.first, true, "Success", ok_message.at(st.first));
+      }
+    }
+    bool ready = built != nullptr;
+    conds.add("Ready", ready, ready ? "Success" : "NotReady",
+              ready ? "the JWTAuthenticator is ready" : "the JWTAuthenticator is not ready: see other conditions");
+    if (built)
+      registry_.put(built);
+    else
+      registry_.remove(kKind, name);
+    log_.info("authenticator synced", {{"kind", jv(kKind)},
+                                       {"name", jv(name)},
+                                       {"ready", jv(ready)},
+                                       {"problem", jv(ready ? "" : failed + ": " + setup_error_)}});
+    if (!may_write_ || may_write_())
+      write_authenticator_status(kube_, log_, collection_ + "/" + name, ready ? "Ready" : "Error", conds.list());
+    bool gone = !informer_.snapshot().count(name);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (gone) return;  // deleted meanwhile: on_event removed it
+    auto &stt = state_[name];
+    stt.spec = spec_json;
+    stt.generation = generation;
+    stt.current = built;
+    stt.due = Steady::now() + std::chrono::seconds(ready ? PINNIPED_JWT_RESYNC_SECONDS : PINNIPED_JWT_RETRY_SECONDS);
+  }
+
+  KubeClient &kube_;
+  AuthenticatorRegistry &registry_;
+  Logger &log_;
+  JwtAuthenticatorOptions opt_;
+  std::string namespace_, collection_;
+  Informer informer_;
+  PeriodicTask worker_;
+  mutable std::mutex mu_;  // a leaf: what follows
+  std::map<std::string, State> state_;
+  std::set<std::string> dirty_;
+  bool busy_ = false;
+  std::string setup_error_;  // the worker's own
   std::function<bool()> may_write_;
 };
 
@@ -6142,8 +7832,8 @@ class Concierge {
       : cfg_(std::move(cfg)),
         log_(log),
         ca_(cfg_.key_pool),
-        server_(cfg_.server),
-        direct_(cfg_.server),
+        server_(cfg_, log),
+        direct_(cfg_, log),
         limiter_(cfg_.direct_failure_limit) {
     login_group_ = login_group(cfg_.api_group_suffix);
     auth_group_ = authentication_group(cfg_.api_group_suffix);
@@ -6155,7 +7845,8 @@ class Concierge {
   ~Concierge() {
     reloader_.stop();
     stop_controllers();
-    stop_direct();
+    direct_.stop();
+    direct_.join();
   }
 
   // Where a request came in: through kube-apiserver's aggregation (or a
@@ -6176,11 +7867,9 @@ class Concierge {
     if (cfg_.strategy != ConciergeConfig::Strategy::csr) reload_signer(true);
     start_csr_if_needed();
     if (!cfg_.authenticators_file.empty()) reload_authenticators(true);
-    server_.set_payload_max_length(cfg_.max_body_bytes);
-    port_ = bind_listener(server_, cfg_.listen_host, cfg_.port);
+    port_ = server_.bind(cfg_.listen_host, cfg_.port);
     if (cfg_.direct_enabled()) {
-      direct_.set_payload_max_length(cfg_.max_body_bytes);
-      direct_port_ = bind_listener(direct_, cfg_.direct_listen_host, cfg_.direct_port);
+      direct_port_ = direct_.bind(cfg_.direct_listen_host, cfg_.direct_port);
       refresh_direct_cert(false);
     }
     if (ci_ctl_) {
@@ -6202,29 +7891,29 @@ class Concierge {
   }
   // Serves until shutdown(); returns after in-flight requests finished.
   void run() {
-    if (cfg_.direct_enabled() && !direct_thread_.joinable()) {
-      direct_done_ = false;
-      direct_thread_ = std::thread([this] {
-        direct_.listen_after_bind();
-        direct_done_ = true;
-      });
-    }
-    server_.listen_after_bind();
-    stop_direct();
+    if (cfg_.direct_enabled()) direct_.run_in_background();
+    server_.run();
+    direct_.stop();
+    direct_.join();
     reloader_.stop();
     stop_controllers();
     log_.info("stopped", {{"exchangesOk", jv(static_cast<int64_t>(metrics_.exchanges("success")))},
                           {"exchangesFailed", jv(static_cast<int64_t>(metrics_.exchanges("failed")))}});
   }
+  // Graceful: /readyz fails on both frontends for --shutdown-delay while
+  // requests are still answered, then no new connections are taken and
+  // run() returns once the requests in progress are done.
   void shutdown() {
-    log_.info("shutting down");
-    server_.shutdown();
-    if (cfg_.direct_enabled()) direct_.shutdown();
+    log_.info("shutting down", {{"delayMs", jv(static_cast<int64_t>(cfg_.shutdown_delay.count()))}});
+    server_.begin_drain();
+    direct_.begin_drain();
+    if (cfg_.shutdown_delay.count() > 0) std::this_thread::sleep_for(cfg_.shutdown_delay);
+    server_.stop();
+    if (cfg_.direct_enabled()) direct_.stop();
   }
 
   int port() const { return port_; }
   int direct_port() const { return direct_port_; }
-  TlsServer &direct_server() { return direct_; }
   // The URL the direct frontend is published at ("" when unknown or off).
   std::string direct_endpoint() const {
     if (!cfg_.direct_enabled()) return "";
@@ -6256,7 +7945,7 @@ class Concierge {
   }
   // Ready: a signer that can still sign, a serving certificate, and (with a
   // cluster) the first list of WebhookAuthenticators done.
-  bool ready() const { return can_issue() && server_.has_credentials() && (!wa_ctl_ || wa_ctl_->synced()); }
+  bool ready() const { return not_ready_reason().empty(); }
   // Which strategy an exchange uses now.
   bool using_csr() const {
     return csr_ && csr_->started() && (cfg_.strategy == ConciergeConfig::Strategy::csr || !ca_.signer());
@@ -6269,7 +7958,7 @@ class Concierge {
   CertificateAuthority &ca() { return ca_; }
   AuthenticatorRegistry &authenticators() { return authenticators_; }
   const Metrics &metrics() const { return metrics_; }
-  TlsServer &server() { return server_; }
+  TlsServer &server() { return server_.tls(); }
   std::string serving_ca_pem() const {
     std::lock_guard<std::mutex> lk(tls_mu_);
     return serving_ca_pem_;
@@ -6337,7 +8026,9 @@ class Concierge {
     if (!a) return fail("no such authenticator", "unknown_authenticator");
     auto webhook_started = Steady::now();
     AuthResult r = a->authenticate(in.token, client_address);
-    metrics_.webhook_latency(std::chrono::duration<double>(Steady::now() - webhook_started).count());
+    if (a->kind() == std::string(WebhookAuthenticator::kKind))
+      metrics_.webhook_latency(std::chrono::duration<double>(Steady::now() - webhook_started).count());
+    metrics_.authentication(a->kind(), r.authenticated ? "success" : r.reason_class);
     if (!r.authenticated) return fail(r.reason, r.reason_class);
     size_t empty_groups = std::count(r.user.groups.begin(), r.user.groups.end(), std::string());
     if (empty_groups > 0)
@@ -6388,10 +8079,10 @@ class Concierge {
     res.set_content(to_json_string(v), "application/json");
   }
 
-  void install_routes(TlsServer &srv, Frontend f) {
-    route_everything(srv, [this, f](const httplib::Request &req, httplib::Response &res) { dispatch(req, res, f); });
-    install_status_handlers(srv, log_, cfg_.max_body_bytes);
-    srv.set_logger([this](const httplib::Request &req, const httplib::Response &res) {
+  void install_routes(HttpsService &srv, Frontend f) {
+    srv.handle([this, f](const httplib::Request &req, httplib::Response &res) { dispatch(req, res, f); });
+    srv.serve_health([this] { return not_ready_reason(); });
+    srv.on_answer([this](const httplib::Request &req, const httplib::Response &res) {
       metrics_.request(resource_of(req.path), res.status);
       if (log_.enabled(Logger::Level::debug))
         log_.debug("request", {{"method", jv(req.method)},
@@ -6415,8 +8106,6 @@ class Concierge {
   static Error not_found() { return Error(404, "NotFound", "the server could not find the requested resource"); }
 
   void dispatch(const httplib::Request &req, httplib::Response &res, Frontend frontend) {
-    // cpp-httplib applies the payload limit to Content-Length bodies only.
-    if (req.body.size() > cfg_.max_body_bytes) throw Error(413, "RequestEntityTooLarge", "request body is too large");
     std::string path = req.path;
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     const std::string &m = req.method;
@@ -6424,13 +8113,6 @@ class Concierge {
     auto only_get = [&] {
       if (!get) throw Error(405, "MethodNotAllowed", "method " + m + " is not allowed on " + path);
     };
-    if (path == "/healthz" || path == "/livez" || path == "/readyz") {
-      only_get();
-      bool ok = path != "/readyz" || ready();
-      res.status = ok ? 200 : 500;
-      res.set_content(ok ? "ok" : "not ready: " + not_ready_reason(), "text/plain; charset=utf-8");
-      return;
-    }
     // Everything below answers JSON only: a client that accepts no JSON (a
     // protobuf OpenAPI document, aggregated discovery without a fallback)
     // gets 406, as k8s.io/apiserver answers, not JSON under another name.
@@ -6452,7 +8134,7 @@ class Concierge {
       auto s = ca_.signer();
       double expiry = s ? std::chrono::duration<double>(s->not_after().time_since_epoch()).count() : 0;
       res.status = 200;
-      res.set_content(metrics_.render(expiry, watch_reconnects(), csr_ ? csr_->api_requests() : 0, server_),
+      res.set_content(metrics_.render(expiry, watch_reconnects(), csr_ ? csr_->api_requests() : 0, server_.tls()),
                       "text/plain; version=0.0.4");
       return;
     }
@@ -6580,11 +8262,7 @@ class Concierge {
       client_ca = request_header_.client_ca_pem;
     }
     if (cert.empty()) return;
-    try {
-      server_.set_credentials({cert, key, client_ca});
-    } catch (const Error &e) {
-      log_.error("TLS configuration refused; keeping the previous one", {{"error", jv(e.what())}});
-    }
+    server_.set_credentials({cert, key, client_ca});
   }
   void set_serving(const std::string &cert, const std::string &key) {
     {
@@ -6729,19 +8407,7 @@ class Concierge {
     if (cert.empty() || (cert == direct_applied_cert_ && client_ca == direct_applied_ca_)) return;
     direct_applied_cert_ = cert;  // a refused one is reported once, not on every reload
     direct_applied_ca_ = client_ca;
-    try {
-      direct_.set_credentials({cert, key, client_ca});
-    } catch (const Error &e) {
-      log_.error("direct frontend TLS configuration refused; keeping the previous one", {{"error", jv(e.what())}});
-    }
-  }
-  void stop_direct() {
-    if (!direct_thread_.joinable()) return;
-    // A stop before the listener runs would be lost: wait for it to run (or
-    // to have given up) first.
-    while (!direct_.is_running() && !direct_done_) std::this_thread::sleep_for(Millis(1));
-    direct_.shutdown();
-    direct_thread_.join();
+    direct_.set_credentials({cert, key, client_ca}, "direct frontend TLS configuration");
   }
 
   // The direct Service as kube-apiserver stores it: LoadBalancer ingress
@@ -6825,15 +8491,15 @@ class Concierge {
   // --client-ca: front-proxy CA from a file, with kube-apiserver's default
   // header names and any CN allowed.
   void reload_client_ca(bool initial) {
-    std::string version = file_version(cfg_.client_ca_file);
-    if (!initial && version == client_ca_version_) return;
     try {
       std::string why;
-      auto pem = read_for_reload(cfg_.client_ca_file, initial, &why);
-      if (!pem) return log_.debug("client CA not read yet", {{"why", jv(why)}});
-      client_ca_version_ = version;
+      auto texts = client_ca_file_.take(initial, &why);
+      if (!texts) {
+        if (!why.empty()) log_.debug("client CA not read yet", {{"why", jv(why)}});
+        return;
+      }
       RequestHeaderConfig c;
-      c.client_ca_pem = *pem;
+      c.client_ca_pem = (*texts)[0];
       c.allowed_names = cfg_.requestheader_allowed_names;
       CertificateChain::parse(c.client_ca_pem);
       set_request_header(c);
@@ -6849,10 +8515,11 @@ class Concierge {
     if (cert.empty()) {
       auto loc = find_signer(cfg_.signer_root);
       if (!loc) {
-        if (initial || signer_version_ != "none")
+        if (initial || !signer_missing_)
           log_.warn("no cluster signer found; not ready",
                     {{"searched", jv(cfg_.signer_root)}, {"hint", jv("give --signer-cert and --signer-key")}});
-        signer_version_ = "none";
+        signer_missing_ = true;
+        signer_files_.watch({});  // found again later: read then
         set_signer_problem("no cluster signer found under " + cfg_.signer_root +
                            " (looked for k3s, RKE2, kubeadm, k0s and MicroK8s)");
         return;
@@ -6861,17 +8528,18 @@ class Concierge {
       key = loc->key_path;
       where = loc->distribution;
     }
-    std::string version = cert + "|" + file_version(cert) + "|" + file_version(key);
-    if (version == signer_version_) return;
+    signer_files_.watch({cert, key});
+    signer_missing_ = false;
     try {
       std::string why;
-      auto cert_pem = read_for_reload(cert, initial, &why);
-      auto key_pem = cert_pem ? read_for_reload(key, initial, &why) : std::nullopt;
-      if (!cert_pem || !key_pem) return log_.debug("cluster signer not read yet", {{"why", jv(why)}});
-      auto s = Signer::from_pem(*cert_pem, *key_pem);
+      auto pems = signer_files_.take(initial, &why);
+      if (!pems) {
+        if (!why.empty()) log_.debug("cluster signer not read yet", {{"why", jv(why)}});
+        return;
+      }
+      auto s = Signer::from_pem((*pems)[0], (*pems)[1]);
       bool rotated = ca_.signer() != nullptr;
       ca_.set_signer(s);
-      signer_version_ = version;
       set_signer_problem("");
       apply_direct_tls();
       log_.info(rotated ? "cluster signer rotated" : "cluster signer loaded",
@@ -6882,11 +8550,9 @@ class Concierge {
                  {"notAfter", jv(format_rfc3339(s->not_after()))}});
     } catch (const Error &e) {
       // Mid-rotation the two files may briefly not match: keep the old
-      // signer and look again on the next tick.
-      if (signer_error_version_ != version)
-        log_.warn(ca_.signer() ? "cluster signer not reloaded; keeping the previous one" : "cannot load cluster signer",
-                  {{"file", jv(cert)}, {"error", jv(e.what())}});
-      signer_error_version_ = version;
+      // signer; the second file's write is a change, read again.
+      log_.warn(ca_.signer() ? "cluster signer not reloaded; keeping the previous one" : "cannot load cluster signer",
+                {{"file", jv(cert)}, {"error", jv(e.what())}});
       if (!ca_.signer()) set_signer_problem(std::string("cannot load the cluster signer: ") + e.what());
     }
   }
@@ -6900,28 +8566,36 @@ class Concierge {
     auto s = ca_.signer();
     return s && s->not_after() > Clock::now();
   }
+  // Why /readyz fails; "" when ready: a strategy that can issue, a serving
+  // certificate, and (with a cluster) the first list of WebhookAuthenticators.
   std::string not_ready_reason() const {
-    if (using_csr()) return csr_->synced() ? "" : "the watch on CertificateSigningRequests has not listed yet";
-    auto s = ca_.signer();
-    if (!s) {
-      std::lock_guard<std::mutex> lk(tls_mu_);
-      return signer_problem_.empty() ? "no cluster signer loaded" : signer_problem_;
+    if (using_csr()) {
+      if (!csr_->synced()) return "the watch on CertificateSigningRequests has not listed yet";
+    } else {
+      auto s = ca_.signer();
+      if (!s) {
+        std::lock_guard<std::mutex> lk(tls_mu_);
+        return signer_problem_.empty() ? "no cluster signer loaded" : signer_problem_;
+      }
+      if (s->not_after() <= Clock::now()) return "the cluster signer expired at " + format_rfc3339(s->not_after());
     }
-    if (s->not_after() <= Clock::now()) return "the cluster signer expired at " + format_rfc3339(s->not_after());
-    if (!server_.has_credentials()) return "no serving certificate yet";
-    return "WebhookAuthenticators not listed yet";
+    if (!server_.tls().has_credentials()) return "no serving certificate yet";
+    if (wa_ctl_ && !wa_ctl_->synced()) return "WebhookAuthenticators not listed yet";
+    if (jwt_ctl_ && !jwt_ctl_->listed()) return "JWTAuthenticators not listed yet";
+    return "";
   }
 
   void reload_authenticators(bool initial) {
-    std::string version = file_version(cfg_.authenticators_file);
-    if (!initial && version == authenticators_version_) return;
     try {
       std::string why;
-      auto text = read_for_reload(cfg_.authenticators_file, initial, &why);
-      if (!text) return log_.debug("authenticators file not read yet", {{"why", jv(why)}});
-      authenticators_version_ = version;
-      auto objs = parse_authenticators(*text, cfg_.api_group_suffix);
-      std::vector<AuthenticatorRegistry::Ptr> list;
+      auto texts = authenticators_file_.take(initial, &why);
+      if (!texts) {
+        if (!why.empty()) log_.debug("authenticators file not read yet", {{"why", jv(why)}});
+        return;
+      }
+      std::vector<picojson::value> jwt_objects;
+      auto objs = parse_authenticators((*texts)[0], cfg_.api_group_suffix, &jwt_objects);
+      std::vector<AuthenticatorRegistry::Ptr> list, jwts;
       for (auto &o : objs) {
         try {
           list.push_back(std::make_shared<WebhookAuthenticator>(o.metadata.name, o.spec, cfg_.webhook));
@@ -6929,12 +8603,36 @@ class Concierge {
           throw bad_request(o.metadata.name + ": " + e.what());
         }
       }
+      for (const auto &o : jwt_objects) jwts.push_back(file_jwt_authenticator(o));
       authenticators_.replace_all(AuthenticatorRegistry::webhook_kind, std::move(list), "file");
-      log_.info("authenticators loaded", {{"file", jv(cfg_.authenticators_file)}, {"count", jv(objs.size())}});
+      authenticators_.replace_all(JwtAuthenticator::kKind, std::move(jwts), "file");
+      log_.info("authenticators loaded", {{"file", jv(cfg_.authenticators_file)},
+                                          {"count", jv(objs.size() + jwt_objects.size())},
+                                          {"jwtAuthenticators", jv(jwt_objects.size())}});
     } catch (const Error &e) {
       log_.error(initial ? "cannot load authenticators" : "authenticators not reloaded; keeping the previous ones",
                  {{"file", jv(cfg_.authenticators_file)}, {"error", jv(e.what())}});
     }
+  }
+
+  // A JWTAuthenticator of the --authenticators file. Its keys are fetched
+  // now, within the probe timeout; if that fails the first token fetches
+  // them (at most once every PINNIPED_JWT_REFETCH_SECONDS).
+  std::shared_ptr<JwtAuthenticator> file_jwt_authenticator(const picojson::value &o) {
+    auto j = JwtAuthenticatorObject::from_json(o);
+    if (j.name.empty()) throw bad_request("authenticators: metadata.name is required");
+    std::string problem = j.problem();
+    if (problem.empty() && !j.ca_source.is<picojson::null>())
+      problem = "spec.tls.certificateAuthorityDataSource needs the cluster; give certificateAuthorityData here";
+    if (!problem.empty()) throw bad_request(j.name + ": " + problem);
+    auto a = std::make_shared<JwtAuthenticator>(j.name, j.spec, log_);
+    try {
+      a->fetch_keys(std::chrono::seconds(PINNIPED_PROBE_TIMEOUT_SECONDS));
+    } catch (const Error &e) {
+      log_.warn("JWTAuthenticator keys not fetched yet; the first token tries again",
+                {{"name", jv(j.name)}, {"error", jv(e.what())}});
+    }
+    return a;
   }
 
   // --- the cluster ----------------------------------------------------------
@@ -6954,10 +8652,12 @@ class Concierge {
         gethostname(host, sizeof host - 1);
         ls.identity = std::string(host) + "_" + std::to_string(::getpid()) + "_" + detail::hex(detail::random_bytes(4));
       }
-      leader_ = std::make_unique<LeaderElector>(*kube_, log_, ls, [this](bool l) {
-        if (l) leadership_gained_ = true;
-      });
-      leader_->start();
+      controllers_
+          .add(leader_, std::make_unique<LeaderElector>(*kube_, log_, ls,
+                                                        [this](bool l) {
+                                                          if (l) leadership_gained_ = true;
+                                                        }))
+          .start();
     }
     if (cfg_.tls_cert_file.empty()) {
       ServingCertSettings s;
@@ -6968,32 +8668,41 @@ class Concierge {
       s.api_services = {"v1alpha1." + login_group_, "v1alpha1." + identity_group_};
       s.validity = cfg_.serving_cert_validity;
       s.renew_after = cfg_.serving_cert_renew_after;
-      serving_ctl_ = std::make_unique<ServingCertController>(
-          *kube_, log_, s,
-          [this](const CertificateAndKey &leaf, const std::string &bundle, const CertificateAndKey &ca) {
-            set_serving(leaf.cert_pem, leaf.key_pem);
-            write_serving_ca(bundle);
-            set_direct_ca(ca, bundle);
-          });
-      serving_ctl_->sync();
-      serving_ctl_->start();
+      auto &sc = controllers_.add(serving_ctl_, std::make_unique<ServingCertController>(
+                                                    *kube_, log_, s,
+                                                    [this](const CertificateAndKey &leaf, const std::string &bundle,
+                                                           const CertificateAndKey &ca) {
+                                                      set_serving(leaf.cert_pem, leaf.key_pem);
+                                                      write_serving_ca(bundle);
+                                                      set_direct_ca(ca, bundle);
+                                                    }));
+      sc.sync();
+      sc.start();
     }
     if (cfg_.direct_enabled()) {
-      direct_svc_ = std::make_unique<Informer>(
-          *kube_,
-          "/api/v1/namespaces/" + cfg_.namespace_ + "/services?fieldSelector=metadata.name%3D" + cfg_.direct_service(),
-          log_, [this](const std::string &t, const picojson::value &o) { on_direct_service(t, o); });
-      direct_svc_->start();
+      controllers_
+          .add(direct_svc_,
+               std::make_unique<Informer>(
+                   *kube_,
+                   "/api/v1/namespaces/" + cfg_.namespace_ + "/services?fieldSelector=metadata.name%3D" +
+                       cfg_.direct_service(),
+                   log_, [this](const std::string &t, const picojson::value &o) { on_direct_service(t, o); }))
+          .start();
     }
     if (cfg_.client_ca_file.empty()) {
-      fp_ctl_ = std::make_unique<FrontProxyController>(*kube_, log_,
-                                                       [this](const RequestHeaderConfig &c) { set_request_header(c); });
-      fp_ctl_->start();
+      controllers_
+          .add(fp_ctl_, std::make_unique<FrontProxyController>(
+                            *kube_, log_, [this](const RequestHeaderConfig &c) { set_request_header(c); }))
+          .start();
     }
-    wa_ctl_ = std::make_unique<WebhookAuthenticatorController>(*kube_, authenticators_, log_, cfg_.api_group_suffix,
-                                                               cfg_.webhook);
-    wa_ctl_->set_may_write([this] { return writer(); });
-    wa_ctl_->start();
+    auto &wa = controllers_.add(wa_ctl_, std::make_unique<WebhookAuthenticatorController>(
+                                             *kube_, authenticators_, log_, cfg_.api_group_suffix, cfg_.webhook));
+    wa.set_may_write([this] { return writer(); });
+    wa.start();
+    auto &ja = controllers_.add(jwt_ctl_, std::make_unique<JwtAuthenticatorController>(
+                                              *kube_, authenticators_, log_, cfg_.api_group_suffix, cfg_.namespace_));
+    ja.set_may_write([this] { return writer(); });
+    ja.start();
     ci_ctl_ = std::make_unique<CredentialIssuerController>(*kube_, log_, cfg_.api_group_suffix, app + "-config");
     if (cfg_.strategy != ConciergeConfig::Strategy::signer_files) {
       CsrSettings cs;
@@ -7002,7 +8711,7 @@ class Concierge {
       gethostname(host, sizeof host - 1);
       cs.holder = host;
       cs.wait = cfg_.csr_wait;
-      csr_ = std::make_unique<CsrIssuer>(*kube_, log_, cs);
+      controllers_.add(csr_, std::make_unique<CsrIssuer>(*kube_, log_, cs));  // started when needed
     }
   }
   // The CSR strategy starts when asked for, or (automatic) once no signer
@@ -7014,14 +8723,8 @@ class Concierge {
       ci_dirty_ = true;
     }
   }
-  void stop_controllers() {
-    if (csr_) csr_->stop();
-    if (wa_ctl_) wa_ctl_->stop();
-    if (serving_ctl_) serving_ctl_->stop();
-    if (fp_ctl_) fp_ctl_->stop();
-    if (direct_svc_) direct_svc_->stop();
-    if (leader_) leader_->stop();  // releases the lease: a successor takes over at once
-  }
+  // The lease goes last: released, a successor takes over at once.
+  void stop_controllers() { controllers_.stop(); }
   // This replica may write shared state (no election: always).
   bool writer() const { return !leader_ || leader_->is_leader(); }
 
@@ -7029,11 +8732,7 @@ class Concierge {
   bool is_leader() const { return writer(); }
 
  private:
-  uint64_t watch_reconnects() const {
-    return (wa_ctl_ ? wa_ctl_->reconnects() : 0) + (serving_ctl_ ? serving_ctl_->reconnects() : 0) +
-           (fp_ctl_ ? fp_ctl_->reconnects() : 0) + (direct_svc_ ? direct_svc_->reconnects() : 0) +
-           (csr_ ? csr_->reconnects() : 0);
-  }
+  uint64_t watch_reconnects() const { return controllers_.reconnects(); }
 
   // Asks kube-apiserver whether an anonymous exchange gets through to us:
   // at start, on every tick while the answer is unknown (the APIService
@@ -7132,6 +8831,7 @@ class Concierge {
     if (gained) {
       if (serving_ctl_) serving_ctl_->sync();
       if (wa_ctl_) wa_ctl_->resync_all();
+      if (jwt_ctl_) jwt_ctl_->resync_all();
       ci_dirty_ = true;
     }
     load_serving_cert(false);
@@ -7161,7 +8861,7 @@ class Concierge {
   std::vector<ServedType> served_;
   CertificateAuthority ca_;
   AuthenticatorRegistry authenticators_;
-  TlsServer server_;
+  HttpsService server_;
   Metrics metrics_;
   int port_ = 0;
   mutable std::mutex tls_mu_;  // serving material, request-header config, signer problem
@@ -7170,15 +8870,19 @@ class Concierge {
   RequestHeaderConfig request_header_;
   std::string signer_problem_;
   ServingFiles serving_files_{cfg_.tls_cert_file, cfg_.tls_key_file};
-  std::string client_ca_version_, signer_version_, signer_error_version_, authenticators_version_;
+  WatchedFiles client_ca_file_{{cfg_.client_ca_file}}, authenticators_file_{{cfg_.authenticators_file}};
+  WatchedFiles signer_files_;
+  bool signer_missing_ = false;  // no signer files found at the last look
   std::unique_ptr<KubeClient> kube_;
   std::unique_ptr<ServingCertController> serving_ctl_;
   std::unique_ptr<FrontProxyController> fp_ctl_;
   std::unique_ptr<WebhookAuthenticatorController> wa_ctl_;
+  std::unique_ptr<JwtAuthenticatorController> jwt_ctl_;
   std::unique_ptr<CredentialIssuerController> ci_ctl_;
   std::unique_ptr<Informer> direct_svc_;
   std::unique_ptr<LeaderElector> leader_;
   std::unique_ptr<CsrIssuer> csr_;
+  Controllers controllers_;  // after the loops it stops: destroyed before them
   Steady::time_point csr_swept_ = Steady::now();
   std::atomic<bool> leadership_gained_{false};
   IssuerState ci_last_;
@@ -7189,11 +8893,9 @@ class Concierge {
   size_t exchanges_in_flight_ = 0;
   // The direct frontend (direct_mu_: its CA, leaf, names and the Service's
   // addresses; never held across network I/O or together with tls_mu_).
-  TlsServer direct_;
+  HttpsService direct_;
   FailureLimiter limiter_;
   int direct_port_ = 0;
-  std::thread direct_thread_;
-  std::atomic<bool> direct_done_{true};
   mutable std::mutex direct_mu_;
   CertificateAndKey direct_ca_;
   std::string direct_ca_bundle_, direct_cert_pem_, direct_key_pem_;
@@ -7319,6 +9021,25 @@ constexpr FlagRow short_flag(char short_name, FlagRow r) {
   return r;
 }
 // A call: an API group suffix (a DNS suffix) into a std::string.
+// The rows of `parts` (std::arrays and arrays), one table.
+template <class T>
+constexpr size_t rows_in() {
+  if constexpr (std::is_array<T>::value)
+    return std::extent<T>::value;
+  else
+    return std::tuple_size<T>::value;
+}
+template <class... Parts>
+constexpr std::array<FlagRow, (rows_in<Parts>() + ...)> concat(const Parts &...parts) {
+  std::array<FlagRow, (rows_in<Parts>() + ...)> out{};
+  size_t i = 0;
+  auto add = [&](const auto &part) {
+    for (const FlagRow &r : part) out[i++] = r;
+  };
+  (add(parts), ...);
+  return out;
+}
+
 inline void set_api_group_suffix(const FlagRow &f, const std::string &v) {
   if (v.empty() || v.find('/') != std::string::npos)
     throw UsageError(std::string(f.name) + " must be a DNS suffix like pinniped.dev");
@@ -8206,11 +9927,24 @@ inline std::string credential_cache_key(const ExchangeOptions &o, const std::str
   return detail::hex(detail::sha256(to_json_string(picojson::value(a))));
 }
 
-// `pinniped login static`, as flags (upstream-compatible) and as a struct.
-struct StaticLoginOptions {
-  std::string token;      // --token, or the value of...
-  std::string token_env;  // ...--token-env VAR
-  std::string authenticator_type = "webhook";
+namespace detail {
+// --concierge-ca-bundle-data's parser: base64 of PEM certificates.
+inline void set_ca_bundle_data(const FlagRow &f, const std::string &v) {
+  auto pem = detail::base64_decode(v);
+  if (!pem || (!v.empty() && pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos))
+    throw UsageError(std::string(f.name) + " must be base64-encoded PEM certificates");
+  *static_cast<std::string *>(f.to) = *pem;
+}
+inline void set_enable_concierge(const FlagRow &, const std::string &v) {
+  if (v != "true") throw UsageError("--enable-concierge: only true is supported");
+}
+}  // namespace detail
+
+// What `login static` and `login oidc` share: where the token goes (the
+// concierge's exchange, through kube-apiserver or directly) and the cache of
+// the credential it gives.
+struct ConciergeLoginOptions {
+  std::string authenticator_type = "webhook";  // webhook | jwt
   std::string authenticator_name;
   std::string endpoint;  // --concierge-endpoint; empty: spec.cluster.server
   std::string ca_pem;    // --concierge-ca-bundle-data, decoded; empty: spec.cluster's CA
@@ -8218,30 +9952,40 @@ struct StaticLoginOptions {
   std::optional<std::string> credential_cache;  // unset: default path; "": no cache
   Millis timeout = std::chrono::seconds(30);
 
-  // `login static`'s flag table, storing into `o`; `have_token` tells
-  // --token="" from none. Constant for a static `o`, so main.cpp's tree is.
-  static constexpr std::array<FlagRow, 9> flag_table(StaticLoginOptions &o, bool &have_token) {
-    FlagRow token = text_flag("--token", "TOKEN",
-                              "the static token (visible in the kubeconfig; --token-env keeps it out)", o.token);
-    token.seen = &have_token;
+  std::string authenticator_kind() const {
+    return authenticator_type == "jwt" ? "JWTAuthenticator" : "WebhookAuthenticator";
+  }
+  // Where the exchange goes: flags first, then what client-go told us.
+  ExchangeOptions exchange_options(const std::optional<ExecClusterInfo> &cluster) const {
+    ExchangeOptions x;
+    x.endpoint = endpoint;
+    if (x.endpoint.empty() && cluster) {
+      x.endpoint = cluster->server;
+      x.tls.server_name = cluster->tls_server_name;
+      x.tls.insecure_skip_verify = cluster->insecure_skip_tls_verify;
+    }
+    if (x.endpoint.empty())
+      throw bad_request(
+          "no concierge endpoint: give --concierge-endpoint or set provideClusterInfo: true in the "
+          "kubeconfig's exec section");
+    x.tls.ca_pem = !ca_pem.empty() ? ca_pem : cluster ? cluster->ca_pem : "";
+    x.api_group_suffix = api_group_suffix;
+    x.authenticator_kind = authenticator_kind();
+    x.authenticator_name = authenticator_name;
+    x.timeout = timeout;
+    return x;
+  }
+  // The flags both logins take for these fields (upstream's), after their own.
+  static constexpr std::array<FlagRow, 7> concierge_flags(ConciergeLoginOptions &o, const char *type_help) {
     return {{
-        token,
-        text_flag("--token-env", "VAR", "read the token from environment variable VAR", o.token_env),
-        text_flag("--concierge-authenticator-type", "TYPE", "the authenticator's type", o.authenticator_type,
-                  "webhook"),
-        text_flag("--concierge-authenticator-name", "NAME", "the WebhookAuthenticator (required)",
-                  o.authenticator_name),
+        text_flag("--concierge-authenticator-type", "TYPE", type_help, o.authenticator_type, "webhook|jwt"),
+        text_flag("--concierge-authenticator-name", "NAME", "the authenticator (required)", o.authenticator_name),
         text_flag("--concierge-endpoint", "URL",
                   "kube-apiserver URL (default: spec.cluster.server from KUBERNETES_EXEC_INFO, with "
                   "provideClusterInfo: true)",
                   o.endpoint),
         call_flag("--concierge-ca-bundle-data", "BASE64", "its CA, base64 PEM (default: spec.cluster's CA)", &o.ca_pem,
-                  [](const FlagRow &f, const std::string &v) {
-                    auto pem = detail::base64_decode(v);
-                    if (!pem || (!v.empty() && pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos))
-                      throw UsageError("--concierge-ca-bundle-data must be base64-encoded PEM certificates");
-                    *static_cast<std::string *>(f.to) = *pem;
-                  }),
+                  detail::set_ca_bundle_data),
         call_flag("--concierge-api-group-suffix", "SUFFIX",
                   "API group suffix (default " PINNIPED_DEFAULT_API_GROUP_SUFFIX ")", &o.api_group_suffix,
                   set_api_group_suffix),
@@ -8251,10 +9995,51 @@ struct StaticLoginOptions {
                         o.credential_cache),
         // Implied: this pinniped only logs in through a concierge.
         call_flag("--enable-concierge", "", "accepted for upstream compatibility (always on)", nullptr,
-                  [](const FlagRow &, const std::string &v) {
-                    if (v != "true") throw UsageError("--enable-concierge: only true is supported");
-                  }),
+                  detail::set_enable_concierge),
     }};
+  }
+  // The flags of these fields, for a kubeconfig's exec args.
+  void append_args(std::vector<std::string> &a) const {
+    a.push_back("--concierge-api-group-suffix=" + api_group_suffix);
+    a.push_back("--concierge-authenticator-name=" + authenticator_name);
+    a.push_back("--concierge-authenticator-type=" + authenticator_type);
+    if (!endpoint.empty()) a.push_back("--concierge-endpoint=" + endpoint);
+    if (!ca_pem.empty()) a.push_back("--concierge-ca-bundle-data=" + detail::base64_encode(ca_pem));
+    if (credential_cache) a.push_back("--credential-cache=" + *credential_cache);
+  }
+  // A cached credential for `identity` (what the login proves: the token, or
+  // the OIDC session's issuer, client and scopes), else `exchange()`'s.
+  ClusterCredential cached_or(const ExchangeOptions &x, const std::string &identity,
+                              const std::function<ClusterCredential()> &exchange) const {
+    std::string path;
+    try {
+      path = credential_cache ? *credential_cache : CredentialCache::default_path();
+    } catch (const Error &) {
+      // No HOME: log in without a cache rather than not at all.
+    }
+    if (path.empty()) return exchange();
+    return CredentialCache(path).get_or_exchange(credential_cache_key(x, identity), exchange);
+  }
+};
+
+// `pinniped login static`, as flags (upstream-compatible) and as a struct.
+struct StaticLoginOptions : ConciergeLoginOptions {
+  std::string token;      // --token, or the value of...
+  std::string token_env;  // ...--token-env VAR
+
+  // `login static`'s flag table, storing into `o`; `have_token` tells
+  // --token="" from none. Constant for a static `o`, so main.cpp's tree is.
+  static constexpr std::array<FlagRow, 9> flag_table(StaticLoginOptions &o, bool &have_token) {
+    FlagRow token = text_flag("--token", "TOKEN",
+                              "the static token (visible in the kubeconfig; --token-env keeps it out)", o.token);
+    token.seen = &have_token;
+    FlagRow own[] = {
+        token,
+        text_flag("--token-env", "VAR", "read the token from environment variable VAR", o.token_env),
+    };
+    return concat(own, concierge_flags(o,
+                                       "the authenticator's type: webhook (a WebhookAuthenticator) or jwt (a "
+                                       "JWTAuthenticator)"));
   }
   // The same as Flags, storing into *this.
   std::vector<Flag> flags(bool &have_token) {
@@ -8291,49 +10076,16 @@ struct StaticLoginOptions {
   // The flags that reproduce these options (for a kubeconfig's exec args).
   std::vector<std::string> to_args() const {
     std::vector<std::string> a = {"login", "static", "--enable-concierge"};
-    a.push_back("--concierge-api-group-suffix=" + api_group_suffix);
-    a.push_back("--concierge-authenticator-name=" + authenticator_name);
-    a.push_back("--concierge-authenticator-type=" + authenticator_type);
-    if (!endpoint.empty()) a.push_back("--concierge-endpoint=" + endpoint);
-    if (!ca_pem.empty()) a.push_back("--concierge-ca-bundle-data=" + detail::base64_encode(ca_pem));
-    if (credential_cache) a.push_back("--credential-cache=" + *credential_cache);
+    append_args(a);
     a.push_back(token_env.empty() ? "--token=" + token : "--token-env=" + token_env);
     return a;
-  }
-
-  // Where the exchange goes: flags first, then what client-go told us.
-  ExchangeOptions exchange_options(const std::optional<ExecClusterInfo> &cluster) const {
-    ExchangeOptions x;
-    x.endpoint = endpoint;
-    if (x.endpoint.empty() && cluster) {
-      x.endpoint = cluster->server;
-      x.tls.server_name = cluster->tls_server_name;
-      x.tls.insecure_skip_verify = cluster->insecure_skip_tls_verify;
-    }
-    if (x.endpoint.empty())
-      throw bad_request(
-          "no concierge endpoint: give --concierge-endpoint or set provideClusterInfo: true in the "
-          "kubeconfig's exec section");
-    x.tls.ca_pem = !ca_pem.empty() ? ca_pem : cluster ? cluster->ca_pem : "";
-    x.api_group_suffix = api_group_suffix;
-    x.authenticator_name = authenticator_name;
-    x.timeout = timeout;
-    return x;
   }
 };
 
 // The whole plugin: a credential from the cache or the exchange API.
 inline ClusterCredential login_static(const StaticLoginOptions &o, const std::optional<ExecClusterInfo> &cluster) {
   ExchangeOptions x = o.exchange_options(cluster);
-  auto exchange = [&] { return exchange_token(x, o.token); };
-  std::string path;
-  try {
-    path = o.credential_cache ? *o.credential_cache : CredentialCache::default_path();
-  } catch (const Error &) {
-    // No HOME: log in without a cache rather than not at all.
-  }
-  if (path.empty()) return exchange();
-  return CredentialCache(path).get_or_exchange(credential_cache_key(x, o.token), exchange);
+  return o.cached_or(x, o.token, [&] { return exchange_token(x, o.token); });
 }
 
 // What `pinniped login static` prints: KUBERNETES_EXEC_INFO in, ExecCredential out.
@@ -8411,6 +10163,831 @@ inline std::string find_executable(const std::string &cmd) {
 }
 }  // namespace detail
 
+// --- 6d. OIDC login: an ID token from an OpenID provider, from the session
+// cache, by its refresh token, or by an interactive login (authorization code
+// with PKCE through a loopback listener, or the device flow). Calls 0-3, 6c's
+// cache helpers and the JWT checks of oidc_jwt.hpp.
+// Threads: the caller's; during a browser login also the listener's accept
+// loop and its workers (the code exchange runs on one). Locks: the browser
+// login's outcome mutex, a leaf never held across I/O; the flock on
+// "<sessions.yaml>.lock", held for a read and a write of the file only.
+
+struct OidcLoginOptions {
+  std::string issuer;
+  std::string client_id = "pinniped-cli";
+  std::vector<std::string> scopes = {"offline_access", "openid", "pinniped:request-audience", "username", "groups"};
+  int listen_port = 0;        // 0: any free port on 127.0.0.1
+  bool skip_browser = false;  // print the URL instead of opening a browser
+  std::string ca_pem;         // the issuer's CA bundle; empty: system roots
+  std::string session_cache;  // file path; empty: no cache
+  // "browser", "device", or "": the device flow when there is no display
+  // and the issuer offers it, else the browser.
+  std::string flow;
+  Millis timeout = std::chrono::minutes(5);  // the whole login, network calls included
+  // Display only (the concierge decides who the token is).
+  std::string username_claim = "username", groups_claim = "groups";
+  // A cached ID token is used while it is valid for longer than this.
+  Millis reuse_margin = std::chrono::seconds(PINNIPED_OIDC_REUSE_SECONDS);
+};
+
+struct OidcTokens {
+  std::string id_token, refresh_token, access_token;
+  Clock::time_point id_expiry;
+  Clock::time_point access_expiry{};  // epoch: the provider said nothing
+};
+
+// A session's identity in the cache, upstream's SessionCacheKey: a different
+// issuer, client, scope set or callback address never reuses a session.
+struct SessionCacheKey {
+  std::string issuer, client_id;
+  std::vector<std::string> scopes;  // sorted, as upstream keys them
+  std::string redirect_uri;         // the configured one: port 0 when any port will do
+
+  static SessionCacheKey of(const OidcLoginOptions &o) {
+    SessionCacheKey k{o.issuer, o.client_id, o.scopes,
+                      "http://127.0.0.1:" + std::to_string(o.listen_port) + "/callback"};
+    std::sort(k.scopes.begin(), k.scopes.end());
+    return k;
+  }
+  picojson::value to_json() const {
+    picojson::object o;
+    picojson::array s;
+    for (const auto &x : scopes) s.push_back(jv(x));
+    o["issuer"] = jv(issuer);
+    o["clientID"] = jv(client_id);
+    o["scopes"] = picojson::value(s);
+    o["redirect_uri"] = jv(redirect_uri);
+    return picojson::value(o);
+  }
+};
+
+// upstream's sessions.yaml: sessions keyed by SessionCacheKey, each with its
+// ID, refresh and access tokens. Written as YAML (to_yaml), atomically, mode
+// 0600 in a 0700 folder, under 6c's lock file; a corrupt or foreign file
+// reads as empty and is replaced. Entries of other clients (upstream's, with
+// fields we do not know) are kept as they are.
+class SessionCache {
+ public:
+  explicit SessionCache(std::string path) : path_(std::move(path)) {}
+  const std::string &path() const { return path_; }
+
+  // sessions.yaml beside the credential cache, as upstream places it.
+  static std::string default_path() { return detail::parent_dir(CredentialCache::default_path()) + "/sessions.yaml"; }
+
+  struct Entry {
+    picojson::value key;  // as stored: compared whole, so an unknown field never matches
+    Clock::time_point created, last_used;
+    OidcTokens tokens;
+    picojson::value raw;
+  };
+
+  // The session for `key`, marked as used; nullopt when there is none.
+  std::optional<OidcTokens> get(const SessionCacheKey &key, Clock::time_point now = Clock::now()) const {
+    std::optional<OidcTokens> out;
+    try {
+      update(now, [&](std::vector<Entry> &es) {
+        for (auto &e : es)
+          if (e.key == key.to_json()) {
+            out = e.tokens;
+            e.last_used = now;
+            e.raw.get<picojson::object>()["lastUsedTimestamp"] = jv(format_rfc3339(now));
+            return true;
+          }
+        return false;
+      });
+    } catch (const Error &) {
+      // Marking it used is best effort; the session was read.
+    }
+    return out;
+  }
+
+  // Stores `t` as the session for `key` (replacing the one there).
+  void put(const SessionCacheKey &key, const OidcTokens &t, Clock::time_point now = Clock::now()) const {
+    update(now, [&](std::vector<Entry> &es) {
+      Clock::time_point created = now;
+      for (auto it = es.begin(); it != es.end();)
+        if (it->key == key.to_json()) {
+          created = it->created;
+          it = es.erase(it);
+        } else {
+          ++it;
+        }
+      Entry e;
+      e.key = key.to_json();
+      e.created = created;
+      e.last_used = now;
+      e.tokens = t;
+      picojson::object o, tokens, id, refresh, access;
+      o["key"] = e.key;
+      o["creationTimestamp"] = jv(format_rfc3339(created));
+      o["lastUsedTimestamp"] = jv(format_rfc3339(now));
+      id["token"] = jv(t.id_token);
+      id["expiryTimestamp"] = jv(format_rfc3339(t.id_expiry));
+      tokens["id"] = picojson::value(id);
+      if (!t.refresh_token.empty()) {
+        refresh["token"] = jv(t.refresh_token);
+        tokens["refresh"] = picojson::value(refresh);
+      }
+      if (!t.access_token.empty()) {
+        access["token"] = jv(t.access_token);
+        if (t.access_expiry != Clock::time_point{}) access["expiryTimestamp"] = jv(format_rfc3339(t.access_expiry));
+        tokens["access"] = picojson::value(access);
+      }
+      o["tokens"] = picojson::value(tokens);
+      e.raw = picojson::value(o);
+      es.push_back(std::move(e));
+      return true;
+    });
+  }
+
+  // Forgets the session for `key` if it still holds `refresh_token` (which
+  // was refused); one that another login stored meanwhile stays.
+  void drop(const SessionCacheKey &key, const std::string &refresh_token, Clock::time_point now = Clock::now()) const {
+    update(now, [&](std::vector<Entry> &es) {
+      auto n = es.size();
+      es.erase(std::remove_if(
+                   es.begin(), es.end(),
+                   [&](const Entry &e) { return e.key == key.to_json() && e.tokens.refresh_token == refresh_token; }),
+               es.end());
+      return es.size() != n;
+    });
+  }
+
+  // The sessions in the file. Empty when absent, corrupt or foreign.
+  std::vector<Entry> load() const {
+    std::vector<Entry> out;
+    try {
+      if (::access(path_.c_str(), F_OK) != 0) return out;
+      auto docs = parse_yaml_documents(read_file(path_, 16 * 1024 * 1024));
+      if (docs.size() != 1 || json::get_string(docs[0], "kind", "kind") != "SessionCache" ||
+          json::get_string(docs[0], "apiVersion", "apiVersion") != kApiVersion)
+        return out;
+      const auto *list = json::field(docs[0], "sessions");
+      if (!list || !list->is<picojson::array>()) return out;
+      for (const auto &s : list->get<picojson::array>()) {
+        try {
+          Entry e;
+          const auto *key = json::get_object(s, "key", "key");
+          const auto *tokens = json::get_object(s, "tokens", "tokens");
+          if (!key || !tokens) continue;
+          e.key = *key;
+          auto created = parse_rfc3339(json::get_string(s, "creationTimestamp", "creationTimestamp"));
+          auto used = parse_rfc3339(json::get_string(s, "lastUsedTimestamp", "lastUsedTimestamp"));
+          e.created = created ? *created : Clock::time_point{};
+          e.last_used = used ? *used : e.created;
+          if (const auto *id = json::get_object(*tokens, "id", "tokens.id")) {
+            e.tokens.id_token = json::get_string(*id, "token", "tokens.id.token");
+            auto exp = parse_rfc3339(json::get_string(*id, "expiryTimestamp", "tokens.id.expiryTimestamp"));
+            e.tokens.id_expiry = exp ? *exp : Clock::time_point{};
+          }
+          if (const auto *r = json::get_object(*tokens, "refresh", "tokens.refresh"))
+            e.tokens.refresh_token = json::get_string(*r, "token", "tokens.refresh.token");
+          if (const auto *a = json::get_object(*tokens, "access", "tokens.access")) {
+            e.tokens.access_token = json::get_string(*a, "token", "tokens.access.token");
+            auto exp = parse_rfc3339(json::get_string(*a, "expiryTimestamp", "tokens.access.expiryTimestamp"));
+            e.tokens.access_expiry = exp ? *exp : Clock::time_point{};
+          }
+          e.raw = s;
+          out.push_back(std::move(e));
+        } catch (const Error &) {
+        }
+      }
+    } catch (const std::exception &) {
+      out.clear();  // corrupt or foreign: replaced on the next write
+    }
+    return out;
+  }
+
+ private:
+  static constexpr const char *kApiVersion = "config.supervisor.pinniped.dev/v1alpha1";
+  // Held for a read and a write only; past this a writer goes on without it, as 6c's do.
+  static constexpr std::chrono::seconds kLockWait{10};
+
+  // Read, change, write under the lock (6c's: "<path>.lock"); `change` says
+  // whether it changed anything. Sessions idle too long go on every write.
+  void update(Clock::time_point now, const std::function<bool(std::vector<Entry> &)> &change) const {
+    auto lock = CredentialCache(path_).lock(kLockWait);
+    auto es = load();
+    if (!change(es)) return;
+    picojson::array list;
+    for (const auto &e : es)
+      if (e.last_used > now - std::chrono::hours(24 * PINNIPED_OIDC_SESSION_MAX_IDLE_DAYS)) list.push_back(e.raw);
+    picojson::object root;
+    root["apiVersion"] = jv(kApiVersion);
+    root["kind"] = jv("SessionCache");
+    root["sessions"] = picojson::value(list);
+    detail::make_dirs(detail::parent_dir(path_), 0700);
+    write_file_atomic(path_, to_yaml(picojson::value(root)));
+  }
+  std::string path_;
+};
+
+namespace detail {
+
+// A provider's text for a terminal: invalid UTF-8 replaced, control
+// characters (C0, DEL, C1: escape sequences) dropped, at most `max` bytes.
+inline std::string printable(const std::string &in, size_t max = 2048) {
+  std::string s = to_valid_utf8(in), out;
+  for (size_t i = 0, n; i < s.size() && out.size() < max; i += n) {
+    n = utf8_sequence_at(s, i);
+    unsigned char c = s[i];
+    if (c < 0x20 || c == 0x7f || (c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0)) continue;
+    if (out.size() + n > max) break;
+    out.append(s, i, n);
+  }
+  return out;
+}
+// ...quoted for a message, bounded with "..." (the JWT checks' quote_value).
+inline std::string quote_untrusted(const std::string &in, size_t max = 200) {
+  return quote_value(printable(in, std::string::npos), max);
+}
+
+// OAuth's scope parameter: the scopes separated by spaces.
+inline std::string scope_string(const std::vector<std::string> &scopes) {
+  std::string s;
+  for (const auto &x : scopes) s += (s.empty() ? "" : " ") + x;
+  return s;
+}
+
+// One call's time: the tunable, cut to what is left before `deadline`.
+inline Millis call_timeout(Steady::time_point deadline, Millis whole) {
+  auto left = std::chrono::duration_cast<Millis>(deadline - Steady::now());
+  if (left <= Millis(0)) throw Error(504, "Timeout", "the login did not complete within " + describe_duration(whole));
+  return std::min<Millis>(left, std::chrono::seconds(PINNIPED_OIDC_HTTP_TIMEOUT_SECONDS));
+}
+
+// An OAuth endpoint's answer: its JSON, and `error` / `error_description`
+// when it refused (RFC 6749 5.2).
+struct OAuthAnswer {
+  int status = 0;
+  picojson::value body;
+  std::string error, description;
+  // "invalid_grant \"the code was used\"", for messages.
+  std::string refusal() const {
+    return printable(error, 64) + (description.empty() ? "" : " " + quote_untrusted(description));
+  }
+};
+
+// POSTs a form to `endpoint` (https); throws on transport failures and on
+// answers that are neither a success nor an OAuth error in JSON. `what`
+// names the endpoint in messages. Never quotes the body: it may hold tokens;
+// and an error that repeats a secret we sent has it blotted out.
+inline OAuthAnswer post_form(const std::string &endpoint, const ClientTlsOptions &tls, const httplib::Params &form,
+                             Millis timeout, const std::string &what, HttpsClient *reuse = nullptr) {
+  Url u = Url::parse(endpoint);
+  std::optional<HttpsClient> own;
+  HttpsClient &c = reuse ? *reuse : own.emplace(u.base(), tls);
+  HttpResponse res =
+      c.request("POST", u.path, {{"Accept", "application/json"}, {"Content-Type", "application/x-www-form-urlencoded"}},
+                httplib::detail::params_to_query_str(form), timeout, 1024 * 1024);
+  OAuthAnswer a;
+  a.status = res.status;
+  try {
+    a.body = json::parse(res.body);
+    if (!a.body.is<picojson::object>()) throw bad_request("not a JSON object");
+    a.error = json::get_string(a.body, "error", "error");
+    a.description = json::get_string(a.body, "error_description", "error_description");
+  } catch (const Error &) {
+    throw Error(502, "InternalError",
+                what + " answered HTTP " + std::to_string(res.status) + " without an OAuth answer in JSON");
+  }
+  for (const char *secret : {"code", "code_verifier", "refresh_token", "device_code"}) {
+    auto it = form.find(secret);
+    if (it == form.end() || it->second.empty()) continue;
+    for (std::string *text : {&a.error, &a.description})
+      for (size_t at; (at = text->find(it->second)) != std::string::npos;)
+        text->replace(at, it->second.size(), "[redacted]");
+  }
+  if (res.status / 100 == 2 && a.error.empty()) return a;
+  if (a.error.empty())
+    throw Error(502, "InternalError",
+                what + " answered HTTP " + std::to_string(res.status) + " without an OAuth error");
+  return a;
+}
+
+// The tokens of a token endpoint's success, the ID token checked against the
+// issuer's keys: iss, aud = client_id, expiry, and `nonce` unless empty.
+inline OidcTokens checked_tokens(const OAuthAnswer &a, const OidcLoginOptions &o, const OidcDiscovery &d,
+                                 const std::string &nonce, Steady::time_point deadline, const std::string &what) {
+  OidcTokens t;
+  try {
+    t.id_token = json::get_string(a.body, "id_token", "id_token");
+    t.access_token = json::get_string(a.body, "access_token", "access_token");
+    t.refresh_token = json::get_string(a.body, "refresh_token", "refresh_token");
+    int64_t expires_in = json::get_int(a.body, "expires_in", "expires_in");
+    if (expires_in > 0 && expires_in < int64_t(10) * 365 * 86400)
+      t.access_expiry = Clock::now() + std::chrono::seconds(expires_in);
+  } catch (const Error &e) {
+    throw Error(502, "InternalError", what + "'s answer is malformed: " + e.what());
+  }
+  if (t.id_token.empty())
+    throw Error(502, "InternalError", what + " returned no ID token (is \"openid\" among the scopes?)");
+  ClientTlsOptions tls;
+  tls.ca_pem = o.ca_pem;
+  auto keys = fetch_jwks(d.jwks_uri, tls, call_timeout(deadline, o.timeout));
+  JwtRules rules;
+  rules.issuer = o.issuer;
+  rules.audience = o.client_id;
+  rules.username_claim = o.username_claim;
+  rules.groups_claim = o.groups_claim;
+  rules.nonce = nonce;
+  rules.require_user = false;
+  JwtCheck c = verify_jwt(t.id_token, *keys, rules, Clock::now());
+  if (!c.ok) throw Error(401, "Unauthorized", "the ID token from " + what + " is not valid: " + c.reason);
+  t.id_expiry = c.expiry;
+  return t;
+}
+
+// Runs `program url` without a shell and without waiting for it: its output
+// to /dev/null, none of our descriptors (the listener) inherited, reparented
+// to init so no zombie is left. False when it could not be started.
+inline bool launch_browser(const std::string &program, const std::string &url) {
+  std::string path = find_executable(program);
+  if (path.empty()) return false;
+  // Everything the children use is made here: after fork() in a threaded
+  // process only async-signal-safe calls are allowed.
+  std::vector<char *> argv = {const_cast<char *>(path.c_str()), const_cast<char *>(url.c_str()), nullptr};
+  sigset_t none;
+  sigemptyset(&none);
+  int report[2];  // the exec error, if any; closed by a successful exec
+  if (::pipe2(report, O_CLOEXEC) != 0) return false;
+  pid_t child = ::fork();
+  if (child < 0) {
+    ::close(report[0]);
+    ::close(report[1]);
+    return false;
+  }
+  if (child == 0) {
+    pid_t grandchild = ::fork();  // runs the browser, and is nobody's zombie
+    if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
+    ::setsid();
+    // Not our signal handling: main.cpp's waiter blocks signals in every thread.
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+    }
+    int w = report[1];
+    if (w != 3) w = ::dup3(report[1], 3, O_CLOEXEC);
+    bool closed = false;
+#ifdef SYS_close_range
+    closed = w >= 0 && ::syscall(SYS_close_range, 4u, ~0u, 0u) == 0;
+#endif
+    for (int fd = 4; !closed && fd < 65536; fd++) ::close(fd);
+    ::execve(path.c_str(), argv.data(), environ);
+    int e = errno;
+    (void)!::write(w >= 0 ? w : report[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(report[1]);
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  int e = 0;
+  ssize_t n;
+  while ((n = ::read(report[0], &e, sizeof e)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == 0;
+}
+
+// Whether a browser can be shown here: a display, or $BROWSER.
+inline bool display_available() {
+  return !env_or_empty("DISPLAY").empty() || !env_or_empty("WAYLAND_DISPLAY").empty() ||
+         !env_or_empty("BROWSER").empty();
+}
+
+// The page the browser shows after the callback.
+inline void callback_page(httplib::Response &res, int status, const std::string &title, const std::string &text) {
+  res.status = status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("Content-Security-Policy", "default-src 'none'");
+  res.set_header("Referrer-Policy", "no-referrer");
+  res.set_content("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title + "</title></head><body><h1>" +
+                      title + "</h1><p>" + text + "</p></body></html>\n",
+                  "text/html; charset=utf-8");
+}
+
+// Authorization code with PKCE S256 through http://127.0.0.1:<port>/callback.
+inline OidcTokens browser_login(const OidcLoginOptions &o, const OidcDiscovery &d, Steady::time_point deadline,
+                                std::ostream &err) {
+  const auto &methods = d.code_challenge_methods;
+  if (!methods.empty() && std::find(methods.begin(), methods.end(), "S256") == methods.end())
+    throw Error(400, "BadRequest",
+                "the issuer does not support PKCE with S256 (its code_challenge_methods_supported: " +
+                    printable(join_words(methods, "and"), 200) + ")");
+  if (d.authorization_endpoint.empty())
+    throw Error(400, "BadRequest", "the issuer's discovery has no authorization_endpoint");
+  const std::string verifier = base64url_encode(random_bytes(32));  // 43 characters (RFC 7636: 43 to 128)
+  const std::string state = base64url_encode(random_bytes(16)), nonce = base64url_encode(random_bytes(16));
+  ClientTlsOptions tls;
+  tls.ca_pem = o.ca_pem;
+
+  struct Outcome {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool claimed = false, done = false;
+    std::optional<OidcTokens> tokens;
+    std::optional<Error> error;
+  } out;
+  std::string redirect_uri;
+  httplib::Server svr;
+  // One request per connection, and a browser's idle preconnection holds a
+  // worker (and so the listener's closing) for a second at most.
+  svr.set_keep_alive_max_count(1);
+  svr.set_keep_alive_timeout(1);
+  auto finish = [&](std::optional<OidcTokens> t, std::optional<Error> e) {
+    std::lock_guard<std::mutex> lk(out.mu);
+    out.tokens = std::move(t);
+    out.error = std::move(e);
+    out.done = true;
+    out.cv.notify_all();
+  };
+  svr.Get("/callback", [&](const httplib::Request &req, httplib::Response &res) {
+    // A request without our state is not the provider's answer (another
+    // page may send one): refused, and the login goes on waiting.
+    if (!req.has_param("state") || req.get_param_value("state") != state)
+      return callback_page(res, 400, "Bad request", "This request does not belong to the login in progress.");
+    {
+      std::lock_guard<std::mutex> lk(out.mu);
+      if (out.claimed) return callback_page(res, 400, "Bad request", "This login has already been answered.");
+      out.claimed = true;
+    }
+    if (req.has_param("error")) {
+      std::string why = "the identity provider refused the login: " + printable(req.get_param_value("error"), 64);
+      std::string desc = req.get_param_value("error_description");
+      if (!desc.empty()) why += " " + quote_untrusted(desc);
+      callback_page(res, 403, "Login failed", "The identity provider refused the login. See the terminal.");
+      return finish(std::nullopt, Error(401, "Unauthorized", why));
+    }
+    // RFC 9207: a provider that names itself must be ours (a mix-up attack otherwise).
+    if (req.has_param("iss") && req.get_param_value("iss") != o.issuer) {
+      callback_page(res, 400, "Login failed", "The answer comes from another identity provider. See the terminal.");
+      return finish(std::nullopt, Error(401, "Unauthorized",
+                                        "the authorization response names the issuer " +
+                                            quote_untrusted(req.get_param_value("iss"), 256) + ", not " + o.issuer));
+    }
+    std::string code = req.get_param_value("code");
+    if (code.empty()) {
+      callback_page(res, 400, "Login failed", "The answer carries no authorization code. See the terminal.");
+      return finish(std::nullopt, Error(502, "InternalError", "the identity provider's answer has no code"));
+    }
+    try {
+      auto a = post_form(d.token_endpoint, tls,
+                         {{"grant_type", "authorization_code"},
+                          {"code", code},
+                          {"redirect_uri", redirect_uri},
+                          {"client_id", o.client_id},
+                          {"code_verifier", verifier}},
+                         call_timeout(deadline, o.timeout), "the token endpoint");
+      if (!a.error.empty())
+        throw Error(401, "Unauthorized", "the token endpoint refused the authorization code: " + a.refusal());
+      auto t = checked_tokens(a, o, d, nonce, deadline, "the token endpoint");
+      callback_page(res, 200, "Logged in", "You are logged in. You may close this tab.");
+      finish(t, std::nullopt);
+    } catch (const Error &e) {
+      callback_page(res, 500, "Login failed", "The login could not be completed. See the terminal.");
+      finish(std::nullopt, e);
+    }
+  });
+
+  int port = o.listen_port;
+  if (port == 0 ? (port = svr.bind_to_any_port("127.0.0.1")) <= 0 : !svr.bind_to_port("127.0.0.1", port))
+    throw Error(500, "InternalError",
+                "cannot listen on 127.0.0.1:" + std::to_string(o.listen_port) +
+                    " for the login callback (is the port in use?)");
+  redirect_uri = "http://127.0.0.1:" + std::to_string(port) + "/callback";
+  std::thread listener([&] { svr.listen_after_bind(); });
+  // stop() before the loop runs would be lost, and join() would hang.
+  while (!svr.is_running()) std::this_thread::sleep_for(Millis(1));
+  struct Closer {  // the listener ends with this function, however it ends
+    httplib::Server &s;
+    std::thread &t;
+    ~Closer() {
+      s.stop();
+      t.join();
+    }
+  } closer{svr, listener};
+
+  httplib::Params q = {{"response_type", "code"},
+                       {"client_id", o.client_id},
+                       {"redirect_uri", redirect_uri},
+                       {"scope", scope_string(o.scopes)},
+                       {"state", state},
+                       {"nonce", nonce},
+                       {"code_challenge", base64url_encode(sha256(verifier))},
+                       {"code_challenge_method", "S256"}};
+  std::string url = d.authorization_endpoint + (d.authorization_endpoint.find('?') == std::string::npos ? "?" : "&") +
+                    httplib::detail::params_to_query_str(q);
+  std::string browser = env_or_empty("BROWSER");
+  if (o.skip_browser || !launch_browser(browser.empty() ? "xdg-open" : browser, url))
+    err << "Log in by visiting this link:\n\n    " << url << "\n\n" << std::flush;
+
+  std::unique_lock<std::mutex> lk(out.mu);
+  out.cv.wait_until(lk, deadline, [&] { return out.done; });
+  if (!out.done && out.claimed) {
+    // An exchange under way ends within its own timeout, itself cut to the deadline.
+    out.cv.wait(lk, [&] { return out.done; });
+  }
+  if (out.tokens) return *out.tokens;
+  if (out.error) throw *out.error;
+  throw Error(504, "Timeout",
+              "the login did not complete within " + describe_duration(o.timeout) + " (nothing came back to " +
+                  redirect_uri + ")");
+}
+
+// The device flow (RFC 8628): a code the user enters on another device.
+inline OidcTokens device_login(const OidcLoginOptions &o, const OidcDiscovery &d, Steady::time_point deadline,
+                               std::ostream &err) {
+  ClientTlsOptions tls;
+  tls.ca_pem = o.ca_pem;
+  auto a =
+      post_form(d.device_authorization_endpoint, tls, {{"client_id", o.client_id}, {"scope", scope_string(o.scopes)}},
+                call_timeout(deadline, o.timeout), "the device authorization endpoint");
+  if (!a.error.empty())
+    throw Error(401, "Unauthorized", "the device authorization endpoint refused the login: " + a.refusal());
+  std::string device_code, user_code, uri, complete;
+  int64_t expires_in = 0, interval = 0;
+  try {
+    device_code = json::get_string(a.body, "device_code", "device_code");
+    user_code = json::get_string(a.body, "user_code", "user_code");
+    uri = json::get_string(a.body, "verification_uri", "verification_uri");
+    complete = json::get_string(a.body, "verification_uri_complete", "verification_uri_complete");
+    expires_in = json::get_int(a.body, "expires_in", "expires_in");
+    interval = json::get_int(a.body, "interval", "interval");
+  } catch (const Error &e) {
+    throw Error(502, "InternalError", std::string("the device authorization answer is malformed: ") + e.what());
+  }
+  if (device_code.empty() || user_code.empty() || uri.empty())
+    throw Error(502, "InternalError",
+                "the device authorization answer lacks device_code, user_code or verification_uri");
+  err << "To log in, visit " << printable(uri) << " and enter the code: " << printable(user_code, 64) << "\n";
+  if (!complete.empty()) err << "(or open " << printable(complete) << ")\n";
+  err << std::flush;
+
+  auto expires = Steady::now() + std::chrono::seconds(expires_in > 0 && expires_in < 86400 ? expires_in : 86400);
+  Millis every =
+      std::chrono::seconds(interval > 0 && interval < 3600 ? interval : PINNIPED_OIDC_DEVICE_INTERVAL_SECONDS);
+  Url token_url = Url::parse(d.token_endpoint);
+  HttpsClient client(token_url.base(), tls);
+  for (;;) {
+    if (Steady::now() + every >= std::min(deadline, expires)) break;
+    std::this_thread::sleep_for(every);
+    auto t = post_form(d.token_endpoint, tls,
+                       {{"grant_type", "urn:ietf:params:oauth:grant-type:device_code"},
+                        {"device_code", device_code},
+                        {"client_id", o.client_id}},
+                       call_timeout(deadline, o.timeout), "the token endpoint", &client);
+    if (t.error.empty()) return checked_tokens(t, o, d, "", deadline, "the token endpoint");
+    if (t.error == "authorization_pending") continue;
+    if (t.error == "slow_down") {
+      every += std::chrono::seconds(5);
+      continue;
+    }
+    if (t.error == "access_denied") throw Error(401, "Unauthorized", "the login was denied at the identity provider");
+    if (t.error == "expired_token")
+      throw Error(504, "Timeout", "the device code expired before the login was completed; run the login again");
+    throw Error(401, "Unauthorized", "the token endpoint refused the device login: " + t.refusal());
+  }
+  if (expires < deadline)
+    throw Error(504, "Timeout", "the device code expired before the login was completed; run the login again");
+  throw Error(504, "Timeout", "the login did not complete within " + describe_duration(o.timeout));
+}
+
+// The refresh grant; nullopt when the provider refused it, or its answer
+// has no valid ID token: the session is stale. Transport failures and the
+// provider's own failures are thrown (the session may work again).
+inline std::optional<OidcTokens> refresh_session(const OidcLoginOptions &o, const OidcDiscovery &d,
+                                                 const std::string &refresh_token, Steady::time_point deadline,
+                                                 std::ostream &err) {
+  ClientTlsOptions tls;
+  tls.ca_pem = o.ca_pem;
+  auto a = post_form(d.token_endpoint, tls,
+                     {{"grant_type", "refresh_token"}, {"refresh_token", refresh_token}, {"client_id", o.client_id}},
+                     call_timeout(deadline, o.timeout), "the token endpoint");
+  if (!a.error.empty() && a.status >= 500)
+    throw Error(503, "ServiceUnavailable", "the token endpoint failed to refresh the session: " + a.refusal());
+  std::string why = a.error.empty() ? "" : a.refusal();
+  if (why.empty() && json::field(a.body, "id_token") == nullptr) why = "the answer has no ID token";
+  if (why.empty()) {
+    try {
+      // Providers differ on whether a refreshed ID token repeats the nonce: not checked.
+      auto t = checked_tokens(a, o, d, "", deadline, "the token endpoint");
+      if (t.refresh_token.empty()) t.refresh_token = refresh_token;  // not rotated
+      return t;
+    } catch (const Error &e) {
+      if (e.code != 401) throw;
+      why = e.what();
+    }
+  }
+  err << "Refreshing the session failed (" << why << "); logging in again.\n" << std::flush;
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+// Logs in to `opt.issuer` and returns its tokens, in upstream's order: a
+// cached ID token valid for longer than opt.reuse_margin; else the cached
+// refresh token (a refused one is dropped); else an interactive login, in a
+// browser or by the device flow. Keeps the session cache up to date (its
+// failures are reported on `err`, never fatal). Prompts and URLs go to `err`;
+// nothing is written to stdout. Messages never carry a token or a code.
+inline OidcTokens oidc_login(const OidcLoginOptions &opt, std::ostream &err) {
+  auto deadline = Steady::now() + opt.timeout;
+  std::string bad = validate_issuer_url(opt.issuer);
+  if (!bad.empty()) throw UsageError("--issuer: " + bad);
+  if (opt.client_id.empty()) throw UsageError("--client-id must not be empty");
+  if (opt.flow != "" && opt.flow != "browser" && opt.flow != "device")
+    throw UsageError("--flow must be browser or device");
+  if (opt.listen_port < 0 || opt.listen_port > 65535) throw UsageError("--listen-port must be from 0 to 65535");
+
+  std::optional<SessionCache> cache;
+  if (!opt.session_cache.empty()) cache.emplace(opt.session_cache);
+  SessionCacheKey key = SessionCacheKey::of(opt);
+  auto keep = [&](const std::function<void()> &f) {
+    try {
+      f();
+    } catch (const Error &e) {
+      err << "warning: the session cache " << opt.session_cache << " was not updated: " << e.what() << "\n";
+    }
+  };
+  std::optional<OidcTokens> cached;
+  if (cache) keep([&] { cached = cache->get(key); });
+  if (cached && !cached->id_token.empty() && cached->id_expiry > Clock::now() + opt.reuse_margin) return *cached;
+
+  ClientTlsOptions tls;
+  tls.ca_pem = opt.ca_pem;
+  OidcDiscovery d = fetch_oidc_discovery(opt.issuer, tls, detail::call_timeout(deadline, opt.timeout));
+  if (d.token_endpoint.empty()) throw Error(400, "BadRequest", "the issuer's discovery has no token_endpoint");
+  if (cached && !cached->refresh_token.empty()) {
+    if (auto t = detail::refresh_session(opt, d, cached->refresh_token, deadline, err)) {
+      keep([&] { cache->put(key, *t); });
+      return *t;
+    }
+    // Another login may have refreshed it meanwhile (a rotated refresh token
+    // is refused the second time): its session is used, else ours goes.
+    std::optional<OidcTokens> again;
+    keep([&] { again = cache->get(key); });
+    if (again && again->refresh_token != cached->refresh_token && again->id_expiry > Clock::now() + opt.reuse_margin)
+      return *again;
+    keep([&] { cache->drop(key, cached->refresh_token); });
+  }
+
+  bool device = opt.flow == "device" ||
+                (opt.flow.empty() && !detail::display_available() && !d.device_authorization_endpoint.empty());
+  if (device && d.device_authorization_endpoint.empty())
+    throw Error(400, "BadRequest",
+                "the issuer does not offer the device flow (its discovery has no device_authorization_endpoint)");
+  OidcTokens t = device ? detail::device_login(opt, d, deadline, err) : detail::browser_login(opt, d, deadline, err);
+  if (cache) keep([&] { cache->put(key, t); });
+  return t;
+}
+
+// `pinniped login oidc`, as flags (upstream's names) and as a struct: an ID
+// token from the issuer (oidc_login), exchanged at the concierge for a
+// certificate, both cached.
+struct OidcLoginCommand : ConciergeLoginOptions {
+  OidcLoginOptions oidc;
+  std::optional<std::string> session_cache;  // unset: sessions.yaml beside the credential cache; "": none
+
+  OidcLoginCommand() { authenticator_type = "jwt"; }
+
+  static void set_scopes(const FlagRow &f, const std::string &v) {
+    auto &to = *static_cast<std::vector<std::string> *>(f.to);
+    to.clear();
+    for (const auto &s : detail::split(v, ','))
+      if (!detail::trim(s).empty()) to.push_back(detail::trim(s));
+    if (to.empty()) throw UsageError("--scopes must name at least one scope");
+  }
+  static void add_ca_file(const FlagRow &f, const std::string &file) {
+    std::string pem = read_file(file);
+    if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+      throw UsageError(std::string(f.name) + ": " + file + " is not PEM certificates");
+    auto &all = *static_cast<std::string *>(f.to);
+    if (!all.empty() && all.back() != '\n') all += "\n";
+    all += pem;
+  }
+  static void add_ca_data(const FlagRow &f, const std::string &v) {
+    std::string pem;
+    FlagRow one = f;
+    one.to = &pem;
+    detail::set_ca_bundle_data(one, v);
+    auto &all = *static_cast<std::string *>(f.to);
+    if (!all.empty() && all.back() != '\n') all += "\n";
+    all += pem;
+  }
+  static void refuse_request_audience(const FlagRow &, const std::string &) {
+    throw UsageError(
+        "--request-audience needs upstream's Supervisor (a token exchange); with a JWTAuthenticator the ID token's "
+        "audience is the client ID: give --client-id");
+  }
+
+  static constexpr std::array<FlagRow, 18> flag_table(OidcLoginCommand &o) {
+    FlagRow own[] = {
+        text_flag("--issuer", "URL", "the OpenID provider (required; https)", o.oidc.issuer),
+        text_flag("--client-id", "ID", "the client ID at the provider (default pinniped-cli)", o.oidc.client_id),
+        call_flag("--scopes", "LIST",
+                  "scopes to ask for, comma-separated (default offline_access,openid,pinniped:request-audience,"
+                  "username,groups)",
+                  &o.oidc.scopes, set_scopes),
+        number_flag("--listen-port", "the loopback callback's port (default 0: any free port)", o.oidc.listen_port, 0,
+                    65535),
+        switch_flag("--skip-browser", "print the login URL instead of opening a browser", o.oidc.skip_browser),
+        text_flag("--flow", "FLOW",
+                  "browser (authorization code with PKCE) or device (RFC 8628; default when there is no display and "
+                  "the provider offers it)",
+                  o.oidc.flow, "browser|device"),
+        call_flag("--ca-bundle", "FILE", "PEM CA certificates for the provider (default: system roots)", &o.oidc.ca_pem,
+                  add_ca_file, nullptr, true),
+        call_flag("--ca-bundle-data", "BASE64", "the same, base64 PEM", &o.oidc.ca_pem, add_ca_data, nullptr, true),
+        maybe_text_flag("--session-cache", "FILE",
+                        "the ID and refresh tokens (default sessions.yaml beside the credential cache; \"\" disables "
+                        "it)",
+                        o.session_cache),
+        call_flag("--request-audience", "AUDIENCE", "upstream's Supervisor token exchange: not supported here", nullptr,
+                  refuse_request_audience),
+        call_flag("--login-timeout", "DURATION", "bounds the interactive login (default 5m)", &o.oidc.timeout,
+                  [](const FlagRow &f, const std::string &v) {
+                    *static_cast<Millis *>(f.to) = flag_duration(f.name, v, false);
+                  }),
+    };
+    return concat(own, concierge_flags(o,
+                                       "jwt (a JWTAuthenticator, default) or webhook (the ID token goes to a "
+                                       "WebhookAuthenticator)"));
+  }
+
+  // The checks after parsing. UsageErrors.
+  void finish() {
+    if (oidc.issuer.empty()) throw UsageError("--issuer is required");
+    std::string bad = validate_issuer_url(oidc.issuer);
+    if (!bad.empty()) throw UsageError("--issuer: " + bad);
+    if (oidc.client_id.empty()) throw UsageError("--client-id must not be empty");
+    if (authenticator_name.empty()) throw UsageError("--concierge-authenticator-name is required");
+    if (session_cache) {
+      oidc.session_cache = *session_cache;
+    } else {
+      try {
+        std::string creds =
+            credential_cache && !credential_cache->empty() ? *credential_cache : CredentialCache::default_path();
+        oidc.session_cache = detail::parent_dir(creds) + "/sessions.yaml";
+      } catch (const Error &) {
+        oidc.session_cache.clear();  // no HOME: log in without one
+      }
+    }
+  }
+
+  static OidcLoginCommand from_args(const std::vector<std::string> &args) {
+    OidcLoginCommand o;
+    if (parse_flags(args, flag_table(o), "pinniped login oidc").help)
+      throw UsageError("--help is not a login option here");
+    o.finish();
+    return o;
+  }
+
+  // The flags that reproduce these options (for a kubeconfig's exec args).
+  std::vector<std::string> to_args() const {
+    std::vector<std::string> a = {"login", "oidc", "--enable-concierge"};
+    append_args(a);
+    a.push_back("--issuer=" + oidc.issuer);
+    a.push_back("--client-id=" + oidc.client_id);
+    std::string scopes;
+    for (const auto &sc : oidc.scopes) scopes += (scopes.empty() ? "" : ",") + sc;
+    a.push_back("--scopes=" + scopes);
+    if (oidc.listen_port != 0) a.push_back("--listen-port=" + std::to_string(oidc.listen_port));
+    if (oidc.skip_browser) a.push_back("--skip-browser");
+    if (!oidc.flow.empty()) a.push_back("--flow=" + oidc.flow);
+    if (!oidc.ca_pem.empty()) a.push_back("--ca-bundle-data=" + detail::base64_encode(oidc.ca_pem));
+    if (session_cache) a.push_back("--session-cache=" + *session_cache);
+    return a;
+  }
+
+  // What the credential in the cache proves: this issuer, client and scopes
+  // (the ID token changes at every refresh; the session cache holds it).
+  std::string identity() const {
+    picojson::array a;
+    for (const std::string &s : {std::string("oidc"), oidc.issuer, oidc.client_id}) a.push_back(jv(s));
+    for (const auto &s : oidc.scopes) a.push_back(jv(s));
+    return to_json_string(picojson::value(a));
+  }
+};
+
+// The whole `login oidc` plugin: a cached certificate, else an ID token
+// (cached, refreshed or from a new login) exchanged for one. Prompts go to
+// `err`.
+inline ClusterCredential login_oidc(const OidcLoginCommand &o, const std::optional<ExecClusterInfo> &cluster,
+                                    std::ostream &err) {
+  ExchangeOptions x = o.exchange_options(cluster);
+  return o.cached_or(x, o.identity(), [&] { return exchange_token(x, oidc_login(o.oidc, err).id_token); });
+}
+
+inline std::string run_exec_plugin(const OidcLoginCommand &o, const std::string &exec_info, std::ostream &err) {
+  auto req = ExecCredentialRequest::parse(exec_info);
+  return exec_credential_json(req.api_version, login_oidc(o, req.cluster, err));
+}
+
 // What kubectl prints when the exec command is missing (upstream's is alike).
 inline const std::string kDefaultInstallHint =
     "The pinniped CLI does not appear to be installed. Put the pinniped binary on your PATH (or ask for a "
@@ -8478,9 +11055,19 @@ struct GetKubeconfigOptions {
   std::string kubeconfig;  // the admin's; empty: default_kubeconfig_path()
   std::string context;     // empty: current-context
   std::string static_token, static_token_env;
-  std::string authenticator_name;  // empty: the cluster's only WebhookAuthenticator
-  std::string endpoint;            // empty: from the CredentialIssuer
-  std::string ca_pem;              // empty: from the CredentialIssuer
+  std::string authenticator_type;  // webhook | jwt; empty: the kind of the cluster's only authenticator
+  std::string authenticator_name;  // empty: the cluster's only authenticator (of that type)
+  // login oidc's settings, for a JWTAuthenticator (upstream's --oidc-* flags).
+  std::string oidc_issuer;     // empty: the JWTAuthenticator's spec.issuer
+  std::string oidc_client_id;  // empty: its spec.audience (the ID token's aud is the client ID)
+  std::vector<std::string> oidc_scopes = OidcLoginOptions().scopes;
+  int oidc_listen_port = 0;
+  std::string oidc_ca_pem;  // empty: its spec.tls.certificateAuthorityData
+  bool oidc_skip_browser = false;
+  std::string oidc_flow;
+  std::optional<std::string> oidc_session_cache;
+  std::string endpoint;  // empty: from the CredentialIssuer
+  std::string ca_pem;    // empty: from the CredentialIssuer
   std::string api_group_suffix = PINNIPED_DEFAULT_API_GROUP_SUFFIX;
   std::string command = "pinniped";  // the exec command: kubectl finds a bare name on PATH
   std::string install_hint = kDefaultInstallHint;
@@ -8548,21 +11135,52 @@ inline bool in_cluster_only(const std::string &server) {
   return h == "kubernetes" || h == "kubernetes.default" || ends_with(".svc") || h.find(".svc.") != std::string::npos;
 }
 
-// The name of the cluster's only WebhookAuthenticator; an error listing
-// them when there are none or several.
-inline std::string discover_authenticator(KubeClient &k, const std::string &suffix) {
-  auto list = k.get("/apis/authentication.concierge." + suffix + "/v1alpha1/webhookauthenticators");
-  std::vector<std::string> names;
-  if (const auto *items = json::field(list, "items"); items && items->is<picojson::array>())
-    for (const auto &i : items->get<picojson::array>()) names.push_back(object_key(i));
-  if (names.size() == 1) return names[0];
-  if (names.empty())
+// The authenticator a kubeconfig logs in with: the one named (of the type
+// given), else the cluster's only WebhookAuthenticator or JWTAuthenticator;
+// an error listing them when there are none or several.
+struct FoundAuthenticator {
+  std::string type;  // webhook | jwt
+  std::string name;
+  picojson::value object;
+};
+inline FoundAuthenticator discover_authenticator(KubeClient &k, const std::string &suffix, const std::string &type,
+                                                 const std::string &name) {
+  std::vector<FoundAuthenticator> all;
+  for (const char *t : {"webhook", "jwt"}) {
+    if (!type.empty() && type != t) continue;
+    std::string plural = std::string(t) == "jwt" ? "jwtauthenticators" : "webhookauthenticators";
+    picojson::value list;
+    try {
+      list = k.get("/apis/authentication.concierge." + suffix + "/v1alpha1/" + plural);
+    } catch (const Error &e) {
+      if (e.code == 404 && std::string(t) == "jwt") continue;  // a concierge without JWTAuthenticators
+      throw;
+    }
+    if (const auto *items = json::field(list, "items"); items && items->is<picojson::array>())
+      for (const auto &i : items->get<picojson::array>())
+        if (name.empty() || object_key(i) == name) all.push_back({t, object_key(i), i});
+  }
+  auto kind = [](const std::string &t) {
+    return std::string(t == "jwt" ? "JWTAuthenticator" : "WebhookAuthenticator");
+  };
+  if (all.size() == 1) return all[0];
+  if (all.empty()) {
+    std::string what = type.empty() ? "WebhookAuthenticator or JWTAuthenticator" : kind(type);
+    std::string hint = type == "jwt" ? " (a static token goes to a WebhookAuthenticator: give --static-token or "
+                                       "--static-token-env)"
+                                     : "";
     throw Error(404, "NotFound",
-                "no WebhookAuthenticator found in the cluster; create one or give --concierge-authenticator-name");
-  std::string all;
-  for (const auto &n : names) all += (all.empty() ? "" : ", ") + n;
-  throw bad_request("several WebhookAuthenticators found (" + all +
-                    "); choose one with --concierge-authenticator-name");
+                name.empty()
+                    ? "no " + what + " found in the cluster; create one or give --concierge-authenticator-name" + hint
+                    : "no " + what + " named \"" + name + "\" found in the cluster" + hint);
+  }
+  bool one_kind =
+      std::all_of(all.begin(), all.end(), [&](const FoundAuthenticator &a) { return a.type == all[0].type; });
+  std::string names;
+  for (const auto &a : all) names += (names.empty() ? "" : ", ") + (one_kind ? "" : kind(a.type) + "/") + a.name;
+  throw bad_request("several " + (one_kind ? kind(all[0].type) + "s" : std::string("authenticators")) + " found (" +
+                    names + "); choose one with --concierge-authenticator-name" +
+                    (one_kind ? "" : " and --concierge-authenticator-type"));
 }
 
 namespace detail {
@@ -8618,21 +11236,67 @@ inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
     return left;
   };
   std::vector<std::string> notes;
-  if (o.static_token.empty() == o.static_token_env.empty())
-    throw bad_request("give exactly one of --static-token or --static-token-env");
   std::string path = o.kubeconfig.empty() ? default_kubeconfig_path() : o.kubeconfig;
   std::string text = read_file(path);
   KubeConfig admin = KubeConfig::from_kubeconfig(text, detail::parent_dir(path), o.context);
   admin.source = path + "#" + admin.source;
   std::string cluster_name = detail::kubeconfig_cluster_name(text, o.context);
   auto kube = [&] { return std::make_unique<KubeClient>(admin, time_left()); };
-  StaticLoginOptions login;
-  login.token = o.static_token;
-  login.token_env = o.static_token_env;
+  bool have_static = !o.static_token.empty() || !o.static_token_env.empty();
+  FoundAuthenticator found_auth;
+  // The object is read unless what the kubeconfig needs is given.
+  bool need_object = o.authenticator_name.empty() || (!have_static && o.authenticator_type != "webhook" &&
+                                                      (o.oidc_issuer.empty() || o.oidc_client_id.empty()));
+  if (!need_object) {
+    found_auth = {o.authenticator_type.empty() ? "webhook" : o.authenticator_type, o.authenticator_name,
+                  picojson::value()};
+  } else {
+    // Unless told: a static token goes to a WebhookAuthenticator, none
+    // means an OIDC login for a JWTAuthenticator.
+    std::string type = !o.authenticator_type.empty() ? o.authenticator_type : have_static ? "webhook" : "jwt";
+    found_auth = discover_authenticator(*kube(), o.api_group_suffix, type, o.authenticator_name);
+  }
+  StaticLoginOptions static_login;
+  OidcLoginCommand oidc_login_cmd;
+  bool oidc = found_auth.type == "jwt" && !have_static;
+  ConciergeLoginOptions &login = oidc ? static_cast<ConciergeLoginOptions &>(oidc_login_cmd) : static_login;
+  if (oidc) {
+    // A JWTAuthenticator: the user logs in at its issuer, as the audience.
+    const picojson::value *spec = json::field(found_auth.object, "spec");
+    std::string issuer = spec ? json::get_string(*spec, "issuer", "spec.issuer") : "";
+    std::string audience = spec ? json::get_string(*spec, "audience", "spec.audience") : "";
+    std::string ca;
+    if (const auto *tls = spec ? json::get_object(*spec, "tls", "spec.tls") : nullptr) {
+      auto pem = detail::base64_decode(json::get_string(*tls, "certificateAuthorityData", "certificateAuthorityData"));
+      if (pem) ca = *pem;
+    }
+    auto &oc = oidc_login_cmd.oidc;
+    oc.issuer = o.oidc_issuer.empty() ? issuer : o.oidc_issuer;
+    oc.client_id = o.oidc_client_id.empty() ? audience : o.oidc_client_id;
+    if (oc.issuer.empty() || oc.client_id.empty())
+      throw bad_request("JWTAuthenticator " + found_auth.name + " has no spec.issuer or spec.audience");
+    if (!o.oidc_client_id.empty() && o.oidc_client_id != audience)
+      notes.push_back("--oidc-client-id " + o.oidc_client_id + " differs from the JWTAuthenticator's audience " +
+                      audience + ": the concierge refuses ID tokens whose aud does not hold the audience");
+    oc.scopes = o.oidc_scopes;
+    oc.listen_port = o.oidc_listen_port;
+    oc.ca_pem = o.oidc_ca_pem.empty() ? ca : o.oidc_ca_pem;
+    oc.skip_browser = o.oidc_skip_browser;
+    oc.flow = o.oidc_flow;
+    oidc_login_cmd.session_cache = o.oidc_session_cache;
+  } else {
+    if (o.static_token.empty() == o.static_token_env.empty())
+      throw bad_request(found_auth.type == "jwt"
+                            ? "give exactly one of --static-token or --static-token-env, or neither to log in at the "
+                              "JWTAuthenticator's issuer"
+                            : "give exactly one of --static-token or --static-token-env");
+    static_login.token = o.static_token;
+    static_login.token_env = o.static_token_env;
+  }
+  login.authenticator_type = found_auth.type;
   login.api_group_suffix = o.api_group_suffix;
   login.credential_cache = o.credential_cache;
-  login.authenticator_name =
-      o.authenticator_name.empty() ? discover_authenticator(*kube(), o.api_group_suffix) : o.authenticator_name;
+  login.authenticator_name = found_auth.name;
   login.endpoint = o.endpoint;
   login.ca_pem = o.ca_pem;
   if (login.endpoint.empty() || login.ca_pem.empty()) {
@@ -8667,7 +11331,7 @@ inline PluginKubeconfig build_plugin_kubeconfig(const GetKubeconfigOptions &o) {
   kc.tls_server_name = admin.tls.server_name;
   kc.command = o.command;
   kc.install_hint = o.install_hint;
-  kc.args = login.to_args();
+  kc.args = oidc ? oidc_login_cmd.to_args() : static_login.to_args();
   kc.exec_api_version = o.exec_api_version;
   if (detail::find_executable(o.command).empty())
     notes.push_back(
@@ -8695,12 +11359,13 @@ struct WhoAmIResult {
 };
 
 namespace detail {
-// True when an exec section runs our `login static` (any pinniped binary).
+// True when an exec section runs our `login static` or `login oidc` (any pinniped binary).
 inline bool is_our_login(const picojson::value &exec) {
   std::string cmd = json::get_string(exec, "command", "exec.command");
   auto args = json::get_string_list(exec, "args", "exec.args");
   std::string base = cmd.substr(cmd.find_last_of('/') == std::string::npos ? 0 : cmd.find_last_of('/') + 1);
-  return args.size() >= 2 && args[0] == "login" && args[1] == "static" && base.rfind("pinniped", 0) == 0;
+  return args.size() >= 2 && args[0] == "login" && (args[1] == "static" || args[1] == "oidc") &&
+         base.rfind("pinniped", 0) == 0;
 }
 }  // namespace detail
 
@@ -8746,19 +11411,27 @@ inline WhoAmIResult whoami(const WhoAmIOptions &o,
       for (const auto &x : e->get<picojson::array>())
         env[json::get_string(x, "name", "env.name")] = json::get_string(x, "value", "env.value");
     auto args = json::get_string_list(exec, "args", "exec.args");
-    auto login =
-        StaticLoginOptions::from_args(std::vector<std::string>(args.begin() + 2, args.end()),
-                                      [&](const std::string &n) -> std::optional<std::string> {
-                                        auto it = env.find(n);
-                                        return it != env.end() ? std::optional<std::string>(it->second) : getenv(n);
-                                      });
+    std::vector<std::string> flags(args.begin() + 2, args.end());
     ExecClusterInfo ci;
     ci.server = kc.server;
     ci.ca_pem = kc.tls.ca_pem;
     ci.tls_server_name = kc.tls.server_name;
     ci.insecure_skip_tls_verify = kc.tls.insecure_skip_verify;
     bool provide = json::get_bool(exec, "provideClusterInfo", "exec.provideClusterInfo");
-    auto cred = login_static(login, provide ? std::optional<ExecClusterInfo>(ci) : std::nullopt);
+    auto cluster = provide ? std::optional<ExecClusterInfo>(ci) : std::nullopt;
+    ClusterCredential cred;
+    if (args[1] == "oidc") {
+      // Prompts (a login URL, a device code) go to stderr, as kubectl shows them.
+      cred = login_oidc(OidcLoginCommand::from_args(flags), cluster, std::cerr);
+    } else {
+      cred = login_static(
+          StaticLoginOptions::from_args(flags,
+                                        [&](const std::string &n) -> std::optional<std::string> {
+                                          auto it = env.find(n);
+                                          return it != env.end() ? std::optional<std::string>(it->second) : getenv(n);
+                                        }),
+          cluster);
+    }
     kc.tls.client_cert_pem = cred.client_certificate_data;
     kc.tls.client_key_pem = cred.client_key_data;
   }
@@ -9264,7 +11937,7 @@ class LocalUserAuthenticator {
   static constexpr const char *kServingSecret = "local-user-authenticator-tls-serving-certificate";
 
   LocalUserAuthenticator(LocalUserAuthenticatorConfig cfg, Logger &log)
-      : cfg_(std::move(cfg)), log_(log), users_(cfg_.brake), server_(cfg_.server) {
+      : cfg_(std::move(cfg)), log_(log), users_(cfg_.brake), server_(cfg_, log) {
     install_routes();
   }
   ~LocalUserAuthenticator() { stop_background(); }
@@ -9286,8 +11959,7 @@ class LocalUserAuthenticator {
       load_serving_files(true);
     else if (!serving_ctl_)
       generate_serving();
-    server_.set_payload_max_length(cfg_.max_body_bytes);
-    port_ = bind_listener(server_, cfg_.listen_host, cfg_.port);
+    port_ = server_.bind(cfg_.listen_host, cfg_.port);
     reloader_.start(
         cfg_.reload_interval, [this] { reload_tick(); }, log_);
     log_.info("serving", {{"address", jv(cfg_.listen_host)},
@@ -9296,14 +11968,17 @@ class LocalUserAuthenticator {
                           {"count", jv(users_.size())}});
   }
   void run() {
-    server_.listen_after_bind();
+    server_.run();
     stop_background();
     log_.info("stopped", {{"authenticated", jv(static_cast<int64_t>(users_.stats().authenticated.load()))},
                           {"rejected", jv(static_cast<int64_t>(users_.stats().rejected.load()))}});
   }
+  // As the concierge's: not ready for --shutdown-delay, then closed.
   void shutdown() {
-    log_.info("shutting down");
-    server_.shutdown();
+    log_.info("shutting down", {{"delayMs", jv(static_cast<int64_t>(cfg_.shutdown_delay.count()))}});
+    server_.begin_drain();
+    if (cfg_.shutdown_delay.count() > 0) std::this_thread::sleep_for(cfg_.shutdown_delay);
+    server_.stop();
   }
 
   int port() const { return port_; }
@@ -9346,9 +12021,10 @@ class LocalUserAuthenticator {
 
  private:
   void install_routes() {
-    route_everything(server_, [this](const httplib::Request &req, httplib::Response &res) { handle(req, res); });
+    // No health endpoints: upstream's answers 404 there too.
+    server_.handle([this](const httplib::Request &req, httplib::Response &res) { handle(req, res); });
     // TRACE and CONNECT have no route in cpp-httplib: answer them here.
-    server_.set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
+    server_.tls().set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
       static const std::set<std::string> routed = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
       if (routed.count(req.method)) return httplib::Server::HandlerResponse::Unhandled;
       try {
@@ -9358,7 +12034,6 @@ class LocalUserAuthenticator {
       }
       return httplib::Server::HandlerResponse::Handled;
     });
-    install_status_handlers(server_, log_, cfg_.max_body_bytes);
   }
 
   static void check_route(const httplib::Request &req) {
@@ -9379,7 +12054,6 @@ class LocalUserAuthenticator {
       accepted = accepted || mt == "application/json" || mt == "application/*" || mt == "*/*";
     }
     if (!accepted) throw Error(415, "UnsupportedMediaType", "Accept must allow application/json");
-    if (req.body.size() > cfg_.max_body_bytes) throw Error(413, "RequestEntityTooLarge", "request body is too large");
     // The client of the exchange, as the concierge passes it on; else the peer.
     std::string source = req.remote_addr;
     if (req.has_header("X-Forwarded-For"))
@@ -9393,21 +12067,18 @@ class LocalUserAuthenticator {
   // --- users ------------------------------------------------------------------
 
   void reload_users(bool initial) {
-    std::string version = file_version(cfg_.users_file);
-    if (!initial && version == users_version_) return;
     try {
-      std::string why;
-      auto text = read_for_reload(cfg_.users_file, initial, &why);
-      if (!text) {
+      std::string why, version = users_file_.version();
+      auto texts = users_file_.take(initial, &why);
+      if (!texts) {
         // Logged once per version it waits for, not on every tick.
-        if (version != users_waiting_version_)
+        if (!why.empty() && version != users_waiting_version_)
           log_.info("users file is changing; keeping the previous users until it is whole",
                     {{"file", jv(cfg_.users_file)}, {"why", jv(why)}});
-        users_waiting_version_ = version;
+        if (!why.empty()) users_waiting_version_ = version;
         return;
       }
-      users_version_ = version;
-      auto list = parse_users_file(*text);
+      auto list = parse_users_file((*texts)[0]);
       users_.replace_all(list);
       log_.info("users loaded", {{"file", jv(cfg_.users_file)}, {"count", jv(list.size())}});
     } catch (const Error &e) {
@@ -9455,18 +12126,19 @@ class LocalUserAuthenticator {
       s.service_name = "local-user-authenticator";
       s.validity = cfg_.serving_cert_validity;
       s.renew_after = cfg_.serving_cert_renew_after;
-      serving_ctl_ = std::make_unique<ServingCertController>(
-          *kube_, log_, s, [this](const CertificateAndKey &leaf, const std::string &ca, const CertificateAndKey &) {
-            set_serving(leaf, ca);
-          });
-      serving_ctl_->sync();
-      serving_ctl_->start();
+      auto &sc = controllers_.add(serving_ctl_, std::make_unique<ServingCertController>(
+                                                    *kube_, log_, s,
+                                                    [this](const CertificateAndKey &leaf, const std::string &ca,
+                                                           const CertificateAndKey &) { set_serving(leaf, ca); }));
+      sc.sync();
+      sc.start();
     }
     if (cfg_.users_file.empty()) {
-      informer_ =
-          std::make_unique<Informer>(*kube_, "/api/v1/namespaces/" + cfg_.namespace_ + "/secrets", log_,
-                                     [this](const std::string &t, const picojson::value &o) { on_secret(t, o); });
-      informer_->start();
+      controllers_
+          .add(informer_,
+               std::make_unique<Informer>(*kube_, "/api/v1/namespaces/" + cfg_.namespace_ + "/secrets", log_,
+                                          [this](const std::string &t, const picojson::value &o) { on_secret(t, o); }))
+          .start();
       auto until = Steady::now() + std::chrono::seconds(2 * PINNIPED_START_SYNC_WAIT_SECONDS);
       while (!informer_->synced() && Steady::now() < until) std::this_thread::sleep_for(Millis(20));
       if (!informer_->synced()) log_.warn("user Secrets not listed yet; answering 503 until they are");
@@ -9474,12 +12146,7 @@ class LocalUserAuthenticator {
   }
 
   void set_serving(const CertificateAndKey &leaf, const std::string &ca_pem) {
-    try {
-      server_.set_credentials({leaf.cert_pem, leaf.key_pem, ""});
-    } catch (const Error &e) {
-      log_.error("TLS configuration refused; keeping the previous one", {{"error", jv(e.what())}});
-      return;
-    }
+    if (!server_.set_credentials({leaf.cert_pem, leaf.key_pem, ""})) return;
     if (ca_pem.empty()) return;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -9510,22 +12177,23 @@ class LocalUserAuthenticator {
   }
   void stop_background() {
     reloader_.stop();
-    if (informer_) informer_->stop();
-    if (serving_ctl_) serving_ctl_->stop();
+    controllers_.stop();
   }
 
   LocalUserAuthenticatorConfig cfg_;
   Logger &log_;
   LocalUsers users_;
-  TlsServer server_;
+  HttpsService server_;
   int port_ = 0;
   mutable std::mutex mu_;
   std::string serving_ca_pem_;
   ServingFiles serving_files_{cfg_.tls_cert_file, cfg_.tls_key_file};
-  std::string users_version_, users_waiting_version_;
+  WatchedFiles users_file_{{cfg_.users_file}};
+  std::string users_waiting_version_;
   std::unique_ptr<KubeClient> kube_;
   std::unique_ptr<ServingCertController> serving_ctl_;
   std::unique_ptr<Informer> informer_;
+  Controllers controllers_;  // after the loops it stops: destroyed before them
   PeriodicTask reloader_;
 };
 

@@ -2,8 +2,6 @@
 // webhook on loopback, and the real `pinniped` binary as a child process.
 // Independent of Catch2 so that bench/ can use it too.
 #pragma once
-#include "pinniped.hpp"
-
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -11,6 +9,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+
+#include "pinniped.hpp"
 
 namespace testing {
 
@@ -413,10 +413,11 @@ inline std::string static_runner() {
 // WebhookAuthenticator YAML for the concierge's --authenticators file.
 inline std::string authenticator_yaml(const std::string &name, const std::string &endpoint, const std::string &ca_data,
                                       const std::string &extra_spec = "") {
-  std::string y = "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\n"
-                  "kind: WebhookAuthenticator\n"
-                  "metadata:\n  name: " +
-                  name + "\nspec:\n  endpoint: " + endpoint + "\n";
+  std::string y =
+      "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\n"
+      "kind: WebhookAuthenticator\n"
+      "metadata:\n  name: " +
+      name + "\nspec:\n  endpoint: " + endpoint + "\n";
   if (!ca_data.empty()) y += "  tls:\n    certificateAuthorityData: " + ca_data + "\n";
   return y + extra_spec;
 }
@@ -424,11 +425,10 @@ inline std::string authenticator_yaml(const std::string &name, const std::string
 // The real `pinniped concierge` as a child process on 127.0.0.1:<any>.
 class ConciergeProcess {
  public:
-  ConciergeProcess(const TempDir &dir, const std::vector<std::string> &extra, bool wait_ready = true)
-      : dir_(dir) {
+  ConciergeProcess(const TempDir &dir, const std::vector<std::string> &extra, bool wait_ready = true) : dir_(dir) {
     std::remove(dir.file("port").c_str());
-    std::vector<std::string> argv = {pinniped_bin(), "concierge", "--listen", "127.0.0.1:0",
-                                     "--port-file", dir.file("port"), "--serving-ca-out", dir.file("serving-ca.pem")};
+    std::vector<std::string> argv = {pinniped_bin(), "concierge",      "--listen",         "127.0.0.1:0",
+                                     "--port-file",  dir.file("port"), "--serving-ca-out", dir.file("serving-ca.pem")};
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Process>(argv, dir.file("concierge.log"));
     if (!wait_ready) return;
@@ -490,6 +490,94 @@ inline OpensslSigner openssl_signer(const TempDir &dir, const std::string &name,
       &rc);
   if (rc != 0) throw std::runtime_error("openssl req failed");
   return {crt, key};
+}
+
+// --- the OIDC test stack (tests/oidc: oidc-provider on Node, headless chromium)
+
+// The folder of provider.mjs and browser.mjs: $PINNIPED_TEST_OIDC_STACK, else
+// tests/oidc of the working directory (the repository).
+// An absolute path: scripts import modules from it wherever they run.
+inline std::string oidc_stack() {
+  std::string d = pinniped::detail::env_or_empty("PINNIPED_TEST_OIDC_STACK");
+  if (d.empty()) d = "tests/oidc";
+  char real[PATH_MAX];
+  return ::realpath(d.c_str(), real) ? std::string(real) : d;
+}
+inline std::string node_bin() {
+  std::string n = pinniped::detail::find_executable("node");
+  if (n.empty()) throw std::runtime_error("node is not on PATH (tools/oidc-deps.sh)");
+  return n;
+}
+// A missing stack fails the test that needs it (never a silent skip).
+inline void require_oidc_stack() {
+  for (const char *f : {"/provider.mjs", "/browser.mjs", "/open-browser.sh", "/node_modules/oidc-provider",
+                        "/node_modules/playwright-core"})
+    if (::access((oidc_stack() + f).c_str(), R_OK) != 0)
+      throw std::runtime_error("the OIDC test stack is missing " + oidc_stack() + f + " (run tools/oidc-deps.sh)");
+  if (::access("/usr/bin/chromium", X_OK) != 0)
+    throw std::runtime_error("/usr/bin/chromium is missing (run tools/oidc-deps.sh)");
+}
+
+// provider.mjs as a child process on 127.0.0.1, with a certificate from the
+// header's CA; SIGTERM at the end (and its own --lifetime as a backstop).
+class OidcTestProvider {
+ public:
+  explicit OidcTestProvider(const TempDir &dir, std::vector<std::string> extra = {}) {
+    require_oidc_stack();
+    auto ca = pinniped::make_self_signed_ca("pinniped oidc test CA", std::chrono::hours(24));
+    auto leaf = serving_cert(ca, {"127.0.0.1"});
+    ca_pem = ca.cert_pem;
+    ca_file = dir.write("provider-ca.pem", ca.cert_pem);
+    // The chain, so that chromium sees the CA it is pinned to.
+    std::string chain = dir.write("provider.pem", leaf.cert_pem + ca.cert_pem),
+                key = dir.write("provider.key", leaf.key_pem);
+    std::vector<std::string> argv = {
+        node_bin(), oidc_stack() + "/provider.mjs", "--cert", chain, "--key", key, "--lifetime", "900"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc_ = std::make_unique<Process>(argv, dir.file("provider-" + std::to_string(counter()++) + ".log"));
+    bool up = eventually(
+        [&] {
+          std::istringstream lines(proc_->log());
+          for (std::string l; std::getline(lines, l);)
+            if (l.rfind("{\"issuer\":", 0) == 0) {
+              issuer = pinniped::json::get_string(pinniped::json::parse(l), "issuer", "issuer");
+              return true;
+            }
+          return !proc_->running();
+        },
+        std::chrono::seconds(30 * slow_factor()), Millis(50));
+    if (!up || issuer.empty()) throw std::runtime_error("provider.mjs did not start:\n" + proc_->log());
+  }
+  ~OidcTestProvider() {
+    proc_->signal(SIGTERM);
+    proc_->wait(std::chrono::seconds(3));
+  }
+  OidcTestProvider(const OidcTestProvider &) = delete;
+  OidcTestProvider &operator=(const OidcTestProvider &) = delete;
+  std::string log() const { return proc_->log(); }
+
+  std::string issuer, ca_pem, ca_file;
+
+ private:
+  static int &counter() {
+    static int n = 0;
+    return n;
+  }
+  std::unique_ptr<Process> proc_;
+};
+
+// Runs browser.mjs MODE URL USER PASSWORD [CODE]; its exit code and output.
+inline std::pair<int, std::string> drive_browser(const OidcTestProvider &p, const std::string &mode,
+                                                 const std::string &url, const std::string &code = "",
+                                                 const std::string &user = "alice",
+                                                 const std::string &password = "alice-password") {
+  int rc = 0;
+  std::string out =
+      run("PINNIPED_TEST_OIDC_CA=" + shell_quote(p.ca_file) + " " + shell_quote(node_bin()) + " " +
+              shell_quote(oidc_stack() + "/browser.mjs") + " " + mode + " " + shell_quote(url) + " " +
+              shell_quote(user) + " " + shell_quote(password) + (code.empty() ? "" : " " + shell_quote(code)) + " 2>&1",
+          &rc);
+  return {rc, out};
 }
 
 }  // namespace testing

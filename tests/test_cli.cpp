@@ -125,8 +125,7 @@ class FakeApiServer {
       json(
           res, 200,
           R"({"kind":"CredentialIssuerList","items":[{"metadata":{"name":"pinniped-concierge-config"},"status":{"strategies":[{"type":"KubeClusterSigningCertificate","status":"Success","frontend":{"type":"TokenCredentialRequestAPI","tokenCredentialRequestInfo":{"server":")" +
-              published_server() + R"(","certificateAuthorityData":")" + published_ca_data() +
-              R"("}}}]}}]})");
+              published_server() + R"(","certificateAuthorityData":")" + published_ca_data() + R"("}}}]}}]})");
     });
     port_ = server_->bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -258,8 +257,8 @@ TEST_CASE("login static flags: upstream names parse, and each mistake is a usage
       {{"--token-env", "NOPE", "--concierge-authenticator-name", "x"}, "NOPE is not set"},
       {{"--token", "secret-1", "--token-env", "MY_TOKEN", "--concierge-authenticator-name", "x"}, "not both"},
       {{"--token", "secret-1"}, "--concierge-authenticator-name is required"},
-      {{"--token", "secret-1", "--concierge-authenticator-name", "x", "--concierge-authenticator-type", "jwt"},
-       "only \"webhook\""},
+      {{"--token", "secret-1", "--concierge-authenticator-name", "x", "--concierge-authenticator-type", "ldap"},
+       "must be webhook or jwt"},
       {{"--token", "secret-1", "--concierge-authenticator-name", "x", "--concierge-ca-bundle-data", "!!!"}, "base64"},
       {{"--token", "secret-1", "--concierge-authenticator-name", "x", "--concierge-api-group-suffix", ""},
        "DNS suffix"},
@@ -295,10 +294,12 @@ TEST_CASE("the CLI: usage errors are one line with exit 2, help has examples") {
       {"login", "missing login method"},
       {"get", "missing resource"},
       {"get pods", "unknown resource"},
-      {"get kubeconfig", "exactly one of --static-token"},
+      {"get kubeconfig --concierge-authenticator-type webhook", "exactly one of --static-token"},
+      {"get kubeconfig --static-token t --static-token-env T", "exactly one of --static-token"},
       {"get kubeconfig --static-token t --nope", "unknown flag --nope"},
       {"get kubeconfig --static-token", "needs a value"},
-      {"get kubeconfig --static-token t --concierge-authenticator-type jwt", "only \"webhook\""},
+      {"get kubeconfig --static-token t --concierge-authenticator-type ldap", "must be webhook or jwt"},
+      {"get kubeconfig --oidc-flow smoke", "must be browser or device"},
       {"whoami --output xml", "text, json or yaml"},
       {"whoami -o", "needs a value"},
       {"whoami --kubeconfig", "needs a value"},
@@ -565,7 +566,8 @@ TEST_CASE("20 plugin processes at once: one exchange per key and one valid cache
     std::string script;
     for (int i = 0; i < 20; i++)
       script +=
-          login_cmd(api, dir, "--credential-cache " + shell_quote(cache) + " --token tok-" + std::to_string(same_token ? 0 : i)) +
+          login_cmd(api, dir,
+                    "--credential-cache " + shell_quote(cache) + " --token tok-" + std::to_string(same_token ? 0 : i)) +
           " > " + shell_quote(dir.file("out-" + std::to_string(i))) + " 2>&1 &\n";
     script += "wait\n";
     dir.write("run.sh", script);
@@ -594,10 +596,10 @@ TEST_CASE("get kubeconfig discovers authenticator, endpoint and CA; the result p
   char real[4096];  // the program itself (under qemu-user too, not its wrapper)
   REQUIRE(realpath(pinniped_elf().c_str(), real));
   int rc = 0;
-  std::string out = run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token-env MY_TOKEN -o " +
-                            shell_quote(dir.file("user.kubeconfig")) + " --pinniped-cli-path " + shell_quote(real) +
-                            " 2>&1",
-                        &rc);
+  std::string out =
+      run(pin() + " get kubeconfig --kubeconfig " + shell_quote(admin) + " --static-token-env MY_TOKEN -o " +
+              shell_quote(dir.file("user.kubeconfig")) + " --pinniped-cli-path " + shell_quote(real) + " 2>&1",
+          &rc);
   INFO(out);
   REQUIRE(rc == 0);
   CHECK(mode_of(dir.file("user.kubeconfig")) == 0600);
@@ -695,12 +697,13 @@ TEST_CASE("whoami: an exec user of ours is logged in in-process and shown") {
   api.add_user("alice-token", {"alice", "", {"devs", "ops"}, {}});
   TempDir dir;
   int rc = 0;
-  run(pin() + " get kubeconfig --kubeconfig " + shell_quote(api.admin_kubeconfig(dir)) + " --static-token-env MY_TOKEN -o " +
-          shell_quote(dir.file("alice.kubeconfig")),
+  run(pin() + " get kubeconfig --kubeconfig " + shell_quote(api.admin_kubeconfig(dir)) +
+          " --static-token-env MY_TOKEN -o " + shell_quote(dir.file("alice.kubeconfig")),
       &rc);
   REQUIRE(rc == 0);
   std::string env = "MY_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(dir.file("cfg")) + " ";
-  std::string out = run(env + pin() + " whoami --kubeconfig " + shell_quote(dir.file("alice.kubeconfig")) + " 2>&1", &rc);
+  std::string out =
+      run(env + pin() + " whoami --kubeconfig " + shell_quote(dir.file("alice.kubeconfig")) + " 2>&1", &rc);
   INFO(out);
   REQUIRE(rc == 0);
   CHECK(out.find("Username: alice\n") != std::string::npos);
@@ -754,9 +757,10 @@ TEST_CASE("every kubectl on the machine logs in through the plugin and presents 
       INFO(kubectl << " " << version);
       size_t before = api.seen().size();
       int rc = 0;
-      std::string out = run("HOME=" + shell_quote(dir.path) + " CAROL_TOKEN=carol-token " + shell_quote(kubectl) + " --kubeconfig " +
-                                shell_quote(kc) + " --cache-dir " + shell_quote(dir.file("kcache")) + " get namespaces -o name 2>&1",
-                            &rc);
+      std::string out =
+          run("HOME=" + shell_quote(dir.path) + " CAROL_TOKEN=carol-token " + shell_quote(kubectl) + " --kubeconfig " +
+                  shell_quote(kc) + " --cache-dir " + shell_quote(dir.file("kcache")) + " get namespaces -o name 2>&1",
+              &rc);
       INFO(out);
       CHECK(rc == 0);
       CHECK(out.find("namespace/default") != std::string::npos);
@@ -783,8 +787,8 @@ TEST_CASE("the README's login example logs in once and then answers from its cac
   api.add_user("ex-token", {"erin", "", {}, {}});
   TempDir dir;
   dir.write("ca.pem", api.ca_pem());
-  std::string cmd = "EX_TOKEN=ex-token " + shell_quote(example) + " " + api.base() + " " + shell_quote(dir.file("ca.pem")) +
-                    " my-idp EX_TOKEN " + shell_quote(dir.file("cache.yaml"));
+  std::string cmd = "EX_TOKEN=ex-token " + shell_quote(example) + " " + api.base() + " " +
+                    shell_quote(dir.file("ca.pem")) + " my-idp EX_TOKEN " + shell_quote(dir.file("cache.yaml"));
   int rc = 0;
   for (int i = 0; i < 2; i++) {
     std::string out = run(cmd + " 2>&1", &rc);
@@ -986,7 +990,7 @@ TEST_CASE("help: -h and --help on every command, and help CMD [SUB] prints the s
     INFO(f.name);
     CHECK(h.find("      " + f.name + (f.value.empty() ? "" : " ")) != std::string::npos);
   }
-  CHECK(h.find("--concierge-authenticator-type webhook\n") != std::string::npos);
+  CHECK(h.find("--concierge-authenticator-type webhook|jwt\n") != std::string::npos);
   // Fixed values show as a|b|c, short names beside long ones.
   h = run(pin() + " concierge --help");
   CHECK(h.find("      --strategy auto|signer-files|csr") != std::string::npos);

@@ -1002,6 +1002,36 @@ TEST_CASE("SIGTERM lets an in-flight exchange finish, refuses new connections an
   if (fd >= 0) ::close(fd);
 }
 
+TEST_CASE("with --shutdown-delay, SIGTERM first fails /readyz while exchanges still succeed, then exits 0") {
+  ConciergeOptions o;
+  o.flags = {"--shutdown-delay", "1500ms"};
+  Env env(o);
+  auto &c = env.c();
+  REQUIRE(c.request("GET", "/readyz", "", {}).status == 200);
+  auto signalled = Steady::now();
+  c.process().signal(SIGTERM);
+  // Within the delay: not ready ("shutting down"), alive, and exchanging.
+  HttpResponse ready;
+  bool draining = testing::eventually(
+      [&] {
+        ready = c.request("GET", "/readyz", "", {});
+        return ready.status == 500;
+      },
+      scaled(1000ms));
+  auto seen_after = std::chrono::duration_cast<Millis>(Steady::now() - signalled);
+  REQUIRE(draining);
+  CHECK(ready.body.find("shutting down") != std::string::npos);
+  CHECK(c.request("GET", "/healthz", "", {}).status == 200);
+  auto ex = c.request("POST", kTcr, tcr_json(kGoodToken));
+  CHECK(ex.status == 201);
+  CHECK(ex.body.find("clientCertificateData") != std::string::npos);
+  INFO("readyz failed after " << seen_after.count() << " ms");
+  CHECK(c.process().wait(scaled(5s)) == 0);
+  auto waited = std::chrono::duration_cast<Millis>(Steady::now() - signalled);
+  CHECK(waited >= 1500ms);  // the listener stayed open for the whole delay
+  CHECK(c.log().find("\"msg\":\"shutting down\"") != std::string::npos);
+}
+
 namespace {
 // Local ports of this machine's established IPv4 connections to 127.0.0.1:port.
 std::set<int> client_ports_connected_to(int port) {
@@ -1131,11 +1161,21 @@ TEST_CASE("the direct frontend exchanges tokens with a certificate valid for its
   CHECK(contains(env.c().log(), "\"frontend\":\"direct\""));
 }
 
+TEST_CASE("with the direct frontend on, SIGTERM drains both listeners and exits 0, again and again") {
+  for (int round = 0; round < 3; round++) {
+    INFO("round " << round);
+    DirectEnv env({"--shutdown-delay", round == 2 ? "300ms" : "0"});
+    CHECK(env.direct("GET", "/healthz", "").status == 200);
+    env.c().process().signal(SIGTERM);
+    CHECK(env.c().process().wait(scaled(10s)) == 0);
+    CHECK(contains(env.c().log(), R"("msg":"stopped")"));
+  }
+}
+
 TEST_CASE("WhoAmIRequest on the direct frontend trusts a cluster-signed client certificate and never headers") {
   DirectEnv env;
-  httplib::Headers forged = {{"Content-Type", "application/json"},
-                             {"X-Remote-User", "system:admin"},
-                             {"X-Remote-Group", "system:masters"}};
+  httplib::Headers forged = {
+      {"Content-Type", "application/json"}, {"X-Remote-User", "system:admin"}, {"X-Remote-Group", "system:masters"}};
   // No certificate: anonymous, whatever the headers say.
   auto anon = whoami_user(env.direct("POST", kWhoAmIPath, kWhoAmIBody, forged));
   CHECK(str(at(anon, {"username"})) == "system:anonymous");
@@ -1163,7 +1203,8 @@ TEST_CASE("WhoAmIRequest on the direct frontend trusts a cluster-signed client c
 TEST_CASE("failed exchanges on the direct frontend are limited per client address; the IDP is not asked") {
   DirectEnv env({"--direct-failure-limit", "3"});
   int idp_before = env.idp.requests();
-  for (int i = 0; i < 3; i++) check_authentication_failed(env.direct("POST", kTcr, tcr_json("wrong-" + std::to_string(i))));
+  for (int i = 0; i < 3; i++)
+    check_authentication_failed(env.direct("POST", kTcr, tcr_json("wrong-" + std::to_string(i))));
   CHECK(env.idp.requests() == idp_before + 3);
   // Over the budget: refused, a good token too, and the IDP is not called.
   int refused = 0;
@@ -1191,9 +1232,9 @@ TEST_CASE("the failure limit refills over a minute, keys IPv6 clients by /64 and
   l.failed("10.0.0.1", t0);
   l.failed("10.0.0.1", t0);
   CHECK_FALSE(l.allow("10.0.0.1", t0));
-  CHECK(l.allow("10.0.0.2", t0));                           // another address has its own budget
-  CHECK_FALSE(l.allow("10.0.0.1", t0 + 29s));               // half a token back
-  CHECK(l.allow("10.0.0.1", t0 + 31s));                     // a whole one
+  CHECK(l.allow("10.0.0.2", t0));              // another address has its own budget
+  CHECK_FALSE(l.allow("10.0.0.1", t0 + 29s));  // half a token back
+  CHECK(l.allow("10.0.0.1", t0 + 31s));        // a whole one
   CHECK(FailureLimiter::key("2001:db8:1:2:aaaa::1") == FailureLimiter::key("2001:db8:1:2:bbbb::9"));
   CHECK(FailureLimiter::key("2001:db8:1:2::1") != FailureLimiter::key("2001:db8:1:3::1"));
   CHECK(FailureLimiter::key("::ffff:10.0.0.1") == "10.0.0.1");
@@ -1222,7 +1263,8 @@ struct ScriptedApiServer {
       if (c == 422) {
         pinniped::send_status(res, pinniped::Error(422, "Invalid", "spec.token.value: Required value"));
       } else {
-        pinniped::send_status(res, pinniped::Error(c, pinniped::reason_for_code(c), httplib::detail::status_message(c)));
+        pinniped::send_status(res,
+                              pinniped::Error(c, pinniped::reason_for_code(c), httplib::detail::status_message(c)));
       }
     });
     port = server.bind_to_any_port("127.0.0.1");
@@ -1319,7 +1361,8 @@ TEST_CASE("an exchange that succeeds after the request timeout still gets its wh
 TEST_CASE("a request that lies about its Content-Length gets a whole 400 Status after the request timeout") {
   Env env({{"--request-timeout", "1s"}});
   RawTls raw(env.c());
-  std::string head = "POST " + kTcr + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+  std::string head = "POST " + kTcr +
+                     " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      "Content-Length: 100\r\n\r\n";
   REQUIRE(raw.send(head + R"({"spec":)"));
   auto res = raw.response(scaled(5s));
@@ -1389,7 +1432,8 @@ TEST_CASE("an empty group is dropped from the certificate and the log says so") 
   env.idp.add_user("empty-groups-token", {"carol", "", {"devs", "", "ops", ""}, {}});
   auto res = env.c().request("POST", kTcr, tcr_json("empty-groups-token"));
   REQUIRE(res.status == 201);
-  auto chain = pinniped::CertificateChain::parse(str(at(parse_json(res.body), {"status", "credential", "clientCertificateData"})));
+  auto chain = pinniped::CertificateChain::parse(
+      str(at(parse_json(res.body), {"status", "credential", "clientCertificateData"})));
   CHECK(pinniped::detail::organizations(&chain->get()->subject) == std::vector<std::string>{"devs", "ops"});
   CHECK(contains(env.c().log(), "\"msg\":\"empty group names dropped from the certificate\""));
   CHECK(contains(env.c().log(), "\"dropped\":2"));
@@ -1416,15 +1460,18 @@ TEST_CASE("a token with invalid UTF-8 reaches the IDP as valid JSON, each bad by
   Env env;
   LastIdpRequest last(env);
   std::string body = R"({"apiVersion":"login.concierge.pinniped.dev/v1alpha1","kind":"TokenCredentialRequest",)"
-                     R"("spec":{"token":"ab)" + std::string("\xff\xc3", 2) + R"(cd","authenticator":{"apiGroup":")" +
-                     kAuthGroup + R"(","kind":"WebhookAuthenticator","name":"my-idp"}}})";
+                     R"("spec":{"token":"ab)" +
+                     std::string("\xff\xc3", 2) + R"(cd","authenticator":{"apiGroup":")" + kAuthGroup +
+                     R"(","kind":"WebhookAuthenticator","name":"my-idp"}}})";
   check_authentication_failed(env.c().request("POST", kTcr, body));
   std::lock_guard<std::mutex> lk(last.mu);
   std::string seen = last.req.body;
   REQUIRE(!seen.empty());
   CHECK(pinniped::detail::valid_utf8(seen));
   auto review = parse_json(seen);
-  CHECK(str(at(review, {"spec", "token"})) == "ab\xef\xbf\xbd\xef\xbf\xbd" "cd");
+  CHECK(str(at(review, {"spec", "token"})) ==
+        "ab\xef\xbf\xbd\xef\xbf\xbd"
+        "cd");
 }
 
 TEST_CASE("a client that accepts no JSON gets 406 from discovery and OpenAPI, as k8s.io/apiserver answers") {
@@ -1508,7 +1555,8 @@ TEST_CASE("Range headers never reach cpp-httplib's regex: long ones neither cras
 TEST_CASE("one audit line per exchange: outcome, user and groups, authenticator, token ID, client, certificate") {
   Env env;
   auto &c = env.c();
-  auto ok = c.request("POST", kTcr, tcr_json(kGoodToken), {{"Content-Type", "application/json"}, {"User-Agent", "kubectl-audit-test/1.0"}});
+  auto ok = c.request("POST", kTcr, tcr_json(kGoodToken),
+                      {{"Content-Type", "application/json"}, {"User-Agent", "kubectl-audit-test/1.0"}});
   REQUIRE(ok.status == 201);
   auto cred = parse_json(ok.body);
   auto chain = pinniped::CertificateChain::parse(str(at(cred, {"status", "credential", "clientCertificateData"})));
@@ -1517,13 +1565,15 @@ TEST_CASE("one audit line per exchange: outcome, user and groups, authenticator,
   while (serial.size() > 2 && serial.compare(0, 2, "00") == 0) serial = serial.substr(2);
   check_authentication_failed(c.request("POST", kTcr, tcr_json("a-wrong-token-9d2f")));
   std::vector<picojson::value> lines;
-  REQUIRE(testing::eventually([&] {
-    lines.clear();
-    std::istringstream in(c.log());
-    for (std::string l; std::getline(in, l);)
-      if (contains(l, "\"msg\":\"exchange\"")) lines.push_back(parse_json(l));
-    return lines.size() == 2;
-  }, scaled(5s)));
+  REQUIRE(testing::eventually(
+      [&] {
+        lines.clear();
+        std::istringstream in(c.log());
+        for (std::string l; std::getline(in, l);)
+          if (contains(l, "\"msg\":\"exchange\"")) lines.push_back(parse_json(l));
+        return lines.size() == 2;
+      },
+      scaled(5s)));
   const auto &s = lines[0];
   CHECK(str(at(s, {"outcome"})) == "success");
   CHECK(str(at(s, {"user"})) == "alice");

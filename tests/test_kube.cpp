@@ -16,22 +16,23 @@ TEST_CASE("kubeconfig: embedded data, files relative to the kubeconfig, token fi
   auto client = client_cert(ca, "admin", {"system:masters"});
   dir.write("ca.crt", ca.cert_pem);
   dir.write("token", "file-token\n");
-  std::string kc = "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
-                   "clusters:\n"
-                   "- name: c1\n  cluster:\n    server: https://10.0.0.1:6443\n    certificate-authority-data: " +
-                   b64(ca.cert_pem) +
-                   "\n- name: c2\n  cluster:\n    server: https://example.test:443/prefix\n"
-                   "    certificate-authority: ca.crt\n    tls-server-name: kubernetes\n"
-                   "users:\n"
-                   "- name: u1\n  user:\n    client-certificate-data: " +
-                   b64(client.cert_pem) + "\n    client-key-data: " + b64(client.key_pem) +
-                   "\n- name: u2\n  user:\n    tokenFile: token\n"
-                   "- name: u3\n  user:\n    exec:\n      command: something\n"
-                   "contexts:\n"
-                   "- name: a\n  context: {cluster: c1, user: u1, namespace: team}\n"
-                   "- name: b\n  context: {cluster: c2, user: u2}\n"
-                   "- name: broken\n  context: {cluster: nope, user: u1}\n"
-                   "- name: execuser\n  context: {cluster: c1, user: u3}\n";
+  std::string kc =
+      "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+      "clusters:\n"
+      "- name: c1\n  cluster:\n    server: https://10.0.0.1:6443\n    certificate-authority-data: " +
+      b64(ca.cert_pem) +
+      "\n- name: c2\n  cluster:\n    server: https://example.test:443/prefix\n"
+      "    certificate-authority: ca.crt\n    tls-server-name: kubernetes\n"
+      "users:\n"
+      "- name: u1\n  user:\n    client-certificate-data: " +
+      b64(client.cert_pem) + "\n    client-key-data: " + b64(client.key_pem) +
+      "\n- name: u2\n  user:\n    tokenFile: token\n"
+      "- name: u3\n  user:\n    exec:\n      command: something\n"
+      "contexts:\n"
+      "- name: a\n  context: {cluster: c1, user: u1, namespace: team}\n"
+      "- name: b\n  context: {cluster: c2, user: u2}\n"
+      "- name: broken\n  context: {cluster: nope, user: u1}\n"
+      "- name: execuser\n  context: {cluster: c1, user: u3}\n";
   dir.write("kubeconfig", kc);
   auto a = KubeConfig::from_kubeconfig_file(dir.file("kubeconfig"));
   CHECK(a.server == "https://10.0.0.1:6443");
@@ -47,9 +48,8 @@ TEST_CASE("kubeconfig: embedded data, files relative to the kubeconfig, token fi
   struct Row {
     std::string context, says;
   };
-  for (const auto &r : std::vector<Row>{{"missing", "no context named"},
-                                        {"broken", "no cluster named"},
-                                        {"execuser", "exec/auth-provider"}}) {
+  for (const auto &r : std::vector<Row>{
+           {"missing", "no context named"}, {"broken", "no cluster named"}, {"execuser", "exec/auth-provider"}}) {
     INFO(r.context);
     try {
       KubeConfig::from_kubeconfig_file(dir.file("kubeconfig"), r.context);
@@ -185,8 +185,8 @@ TEST_CASE("an informer lists, follows watch events and bookmarks, and relists af
   server.shutdown();
   t.join();
   REQUIRE(lists.load() >= 2);
-  std::vector<std::string> want = {"ADDED ns/a",    "ADDED ns/b",    "MODIFIED ns/b", "ADDED ns/d",
-                                   "DELETED ns/b",  "DELETED ns/d",  "ADDED ns/c"};
+  std::vector<std::string> want = {"ADDED ns/a",   "ADDED ns/b",   "MODIFIED ns/b", "ADDED ns/d",
+                                   "DELETED ns/b", "DELETED ns/d", "ADDED ns/c"};
   std::lock_guard<std::mutex> lk(ev_mu);
   REQUIRE(events.size() >= want.size());
   CHECK(std::vector<std::string>(events.begin(), events.begin() + want.size()) == want);

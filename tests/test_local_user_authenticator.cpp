@@ -603,8 +603,10 @@ TEST_CASE("file mode: a users file rewritten in place is never used half-written
   while (Steady::now() < until) {
     auto r = lua.review("alice:pw");
     checked++;
-    if (!r.authenticated) refused++;
-    else if (r.user.groups != std::vector<std::string>{"ops", "system:masters-readonly"}) wrong++;
+    if (!r.authenticated)
+      refused++;
+    else if (r.user.groups != std::vector<std::string>{"ops", "system:masters-readonly"})
+      wrong++;
   }
   stop = true;
   writer.join();
@@ -783,12 +785,13 @@ TEST_CASE("through the binary the brake keys on X-Forwarded-For, as the concierg
   dir.write("users", users_file_line({"alice", bcrypt_hash("right-pw", 4), {}}) + "\n");
   LuaProcess lua(dir, {"--users-file", dir.file("users"), "--brake-burst", "2", "--brake-refill", "1h"});
   auto review_from = [&](const std::string &token, const std::string &xff) {
-    auto res = lua.request("POST", "/authenticate", review_body(token),
-                           {{"Content-Type", "application/json"}, {"Accept", "application/json"}, {"X-Forwarded-For", xff}});
+    auto res =
+        lua.request("POST", "/authenticate", review_body(token),
+                    {{"Content-Type", "application/json"}, {"Accept", "application/json"}, {"X-Forwarded-For", xff}});
     REQUIRE(res.status == 200);
     return TokenReview::from_json(json::parse(res.body)).authenticated;
   };
   for (int i = 0; i < 3; i++) CHECK_FALSE(review_from("alice:guess", "198.51.100.7"));
   CHECK_FALSE(review_from("alice:right-pw", "198.51.100.7"));  // the guesser's address is braked
-  CHECK(review_from("alice:right-pw", "203.0.113.5"));          // alice's is not
+  CHECK(review_from("alice:right-pw", "203.0.113.5"));         // alice's is not
 }

@@ -18,7 +18,9 @@ double elapsed_ms(Steady::time_point since) {
 }
 
 // Polls every 10 ms.
-bool eventually(const std::function<bool()> &cond, Millis limit) { return testing::eventually(cond, limit, Millis(10)); }
+bool eventually(const std::function<bool()> &cond, Millis limit) {
+  return testing::eventually(cond, limit, Millis(10));
+}
 
 // A leaf certificate with full control over names, lifetime and EKU.
 CertificateAndKey leaf_cert(const CertificateAndKey &ca, const std::vector<std::string> &dns,
@@ -250,8 +252,9 @@ TEST_CASE("openssl: the key exchange prefers X25519 and P-256, as Go does, and S
     std::string groups, want;
   };
   // The server's preference wins: a client that lists P-521 first still gets P-256.
-  for (const auto &row : {Row{"P-256:P-521", "prime256v1"}, Row{"P-521:P-256", "prime256v1"},
-                          Row{"X25519:P-256", "X25519"}, Row{"P-256:X25519", "X25519"}, Row{"P-384:P-256", "prime256v1"}}) {
+  for (const auto &row :
+       {Row{"P-256:P-521", "prime256v1"}, Row{"P-521:P-256", "prime256v1"}, Row{"X25519:P-256", "X25519"},
+        Row{"P-256:X25519", "X25519"}, Row{"P-384:P-256", "prime256v1"}}) {
     INFO(row.groups);
     int rc = 0;
     std::string out = s_client(s.port(), "-tls1_2 -groups " + row.groups, &rc);
@@ -865,4 +868,160 @@ TEST_CASE("Url::parse rejects bad URLs with Error 400") {
       CHECK(contains(e.what(), r.message));
     }
   }
+}
+
+// --- 3d: the parts both servers are made of -----------------------------------
+
+TEST_CASE("HttpsService: health endpoints, Status errors, and a drain that fails /readyz before it closes") {
+  Pki pki;
+  ServingOptions opt;
+  opt.max_body_bytes = 1024;
+  Logger log(Logger::Level::error);
+  HttpsService svc(opt, log);
+  std::atomic<bool> ready{false};
+  svc.serve_health([&] { return ready ? std::string() : std::string("no signer yet"); });
+  svc.handle([](const httplib::Request &req, httplib::Response &res) {
+    if (req.path == "/boom") throw Error(409, "Conflict", "it broke");
+    res.set_content("handled " + req.path, "text/plain");
+  });
+  REQUIRE(svc.set_credentials(credentials(pki.leaf)));
+  CHECK_FALSE(svc.set_credentials({"not a certificate", pki.leaf.key_pem, ""}));  // refused, previous kept
+  int port = svc.bind("127.0.0.1", 0);
+  REQUIRE(port > 0);
+  svc.run_in_background();
+  ClientTlsOptions t;
+  t.ca_pem = pki.ca.cert_pem;
+  HttpsClient client("https://127.0.0.1:" + std::to_string(port), t);
+  auto get = [&](const std::string &method, const std::string &path, const std::string &body = "") {
+    return client.request(method, path, {{"Content-Type", "application/json"}}, body, scaled(5000));
+  };
+  CHECK(get("GET", "/healthz").status == 200);
+  CHECK(get("GET", "/livez/").status == 200);
+  auto r = get("GET", "/readyz");
+  CHECK(r.status == 500);
+  CHECK(contains(r.body, "not ready: no signer yet"));
+  ready = true;
+  CHECK(get("GET", "/readyz").status == 200);
+  r = get("POST", "/healthz");
+  CHECK(r.status == 405);
+  CHECK(contains(r.body, "\"reason\":\"MethodNotAllowed\""));
+  CHECK(get("GET", "/other").body == "handled /other");
+  r = get("GET", "/boom");
+  CHECK(r.status == 409);
+  CHECK(contains(r.body, "\"kind\":\"Status\""));
+  CHECK(contains(r.body, "it broke"));
+  r = get("POST", "/upload", std::string(2048, 'x'));
+  CHECK(r.status == 413);
+  CHECK(contains(r.body, "\"kind\":\"Status\""));
+
+  svc.begin_drain();
+  CHECK(svc.draining());
+  r = get("GET", "/readyz");
+  CHECK(r.status == 500);
+  CHECK(contains(r.body, "shutting down"));
+  CHECK(get("GET", "/healthz").status == 200);   // still alive
+  CHECK(get("GET", "/x").body == "handled /x");  // still answering
+  svc.stop();
+  svc.stop();  // again, as a signal and the owner may both
+  svc.join();
+  CHECK_THROWS_AS(get("GET", "/healthz"), Error);  // closed
+}
+
+TEST_CASE("HttpsService without serve_health passes the health paths to its handler") {
+  Pki pki;
+  Logger log(Logger::Level::error);
+  HttpsService svc(ServingOptions(), log);
+  svc.handle([](const httplib::Request &req, httplib::Response &res) {
+    res.status = 404;
+    res.set_content("no " + req.path, "text/plain");
+  });
+  svc.set_credentials(credentials(pki.leaf));
+  int port = svc.bind("127.0.0.1", 0);
+  svc.run_in_background();
+  ClientTlsOptions t;
+  t.ca_pem = pki.ca.cert_pem;
+  HttpsClient client("https://127.0.0.1:" + std::to_string(port), t);
+  auto r = client.request("GET", "/healthz", {}, "", scaled(5000));
+  CHECK(r.status == 404);
+  CHECK(r.body == "no /healthz");
+}
+
+TEST_CASE("HttpsService::stop before its background listener ran is not lost") {
+  Logger log(Logger::Level::error);
+  for (int i = 0; i < 20; i++) {
+    HttpsService svc(ServingOptions(), log);
+    int port = svc.bind("127.0.0.1", 0);
+    svc.run_in_background();
+    svc.stop();  // the listener saw it: join() returns
+    svc.join();
+    INFO("round " << i);
+    CHECK_THROWS(::close(tcp_connect(port)));  // and the port is closed
+  }
+}
+
+TEST_CASE("WatchedFiles gives the texts once per change, only when every file is whole") {
+  testing::TempDir dir;
+  dir.write("a", "one");
+  dir.write("b", "two");
+  WatchedFiles w({dir.file("a"), dir.file("b")});
+  auto first = w.take(true);
+  REQUIRE(first);
+  CHECK(*first == std::vector<std::string>{"one", "two"});
+  CHECK_FALSE(w.take(false));  // unchanged
+  // A file modified just now may still be being written: not yet.
+  dir.write("b", "three");
+  std::string why;
+  CHECK_FALSE(w.take(false, &why));
+  CHECK(contains(why, "modified just now"));
+  std::this_thread::sleep_for(Millis(PINNIPED_FILE_SETTLE_MS + 50));
+  auto second = w.take(false, &why);
+  REQUIRE(second);
+  CHECK((*second)[1] == "three");
+  CHECK_FALSE(w.take(false));
+  // Other paths: read at the next take even though neither changed.
+  dir.write("c", "four");
+  std::this_thread::sleep_for(Millis(PINNIPED_FILE_SETTLE_MS + 50));
+  w.watch({dir.file("c")});
+  auto third = w.take(false);
+  REQUIRE(third);
+  CHECK(*third == std::vector<std::string>{"four"});
+  // A missing file: nothing, and the reason.
+  std::remove(dir.file("c").c_str());
+  why.clear();
+  CHECK_FALSE(w.take(false, &why));
+  CHECK(contains(why, "cannot read"));
+  WatchedFiles missing({dir.file("nope")});
+  CHECK_THROWS_AS(missing.take(true), Error);
+}
+
+namespace {
+struct FakeLoop {
+  std::vector<std::string> *stopped;
+  std::string name;
+  uint64_t n = 0;
+  void stop() { stopped->push_back(name); }
+  uint64_t reconnects() const { return n; }
+};
+struct QuietLoop {
+  std::vector<std::string> *stopped;
+  void stop() { stopped->push_back("quiet"); }
+};
+}  // namespace
+
+TEST_CASE("Controllers stop their loops once, in the reverse order, and sum their reconnections") {
+  std::vector<std::string> stopped;
+  std::unique_ptr<FakeLoop> lease, watch;
+  std::unique_ptr<QuietLoop> quiet;
+  {
+    Controllers c;
+    c.add(lease, std::make_unique<FakeLoop>(FakeLoop{&stopped, "lease", 1}));
+    c.add(quiet, std::make_unique<QuietLoop>(QuietLoop{&stopped}));
+    auto &w = c.add(watch, std::make_unique<FakeLoop>(FakeLoop{&stopped, "watch", 2}));
+    CHECK(&w == watch.get());
+    w.n = 5;
+    CHECK(c.reconnects() == 6);
+    c.stop();
+    CHECK(stopped == std::vector<std::string>{"watch", "quiet", "lease"});
+  }
+  CHECK(stopped.size() == 3);  // the destructor does not stop them again
 }

@@ -56,8 +56,8 @@ TEST_CASE("wrong JSON types are BadRequests naming the field") {
 }
 
 TEST_CASE("json::parse refuses garbage and absurd nesting") {
-  std::vector<std::string> bad_inputs = {"", "{", "{\"a\":}", "[1,2", "nul", "{\"a\":1}x",
-                                         std::string(100, '[') + std::string(100, ']')};
+  std::vector<std::string> bad_inputs = {
+      "", "{", "{\"a\":}", "[1,2", "nul", "{\"a\":1}x", std::string(100, '[') + std::string(100, ']')};
   for (const auto &bad : bad_inputs) {
     INFO(bad);
     CHECK_THROWS_AS(json::parse(bad), Error);
@@ -210,9 +210,9 @@ TEST_CASE("timestamps outside system_clock's range saturate instead of wrapping"
 }
 
 TEST_CASE("RFC 3339 offsets and fields out of range are refused, never thrown") {
-  for (const char *bad : {"2026-01-01T00:00:00+ab:00", "2026-01-01T00:00:00+01:xy", "2026-01-01T00:00:00+24:00",
-                          "2026-13-01T00:00:00Z", "2026-01-01T25:00:00Z", "2026-01-01T00:-1:00Z",
-                          "2026-01-01T00:00:00+1:000"}) {
+  for (const char *bad :
+       {"2026-01-01T00:00:00+ab:00", "2026-01-01T00:00:00+01:xy", "2026-01-01T00:00:00+24:00", "2026-13-01T00:00:00Z",
+        "2026-01-01T25:00:00Z", "2026-01-01T00:-1:00Z", "2026-01-01T00:00:00+1:000"}) {
     INFO(bad);
     CHECK_NOTHROW(parse_rfc3339(bad));
     CHECK(!parse_rfc3339(bad));
@@ -240,18 +240,19 @@ TEST_CASE("numbers beyond a double are BadRequests in JSON and plain strings in 
   }
   CHECK(json::field(docs[0], "e")->get<double>() == 2.5);
   // A file of authenticators with such a number is refused by type, with a message.
-  auto objs = parse_authenticators("apiVersion: authentication.concierge.pinniped.dev/v1alpha1\n"
-                                   "kind: WebhookAuthenticator\nmetadata: {name: my-idp}\n"
-                                   "spec: {endpoint: 1e999}\n",
-                                   "pinniped.dev");
+  auto objs = parse_authenticators(
+      "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\n"
+      "kind: WebhookAuthenticator\nmetadata: {name: my-idp}\n"
+      "spec: {endpoint: 1e999}\n",
+      "pinniped.dev");
   REQUIRE(objs.size() == 1);
   CHECK(objs[0].spec.endpoint == "1e999");
   CHECK_THROWS_AS(WebhookAuthenticator("my-idp", objs[0].spec, WebhookOptions()), Error);
 }
 
 TEST_CASE("found by fuzzing: RFC 3339 is parsed strictly, a Status body with a huge number is no Status") {
-  for (const char *bad : {"2026-+1-01T00:00:00Z", "112-1-1T0:30:0+00:00", "2026-02-31T00:00:00Z",
-                          "2026-1-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T00:00:0Z"}) {
+  for (const char *bad : {"2026-+1-01T00:00:00Z", "112-1-1T0:30:0+00:00", "2026-02-31T00:00:00Z", "2026-1-01T00:00:00Z",
+                          "2026-01-01 00:00:00Z", "2026-01-01T00:00:0Z"}) {
     INFO(bad);
     CHECK(!parse_rfc3339(bad));
   }

@@ -54,4 +54,6 @@ apt-get install -y -q --no-install-recommends \
 if ! command -v kubectl >/dev/null; then
   apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null
 fi
+# chromium and the locked npm packages of the OIDC login tests (tests/oidc)
+"$(dirname "$0")/oidc-deps.sh"
 echo "deps: installed"

@@ -214,6 +214,7 @@ TEST_CASE("the k3s manifest is manifests/concierge with only the Deployment narr
   // The concierge creates its CredentialIssuer; no CR races its CRD here.
   CHECK(find(k3s, "CredentialIssuer", "pinniped-concierge-config") == nullptr);
   for (const char *crd : {"webhookauthenticators.authentication.concierge.pinniped.dev",
+                          "jwtauthenticators.authentication.concierge.pinniped.dev",
                           "credentialissuers.config.concierge.pinniped.dev"})
     CHECK(find(k3s, "CustomResourceDefinition", crd) != nullptr);
 

@@ -76,14 +76,17 @@ class E2E {
   }
   // The concierge's command line; `direct` adds the direct frontend.
   std::vector<std::string> concierge_argv(bool direct = true) const {
-    std::vector<std::string> a = {pinniped_bin(), "concierge", "--listen", env.at("ADDR") + ":" +
-                                  std::to_string(concierge_port), "--kubeconfig", dir->file("concierge.kubeconfig"),
-                                  "--signer-root", env.at("SIGNER_ROOT"), "--reload-interval", "1s",
-                                  "--log-level", "debug"};
+    std::vector<std::string> a = {pinniped_bin(),      "concierge",
+                                  "--listen",          env.at("ADDR") + ":" + std::to_string(concierge_port),
+                                  "--kubeconfig",      dir->file("concierge.kubeconfig"),
+                                  "--signer-root",     env.at("SIGNER_ROOT"),
+                                  "--reload-interval", "1s",
+                                  "--log-level",       "debug"};
     // A generous failure limit: the suite's own wrong tokens all come from
     // this one address; the limit itself is tested with a replica.
-    if (direct) a.insert(a.end(), {"--direct-listen", "0.0.0.0:" + std::to_string(kDirectPort),
-                                   "--direct-failure-limit", "1000"});
+    if (direct)
+      a.insert(a.end(),
+               {"--direct-listen", "0.0.0.0:" + std::to_string(kDirectPort), "--direct-failure-limit", "1000"});
     return a;
   }
   void start_concierge(bool direct = true) {
@@ -104,9 +107,8 @@ class E2E {
   std::string service_account_token(const std::string &ns, const std::string &sa, int64_t seconds) const {
     KubeClient k(KubeConfig::from_kubeconfig_file(env.at("KUBECONFIG")), std::chrono::seconds(10));
     picojson::object spec{{"expirationSeconds", jv(seconds)}};
-    picojson::object req{{"apiVersion", jv("authentication.k8s.io/v1")},
-                         {"kind", jv("TokenRequest")},
-                         {"spec", picojson::value(spec)}};
+    picojson::object req{
+        {"apiVersion", jv("authentication.k8s.io/v1")}, {"kind", jv("TokenRequest")}, {"spec", picojson::value(spec)}};
     auto res = k.create("/api/v1/namespaces/" + ns + "/serviceaccounts/" + sa + "/token", picojson::value(req));
     return json::get_string(at(res, "status"), "token", "status.token");
   }
@@ -120,7 +122,8 @@ class E2E {
           picojson::array ingress;
           for (const auto &ip : ips) ingress.push_back(picojson::value(picojson::object{{"ip", jv(ip)}}));
           picojson::object lb{{"ingress", picojson::value(ingress)}};
-          svc.get<picojson::object>()["status"] = picojson::value(picojson::object{{"loadBalancer", picojson::value(lb)}});
+          svc.get<picojson::object>()["status"] =
+              picojson::value(picojson::object{{"loadBalancer", picojson::value(lb)}});
           return true;
         },
         true);
@@ -192,9 +195,10 @@ class E2E {
     // No kubelet (and a controller manager only in the CSR cases): the
     // concierge runs as a process at the namespace's address, reached
     // through hand-made Endpoints.
-    apply("apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: pinniped-concierge-api\n"
-          "  namespace: pinniped-concierge\nsubsets:\n- addresses:\n  - ip: " +
-          env.at("ADDR") + "\n  ports:\n  - name: https\n    port: " + std::to_string(concierge_port) + "\n");
+    apply(
+        "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: pinniped-concierge-api\n"
+        "  namespace: pinniped-concierge\nsubsets:\n- addresses:\n  - ip: " +
+        env.at("ADDR") + "\n  ports:\n  - name: https\n    port: " + std::to_string(concierge_port) + "\n");
     std::string token = service_account_token("pinniped-concierge", "pinniped-concierge", 7200);
     dir->write("ca.crt", kube_ca_pem);
     dir->write("concierge.kubeconfig",
@@ -211,8 +215,8 @@ class E2E {
     set_direct_ingress({env.at("ADDR")});
     start_concierge();
     if (!eventually([&] { return api_service_available("v1alpha1.login.concierge.pinniped.dev"); }, 90))
-      throw std::runtime_error("APIService never became Available; concierge log:\n" + log() +
-                               "\napiservice:\n" + kubectl("get apiservice v1alpha1.login.concierge.pinniped.dev -o yaml"));
+      throw std::runtime_error("APIService never became Available; concierge log:\n" + log() + "\napiservice:\n" +
+                               kubectl("get apiservice v1alpha1.login.concierge.pinniped.dev -o yaml"));
   }
   ~E2E() {
     // Everything is done: no graceful stop needed (the lease is left to expire).
@@ -276,7 +280,8 @@ TEST_CASE("the k3s single-file manifest passes kube-apiserver's own validation")
   // the CRDs and the objects that use them in one request stream, as k3s's
   // deploy controller applies the file. Nothing is changed.
   int rc = 0;
-  std::string out = e.kubectl("apply --dry-run=server -f " + shell_quote(std::string("manifests/k3s/pinniped.yaml")), &rc);
+  std::string out =
+      e.kubectl("apply --dry-run=server -f " + shell_quote(std::string("manifests/k3s/pinniped.yaml")), &rc);
   INFO(out);
   CHECK(rc == 0);
   for (const char *kind : {"namespace/", "customresourcedefinition.apiextensions.k8s.io/", "serviceaccount/",
@@ -295,10 +300,12 @@ TEST_CASE("discovery and OpenAPI reach the concierge through kube-apiserver") {
   auto &e = E2E::get();
   // The aggregator serves a group a moment after the APIService is Available.
   std::string raw;
-  REQUIRE(E2E::eventually([&] {
-    raw = e.kubectl_ok("get --raw /apis/login.concierge.pinniped.dev/v1alpha1");
-    return true;
-  }, 30));
+  REQUIRE(E2E::eventually(
+      [&] {
+        raw = e.kubectl_ok("get --raw /apis/login.concierge.pinniped.dev/v1alpha1");
+        return true;
+      },
+      30));
   auto rl = json::parse(raw);
   CHECK(json::get_string(rl, "kind", "") == "APIResourceList");
   const auto &res = at(rl, "resources").get<picojson::array>().at(0);
@@ -310,8 +317,9 @@ TEST_CASE("discovery and OpenAPI reach the concierge through kube-apiserver") {
   }));
 }
 
-TEST_CASE("a WebhookAuthenticator becomes Ready and an anonymous exchange yields a certificate kube-apiserver "
-          "accepts") {
+TEST_CASE(
+    "a WebhookAuthenticator becomes Ready and an anonymous exchange yields a certificate kube-apiserver "
+    "accepts") {
   auto &e = E2E::get();
   int rc = 0;
   e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
@@ -324,8 +332,8 @@ TEST_CASE("a WebhookAuthenticator becomes Ready and an anonymous exchange yields
   std::map<std::string, std::string> conds;
   for (const auto &c : at(at(wa, "status"), "conditions").get<picojson::array>())
     conds[json::get_string(c, "type", "")] = json::get_string(c, "status", "");
-  for (const char *t : {"Ready", "EndpointURLValid", "TLSConfigurationValid", "WebhookConnectionValid",
-                        "AuthenticatorValid"})
+  for (const char *t :
+       {"Ready", "EndpointURLValid", "TLSConfigurationValid", "WebhookConnectionValid", "AuthenticatorValid"})
     CHECK(conds[t] == "True");
 
   // Anonymous: no client credentials at all, only kube-apiserver's CA.
@@ -342,11 +350,13 @@ TEST_CASE("a WebhookAuthenticator becomes Ready and an anonymous exchange yields
 
   e.kubectl_ok("create clusterrole e2e-ns-reader --verb=get,list --resource=namespaces");
   e.kubectl_ok("create clusterrolebinding e2e-devs-read-ns --clusterrole=e2e-ns-reader --group=e2e-devs");
-  CHECK(E2E::eventually([&] {
-    int r = 0;
-    std::string o = run(as_alice + "get namespaces 2>&1", &r);
-    return r == 0 && o.find("pinniped-concierge") != std::string::npos;
-  }, 20));
+  CHECK(E2E::eventually(
+      [&] {
+        int r = 0;
+        std::string o = run(as_alice + "get namespaces 2>&1", &r);
+        return r == 0 && o.find("pinniped-concierge") != std::string::npos;
+      },
+      20));
   // bob is not in e2e-devs: still forbidden.
   auto bob = exchange_token(e.exchange_options("e2e-idp"), "bob-token");
   e.dir->write("bob.crt", bob.client_certificate_data);
@@ -389,9 +399,8 @@ TEST_CASE("X-Remote-User sent straight to the concierge without the front-proxy 
   auto serving_ca = pinniped::detail::base64_decode(secret_ca(e));
   REQUIRE(serving_ca);
   std::string body = R"({"apiVersion":"identity.concierge.pinniped.dev/v1alpha1","kind":"WhoAmIRequest","spec":{}})";
-  httplib::Headers forged{{"Content-Type", "application/json"},
-                          {"X-Remote-User", "system:admin"},
-                          {"X-Remote-Group", "system:masters"}};
+  httplib::Headers forged{
+      {"Content-Type", "application/json"}, {"X-Remote-User", "system:admin"}, {"X-Remote-Group", "system:masters"}};
   auto who = [&](const ClientTlsOptions &tls) {
     HttpsClient c(e.concierge_base(), tls);
     auto res = c.request("POST", "/apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests", forged, body,
@@ -462,9 +471,8 @@ TEST_CASE("deleting the serving-certificate Secret rotates the caBundle and the 
   CHECK(E2E::eventually([&] { return api_service_ca(e, "v1alpha1.login.concierge.pinniped.dev") == after; }));
   CHECK(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }));
   // And the exchange works again through the aggregator with the new CA.
-  CHECK(E2E::eventually([&] {
-    return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
-  }));
+  CHECK(E2E::eventually(
+      [&] { return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty(); }));
 }
 
 TEST_CASE("WebhookAuthenticator changes and deletion are followed, with status") {
@@ -486,22 +494,23 @@ TEST_CASE("WebhookAuthenticator changes and deletion are followed, with status")
   // Back to the real endpoint: Ready again, and exchanges work.
   e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
   REQUIRE(E2E::eventually([&] {
-    return json::get_string(at(e.kubectl_json("get webhookauthenticator e2e-idp"), "status"), "phase", "") ==
-           "Ready";
+    return json::get_string(at(e.kubectl_json("get webhookauthenticator e2e-idp"), "status"), "phase", "") == "Ready";
   }));
   CHECK(E2E::eventually(
       [&] { return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty(); },
       20));
   // Deleted: the name is unknown, so the exchange fails.
   e.kubectl_ok("delete webhookauthenticator e2e-idp");
-  CHECK(E2E::eventually([&] {
-    try {
-      exchange_token(e.exchange_options("e2e-idp"), "alice-token");
-      return false;
-    } catch (const Error &err) {
-      return err.code == 401;
-    }
-  }, 20));
+  CHECK(E2E::eventually(
+      [&] {
+        try {
+          exchange_token(e.exchange_options("e2e-idp"), "alice-token");
+          return false;
+        } catch (const Error &err) {
+          return err.code == 401;
+        }
+      },
+      20));
 }
 
 TEST_CASE("the concierge's metrics count exchanges and name the signer expiry") {
@@ -523,9 +532,8 @@ TEST_CASE("the concierge's metrics count exchanges and name the signer expiry") 
   auto root = c.request("GET", "/openapi/v3", {}, "", std::chrono::seconds(10));
   REQUIRE(root.status == 200);
   auto root_doc = json::parse(root.body);
-  std::string group_url = json::get_string(
-      at(at(root_doc, "paths"), "apis/login.concierge.pinniped.dev/v1alpha1"),
-      "serverRelativeURL", "");
+  std::string group_url = json::get_string(at(at(root_doc, "paths"), "apis/login.concierge.pinniped.dev/v1alpha1"),
+                                           "serverRelativeURL", "");
   CHECK(group_url == "/openapi/v3/apis/login.concierge.pinniped.dev/v1alpha1");
   auto doc = c.request("GET", group_url, {}, "", std::chrono::seconds(10));
   REQUIRE(doc.status == 200);
@@ -572,9 +580,12 @@ TEST_CASE("a second replica adopts the serving certificate; a renewal replaces t
   std::string ca_before = secret_ca(e);
   auto start_replica = [&](const std::vector<std::string> &extra) {
     // Replicas publish the same frontend (the direct Service's address).
-    std::vector<std::string> argv = {pinniped_bin(), "concierge", "--listen", addr + ":10251", "--kubeconfig",
-                                     e.dir->file("concierge.kubeconfig"), "--signer-root", e.env.at("SIGNER_ROOT"),
-                                     "--reload-interval", "1s", "--direct-listen", "0.0.0.0:10445"};
+    std::vector<std::string> argv = {pinniped_bin(),      "concierge",
+                                     "--listen",          addr + ":10251",
+                                     "--kubeconfig",      e.dir->file("concierge.kubeconfig"),
+                                     "--signer-root",     e.env.at("SIGNER_ROOT"),
+                                     "--reload-interval", "1s",
+                                     "--direct-listen",   "0.0.0.0:10445"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return std::make_unique<Process>(argv, e.dir->file("replica.log"));
   };
@@ -615,14 +626,19 @@ TEST_CASE("a second replica adopts the serving certificate; a renewal replaces t
   auto replica = start_replica({});
   REQUIRE(E2E::eventually([&] { return !served_fingerprint(addr, 10251).empty(); }, 20));
   std::string leaf_before = due_leaf(e);
-  bool renewed = E2E::eventually([&] {
-    std::string now = secret_field(e, "tlsCertificateChain");
-    return now != leaf_before && now != detail::base64_encode(leaf_before);
-  }, 30);
-  bool converged = renewed && E2E::eventually([&] {
-    std::string a = served_fingerprint(addr, e.concierge_port), b = served_fingerprint(addr, 10251);
-    return !a.empty() && a == b;
-  }, 30);
+  bool renewed = E2E::eventually(
+      [&] {
+        std::string now = secret_field(e, "tlsCertificateChain");
+        return now != leaf_before && now != detail::base64_encode(leaf_before);
+      },
+      30);
+  bool converged = renewed && E2E::eventually(
+                                  [&] {
+                                    std::string a = served_fingerprint(addr, e.concierge_port),
+                                                b = served_fingerprint(addr, 10251);
+                                    return !a.empty() && a == b;
+                                  },
+                                  30);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   stop = true;
   load.join();
@@ -692,7 +708,8 @@ int exchanges_for(const E2E &e, const std::string &user) {
 }
 }  // namespace
 
-TEST_CASE("pinniped get kubeconfig: plain kubectl logs in through the plugin, reuses the cache; whoami shows the user") {
+TEST_CASE(
+    "pinniped get kubeconfig: plain kubectl logs in through the plugin, reuses the cache; whoami shows the user") {
   auto &e = E2E::get();
   int rc = 0;
   // An earlier case deletes e2e-idp: bring it back, and the RBAC of the first exchange case.
@@ -700,15 +717,16 @@ TEST_CASE("pinniped get kubeconfig: plain kubectl logs in through the plugin, re
   REQUIRE(rc == 0);
   e.kubectl("create clusterrole e2e-ns-reader --verb=get,list --resource=namespaces");
   e.kubectl("create clusterrolebinding e2e-devs-read-ns --clusterrole=e2e-ns-reader --group=e2e-devs");
-  REQUIRE(E2E::eventually([&] {
-    return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty();
-  }, 30));
+  REQUIRE(E2E::eventually(
+      [&] { return !exchange_token(e.exchange_options("e2e-idp"), "alice-token").client_certificate_data.empty(); },
+      30));
 
   // The authenticator is discovered when it is the only one; otherwise the
   // error names them all and the flag picks one.
   std::string names = e.kubectl_ok("get webhookauthenticators -o name");
-  std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
-                    " --pinniped-cli-path " + shell_quote(pinniped_bin()) + " --static-token-env E2E_TOKEN";
+  std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " +
+                    shell_quote(e.env.at("KUBECONFIG")) + " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
+                    " --static-token-env E2E_TOKEN";
   if (std::count(names.begin(), names.end(), '\n') > 1) {
     std::string out = run(get + " 2>&1", &rc);
     CHECK(rc == 1);
@@ -721,7 +739,8 @@ TEST_CASE("pinniped get kubeconfig: plain kubectl logs in through the plugin, re
   REQUIRE(rc == 0);
   std::string yaml = e.dir->read("alice-plugin.kubeconfig");
   CHECK(yaml.find("--concierge-authenticator-name=e2e-idp") != std::string::npos);
-  CHECK(yaml.find("--concierge-endpoint=" + e.expected_login_endpoint()) != std::string::npos);  // from the CredentialIssuer
+  CHECK(yaml.find("--concierge-endpoint=" + e.expected_login_endpoint()) !=
+        std::string::npos);  // from the CredentialIssuer
   CHECK(yaml.find("alice-token") == std::string::npos);
 
   std::string xdg = e.dir->file("xdg-alice");
@@ -781,8 +800,8 @@ TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, 
   std::string token = e.service_account_token("local-user-authenticator", "local-user-authenticator", 3600);
   e.dir->write("lua.kubeconfig",
                "apiVersion: v1\nkind: Config\ncurrent-context: sa\nclusters:\n- name: e2e\n  cluster:\n    server: " +
-                   e.server() + "\n    certificate-authority: ca.crt\nusers:\n- name: sa\n  user:\n    token: " + token +
-                   "\ncontexts:\n- name: sa\n  context: {cluster: e2e, user: sa}\n");
+                   e.server() + "\n    certificate-authority: ca.crt\nusers:\n- name: sa\n  user:\n    token: " +
+                   token + "\ncontexts:\n- name: sa\n  context: {cluster: e2e, user: sa}\n");
   auto ca = make_self_signed_ca("lua-e2e-ca", std::chrono::hours(1));
   auto leaf = serving_cert(ca, {"127.0.0.1"});
   e.dir->write("lua.crt", leaf.cert_pem);
@@ -798,14 +817,16 @@ TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, 
           &rc);
   REQUIRE(rc == 0);
   REQUIRE(E2E::eventually([&] {
-    return json::get_string(at(e.kubectl_json("get webhookauthenticator local-users"), "status"), "phase",
-                            "") == "Ready";
+    return json::get_string(at(e.kubectl_json("get webhookauthenticator local-users"), "status"), "phase", "") ==
+           "Ready";
   }));
   ClusterCredential cred;
-  REQUIRE(E2E::eventually([&] {
-    cred = exchange_token(e.exchange_options("local-users"), "carol:carol-pass");
-    return true;
-  }, 20));
+  REQUIRE(E2E::eventually(
+      [&] {
+        cred = exchange_token(e.exchange_options("local-users"), "carol:carol-pass");
+        return true;
+      },
+      20));
   auto chain = CertificateChain::parse(cred.client_certificate_data);
   CHECK(pinniped::detail::common_name(&chain->get()->subject) == "carol");
   CHECK(pinniped::detail::organizations(&chain->get()->subject) == std::vector<std::string>{"e2e-devs", "ops"});
@@ -826,14 +847,16 @@ TEST_CASE("the local-user-authenticator, reading user Secrets from the cluster, 
     CHECK(err.code == 401);
   }
   e.kubectl_ok("delete secret carol -n local-user-authenticator");
-  CHECK(E2E::eventually([&] {
-    try {
-      exchange_token(e.exchange_options("local-users"), "carol:carol-pass");
-      return false;
-    } catch (const Error &err) {
-      return err.code == 401;
-    }
-  }, 20));
+  CHECK(E2E::eventually(
+      [&] {
+        try {
+          exchange_token(e.exchange_options("local-users"), "carol:carol-pass");
+          return false;
+        } catch (const Error &err) {
+          return err.code == 401;
+        }
+      },
+      20));
   CHECK(lua.log().find("carol-pass") == std::string::npos);
   lua.signal(SIGTERM);
   CHECK(lua.wait(std::chrono::seconds(10)) == 0);
@@ -868,13 +891,15 @@ std::string tcr(const std::string &token, const std::string &authenticator = "e2
 // A concierge at `base` (verified with `ca`) answers exchanges within 30 s:
 // an empty one gets its own 422.
 bool answers_exchanges(const std::string &base, const std::string &ca) {
-  return E2E::eventually([&] {
-    try {
-      return anonymous_post(base, ca, kTcr, tcr("")).status == 422;
-    } catch (const std::exception &) {
-      return false;
-    }
-  }, 30);
+  return E2E::eventually(
+      [&] {
+        try {
+          return anonymous_post(base, ca, kTcr, tcr("")).status == 422;
+        } catch (const std::exception &) {
+          return false;
+        }
+      },
+      30);
 }
 // Makes sure e2e-idp points at the fake IDP and works for alice.
 void ensure_idp(E2E &e) {
@@ -889,7 +914,8 @@ void ensure_idp(E2E &e) {
 // the Google Cloud SDK layout, each once.
 std::vector<std::string> all_kubectls() {
   std::vector<std::string> out, seen;
-  std::string listing = run("{ command -v kubectl; ls -1 /usr/lib/google-cloud-sdk/bin/kubectl.1.* 2>/dev/null; } | sort -u");
+  std::string listing =
+      run("{ command -v kubectl; ls -1 /usr/lib/google-cloud-sdk/bin/kubectl.1.* 2>/dev/null; } | sort -u");
   std::istringstream in(listing);
   for (std::string l; std::getline(in, l);) {
     if (l.empty() || access(l.c_str(), X_OK) != 0) continue;
@@ -927,11 +953,11 @@ TEST_CASE("every kubectl on the machine logs in with a kubeconfig from get kubec
   int rc = 0;
   std::string names = e.kubectl_ok("get webhookauthenticators -o name");
   std::string kc = e.dir->file("every-kubectl.kubeconfig");
-  std::string out = run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
-                            " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
-                            " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) +
-                            " 2>&1",
-                        &rc);
+  std::string out =
+      run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+              " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
+              " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1",
+          &rc);
   INFO(out);
   REQUIRE(rc == 0);
   CHECK(out.find("warning") == std::string::npos);
@@ -965,8 +991,8 @@ TEST_CASE("on the direct frontend WhoAmIRequest knows a user by certificate only
   auto f = e.published();
   REQUIRE(f);
   std::string ca = *detail::base64_decode(secret_bundle(e));
-  httplib::Headers forged = {{"X-Remote-User", "system:admin"}, {"X-Remote-Group", "system:masters"},
-                             {"Impersonate-User", "system:admin"}};
+  httplib::Headers forged = {
+      {"X-Remote-User", "system:admin"}, {"X-Remote-Group", "system:masters"}, {"Impersonate-User", "system:admin"}};
   auto who = [&](const ClientTlsOptions &tls) {
     HttpsClient c(e.direct_base(), tls);
     httplib::Headers h = forged;
@@ -1024,7 +1050,7 @@ TEST_CASE("failed exchanges on the direct frontend are limited per client addres
   CHECK(e.idp->requests() == idp_before + 4);
   for (int i = 0; i < 6; i++) refused += failed("guess-more-" + std::to_string(i));
   CHECK(refused == 6);
-  CHECK(failed("alice-token"));                 // over the budget, a right token waits too
+  CHECK(failed("alice-token"));                // over the budget, a right token waits too
   CHECK(e.idp->requests() == idp_before + 4);  // and the IDP was not asked again
   std::istringstream in(limited.log());
   int logged = 0;
@@ -1047,17 +1073,21 @@ TEST_CASE("the direct Service's load-balancer addresses are followed by the cert
   // The certificate now carries the new address (verified by IP).
   CHECK(answers_exchanges(base, ca));
   if (!e.anonymous_auth()) {
-    CHECK(E2E::eventually([&] {
-      auto f = e.published();
-      return f && f->server == base;
-    }, 30));
+    CHECK(E2E::eventually(
+        [&] {
+          auto f = e.published();
+          return f && f->server == base;
+        },
+        30));
   }
   CHECK(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
   e.set_direct_ingress({e.env.at("ADDR")});
-  CHECK(E2E::eventually([&] {
-    auto f = e.published();
-    return f && f->server == e.expected_login_endpoint();
-  }, 30));
+  CHECK(E2E::eventually(
+      [&] {
+        auto f = e.published();
+        return f && f->server == e.expected_login_endpoint();
+      },
+      30));
   run("ip addr del " + other + "/32 dev lo 2>/dev/null");
 }
 
@@ -1081,9 +1111,10 @@ TEST_CASE("one writer among replicas: a Lease elects it, a successor takes over 
   REQUIRE(E2E::eventually([&] { return e.log().find("leader election: leading") != std::string::npos; }, 30));
   std::string first = lease_holder();
   CHECK(!first.empty());
-  Process b({pinniped_bin(), "concierge", "--listen", addr + ":10253", "--kubeconfig", e.dir->file("concierge.kubeconfig"),
-             "--signer-root", e.env.at("SIGNER_ROOT"), "--reload-interval", "1s", "--direct-listen", "0.0.0.0:10447"},
-            e.dir->file("leader-b.log"));
+  Process b(
+      {pinniped_bin(), "concierge", "--listen", addr + ":10253", "--kubeconfig", e.dir->file("concierge.kubeconfig"),
+       "--signer-root", e.env.at("SIGNER_ROOT"), "--reload-interval", "1s", "--direct-listen", "0.0.0.0:10447"},
+      e.dir->file("leader-b.log"));
   REQUIRE(E2E::eventually([&] { return b.log().find("\"msg\":\"serving\"") != std::string::npos; }, 30));
   std::this_thread::sleep_for(std::chrono::seconds(3));
   CHECK(lease_holder() == first);  // b follows
@@ -1092,7 +1123,8 @@ TEST_CASE("one writer among replicas: a Lease elects it, a successor takes over 
   std::string ca = *detail::base64_decode(secret_bundle(e));
   CHECK(anonymous_post("https://" + addr + ":10447", ca, kTcr, tcr("")).status == 422);
   // A quiet stretch: nobody rewrites the CredentialIssuer.
-  int writes_a = count_lines(e.log(), "CredentialIssuer updated"), writes_b = count_lines(b.log(), "CredentialIssuer updated");
+  int writes_a = count_lines(e.log(), "CredentialIssuer updated"),
+      writes_b = count_lines(b.log(), "CredentialIssuer updated");
   std::this_thread::sleep_for(std::chrono::seconds(6));
   CHECK(count_lines(e.log(), "CredentialIssuer updated") == writes_a);
   CHECK(count_lines(b.log(), "CredentialIssuer updated") == writes_b);
@@ -1111,15 +1143,19 @@ TEST_CASE("one writer among replicas: a Lease elects it, a successor takes over 
   run("ip addr add " + other + "/32 dev lo 2>/dev/null");
   e.set_direct_ingress({other});
   if (!e.anonymous_auth())
-    CHECK(E2E::eventually([&] {
-      auto f = e.published();
-      return f && f->server == "https://" + other + ":" + std::to_string(E2E::kDirectPort);
-    }, 30));
+    CHECK(E2E::eventually(
+        [&] {
+          auto f = e.published();
+          return f && f->server == "https://" + other + ":" + std::to_string(E2E::kDirectPort);
+        },
+        30));
   e.set_direct_ingress({addr});
-  CHECK(E2E::eventually([&] {
-    auto f = e.published();
-    return f && f->server == e.expected_login_endpoint();
-  }, 30));
+  CHECK(E2E::eventually(
+      [&] {
+        auto f = e.published();
+        return f && f->server == e.expected_login_endpoint();
+      },
+      30));
   run("ip addr del " + other + "/32 dev lo 2>/dev/null");
   // The first concierge comes back as a follower; when b stops, it releases
   // the lease and the first leads again at once.
@@ -1158,13 +1194,15 @@ int leftover_csrs(const E2E &e) {
 ExchangeOptions published_options(const E2E &e) {
   ExchangeOptions o;
   o.authenticator_name = "e2e-idp";
-  bool found = E2E::eventually([&] {
-    auto f = e.published();
-    if (!f) return false;
-    o.endpoint = f->server;
-    o.tls.ca_pem = f->ca_pem;
-    return true;
-  }, 30);
+  bool found = E2E::eventually(
+      [&] {
+        auto f = e.published();
+        if (!f) return false;
+        o.endpoint = f->server;
+        o.tls.ca_pem = f->ca_pem;
+        return true;
+      },
+      30);
   if (!found) throw std::runtime_error("the CredentialIssuer publishes no frontend");
   return o;
 }
@@ -1197,17 +1235,22 @@ TEST_CASE("the CSR strategy issues certificates through the CSR API, leaves no C
   auto restart = [&](const std::vector<std::string> &extra) {
     e.stop_concierge();
     e.concierge = std::make_unique<Process>(csr_argv(extra), e.dir->file("concierge.log"));
-    REQUIRE(E2E::eventually([&] {
-      std::string l = e.log();
-      return l.find("leader election: leading") != std::string::npos && l.find("\"msg\":\"serving\"") != std::string::npos;
-    }, 40));
+    REQUIRE(E2E::eventually(
+        [&] {
+          std::string l = e.log();
+          return l.find("leader election: leading") != std::string::npos &&
+                 l.find("\"msg\":\"serving\"") != std::string::npos;
+        },
+        40));
   };
   restart({});
-  CHECK(E2E::eventually([&] {
-    auto s = issuer_strategy(e);
-    return json::get_string(s, "type", "") == "KubeCertificateSigningRequestAPI" &&
-           json::get_string(s, "status", "") == "Success";
-  }, 30));
+  CHECK(E2E::eventually(
+      [&] {
+        auto s = issuer_strategy(e);
+        return json::get_string(s, "type", "") == "KubeCertificateSigningRequestAPI" &&
+               json::get_string(s, "status", "") == "Success";
+      },
+      30));
   CHECK(e.log().find("issuing certificates through the CSR API") != std::string::npos);
 
   SECTION("kubectl logs in as the user through the CSR strategy, and no CSR remains") {
@@ -1240,14 +1283,15 @@ TEST_CASE("the CSR strategy issues certificates through the CSR API, leaves no C
     CHECK(leftover_csrs(e) == 0);
     // The whole way, as a person does it: get kubeconfig, then kubectl.
     std::string kc = e.dir->file("csr-alice.kubeconfig");
-    out = run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
-                  " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
-                  " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1",
-              &rc);
+    out =
+        run(shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
+                " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
+                " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1",
+            &rc);
     INFO(out);
     REQUIRE(rc == 0);
-    out = run("E2E_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(e.dir->file("xdg-csr")) + " kubectl --kubeconfig " +
-                  shell_quote(kc) + " get ns -o name 2>&1",
+    out = run("E2E_TOKEN=alice-token XDG_CONFIG_HOME=" + shell_quote(e.dir->file("xdg-csr")) +
+                  " kubectl --kubeconfig " + shell_quote(kc) + " get ns -o name 2>&1",
               &rc);
     INFO(out);
     CHECK(rc == 0);
@@ -1294,23 +1338,28 @@ TEST_CASE("the CSR strategy issues certificates through the CSR API, leaves no C
     auto took = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - started).count();
     CHECK(took < 3 + 10 * slow_factor());  // the wait is bounded, not the 30 s a client gives up at
     CHECK(leftover_csrs(e) == 0);
-    CHECK(E2E::eventually([&] {
-      auto s = issuer_strategy(e);
-      return json::get_string(s, "status", "") == "Error" && json::get_string(s, "reason", "") == "CSRNotSigned" &&
-             json::get_string(s, "message", "").find("kube-controller-manager") != std::string::npos;
-    }, 20));
+    CHECK(E2E::eventually(
+        [&] {
+          auto s = issuer_strategy(e);
+          return json::get_string(s, "status", "") == "Error" && json::get_string(s, "reason", "") == "CSRNotSigned" &&
+                 json::get_string(s, "message", "").find("kube-controller-manager") != std::string::npos;
+        },
+        20));
   }
 
-  SECTION("a signer that ignores expirationSeconds gets no certificate to the client, and the CredentialIssuer says why") {
+  SECTION(
+      "a signer that ignores expirationSeconds gets no certificate to the client, and the CredentialIssuer says why") {
     kcm->signal(SIGTERM);
     kcm->wait(std::chrono::seconds(10));
     kcm = start_controller_manager(e, "");  // the default: 8760h
     restart({"--strategy", "csr"});
     auto o = published_options(e);  // while the strategy still says Success
-    REQUIRE(E2E::eventually([&] {
-      auto r = anonymous_post(o.endpoint, o.tls.ca_pem, kTcr, tcr("alice-token"));
-      return r.status == 201 && e.log().find("CertificateLifetimeTooLong") != std::string::npos;
-    }, 30));
+    REQUIRE(E2E::eventually(
+        [&] {
+          auto r = anonymous_post(o.endpoint, o.tls.ca_pem, kTcr, tcr("alice-token"));
+          return r.status == 201 && e.log().find("CertificateLifetimeTooLong") != std::string::npos;
+        },
+        30));
     // What the client receives: authentication failed and no credential.
     auto res = anonymous_post(o.endpoint, o.tls.ca_pem, kTcr, tcr("alice-token"));
     INFO(res.body);
@@ -1320,23 +1369,27 @@ TEST_CASE("the CSR strategy issues certificates through the CSR API, leaves no C
     CHECK(json::field(st, "credential") == nullptr);
     CHECK(res.body.find("CERTIFICATE") == std::string::npos);
     CHECK(leftover_csrs(e) == 0);
-    CHECK(E2E::eventually([&] {
-      auto s = issuer_strategy(e);
-      return json::get_string(s, "status", "") == "Error" &&
-             json::get_string(s, "reason", "") == "CertificateLifetimeTooLong" &&
-             json::get_string(s, "message", "").find("8760h") != std::string::npos;
-    }, 20));
+    CHECK(E2E::eventually(
+        [&] {
+          auto s = issuer_strategy(e);
+          return json::get_string(s, "status", "") == "Error" &&
+                 json::get_string(s, "reason", "") == "CertificateLifetimeTooLong" &&
+                 json::get_string(s, "message", "").find("8760h") != std::string::npos;
+        },
+        20));
   }
 
   kcm->signal(SIGTERM);
   kcm->wait(std::chrono::seconds(10));
   e.stop_concierge();
   e.start_concierge();
-  REQUIRE(E2E::eventually([&] {
-    auto s = issuer_strategy(e);
-    return json::get_string(s, "type", "") == "KubeClusterSigningCertificate" &&
-           json::get_string(s, "status", "") == "Success";
-  }, 40));
+  REQUIRE(E2E::eventually(
+      [&] {
+        auto s = issuer_strategy(e);
+        return json::get_string(s, "type", "") == "KubeClusterSigningCertificate" &&
+               json::get_string(s, "status", "") == "Success";
+      },
+      40));
   REQUIRE(E2E::eventually([&] { return alice_can_exchange(e); }, 30));
 }
 
@@ -1371,6 +1424,196 @@ TEST_CASE("issued certificates name the signer that matches the key, also when c
 }
 
 // Last: it restarts the concierge without its direct frontend.
+namespace {
+std::string jwt_authenticator_yaml(const std::string &name, const std::string &issuer, const std::string &audience,
+                                   const std::string &ca_data, const std::string &extra = "") {
+  return "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: JWTAuthenticator\nmetadata:\n  name: " +
+         name + "\nspec:\n  issuer: " + issuer + "\n  audience: " + audience + "\n" +
+         (ca_data.empty() ? "" : "  tls:\n    certificateAuthorityData: " + ca_data + "\n") + extra;
+}
+// The JWTAuthenticator's status once its phase is `phase` (polled), else the last one seen.
+picojson::value jwt_status(const E2E &e, const std::string &name, const std::string &phase) {
+  picojson::value st;
+  E2E::eventually(
+      [&] {
+        auto o = e.kubectl_json("get jwtauthenticator " + name);
+        const auto *s = json::field(o, "status");
+        if (!s) return false;
+        st = *s;
+        return json::get_string(st, "phase", "") == phase;
+      },
+      30);
+  return st;
+}
+std::map<std::string, std::string> condition_statuses(const picojson::value &status) {
+  std::map<std::string, std::string> out;
+  if (const auto *cs = json::field(status, "conditions"); cs && cs->is<picojson::array>())
+    for (const auto &c : cs->get<picojson::array>())
+      out[json::get_string(c, "type", "")] =
+          json::get_string(c, "status", "") + "/" + json::get_string(c, "reason", "");
+  return out;
+}
+}  // namespace
+
+TEST_CASE("OIDC: a JWTAuthenticator, get kubeconfig, and kubectl logged in by a real browser and by the device flow") {
+  auto &e = E2E::get();
+  int rc = 0;
+  // A real OpenID provider (oidc-provider) on the namespace's loopback; ID
+  // tokens live 20 s, so a refresh happens within the case.
+  OidcTestProvider idp(*e.dir, {"--id-token-ttl", "20"});
+  std::string ca_data = detail::base64_encode(idp.ca_pem);
+  e.apply(jwt_authenticator_yaml("e2e-oidc", idp.issuer, "pinniped-cli", ca_data), &rc);
+  REQUIRE(rc == 0);
+  auto st = jwt_status(e, "e2e-oidc", "Ready");
+  INFO(st.serialize());
+  auto conds = condition_statuses(st);
+  for (const char *t : {"TLSConfigurationValid", "IssuerURLValid", "DiscoveryURLValid", "JWKSURLValid",
+                        "JWKSFetchValid", "AuthenticatorValid", "Ready"})
+    CHECK(conds[t] == "True/Success");
+  e.kubectl("create clusterrolebinding e2e-oidc-devs-read-ns --clusterrole=e2e-ns-reader --group=devs");
+
+  // Broken ones say where they break, in upstream's conditions.
+  e.apply(jwt_authenticator_yaml("e2e-oidc-down", "https://127.0.0.1:1/nowhere", "pinniped-cli", ca_data), &rc);
+  e.apply(jwt_authenticator_yaml("e2e-oidc-cel", idp.issuer, "pinniped-cli", ca_data,
+                                 "  claimValidationRules:\n  - expression: 'claims.hd == \"example.com\"'\n"),
+          &rc);
+  auto down = condition_statuses(jwt_status(e, "e2e-oidc-down", "Error"));
+  CHECK(down["DiscoveryURLValid"] == "False/InvalidDiscoveryProbe");
+  CHECK(down["JWKSFetchValid"] == "Unknown/UnableToValidate");
+  CHECK(down["Ready"] == "False/NotReady");
+  auto cel = condition_statuses(jwt_status(e, "e2e-oidc-cel", "Error"));
+  CHECK(cel["AuthenticatorValid"].rfind("False/", 0) == 0);
+  CHECK(cel["Ready"] == "False/NotReady");
+  e.kubectl("delete jwtauthenticator e2e-oidc-down e2e-oidc-cel");
+
+  // get kubeconfig: no static token, so the JWTAuthenticator's issuer.
+  std::string kc = e.dir->file("oidc.kubeconfig");
+  std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " +
+                    shell_quote(e.env.at("KUBECONFIG")) + " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
+                    " --concierge-authenticator-name e2e-oidc";
+  std::string out = run(get + " -o " + shell_quote(kc) + " 2>&1", &rc);
+  INFO(out);
+  REQUIRE(rc == 0);
+  std::string yaml = e.dir->read("oidc.kubeconfig");
+  auto docs = parse_yaml_documents(yaml);
+  REQUIRE(docs.size() == 1);
+  auto args = json::get_string_list(
+      at(at(docs[0], "users").get<picojson::array>().at(0), "user").get<picojson::object>().at("exec"), "args", "args");
+  REQUIRE(args.size() > 2);
+  CHECK(args[0] == "login");
+  CHECK(args[1] == "oidc");
+  CHECK(yaml.find("--issuer=" + idp.issuer) != std::string::npos);
+  CHECK(yaml.find("--client-id=pinniped-cli") != std::string::npos);
+  CHECK(yaml.find("--ca-bundle-data=" + ca_data) != std::string::npos);
+  CHECK(yaml.find("--concierge-authenticator-type=jwt") != std::string::npos);
+
+  // The browser flow: kubectl runs the plugin, which opens "the browser"
+  // (headless chromium signing in as alice).
+  std::string xdg = e.dir->file("xdg-oidc");
+  std::string browser_log = e.dir->file("oidc-browser.log");
+  auto as = [&](const std::string &browser) {
+    return "BROWSER=" + shell_quote(browser) +
+           " PINNIPED_TEST_OIDC_USER=alice PINNIPED_TEST_OIDC_PASSWORD=alice-password"
+           " PINNIPED_TEST_OIDC_CA=" +
+           shell_quote(idp.ca_file) + " PINNIPED_TEST_BROWSER_LOG=" + shell_quote(browser_log) +
+           " XDG_CONFIG_HOME=" + shell_quote(xdg) + " kubectl --kubeconfig " + shell_quote(kc) + " ";
+  };
+  std::string open_browser = oidc_stack() + "/open-browser.sh";
+  int before = exchanges_for(e, "alice");
+  out = run(as(open_browser) + "get namespaces -o name 2>&1", &rc);
+  INFO(out << "\nbrowser:\n" << pinniped::read_file(browser_log));
+  CHECK(rc == 0);
+  CHECK(out.find("namespace/pinniped-concierge") != std::string::npos);
+  CHECK(exchanges_for(e, "alice") == before + 1);
+  // The browser's script says how it fared once chromium is gone.
+  CHECK(E2E::eventually(
+      [&] { return pinniped::read_file(browser_log).find("open-browser: exit 0") != std::string::npos; }, 15));
+  // The audit line names the kind.
+  CHECK(e.log().find("\"authenticator\":\"JWTAuthenticator/e2e-oidc\"") != std::string::npos);
+  // Again: the cached certificate, no browser, no exchange.
+  std::string never =
+      e.dir->write("never-browser.sh", "#!/bin/sh\ntouch " + shell_quote(e.dir->file("browser-ran")) + "\n");
+  ::chmod(never.c_str(), 0755);
+  out = run(as(never) + "get namespaces -o name 2>&1", &rc);
+  CHECK(rc == 0);
+  CHECK(exchanges_for(e, "alice") == before + 1);
+  // Without the certificate cache, after the 20 s ID token expired: the
+  // refresh token gets a new one, still no browser; a new exchange.
+  std::remove((xdg + "/pinniped/credentials.yaml").c_str());
+  std::string session_before = pinniped::read_file(xdg + "/pinniped/sessions.yaml");
+  std::this_thread::sleep_for(std::chrono::seconds(21));
+  out = run(as(never) + "get namespaces -o name 2>&1", &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(exchanges_for(e, "alice") == before + 2);
+  CHECK(::access(e.dir->file("browser-ran").c_str(), F_OK) != 0);
+  CHECK(pinniped::read_file(xdg + "/pinniped/sessions.yaml") != session_before);  // rotated tokens
+  CHECK(session_before.find("alice-password") == std::string::npos);
+
+  // The device flow, as on a board without a display: kubectl shows the
+  // code on stderr and waits; the person signs in elsewhere.
+  std::string dkc = e.dir->file("oidc-device.kubeconfig");
+  out = run(get + " --oidc-flow device -o " + shell_quote(dkc) + " 2>&1", &rc);
+  REQUIRE(rc == 0);
+  std::string dxdg = e.dir->file("xdg-oidc-device");
+  Process kubectl({"/bin/sh", "-c",
+                   "XDG_CONFIG_HOME=" + shell_quote(dxdg) + " exec kubectl --kubeconfig " + shell_quote(dkc) +
+                       " get namespaces -o name"},
+                  e.dir->file("device-kubectl.log"));
+  std::string uri, code;
+  REQUIRE(E2E::eventually(
+      [&] {
+        std::string l = kubectl.log();
+        auto at = l.find("To log in, visit ");
+        auto mid = l.find(" and enter the code: ", at);
+        auto end = l.find('\n', mid);
+        if (at == std::string::npos || mid == std::string::npos || end == std::string::npos) return false;
+        uri = l.substr(at + 17, mid - at - 17);
+        code = l.substr(mid + 21, end - mid - 21);
+        return true;
+      },
+      30));
+  auto [brc, bout] = drive_browser(idp, "device", uri, code);
+  INFO(bout);
+  CHECK(brc == 0);
+  CHECK(kubectl.wait(std::chrono::seconds(40)) == 0);
+  INFO(kubectl.log());
+  CHECK(kubectl.log().find("namespace/pinniped-concierge") != std::string::npos);
+  CHECK(exchanges_for(e, "alice") == before + 3);
+
+  // A token the concierge must refuse: right issuer's key, wrong audience
+  // (a token the provider made for another client is not at hand: a JWT
+  // from another audience is simulated by a JWTAuthenticator that wants one).
+  e.apply(jwt_authenticator_yaml("e2e-oidc-other-aud", idp.issuer, "another-client", ca_data), &rc);
+  jwt_status(e, "e2e-oidc-other-aud", "Ready");
+  std::string id_token;
+  {
+    auto sessions = parse_yaml_documents(pinniped::read_file(xdg + "/pinniped/sessions.yaml"));
+    REQUIRE(sessions.size() == 1);
+    std::string text = sessions[0].serialize();
+    auto at = text.find("\"id\":{");
+    REQUIRE(at != std::string::npos);
+    auto tok = text.find("\"token\":\"", at);
+    REQUIRE(tok != std::string::npos);
+    id_token = text.substr(tok + 9, text.find('"', tok + 9) - tok - 9);
+  }
+  auto x = e.exchange_options("e2e-oidc-other-aud");
+  x.authenticator_kind = "JWTAuthenticator";
+  try {
+    exchange_token(x, id_token);
+    FAIL("an ID token for another audience was accepted");
+  } catch (const Error &err) {
+    CHECK(std::string(err.what()).find("authentication failed") != std::string::npos);
+  }
+  x.authenticator_name = "e2e-oidc";
+  CHECK_FALSE(exchange_token(x, id_token).client_certificate_data.empty());  // the same token, the right audience
+  CHECK(
+      E2E::eventually([&] { return e.log().find("another-client") != std::string::npos; }, 5));  // the reason is logged
+  CHECK(e.log().find(id_token) == std::string::npos);
+  e.kubectl("delete jwtauthenticator e2e-oidc e2e-oidc-other-aud");
+  e.kubectl("delete clusterrolebinding e2e-oidc-devs-read-ns");
+}
+
 TEST_CASE("without the direct frontend a login through a refusing kube-apiserver says so in one line") {
   auto &e = E2E::get();
   ensure_idp(e);
@@ -1379,15 +1622,18 @@ TEST_CASE("without the direct frontend a login through a refusing kube-apiserver
   REQUIRE(E2E::eventually([&] { return e.api_service_available("v1alpha1.login.concierge.pinniped.dev"); }, 60));
   std::string kc = e.dir->file("no-direct.kubeconfig");
   int rc = 0;
-  std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " + shell_quote(e.env.at("KUBECONFIG")) +
-                    " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
-                    " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) + " 2>&1";
+  std::string get = shell_quote(pinniped_bin()) + " get kubeconfig --kubeconfig " +
+                    shell_quote(e.env.at("KUBECONFIG")) + " --pinniped-cli-path " + shell_quote(pinniped_bin()) +
+                    " --static-token-env E2E_TOKEN --concierge-authenticator-name e2e-idp -o " + shell_quote(kc) +
+                    " 2>&1";
   // The concierge republishes kube-apiserver (and, on k3s, why it fails).
-  REQUIRE(E2E::eventually([&] {
-    auto f = e.published();
-    return f && f->server == e.server() &&
-           (e.anonymous_auth() || f->message.find("so logins through it fail") != std::string::npos);
-  }, 30));
+  REQUIRE(E2E::eventually(
+      [&] {
+        auto f = e.published();
+        return f && f->server == e.server() &&
+               (e.anonymous_auth() || f->message.find("so logins through it fail") != std::string::npos);
+      },
+      30));
   std::string out = run(get, &rc);
   INFO(out);
   REQUIRE(rc == 0);
