@@ -6953,7 +6953,6 @@ class JwtAuthenticatorController {
   // The worker: objects marked by the watch, then those due.
   void work() {
     auto now = Steady::now();
-    auto objects = informer_.snapshot();
     std::vector<std::string> todo;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -6963,6 +6962,8 @@ class JwtAuthenticatorController {
       dirty_.clear();
       busy_ = !todo.empty();
     }
+    // After the marks are taken: an event after this snapshot marks again.
+    auto objects = informer_.snapshot();
     for (const auto &name : todo) {
       auto it = objects.find(name);
       if (it != objects.end()) sync(name, it->second);

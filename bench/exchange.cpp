@@ -34,11 +34,11 @@ struct Run {
 
 // `clients` threads, each on its own kept-alive connection. With a target
 // rate (> 0) each thread paces itself (open loop); else as fast as possible.
-Run drive(const ConciergeProcess &c, int clients, Millis duration, double target_rps) {
+Run drive(const ConciergeProcess &c, int clients, Millis duration, double target_rps,
+          const std::string &body = tcr_body("bench-token")) {
   Run r;
   r.clients = clients;
   std::mutex mu;
-  std::string body = tcr_body("bench-token");
   auto start = Steady::now();
   auto until = start + duration;
   std::vector<std::thread> ts;
@@ -76,6 +76,77 @@ Run drive(const ConciergeProcess &c, int clients, Millis duration, double target
   r.seconds = std::chrono::duration<double>(Steady::now() - start).count();
   return r;
 }
+
+// An OIDC issuer for the JWTAuthenticator leg: discovery and a JWKS with one
+// P-256 key over https on loopback, and an ES256 ID token it signed (the
+// bench's own: the tests use a real provider; here only the concierge's
+// side is measured, which never calls the issuer once it has the keys).
+class BenchIssuer {
+ public:
+  BenchIssuer() {
+    mbedtls_ecp_keypair_init(&key_);
+    if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &key_, detail::rng_fill, nullptr) != 0)
+      throw std::runtime_error("EC key generation failed");
+    ca_ = make_self_signed_ca("bench-issuer-ca", std::chrono::hours(2));
+    auto leaf = serving_cert(ca_, {"127.0.0.1"});
+    server_.set_credentials({leaf.cert_pem, leaf.key_pem, ""});
+  }
+  ~BenchIssuer() {
+    server_.shutdown();
+    if (thread_.joinable()) thread_.join();
+    mbedtls_ecp_keypair_free(&key_);
+  }
+  void start() {
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    std::string iss = issuer();
+    server_.Get("/.well-known/openid-configuration", [iss](const httplib::Request &, httplib::Response &res) {
+      res.set_content(R"({"issuer":")" + iss + R"(","jwks_uri":")" + iss +
+                          R"(/jwks","id_token_signing_alg_values_supported":["ES256"]})",
+                      "application/json");
+    });
+    std::string jwks = R"({"keys":[{"kty":"EC","crv":"P-256","kid":"bench","use":"sig","x":")" +
+                       detail::base64url_encode(coordinate(key_.Q.X)) + R"(","y":")" +
+                       detail::base64url_encode(coordinate(key_.Q.Y)) + R"("}]})";
+    server_.Get("/jwks", [jwks](const httplib::Request &, httplib::Response &res) {
+      res.set_content(jwks, "application/json");
+    });
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  std::string issuer() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  std::string ca_pem() const { return ca_.cert_pem; }
+  // An ID token for `user`, valid for two hours.
+  std::string token(const std::string &user) {
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    std::string input =
+        detail::base64url_encode(R"({"alg":"ES256","kid":"bench","typ":"JWT"})") + "." +
+        detail::base64url_encode(R"({"iss":")" + issuer() + R"(","aud":"pinniped-cli","sub":")" + user +
+                                 R"(","username":")" + user + R"(","groups":["group-a","group-b"],"iat":)" +
+                                 std::to_string(now) + R"(,"exp":)" + std::to_string(now + 7200) + "}");
+    std::string hash = detail::sha256(input);
+    mbedtls_mpi r, s;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    int ret = mbedtls_ecdsa_sign(&key_.grp, &r, &s, &key_.d, reinterpret_cast<const unsigned char *>(hash.data()),
+                                 hash.size(), detail::rng_fill, nullptr);
+    std::string sig = ret == 0 ? coordinate(r) + coordinate(s) : "";
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    if (sig.empty()) throw std::runtime_error("ES256 signing failed");
+    return input + "." + detail::base64url_encode(sig);
+  }
+
+ private:
+  static std::string coordinate(const mbedtls_mpi &v) {
+    std::string b(32, '\0');
+    mbedtls_mpi_write_binary(&v, reinterpret_cast<unsigned char *>(&b[0]), b.size());
+    return b;
+  }
+  mbedtls_ecp_keypair key_;
+  CertificateAndKey ca_;
+  TlsServer server_;
+  int port_ = 0;
+  std::thread thread_;
+};
 
 // The crypto bound: what an exchange's crypto costs when the key pool is
 // empty (a P-256 key generation and one certificate signature each, with
@@ -226,7 +297,13 @@ int main(int argc, char **argv) {
   auto ca = make_self_signed_ca("bench-cluster-signer", std::chrono::hours(24));
   dir.write("signer.crt", ca.cert_pem);
   dir.write("signer.key", ca.key_pem);
-  dir.write("auth.yaml", authenticator_yaml("my-idp", idp.url(), idp.ca_data()));
+  BenchIssuer oidc;
+  oidc.start();
+  dir.write("auth.yaml", authenticator_yaml("my-idp", idp.url(), idp.ca_data()) +
+                             "---\napiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: JWTAuthenticator\n"
+                             "metadata:\n  name: bench-oidc\nspec:\n  issuer: " +
+                             oidc.issuer() + "\n  audience: pinniped-cli\n  tls:\n    certificateAuthorityData: " +
+                             detail::base64_encode(oidc.ca_pem()) + "\n");
   ConciergeProcess c(dir, {"--signer-cert", dir.file("signer.crt"), "--signer-key", dir.file("signer.key"),
                            "--authenticators", dir.file("auth.yaml"), "--log-level", "warn"});
 
@@ -311,6 +388,30 @@ int main(int argc, char **argv) {
       "    reference          %8.2f ms      (one signature %.3f ms with the %s signer key, in-process, median "
       "of %zu; + one TLS record round-trip %.3f ms: GET /healthz on a kept-alive connection, median of %zu)\n",
       reference_ms, sign_ms, signer_key->describe().c_str(), warm.sign_ms.size(), trip_ms, warm.health_ms.size());
+  // The same exchange with an ID token for a JWTAuthenticator: the webhook
+  // call is replaced by an ES256 verification in the concierge.
+  {
+    TokenCredentialRequest req;
+    req.api_version = "login.concierge.pinniped.dev/v1alpha1";
+    req.token = oidc.token("bench-oidc-user");
+    req.authenticator = {"authentication.concierge.pinniped.dev", "JWTAuthenticator", "bench-oidc"};
+    std::string body = req.to_json(true).serialize();
+    drive(c, 2, Millis(500), 0, body);
+    double jwt_peak = 0;
+    int jwt_clients = 0;
+    size_t jwt_failed = 0;
+    for (int clients : {4, 8}) {
+      Run r = drive(c, clients, dur, 0, body);
+      jwt_failed += r.failed;
+      if (r.rps() > jwt_peak) jwt_peak = r.rps(), jwt_clients = clients;
+    }
+    Run half = drive(c, half_clients, dur, jwt_peak / 2, body);
+    jwt_failed += half.failed;
+    std::printf(
+        "  JWTAuthenticator     peak %.0f req/s at %d clients (one run; the webhook's median %.0f); at half of it "
+        "p50 %.2f ms, p99 %.2f ms (the webhook's median p99 %.2f ms); %zu failed\n",
+        jwt_peak, jwt_clients, peak.median, half.pct(0.5), half.pct(0.99), p99.median, jwt_failed);
+  }
   if (!static_bin.empty() && file_size(static_bin) > 0) {
     int rc = 0;
     long gz = std::atol(run("gzip -9c '" + static_bin + "' | wc -c", &rc).c_str());

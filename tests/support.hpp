@@ -524,13 +524,18 @@ class OidcTestProvider {
  public:
   explicit OidcTestProvider(const TempDir &dir, std::vector<std::string> extra = {}) {
     require_oidc_stack();
-    auto ca = pinniped::make_self_signed_ca("pinniped oidc test CA", std::chrono::hours(24));
-    auto leaf = serving_cert(ca, {"127.0.0.1"});
-    ca_pem = ca.cert_pem;
-    ca_file = dir.write("provider-ca.pem", ca.cert_pem);
-    // The chain, so that chromium sees the CA it is pinned to.
-    std::string chain = dir.write("provider.pem", leaf.cert_pem + ca.cert_pem),
-                key = dir.write("provider.key", leaf.key_pem);
+    // A provider started again in the same folder keeps its certificate.
+    std::string chain = dir.file("provider.pem"), key = dir.file("provider.key");
+    ca_file = dir.file("provider-ca.pem");
+    if (::access(ca_file.c_str(), R_OK) != 0) {
+      auto ca = pinniped::make_self_signed_ca("pinniped oidc test CA", std::chrono::hours(24));
+      auto leaf = serving_cert(ca, {"127.0.0.1"});
+      // The chain, so that chromium sees the CA it is pinned to.
+      dir.write("provider.pem", leaf.cert_pem + ca.cert_pem);
+      dir.write("provider.key", leaf.key_pem);
+      dir.write("provider-ca.pem", ca.cert_pem);
+    }
+    ca_pem = dir.read("provider-ca.pem");
     std::vector<std::string> argv = {
         node_bin(), oidc_stack() + "/provider.mjs", "--cert", chain, "--key", key, "--lifetime", "900"};
     argv.insert(argv.end(), extra.begin(), extra.end());

@@ -1054,3 +1054,71 @@ TEST_CASE("pinniped login oidc against a concierge with a JWTAuthenticator in it
   CHECK(c.log().find("aud claim does not name the audience \\\"another-client\\\"") != std::string::npos);
   CHECK(m.body.find("eyJ") == std::string::npos);  // no token in the metrics
 }
+
+TEST_CASE("a key rotated at the real provider: a new token passes after the refetch, an old one then fails") {
+  TempDir dir;
+  auto contains = [](const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; };
+  // Private JWKs with kids of our own, made by Node's crypto.
+  auto jwks_file = [&](const std::string &name, const std::string &kid, const std::string &gen) {
+    int rc = 0;
+    std::string out = run(shell_quote(node_bin()) + " -e " +
+                              shell_quote("const c=require('crypto');const {privateKey}=c.generateKeyPairSync(" + gen +
+                                          ");console.log(JSON.stringify({keys:[{...privateKey.export({format:'jwk'})"
+                                          ",kid:'" +
+                                          kid + "'}]}))"),
+                          &rc);
+    REQUIRE(rc == 0);
+    return dir.write(name, out);
+  };
+  std::string first = jwks_file("jwks-1.json", "rotate-1", "'rsa',{modulusLength:2048}");
+  std::string second = jwks_file("jwks-2.json", "rotate-2", "'ec',{namedCurve:'P-256'}");
+  auto p = std::make_unique<OidcTestProvider>(dir, std::vector<std::string>{"--jwks", first});
+  std::string issuer = p->issuer;
+  std::string port = issuer.substr(issuer.rfind(':') + 1);
+  port = port.substr(0, port.find('/'));
+  auto signer = openssl_signer(dir, "signer", "ec", "/CN=k3s-client-ca");
+  dir.write("auth.yaml",
+            "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: JWTAuthenticator\n"
+            "metadata:\n  name: my-oidc\nspec:\n  issuer: " +
+                issuer + "\n  audience: pinniped-cli\n  tls:\n    certificateAuthorityData: " +
+                detail::base64_encode(p->ca_pem) + "\n");
+  ConciergeProcess c(dir, {"--signer-cert", signer.cert_file, "--signer-key", signer.key_file, "--authenticators",
+                           dir.file("auth.yaml")});
+  auto fetched_at = Steady::now();  // the concierge fetched the keys as it started
+  ExchangeOptions x;
+  x.endpoint = c.base();
+  x.tls.ca_pem = c.ca_pem();
+  x.authenticator_kind = "JWTAuthenticator";
+  x.authenticator_name = "my-oidc";
+  auto login = [&](const std::string &cache) {
+    BrowserEnv b(dir, *p, cache);
+    auto o = options_for(*p, dir);
+    o.session_cache = dir.file(cache + "/sessions.yaml");
+    std::ostringstream err;
+    return oidc_login(o, err).id_token;
+  };
+  std::string old_token = login("one");
+  CHECK(jwt_claims(old_token).is<picojson::object>());
+  CHECK_FALSE(exchange_token(x, old_token).client_certificate_data.empty());
+
+  // The provider starts again on the same address with only the new key.
+  p.reset();
+  p = std::make_unique<OidcTestProvider>(dir, std::vector<std::string>{"--jwks", second, "--port", port});
+  REQUIRE(p->issuer == issuer);
+  std::string new_token = login("two");
+  CHECK(new_token != old_token);
+  // A refetch comes at most once every PINNIPED_JWT_REFETCH_SECONDS.
+  std::this_thread::sleep_until(fetched_at + std::chrono::seconds(PINNIPED_JWT_REFETCH_SECONDS + 1));
+  CHECK_FALSE(exchange_token(x, new_token).client_certificate_data.empty());  // kid rotate-2: fetched again
+  CHECK(contains(c.log(), "JWKS refetched for an unknown key"));
+  // The old token's key is gone from the set the refetch brought.
+  try {
+    exchange_token(x, old_token);
+    FAIL("a token signed with the rotated-away key was accepted");
+  } catch (const Error &e) {
+    CHECK(contains(e.what(), "authentication failed"));
+  }
+  CHECK(contains(c.log(), "no key with kid \\\"rotate-1\\\""));
+  CHECK_FALSE(contains(c.log(), old_token));
+  CHECK_FALSE(contains(c.log(), new_token));
+}
