@@ -378,7 +378,7 @@ constexpr FlagRow kConciergeOwnFlags[] = {
                 d = pinniped::flag_duration(f.name, v);
                 if (d < std::chrono::seconds(1)) throw UsageError("--csr-timeout is at least 1s");
               }),
-    text_flag("--authenticators", "FILE", "WebhookAuthenticator objects (YAML or JSON); reloaded",
+    text_flag("--authenticators", "FILE", "WebhookAuthenticator and JWTAuthenticator objects (YAML or JSON); reloaded",
               opts.concierge.authenticators_file),
     call_flag("--credential-ttl", "DURATION", "lifetime of issued certificates (default 5m; more than 0, at most 1h)",
               &opts.concierge.credential_ttl,
