@@ -182,9 +182,13 @@ TESTED_BIN := build/static/$(ARCH)/pinniped.debug
 test-bins: $(TESTED_BIN) $(STATIC_BIN) $(SUITES_BIN) $(DELIVERY_BIN) $(BUILD)/readme-example \
 	  $(BUILD)/readme-login-example $(BUILD)/tests/e2e/test_e2e image
 # The other architectures' static binaries are made here first, once (the
-# image needs them too), and then their suites.
-cross-test-bins: $(foreach a,$(CROSS_ARCHES),build/static/$(a)/pinniped build/static/$(a)/pinniped.debug)
-	@for a in $(CROSS_ARCHES); do $(MAKE) --no-print-directory ARCH=$$a test-bins || exit 1; done
+# image needs them too), and then their suites, each architecture in a make
+# of its own, side by side (they share the job slots of -j). No file has the
+# name of a cross-test-bins-ARCH target: it always runs (a pattern rule
+# cannot be .PHONY).
+cross-test-bins: $(foreach a,$(CROSS_ARCHES),cross-test-bins-$(a))
+cross-test-bins-%: build/static/%/pinniped build/static/%/pinniped.debug
+	@$(MAKE) --no-print-directory ARCH=$* test-bins
 test: test-bins cross-test-bins
 	PINNIPED_BIN=$(abspath $(TESTED_BIN)) PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_IMAGE=$(abspath $(IMAGE)) PINNIPED_STATIC_DIR=$(abspath build/static) \
