@@ -7010,12 +7010,10 @@ class JwtAuthenticatorController {
       if (failed.empty()) failed = condition;
       conds.add(condition, false, reason, msg);
     };
-    JwtAuthenticatorSpec s;
-    std::string unsupported;
+    JwtAuthenticatorObject j;
+    JwtAuthenticatorSpec &s = j.spec;
     try {
-      auto j = JwtAuthenticatorObject::from_json(obj);
-      s = j.spec;
-      unsupported = j.unsupported;
+      j = JwtAuthenticatorObject::from_json(obj);
       try {
         if (!j.ca_source.is<picojson::null>()) s.ca_pem = ca_from_source(j.ca_source);
         conds.add("TLSConfigurationValid", true, "Success",
@@ -7035,7 +7033,7 @@ class JwtAuthenticatorController {
       if (it != state_.end() && it->second.spec == spec_json && it->second.generation == generation)
         current = it->second.current;
     }
-    if (current && failed.empty() && unsupported.empty() && same_spec(current->spec(), s)) {
+    if (current && failed.empty() && j.unsupported.empty() && same_spec(current->spec(), s)) {
       std::lock_guard<std::mutex> lk(mu_);
       state_[name].due = Steady::now() + std::chrono::seconds(PINNIPED_JWT_RESYNC_SECONDS);
       return;
@@ -7050,10 +7048,7 @@ class JwtAuthenticatorController {
     }
     if (failed.empty()) {
       try {
-        JwtAuthenticatorObject check;
-        check.spec = s;
-        check.unsupported = unsupported;
-        std::string problem = check.problem();
+        std::string problem = j.problem();
         if (!problem.empty()) throw JwtSetupError("AuthenticatorValid", 400, problem);
         auto a = std::make_shared<JwtAuthenticator>(name, s, log_, opt_);
         a->fetch_keys(std::chrono::seconds(PINNIPED_PROBE_TIMEOUT_SECONDS));
@@ -8027,7 +8022,7 @@ class Concierge {
     if (!a) return fail("no such authenticator", "unknown_authenticator");
     auto webhook_started = Steady::now();
     AuthResult r = a->authenticate(in.token, client_address);
-    if (a->kind() == std::string(WebhookAuthenticator::kKind))
+    if (std::strcmp(a->kind(), WebhookAuthenticator::kKind) == 0)
       metrics_.webhook_latency(std::chrono::duration<double>(Steady::now() - webhook_started).count());
     metrics_.authentication(a->kind(), r.authenticated ? "success" : r.reason_class);
     if (!r.authenticated) return fail(r.reason, r.reason_class);
@@ -10931,9 +10926,9 @@ struct OidcLoginCommand : ConciergeLoginOptions {
       oidc.session_cache = *session_cache;
     } else {
       try {
-        std::string creds =
-            credential_cache && !credential_cache->empty() ? *credential_cache : CredentialCache::default_path();
-        oidc.session_cache = detail::parent_dir(creds) + "/sessions.yaml";
+        oidc.session_cache = credential_cache && !credential_cache->empty()
+                                 ? detail::parent_dir(*credential_cache) + "/sessions.yaml"
+                                 : SessionCache::default_path();
       } catch (const Error &) {
         oidc.session_cache.clear();  // no HOME: log in without one
       }
