@@ -119,7 +119,7 @@ $(SUITES_BIN): $(UNITY_SRCS:.cpp=.o) $(BUILD)/tests/catch_main.o
 # Nothing makes them but the compiler (and no implicit rule should try).
 %.d: ;
 # One suite on its own, for working on it: make build/tests/test_cli.
-$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp $(wildcard tests/*.hpp) $(HTTPLIB) $(MBEDTLS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
 # The README's two example programs, compiled as they are written but in one

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <future>
 
+#include "tests/jwt_keys.hpp"
 #include "tests/support.hpp"
 
 using namespace testing;
@@ -1121,4 +1122,156 @@ TEST_CASE("a key rotated at the real provider: a new token passes after the refe
   CHECK(contains(c.log(), "no key with kid \\\"rotate-1\\\""));
   CHECK_FALSE(contains(c.log(), old_token));
   CHECK_FALSE(contains(c.log(), new_token));
+}
+
+TEST_CASE(
+    "bad tokens over the wire, signed with the real provider's own key: each refused with its reason in the log") {
+  using namespace testing::jwt_keys;
+  TempDir dir;
+  auto contains = [](const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; };
+  // The provider signs with a key made here (Node turns its PEM into a
+  // private JWK), so this test can mint tokens the provider's JWKS vouches
+  // for, with claims no provider would write.
+  TestKey k = make_ec("wire-ec", MBEDTLS_ECP_DP_SECP256R1);
+  dir.write("wire-ec.pem", k.key->to_pem());
+  int rc = 0;
+  std::string private_jwks =
+      run(shell_quote(node_bin()) + " -e " +
+              shell_quote("const c=require('crypto'),fs=require('fs');"
+                          "const j=c.createPrivateKey(fs.readFileSync(process.argv[1])).export({format:'jwk'});"
+                          "console.log(JSON.stringify({keys:[{...j,kid:'wire-ec'}]}))") +
+              " " + shell_quote(dir.file("wire-ec.pem")),
+          &rc);
+  REQUIRE(rc == 0);
+  OidcTestProvider p(dir, {"--jwks", dir.write("jwks.json", private_jwks)});
+  auto signer = openssl_signer(dir, "signer", "ec", "/CN=k3s-client-ca");
+  std::string ca_data = detail::base64_encode(p.ca_pem);
+  auto authenticator = [&](const std::string &name, const std::string &claims) {
+    return "apiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: JWTAuthenticator\nmetadata:\n  name: " +
+           name + "\nspec:\n  issuer: " + p.issuer + "\n  audience: pinniped-cli\n" + claims +
+           "  tls:\n    certificateAuthorityData: " + ca_data + "\n";
+  };
+  dir.write("auth.yaml",
+            authenticator("by-username", "") + "---\n" + authenticator("by-email", "  claims:\n    username: email\n"));
+  ConciergeProcess c(dir, {"--signer-cert", signer.cert_file, "--signer-key", signer.key_file, "--authenticators",
+                           dir.file("auth.yaml")});
+  auto now = secs(Clock::now());
+  auto claims = [&] {
+    picojson::object o;
+    o["iss"] = jv(p.issuer);
+    o["aud"] = jv("pinniped-cli");
+    o["sub"] = jv("wire-sub");
+    o["iat"] = jv(now);
+    o["exp"] = jv(now + 600);
+    o["username"] = jv("wire-user");
+    o["email"] = jv("wire@example.com");
+    o["groups"] = picojson::value(picojson::array{jv("wire-devs")});
+    return o;
+  };
+  auto es256 = [&](const picojson::object &o, const std::string &header = "") {
+    return token_from(k, "ES256", header.empty() ? header_for_kid("ES256", "wire-ec") : header,
+                      picojson::value(o).serialize());
+  };
+  auto with = [&](const std::string &name, picojson::value v) {
+    auto o = claims();
+    v.is<picojson::null>() ? (void)o.erase(name) : (void)(o[name] = std::move(v));
+    return o;
+  };
+  std::string good = es256(claims());
+  auto exchange = [&](const std::string &name, const std::string &token) {
+    ExchangeOptions x;
+    x.endpoint = c.base();
+    x.tls.ca_pem = c.ca_pem();
+    x.authenticator_kind = "JWTAuthenticator";
+    x.authenticator_name = name;
+    return exchange_token(x, token);
+  };
+  // The control rows: the key really is the provider's, and both
+  // authenticators take a token within the rules.
+  auto cert = exchange("by-username", good).client_certificate_data;
+  REQUIRE(!cert.empty());
+  CHECK(detail::common_name(&CertificateChain::parse(cert)->get()->subject) == "wire-user");
+  auto verified = with("email_verified", jv(true));
+  cert = exchange("by-email", es256(verified)).client_certificate_data;
+  REQUIRE(!cert.empty());
+  CHECK(detail::common_name(&CertificateChain::parse(cert)->get()->subject) == "wire@example.com");
+
+  std::string input = b64url(header_for_kid("ES256", "wire-ec")) + "." + b64url(picojson::value(claims()).serialize());
+  std::string tampered = good.substr(0, good.find('.') + 1) +
+                         b64url(picojson::value(with("username", jv("admin"))).serialize()) +
+                         good.substr(good.rfind('.'));
+  std::string hs_input = b64url("{\"alg\":\"HS256\",\"kid\":\"wire-ec\",\"typ\":\"JWT\"}") + "." +
+                         b64url(picojson::value(claims()).serialize());
+  struct Row {
+    std::string what, authenticator, token, reason, outcome;
+  };
+  std::vector<Row> rows = {
+      {"expired", "by-username", es256(with("exp", jv(now - 3600))), "token expired at", "rejected"},
+      {"not yet valid", "by-username", es256(with("nbf", jv(now + 3600))), "token is not valid before", "rejected"},
+      {"issued in the future", "by-username", es256(with("iat", jv(now + 3600))), "token was issued in the future",
+       "rejected"},
+      {"wrong iss", "by-username", es256(with("iss", jv(p.issuer + "/other"))), "is not the issuer", "rejected"},
+      {"wrong aud", "by-username", es256(with("aud", jv("another-client"))), "aud claim does not name the audience",
+       "rejected"},
+      {"aud list without ours", "by-username", es256(with("aud", picojson::value(picojson::array{jv("a"), jv("b")}))),
+       "aud claim does not name the audience", "rejected"},
+      {"alg none", "by-username",
+       b64url("{\"alg\":\"none\",\"typ\":\"JWT\"}") + "." + b64url(picojson::value(claims()).serialize()) + ".",
+       "alg none (an unsigned token) is refused", "rejected"},
+      {"HS256 with the public key as the secret", "by-username",
+       hs_input + "." + b64url(hmac_sha256(k.jwk(), hs_input)), "(a shared secret) is refused", "rejected"},
+      {"unknown kid", "by-username", es256(claims(), header_for_kid("ES256", "not-the-providers")),
+       "no key with kid \\\"not-the-providers\\\" in the JWKS", "rejected"},
+      {"alg for another key type", "by-username", es256(claims(), header_for_kid("RS256", "wire-ec")),
+       "which cannot verify RS256", "rejected"},
+      {"payload changed after signing", "by-username", tampered, "(kid \\\"wire-ec\\\")", "rejected"},
+      {"signature of another input", "by-username", input + "." + b64url(sign(k, "ES256", input + "x")),
+       "(kid \\\"wire-ec\\\")", "rejected"},
+      {"email without email_verified", "by-email", es256(claims()), "token has no email_verified claim",
+       "invalid_user"},
+      {"email_verified false", "by-email", es256(with("email_verified", jv(false))),
+       "email_verified claim is false, not true", "invalid_user"},
+      {"no username claim", "by-username", es256(with("username", picojson::value())),
+       "token has no \\\"username\\\" claim (the username)", "invalid_user"},
+      {"huge", "by-username", es256(with("pad", jv(std::string(PINNIPED_JWT_MAX_TOKEN_BYTES, 'x')))),
+       "more than the " + std::to_string(PINNIPED_JWT_MAX_TOKEN_BYTES) + " accepted", "rejected"},
+      {"not a JWT", "by-username", "opaque-token-value", "token is not a JWT", "rejected"},
+      {"two parts", "by-username", input, "token has 2 parts", "rejected"},
+      {"five parts (JWE)", "by-username", "a.b.c.d.e", "an encrypted token (JWE) is not accepted", "rejected"},
+      {"header not base64url", "by-username", "e30*." + input.substr(input.find('.') + 1) + ".c2ln",
+       "token header is not base64url", "rejected"},
+  };
+  std::map<std::string, int> outcomes;
+  for (const auto &row : rows) {
+    INFO(row.what);
+    try {
+      exchange(row.authenticator, row.token);
+      FAIL("accepted");
+    } catch (const Error &e) {
+      CHECK(std::string(e.what()).find("authentication failed") != std::string::npos);
+      CHECK_FALSE(contains(e.what(), row.token.substr(0, 40)));
+    }
+    outcomes[row.outcome]++;
+    // The exchange's one log line, found by the token's ID (a SHA-256
+    // prefix), says why.
+    std::string id = detail::hex(detail::sha256(row.token)).substr(0, 12);
+    std::string line;
+    std::istringstream lines(c.log());
+    for (std::string l; std::getline(lines, l);)
+      if (contains(l, "\"tokenID\":\"" + id + "\"")) line = l;
+    INFO(line);
+    CHECK(contains(line, "\"outcome\":\"failed\""));
+    CHECK(contains(line, "\"reasonClass\":\"" + row.outcome + "\""));
+    CHECK(contains(line, row.reason));
+  }
+  // Nothing of any token in the log; the metrics count every outcome.
+  std::string log = c.log();
+  for (const auto &row : rows)
+    for (const auto &part : detail::split(row.token, '.'))
+      if (part.size() >= 16) CHECK_FALSE(contains(log, part));
+  auto m = c.request("GET", "/metrics", "", {});
+  CHECK(contains(m.body, "pinniped_authentications_total{kind=\"JWTAuthenticator\",outcome=\"success\"} 2"));
+  for (const auto &o : outcomes)
+    CHECK(contains(m.body, "pinniped_authentications_total{kind=\"JWTAuthenticator\",outcome=\"" + o.first + "\"} " +
+                               std::to_string(o.second)));
 }

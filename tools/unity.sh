@@ -3,7 +3,8 @@
 # puts into OUT the K-th of N groups of the Catch2 suites FILES (greedy by
 # size, so the N units take about as long to compile), each suite inside its
 # own namespace, after every system header the suites and tests/support.hpp
-# include (so no system header is first seen inside a namespace).
+# include and the shared tests/*.hpp they name (so no header is first seen
+# inside a namespace).
 # Why: pinniped.hpp and cpp-httplib are about 17k lines of inline code that
 # every unit compiles again; N units per binary instead of one per suite
 # compile them N times (N = the cores), not once per suite. Each suite keeps
@@ -25,6 +26,9 @@ mine=$(for f in "$@"; do echo "$(wc -c <"$f") $f"; done | sort -k1,1nr -k2 | awk
   grep -h '^#include <' $mine tests/support.hpp /dev/null | sort -u
   echo '#include "pinniped.hpp"'
   echo '#include "tests/support.hpp"'
+  # The suites' other shared headers too, outside every suite's namespace.
+  # shellcheck disable=SC2086
+  grep -h '^#include "tests/' $mine /dev/null | grep -v '"tests/support.hpp"' | sort -u
   for f in $mine; do
     name=$(basename "$f" .cpp)
     printf 'namespace suite_%s {\n#include "%s"\n}  // namespace suite_%s\n' "$name" "$f" "$name"
