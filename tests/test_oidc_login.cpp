@@ -1274,4 +1274,33 @@ TEST_CASE(
   for (const auto &o : outcomes)
     CHECK(contains(m.body, "pinniped_authentications_total{kind=\"JWTAuthenticator\",outcome=\"" + o.first + "\"} " +
                                std::to_string(o.second)));
+
+  // A flood of random kids, once a refetch is allowed again: one more GET of
+  // the provider's JWKS at most, every token refused, the good one still good.
+  auto jwks_gets = [&] {
+    std::istringstream lines(p.log());
+    int n = 0;
+    for (std::string l; std::getline(lines, l);) n += contains(l, "jwks requested");
+    return n;
+  };
+  int before = jwks_gets();
+  CHECK(before >= 2);  // by each authenticator as it started
+  std::this_thread::sleep_for(std::chrono::seconds(PINNIPED_JWT_REFETCH_SECONDS + 1));
+  std::atomic<int> refused{0};
+  std::vector<std::thread> flood;
+  for (int t = 0; t < 4; t++)
+    flood.emplace_back([&, t] {
+      for (int i = 0; i < 25; i++) {
+        try {
+          exchange("by-username", es256(claims(), header_for_kid("ES256", "flood-" + std::to_string(t * 100 + i))));
+        } catch (const Error &e) {
+          refused += contains(e.what(), "authentication failed");
+        }
+      }
+    });
+  for (auto &th : flood) th.join();
+  CHECK(refused == 100);
+  INFO(p.log());
+  CHECK(jwks_gets() - before <= 1);
+  CHECK_FALSE(exchange("by-username", good).client_certificate_data.empty());
 }

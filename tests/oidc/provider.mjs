@@ -276,6 +276,8 @@ server.listen(Number(opt.port), '127.0.0.1', () => {
       return;
     }
     if (req.method === 'GET' && path === `${prefix}/auth`) req.url = promptConsentForOffline(req.url);
+    // Counted by the tests that check how often a relying party fetches keys.
+    if (req.method === 'GET' && path === `${prefix}/jwks`) log('jwks requested');
     if (prefix) {
       if (path !== prefix && !path.startsWith(`${prefix}/`)) return send(res, 404, page('Not found', ''));
       // oidc-provider works out its mount point from originalUrl vs url
