@@ -22,22 +22,23 @@ DEPS     := build/deps
 HTTPLIB  := $(DEPS)/include/httplib.h
 # mbedTLS built by tools/build-mbedtls.sh from Debian's source with our
 # configuration: its headers in $(DEPS)/include (found before
-# /usr/include), its libraries per architecture.
+# /usr/include), its libraries per architecture; cpp-httplib's definitions
+# as libhttplib.a beside them (below). LIBDEPS: both, for this ARCH.
 MBEDTLS_LIBDIR = $(DEPS)/lib/$(ARCH)
-MBEDTLS   = $(MBEDTLS_LIBDIR)/.stamp
+LIBDEPS   = $(MBEDTLS_LIBDIR)/.stamp $(MBEDTLS_LIBDIR)/libhttplib.a
 VERSION  := 0.1.0
 
 WARN     := -Wall -Wextra -Werror -Wno-psabi
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"'
 # mbedTLS and libyaml linked statically: the binary needs only libc/libstdc++.
-LIBS     := -L$(MBEDTLS_LIBDIR) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -Wl,-Bdynamic -lcrypt -pthread
+LIBS     := -L$(MBEDTLS_LIBDIR) -Wl,-Bstatic -lhttplib -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -Wl,-Bdynamic -lcrypt -pthread
 STATIC_FLAGS := -Os -ffunction-sections -fdata-sections -static -Wl,--gc-sections
 ifdef CROSS
 # Cross-built programs and suites are fully static: qemu-user runs them with
 # no foreign sysroot.
 CXXFLAGS := $(filter-out -g,$(CXXFLAGS))
-LIBS     := -L$(MBEDTLS_LIBDIR) -static -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt -pthread
+LIBS     := -L$(MBEDTLS_LIBDIR) -static -lhttplib -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt -pthread
 endif
 # The shipped binary per architecture: fully static and stripped.
 STATIC_BIN := build/static/$(ARCH)/pinniped
@@ -71,6 +72,17 @@ deps:
 
 $(HTTPLIB): tools/fetch-httplib.sh
 	tools/fetch-httplib.sh $@
+# cpp-httplib's definitions, split off its header by tools/fetch-httplib.sh,
+# compiled once per architecture (not again in every translation unit), with
+# the settings pinniped.hpp gives the header before including it.
+HTTPLIB_DEFS := -DCPPHTTPLIB_USE_POLL -DCPPHTTPLIB_LISTEN_BACKLOG=1024
+$(DEPS)/lib/%/libhttplib.a: $(HTTPLIB)
+	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
+	@mkdir -p $(@D)
+	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include $(HTTPLIB_DEFS) -Os -ffunction-sections \
+	  -fdata-sections -c -o $@.o.tmp.$$$$ $(DEPS)/src/httplib.cc && $(TRIPLE_$*)-ar rcs $@.tmp.$$$$ $@.o.tmp.$$$$ && \
+	  rm $@.o.tmp.$$$$ && mv $@.tmp.$$$$ $@
+.PRECIOUS: $(DEPS)/lib/%/libhttplib.a
 $(DEPS)/lib/%/.stamp: tools/build-mbedtls.sh
 	tools/build-mbedtls.sh $(DEPS) $*
 # Reached through the pattern only, but not a file to delete afterwards.
@@ -83,18 +95,18 @@ $(BUILD)/pinniped: build/static/$(ARCH)/pinniped.debug
 	@mkdir -p $(@D)
 	cp $< $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
 else
-$(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(WARN) -o $@.tmp.$$$$ main.cpp $(LIBS) && mv $@.tmp.$$$$ $@
 endif
 
 static: $(STATIC_BIN)
 # The shipped binary is the stripped copy of pinniped.debug.
-build/static/%/pinniped.debug: main.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp
+build/static/%/pinniped.debug: main.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp $(DEPS)/lib/%/libhttplib.a
 	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
 	@mkdir -p $(@D)
 	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"' $(WARN) \
-	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -L$(DEPS)/lib/$* -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
+	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -L$(DEPS)/lib/$* -lhttplib -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
 .PRECIOUS: build/static/%/pinniped.debug
 build/static/%/pinniped: build/static/%/pinniped.debug
 	$(TRIPLE_$*)-strip --strip-all -o $@.tmp.$$$$ $< && mv $@.tmp.$$$$ $@
@@ -111,7 +123,7 @@ UNITY_SRCS := $(foreach k,$(shell seq $(UNITY_GROUPS)),$(BUILD)/tests/unity-$(k)
 $(BUILD)/tests/unity-%.cpp: tools/unity.sh FORCE
 	@tools/unity.sh $@ $* $(UNITY_GROUPS) $(TEST_SRCS)
 # -MMD: each unit's object depends on the suites and headers it includes.
-$(BUILD)/tests/unity-%.o: $(BUILD)/tests/unity-%.cpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/tests/unity-%.o: $(BUILD)/tests/unity-%.cpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
 $(SUITES_BIN): $(UNITY_SRCS:.cpp=.o) $(BUILD)/tests/catch_main.o
 	$(CXX) $(TEST_CXXFLAGS) -o $@.tmp.$$$$ $^ $(LIBS) && mv $@.tmp.$$$$ $@
@@ -119,13 +131,13 @@ $(SUITES_BIN): $(UNITY_SRCS:.cpp=.o) $(BUILD)/tests/catch_main.o
 # Nothing makes them but the compiler (and no implicit rule should try).
 %.d: ;
 # One suite on its own, for working on it: make build/tests/test_cli.
-$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp $(wildcard tests/*.hpp) $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/tests/test_%: tests/test_%.cpp $(BUILD)/tests/catch_main.o pinniped.hpp $(wildcard tests/*.hpp) $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
 # The README's two example programs, compiled as they are written but in one
 # unit (the header once, not twice); the program runs the one its name says.
 README_EXAMPLES := $(BUILD)/readme_example.cpp $(BUILD)/readme_login_example.cpp
-$(BUILD)/readme-examples: $(BUILD)/readme_examples.cpp $(README_EXAMPLES) pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/readme-examples: $(BUILD)/readme_examples.cpp $(README_EXAMPLES) pinniped.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(LIBS) && mv $@.tmp.$$$$ $@
 $(BUILD)/readme_examples.cpp: $(README_EXAMPLES) tools/extract-example.sh
 	tools/extract-example.sh --join $(README_EXAMPLES) > $@
@@ -139,7 +151,7 @@ $(BUILD)/readme_login_example.cpp: README.md tools/extract-example.sh
 	tools/extract-example.sh README.md login > $@
 
 # The e2e suite runs inside the network namespace of tests/e2e/cluster.sh.
-$(BUILD)/tests/e2e/test_e2e: tests/e2e/test_e2e.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/tests/e2e/test_e2e: tests/e2e/test_e2e.cpp $(BUILD)/tests/catch_main.o pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
 	@mkdir -p $(@D)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -o $@.tmp.$$$$ $< $(BUILD)/tests/catch_main.o $(LIBS) && mv $@.tmp.$$$$ $@
 
@@ -150,7 +162,7 @@ DELIVERY_BIN := $(BUILD)/tests/delivery/suites
 DELIVERY_ENTRIES = $(foreach s,$(patsubst tests/delivery/%.cpp,%,$(DELIVERY_SRCS)),suite:$(abspath $(DELIVERY_BIN)):$(s))
 $(BUILD)/tests/delivery/unity.cpp: tools/unity.sh FORCE
 	@tools/unity.sh $@ 1 1 $(DELIVERY_SRCS)
-$(BUILD)/tests/delivery/unity.o: $(BUILD)/tests/delivery/unity.cpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/tests/delivery/unity.o: $(BUILD)/tests/delivery/unity.cpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(TEST_CXXFLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
 $(DELIVERY_BIN): $(BUILD)/tests/delivery/unity.o $(BUILD)/tests/catch_main.o
 	$(CXX) $(TEST_CXXFLAGS) -o $@.tmp.$$$$ $^ $(LIBS) && mv $@.tmp.$$$$ $@
@@ -201,7 +213,7 @@ e2e: $(BUILD)/pinniped $(BUILD)/tests/e2e/test_e2e
 	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) CROSS_ARCHES= E2E_PROFILES="$(E2E_PROFILES)" tools/test.sh $(BUILD)
 
 # The same suites and program under AddressSanitizer + UBSan.
-$(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+$(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -o $@ main.cpp $(LIBS)
 $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
@@ -209,7 +221,7 @@ $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 $(ASAN_DIR)/unity-%.cpp: tools/unity.sh FORCE
 	@tools/unity.sh $@ $* $(UNITY_GROUPS) $(TEST_SRCS)
-$(ASAN_DIR)/unity-%.o: $(ASAN_DIR)/unity-%.cpp $(HTTPLIB) $(MBEDTLS)
+$(ASAN_DIR)/unity-%.o: $(ASAN_DIR)/unity-%.cpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
 $(ASAN_DIR)/suites: $(patsubst $(BUILD)/tests/%,$(ASAN_DIR)/%,$(UNITY_SRCS:.cpp=.o)) $(ASAN_DIR)/catch_main.o
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
@@ -218,15 +230,15 @@ test-asan: $(ASAN_DIR)/pinniped $(ASAN_DIR)/suites $(BUILD)/readme-example $(BUI
 	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  tools/run-tests.sh $(foreach s,$(TEST_SUITES),suite:$(abspath $(ASAN_DIR)/suites):$(s))
 
-$(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-local-user-authenticator: bench/local_user_authenticator.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/bench-local-user-authenticator: bench/local_user_authenticator.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/bench-crypto-floor: bench/crypto_floor.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-exchange-phases: bench/exchange_phases.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/bench-exchange-phases: bench/exchange_phases.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-jwt: bench/jwt.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/bench-jwt: bench/jwt.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)/bench-local-user-authenticator \
 	  $(BUILD)/bench-crypto-floor $(BUILD)/bench-exchange-phases $(BUILD)/bench-jwt build/static/$(HOST_ARCH)/pinniped.debug
@@ -243,9 +255,9 @@ bench: $(BUILD)/pinniped $(STATIC_BIN) $(IMAGE) $(BUILD)/bench-exchange $(BUILD)
 # strategy vs signer files, against the real kube-apiserver (and
 # kube-controller-manager): needs root (the e2e cluster's network namespace); skipped
 # otherwise, or while another e2e cluster is up.
-$(BUILD)/bench-kubectl-plugin: bench/kubectl_plugin.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/bench-kubectl-plugin: bench/kubectl_plugin.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
-$(BUILD)/bench-csr-strategy: bench/csr_strategy.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/bench-csr-strategy: bench/csr_strategy.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 bench-kubectl: $(BUILD)/pinniped $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-csr-strategy
 	@if [ "$$(id -u)" != 0 ]; then echo "kubectl-plugin benchmark: skipped (needs root for the e2e cluster)"; \
@@ -256,7 +268,7 @@ bench-kubectl: $(BUILD)/pinniped $(BUILD)/bench-kubectl-plugin $(BUILD)/bench-cs
 	  ip netns exec pinniped-e2e $(BUILD)/bench-csr-strategy --pinniped $(BUILD)/pinniped --e2e-dir $$d || rc=1; \
 	  tests/e2e/cluster.sh down $$d >/dev/null 2>&1; exit $$rc; fi
 
-$(BUILD)/demo-idp: tools/demo_idp.cpp pinniped.hpp $(HTTPLIB) $(MBEDTLS)
+$(BUILD)/demo-idp: tools/demo_idp.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 demo: $(BUILD)/pinniped $(BUILD)/demo-idp $(BUILD)/readme-example
 	DEMO_PROFILE=$(or $(DEMO_PROFILE),k3s) tools/demo.sh $(BUILD)

@@ -15,12 +15,12 @@ FUZZ_REPLAYS := $(addprefix fuzz-replay-,$(FUZZ_NAMES))
 # (-isystem, /usr/include), so -Werror covers only our code.
 FUZZ_FLAGS   := -std=c++17 -pthread -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -isystem $(DEPS)/include -I. -Wall -Wextra -Werror
-FUZZ_LIBS    := -L$(DEPS)/lib/$(HOST_ARCH) -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt
+FUZZ_LIBS    := -L$(DEPS)/lib/$(HOST_ARCH) -lhttplib -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt
 
 .PHONY: fuzz-build fuzz-replay fuzz-clean $(FUZZ_RUNS) $(FUZZ_REPLAYS)
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.cpp fuzz/fuzz.hpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/$(HOST_ARCH)/.stamp
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.cpp fuzz/fuzz.hpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/$(HOST_ARCH)/.stamp $(DEPS)/lib/$(HOST_ARCH)/libhttplib.a
 	@mkdir -p $(@D)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@.tmp.$$$$ $< $(FUZZ_LIBS) && mv $@.tmp.$$$$ $@
 

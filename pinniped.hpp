@@ -656,6 +656,97 @@ inline std::string hex(const std::string &in) {
   }
   return out;
 }
+
+// Percent-encoding (RFC 3986 2.1): every byte but the unreserved characters
+// (letters, digits, "-._~") as %XX.
+inline std::string percent_encode(const std::string &in) {
+  static const char *d = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += d[c >> 4];
+      out += d[c & 15];
+    }
+  }
+  return out;
+}
+// %XX decoded (and "+" as a space when `plus_is_space`, as in a form); an
+// escape that is not two hex digits stays as it is.
+inline std::string percent_decode(const std::string &in, bool plus_is_space = false) {
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); i++) {
+    int hi = in[i] == '%' && i + 2 < in.size() ? digit(in[i + 1]) : -1, lo = hi >= 0 ? digit(in[i + 2]) : -1;
+    if (lo >= 0) {
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += plus_is_space && in[i] == '+' ? ' ' : in[i];
+    }
+  }
+  return out;
+}
+// application/x-www-form-urlencoded, as a form body or a URL's query:
+// name=value pairs joined by "&", both percent-encoded.
+inline std::string form_encode(const std::multimap<std::string, std::string> &fields) {
+  std::string out;
+  for (const auto &f : fields) out += (out.empty() ? "" : "&") + percent_encode(f.first) + "=" + percent_encode(f.second);
+  return out;
+}
+inline std::multimap<std::string, std::string> form_decode(const std::string &text) {
+  std::multimap<std::string, std::string> out;
+  for (const auto &pair : split(text, '&')) {
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    out.emplace(percent_decode(pair.substr(0, eq), true),
+                eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1), true));
+  }
+  return out;
+}
+// The reason phrase of an HTTP status code (RFC 9110 section 15), or "" for
+// a code without one here.
+inline const char *http_reason_phrase(int code) {
+  switch (code) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Entity";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+  }
+}
 }  // namespace detail
 
 // "a, b or c" (for messages).
@@ -4447,8 +4538,11 @@ inline void install_status_handlers(TlsServer &srv, Logger &log, size_t max_body
     // cpp-httplib limits only Content-Length bodies; a chunked one cut off
     // by the stream's budget shows up as a 400 with the bytes read so far.
     if (code == 400 && req.body.size() > max_body_bytes) code = 413;
+    std::string phrase = detail::http_reason_phrase(code);
     send_status(res, Error(code, reason_for_code(code),
-                           code == 413 ? "request body is too large" : httplib::detail::status_message(code)));
+                           code == 413       ? "request body is too large"
+                           : phrase.empty() ? "HTTP " + std::to_string(code)
+                                            : phrase));
   });
   srv.set_exception_handler([&log](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
     try {
@@ -6300,7 +6394,7 @@ inline UserInfo identify(const httplib::Request &req, const PeerCertificate &pee
     for (const auto &kv : req.headers) {
       std::string lk = detail::lower(kv.first);
       if (lk.size() <= lp.size() || lk.compare(0, lp.size(), lp) != 0) continue;
-      u.extra[httplib::detail::decode_url(lk.substr(lp.size()), false)].push_back(kv.second);
+      u.extra[detail::percent_decode(lk.substr(lp.size()))].push_back(kv.second);
     }
   }
   return u;
@@ -10435,7 +10529,7 @@ inline OAuthAnswer post_form(const std::string &endpoint, const ClientTlsOptions
   HttpsClient &c = reuse ? *reuse : own.emplace(u.base(), tls);
   HttpResponse res =
       c.request("POST", u.path, {{"Accept", "application/json"}, {"Content-Type", "application/x-www-form-urlencoded"}},
-                httplib::detail::params_to_query_str(form), timeout, 1024 * 1024);
+                detail::form_encode(form), timeout, 1024 * 1024);
   OAuthAnswer a;
   a.status = res.status;
   try {
@@ -10677,7 +10771,7 @@ inline OidcTokens browser_login(const OidcLoginOptions &o, const OidcDiscovery &
                        {"code_challenge", base64url_encode(sha256(verifier))},
                        {"code_challenge_method", "S256"}};
   std::string url = d.authorization_endpoint + (d.authorization_endpoint.find('?') == std::string::npos ? "?" : "&") +
-                    httplib::detail::params_to_query_str(q);
+                    form_encode(q);
   std::string browser = env_or_empty("BROWSER");
   if (o.skip_browser || !launch_browser(browser.empty() ? "xdg-open" : browser, url))
     err << "Log in by visiting this link:\n\n    " << url << "\n\n" << std::flush;

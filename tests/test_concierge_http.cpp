@@ -1264,7 +1264,7 @@ struct ScriptedApiServer {
         pinniped::send_status(res, pinniped::Error(422, "Invalid", "spec.token.value: Required value"));
       } else {
         pinniped::send_status(res,
-                              pinniped::Error(c, pinniped::reason_for_code(c), httplib::detail::status_message(c)));
+                              pinniped::Error(c, pinniped::reason_for_code(c), pinniped::detail::http_reason_phrase(c)));
       }
     });
     port = server.bind_to_any_port("127.0.0.1");

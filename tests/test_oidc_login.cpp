@@ -590,7 +590,7 @@ TEST_CASE("the callback: no state waits, another issuer ends the login, a refuse
   auto login = std::async(std::launch::async, [&] { return oidc_login(o, err); });
   std::string url = wait_for_line(buf, "Log in by visiting this link:\n\n    ");
   httplib::Params q;
-  httplib::detail::parse_query_text(url.substr(url.find('?') + 1), q);
+  q = detail::form_decode(url.substr(url.find('?') + 1));
   auto param = [&](const std::string &k) { return q.count(k) ? q.find(k)->second : ""; };
   Url cb = Url::parse(param("redirect_uri"));
   httplib::Client c("127.0.0.1", cb.port);
@@ -618,10 +618,10 @@ TEST_CASE("the callback: no state waits, another issuer ends the login, a refuse
   login = std::async(std::launch::async, [&] { return oidc_login(o, err2); });
   url = wait_for_line(buf2, "Log in by visiting this link:\n\n    ");
   q.clear();
-  httplib::detail::parse_query_text(url.substr(url.find('?') + 1), q);
+  q = detail::form_decode(url.substr(url.find('?') + 1));
   httplib::Client c2("127.0.0.1", Url::parse(param("redirect_uri")).port);
   res = c2.Get("/callback?state=" + param("state") +
-               "&code=c0de-2222-cccc&iss=" + httplib::detail::encode_query_param(p.issuer()));
+               "&code=c0de-2222-cccc&iss=" + detail::percent_encode(p.issuer()));
   REQUIRE(res);
   CHECK(res->status == 500);
   REQUIRE(login.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
@@ -791,7 +791,7 @@ TEST_CASE(
   // The request: code with PKCE S256, fresh state and nonce; the ID token repeats the nonce.
   auto param = [&](const std::string &name) {
     httplib::Params q;
-    httplib::detail::parse_query_text(url.substr(url.find('?') + 1), q);
+    q = detail::form_decode(url.substr(url.find('?') + 1));
     auto it = q.find(name);
     return it == q.end() ? std::string() : it->second;
   };
@@ -864,14 +864,14 @@ fs.rmSync(profile, { recursive: true, force: true });
     auto login = std::async(std::launch::async, [&] { return oidc_login(o, err); });
     std::string url = wait_for_line(buf, "Log in by visiting this link:\n\n    ");
     httplib::Params q;
-    httplib::detail::parse_query_text(url.substr(url.find('?') + 1), q);
+    q = detail::form_decode(url.substr(url.find('?') + 1));
     auto params = [&](const std::string &name) { return q.count(name) ? q.find(name)->second : ""; };
     std::string redirect = params("redirect_uri");
     INFO(url);
     Url cb = Url::parse(redirect);
     httplib::Client c("127.0.0.1", cb.port);
     auto r = c.Get("/callback?state=" + params("state") + "&error=temporarily%0Aunavailable&error_description=" +
-                   httplib::detail::encode_query_param("\x1b[2J\r\n" + std::string(400, 'z')));
+                   detail::percent_encode("\x1b[2J\r\n" + std::string(400, 'z')));
     REQUIRE(r);
     CHECK(r->status == 403);
     REQUIRE(login.wait_for(std::chrono::seconds(10)) == std::future_status::ready);

@@ -260,3 +260,38 @@ TEST_CASE("found by fuzzing: RFC 3339 is parsed strictly, a Status body with a h
   CHECK(!Status::from_body("1e999"));
   CHECK(!Status::from_body(R"({"kind":"Status","code":5e557})"));
 }
+
+TEST_CASE("percent-encoding, forms and reason phrases (the helpers the OIDC login and the proxy headers use)") {
+  using pinniped::detail::form_decode;
+  using pinniped::detail::form_encode;
+  using pinniped::detail::percent_decode;
+  using pinniped::detail::percent_encode;
+  std::string every_byte;
+  for (int c = 0; c < 256; c++) every_byte += static_cast<char>(c);
+  std::string enc = percent_encode(every_byte);
+  CHECK(enc.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%") ==
+        std::string::npos);
+  CHECK(enc.size() == 66 + 3 * 190);  // 66 unreserved bytes kept, 190 escaped
+  CHECK(percent_decode(enc) == every_byte);
+  CHECK(percent_encode("a b&c=d/é") == "a%20b%26c%3Dd%2F%C3%A9");
+  // A form's "+" is a space; elsewhere (a header name) it stays.
+  CHECK(percent_decode("a+b%2Bc") == "a+b+c");
+  CHECK(percent_decode("a+b%2Bc", true) == "a b+c");
+  // Escapes that are not two hex digits stay as they are.
+  CHECK(percent_decode("100%") == "100%");
+  CHECK(percent_decode("%4") == "%4");
+  CHECK(percent_decode("%zz%41") == "%zzA");
+  std::multimap<std::string, std::string> form = {
+      {"redirect_uri", "http://127.0.0.1:1234/callback"}, {"scope", "openid offline_access"}, {"k&=", "v&=+"},
+      {"scope", "twice"}, {"empty", ""}};
+  std::string body = form_encode(form);
+  CHECK(body ==
+        "empty=&k%26%3D=v%26%3D%2B&redirect_uri=http%3A%2F%2F127.0.0.1%3A1234%2Fcallback&scope=openid%20offline_access&"
+        "scope=twice");
+  CHECK(form_decode(body) == form);
+  CHECK(form_decode("a=1&&b&c=x+y") == std::multimap<std::string, std::string>{{"a", "1"}, {"b", ""}, {"c", "x y"}});
+  CHECK(form_encode({}).empty());
+  CHECK(std::string(pinniped::detail::http_reason_phrase(404)) == "Not Found");
+  CHECK(std::string(pinniped::detail::http_reason_phrase(431)) == "Request Header Fields Too Large");
+  CHECK(std::string(pinniped::detail::http_reason_phrase(299)).empty());
+}
