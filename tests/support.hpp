@@ -425,7 +425,7 @@ inline std::string authenticator_yaml(const std::string &name, const std::string
 // The real `pinniped concierge` as a child process on 127.0.0.1:<any>.
 class ConciergeProcess {
  public:
-  ConciergeProcess(const TempDir &dir, const std::vector<std::string> &extra, bool wait_ready = true) : dir_(dir) {
+  ConciergeProcess(const TempDir &dir, const std::vector<std::string> &extra, bool wait_ready = true) {
     std::remove(dir.file("port").c_str());
     std::vector<std::string> argv = {pinniped_bin(), "concierge",      "--listen",         "127.0.0.1:0",
                                      "--port-file",  dir.file("port"), "--serving-ca-out", dir.file("serving-ca.pem")};
@@ -454,7 +454,6 @@ class ConciergeProcess {
   }
 
  private:
-  const TempDir &dir_;
   std::unique_ptr<Process> proc_;
   int port_ = 0;
   std::string ca_pem_;
