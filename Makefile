@@ -64,7 +64,13 @@ TEST_CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION
 # The suites of tests/test_*.cpp are one binary of UNITY_GROUPS translation
 # units (tools/unity.sh): the header is compiled that many times, not once
 # per suite. tools/run-tests.sh runs it once per suite ("suite:BIN:NAME").
+# Another ARCH's suites are one unit: the two ARM architectures are built
+# side by side, which keeps both cores busy with one header compile each.
+ifdef CROSS
+UNITY_GROUPS ?= 1
+else
 UNITY_GROUPS ?= 2
+endif
 SUITES_BIN := $(BUILD)/tests/suites
 TEST_ENTRIES = $(foreach s,$(TEST_SUITES),suite:$(abspath $(SUITES_BIN)):$(s))
 ASAN_DIR  := $(BUILD)/asan
