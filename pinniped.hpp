@@ -224,6 +224,9 @@
 #ifndef PINNIPED_OIDC_DEVICE_INTERVAL_SECONDS
 #define PINNIPED_OIDC_DEVICE_INTERVAL_SECONDS 5
 #endif
+// cpp-httplib's settings. With a split httplib.h (its definitions compiled
+// apart, as tools/fetch-httplib.sh and the Makefile do), compile httplib.cc
+// with the same two (the Makefile's HTTPLIB_DEFS).
 // poll(2) instead of select(2): no FD_SETSIZE ceiling on busy servers.
 #ifndef CPPHTTPLIB_USE_POLL
 #define CPPHTTPLIB_USE_POLL
@@ -678,7 +681,10 @@ inline std::string percent_encode(const std::string &in) {
 // escape that is not two hex digits stays as it is.
 inline std::string percent_decode(const std::string &in, bool plus_is_space = false) {
   auto digit = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
   };
   std::string out;
   out.reserve(in.size());
@@ -697,7 +703,8 @@ inline std::string percent_decode(const std::string &in, bool plus_is_space = fa
 // name=value pairs joined by "&", both percent-encoded.
 inline std::string form_encode(const std::multimap<std::string, std::string> &fields) {
   std::string out;
-  for (const auto &f : fields) out += (out.empty() ? "" : "&") + percent_encode(f.first) + "=" + percent_encode(f.second);
+  for (const auto &f : fields)
+    out += (out.empty() ? "" : "&") + percent_encode(f.first) + "=" + percent_encode(f.second);
   return out;
 }
 inline std::multimap<std::string, std::string> form_decode(const std::string &text) {
@@ -4540,7 +4547,7 @@ inline void install_status_handlers(TlsServer &srv, Logger &log, size_t max_body
     if (code == 400 && req.body.size() > max_body_bytes) code = 413;
     std::string phrase = detail::http_reason_phrase(code);
     send_status(res, Error(code, reason_for_code(code),
-                           code == 413       ? "request body is too large"
+                           code == 413      ? "request body is too large"
                            : phrase.empty() ? "HTTP " + std::to_string(code)
                                             : phrase));
   });
@@ -10770,8 +10777,8 @@ inline OidcTokens browser_login(const OidcLoginOptions &o, const OidcDiscovery &
                        {"nonce", nonce},
                        {"code_challenge", base64url_encode(sha256(verifier))},
                        {"code_challenge_method", "S256"}};
-  std::string url = d.authorization_endpoint + (d.authorization_endpoint.find('?') == std::string::npos ? "?" : "&") +
-                    form_encode(q);
+  std::string url =
+      d.authorization_endpoint + (d.authorization_endpoint.find('?') == std::string::npos ? "?" : "&") + form_encode(q);
   std::string browser = env_or_empty("BROWSER");
   if (o.skip_browser || !launch_browser(browser.empty() ? "xdg-open" : browser, url))
     err << "Log in by visiting this link:\n\n    " << url << "\n\n" << std::flush;

@@ -1,5 +1,8 @@
 // Section 3: the TLS transport on mbedTLS. An in-process TlsServer and
 // HttpsClient talk real TLS on 127.0.0.1; the openssl CLI plays a foreign peer.
+#include <fcntl.h>
+#include <sys/resource.h>
+
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <set>
@@ -217,6 +220,38 @@ struct Pki {
 
 // ---------------------------------------------------------------------------
 // Protocol versions and ALPN, seen by a foreign TLS stack.
+
+TEST_CASE(
+    "sockets above FD_SETSIZE are served (cpp-httplib's definitions are compiled with poll, as pinniped.hpp asks)") {
+  // Busy processes hold many descriptors; select(2) cannot watch one at or
+  // above FD_SETSIZE, and cpp-httplib built without CPPHTTPLIB_USE_POLL
+  // answers such a connection 500. Its definitions are compiled apart
+  // (libhttplib.a): this fails if they were compiled without the setting.
+  struct rlimit old {};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  if (old.rlim_max != RLIM_INFINITY && old.rlim_max < FD_SETSIZE + 64) {
+    WARN("the hard descriptor limit is below FD_SETSIZE + 64: nothing to check here");
+    return;
+  }
+  struct rlimit more = old;
+  more.rlim_cur = std::max<rlim_t>(old.rlim_cur, FD_SETSIZE + 64);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &more) == 0);
+  std::vector<int> held;
+  for (int fd = 0; fd < FD_SETSIZE;) {
+    fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) FAIL("cannot open /dev/null: " << std::strerror(errno));
+    held.push_back(fd);
+  }
+  {
+    Pki pki;
+    TestServer s(credentials(pki.leaf));
+    auto res = get(s.url(), trust(pki.ca.cert_pem));
+    CHECK(res.status == 200);
+    CHECK(res.body == "hello");
+  }
+  for (int fd : held) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+}
 
 TEST_CASE("openssl: TLS 1.1 is refused by the server, TLS 1.2 is accepted") {
   Pki pki;

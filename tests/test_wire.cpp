@@ -281,9 +281,11 @@ TEST_CASE("percent-encoding, forms and reason phrases (the helpers the OIDC logi
   CHECK(percent_decode("100%") == "100%");
   CHECK(percent_decode("%4") == "%4");
   CHECK(percent_decode("%zz%41") == "%zzA");
-  std::multimap<std::string, std::string> form = {
-      {"redirect_uri", "http://127.0.0.1:1234/callback"}, {"scope", "openid offline_access"}, {"k&=", "v&=+"},
-      {"scope", "twice"}, {"empty", ""}};
+  std::multimap<std::string, std::string> form = {{"redirect_uri", "http://127.0.0.1:1234/callback"},
+                                                  {"scope", "openid offline_access"},
+                                                  {"k&=", "v&=+"},
+                                                  {"scope", "twice"},
+                                                  {"empty", ""}};
   std::string body = form_encode(form);
   CHECK(body ==
         "empty=&k%26%3D=v%26%3D%2B&redirect_uri=http%3A%2F%2F127.0.0.1%3A1234%2Fcallback&scope=openid%20offline_access&"

@@ -36,7 +36,8 @@ for _ in 1 2 3; do
   sleep 5
 done
 
-# clang, its sanitizer and libFuzzer runtimes (only recommended by clang, so
+# clang: the test suites' compiler (the Makefile's TEST_CXX); with its sanitizer and
+# libFuzzer runtimes (only recommended by clang, so
 # named) and llvm-symbolizer for readable reports: `make fuzz` (fuzz/README.md).
 # valgrind: `make bench` counts instructions with callgrind.
 apt-get install -y -q --no-install-recommends \
