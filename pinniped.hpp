@@ -6852,20 +6852,7 @@ class WebhookAuthenticatorController {
       // Our own status writes come back as MODIFIED with the same spec.
       if (it != seen_.end() && it->second.spec == spec_text && it->second.generation == generation) return;
     }
-    std::vector<Condition> conds;
-    auto now = format_rfc3339(Clock::now());
-    auto cond = [&](const std::string &t, bool ok, const std::string &reason, const std::string &msg,
-                    const char *unknown_reason = nullptr) {
-      Condition c;
-      c.type = t;
-      c.status = unknown_reason ? "Unknown" : ok ? "True" : "False";
-      c.reason = unknown_reason ? unknown_reason : reason;
-      c.message = msg;
-      c.observed_generation = generation;
-      c.last_transition_time = now;
-      conds.push_back(c);
-      return ok;
-    };
+    ConditionList conds(generation);
     WebhookAuthenticatorObject w;
     std::string problem;
     try {
@@ -6879,12 +6866,12 @@ class WebhookAuthenticatorController {
       try {
         Url u = Url::parse(w.spec.endpoint);
         if (u.scheme != "https") throw bad_request("spec.endpoint must be an https:// URL");
-        url_ok = cond("EndpointURLValid", true, "Success", "spec.endpoint is a valid URL");
+        url_ok = conds.add("EndpointURLValid", true, "Success", "spec.endpoint is a valid URL");
       } catch (const Error &e) {
-        cond("EndpointURLValid", false, "InvalidEndpointURL", e.what());
+        conds.add("EndpointURLValid", false, "InvalidEndpointURL", e.what());
       }
     } else {
-      cond("EndpointURLValid", false, "InvalidEndpointURL", problem);
+      conds.add("EndpointURLValid", false, "InvalidEndpointURL", problem);
     }
     std::string ca_pem;
     if (!w.spec.certificate_authority_data.empty()) {
@@ -6893,18 +6880,18 @@ class WebhookAuthenticatorController {
         if (!pem) throw bad_request("spec.tls.certificateAuthorityData is not valid base64");
         CertificateChain::parse(*pem);
         ca_pem = *pem;
-        tls_ok = cond("TLSConfigurationValid", true, "Success", "spec.tls is valid");
+        tls_ok = conds.add("TLSConfigurationValid", true, "Success", "spec.tls is valid");
       } catch (const Error &e) {
-        cond("TLSConfigurationValid", false, "InvalidTLSConfiguration", e.what());
+        conds.add("TLSConfigurationValid", false, "InvalidTLSConfiguration", e.what());
       }
     } else {
-      tls_ok = cond("TLSConfigurationValid", true, "Success", "spec.tls is valid: using the system roots");
+      tls_ok = conds.add("TLSConfigurationValid", true, "Success", "spec.tls is valid: using the system roots");
     }
     if (url_ok && tls_ok) {
       try {
         built = std::make_shared<WebhookAuthenticator>(name, w.spec, opt_);
       } catch (const Error &e) {
-        cond("AuthenticatorValid", false, "UnableToCreateClient", e.what());
+        conds.add("AuthenticatorValid", false, "UnableToCreateClient", e.what());
       }
     }
     if (built) {
@@ -6917,26 +6904,25 @@ class WebhookAuthenticatorController {
       } catch (const Error &e) {
         err = e.what();
       }
-      conn_ok = cond("WebhookConnectionValid", err.empty(), err.empty() ? "Success" : "UnableToDialServer",
-                     err.empty() ? "successfully dialed webhook server" : err);
-      cond("AuthenticatorValid", true, "Success", "authenticator initialized");
+      conn_ok = conds.add("WebhookConnectionValid", err.empty(), err.empty() ? "Success" : "UnableToDialServer",
+                          err.empty() ? "successfully dialed webhook server" : err);
+      conds.add("AuthenticatorValid", true, "Success", "authenticator initialized");
     } else {
-      cond("WebhookConnectionValid", false, "", "", "UnableToValidate");
-      if (url_ok && tls_ok) {
-      } else {
-        cond("AuthenticatorValid", false, "", "", "UnableToValidate");
-      }
+      conds.unknown("WebhookConnectionValid");
+      // A client that could not be built has said why (False) above.
+      if (!url_ok || !tls_ok) conds.unknown("AuthenticatorValid");
     }
     bool ready = url_ok && tls_ok && conn_ok && built;
-    cond("Ready", ready, ready ? "Success" : "NotReady",
-         ready ? "the WebhookAuthenticator is ready" : "the WebhookAuthenticator is not ready: see other conditions");
+    conds.add(
+        "Ready", ready, ready ? "Success" : "NotReady",
+        ready ? "the WebhookAuthenticator is ready" : "the WebhookAuthenticator is not ready: see other conditions");
     if (built) {
       registry_.put(built);
     } else {
       registry_.remove(AuthenticatorRegistry::webhook_kind, name);
     }
     log_.info("authenticator synced", {{"name", jv(name)}, {"ready", jv(ready)}, {"usable", jv(built != nullptr)}});
-    write_status(name, ready ? "Ready" : "Error", conds);
+    write_status(name, ready ? "Ready" : "Error", conds.list());
     std::lock_guard<std::mutex> lk(mu_);
     seen_[name] = {spec_text, generation};
   }

@@ -491,6 +491,28 @@ TEST_CASE("WebhookAuthenticator changes and deletion are followed, with status")
     if (json::get_string(c, "type", "") == "WebhookConnectionValid")
       conn_false = json::get_string(c, "status", "") == "False";
   CHECK(conn_false);
+  // A CA that is not a certificate: TLSConfigurationValid is False, and the
+  // conditions that depend on it are Unknown, with upstream's reason and
+  // message.
+  e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), detail::base64_encode("not a certificate")), &rc);
+  REQUIRE(rc == 0);
+  std::map<std::string, std::string> seen;
+  REQUIRE(E2E::eventually([&] {
+    seen.clear();
+    auto wa = e.kubectl_json("get webhookauthenticator e2e-idp");
+    const auto *cs = json::field(at(wa, "status"), "conditions");
+    if (cs && cs->is<picojson::array>())
+      for (const auto &c : cs->get<picojson::array>())
+        seen[json::get_string(c, "type", "")] = json::get_string(c, "status", "") + "/" +
+                                                json::get_string(c, "reason", "") + "/" +
+                                                json::get_string(c, "message", "");
+    return seen["TLSConfigurationValid"].rfind("False/", 0) == 0;
+  }));
+  CHECK(seen["TLSConfigurationValid"].rfind("False/InvalidTLSConfiguration/", 0) == 0);
+  CHECK(seen["EndpointURLValid"] == "True/Success/spec.endpoint is a valid URL");
+  CHECK(seen["WebhookConnectionValid"] == "Unknown/UnableToValidate/unable to validate; see other conditions");
+  CHECK(seen["AuthenticatorValid"] == "Unknown/UnableToValidate/unable to validate; see other conditions");
+  CHECK(seen["Ready"] == "False/NotReady/the WebhookAuthenticator is not ready: see other conditions");
   // Back to the real endpoint: Ready again, and exchanges work.
   e.apply(e.webhook_authenticator_yaml("e2e-idp", e.idp->url(), e.idp->ca_data()), &rc);
   REQUIRE(E2E::eventually([&] {
