@@ -40,6 +40,9 @@ ifdef CROSS
 CXXFLAGS := $(filter-out -g,$(CXXFLAGS))
 LIBS     := -L$(MBEDTLS_LIBDIR) -static -lhttplib -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt -pthread
 endif
+# The program itself compiles cpp-httplib's definitions with main.cpp
+# (tools/program.cpp): not libhttplib.a.
+PROGRAM_LIBS = $(filter-out -lhttplib,$(LIBS))
 # The shipped binary per architecture: fully static and stripped.
 STATIC_BIN := build/static/$(ARCH)/pinniped
 
@@ -109,18 +112,18 @@ $(BUILD)/pinniped: build/static/$(ARCH)/pinniped.debug
 	@mkdir -p $(@D)
 	cp $< $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
 else
-$(BUILD)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
+$(BUILD)/pinniped: main.cpp tools/program.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(WARN) -o $@.tmp.$$$$ main.cpp $(LIBS) && mv $@.tmp.$$$$ $@
+	$(CXX) $(CXXFLAGS) $(WARN) -I. -isystem $(DEPS)/src -o $@.tmp.$$$$ tools/program.cpp $(PROGRAM_LIBS) && mv $@.tmp.$$$$ $@
 endif
 
 static: $(STATIC_BIN)
 # The shipped binary is the stripped copy of pinniped.debug.
-build/static/%/pinniped.debug: main.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp $(DEPS)/lib/%/libhttplib.a
+build/static/%/pinniped.debug: main.cpp tools/program.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp
 	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
 	@mkdir -p $(@D)
 	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"' $(WARN) \
-	  $(STATIC_FLAGS) -o $@.tmp.$$$$ main.cpp -L$(DEPS)/lib/$* -lhttplib -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
+	  $(STATIC_FLAGS) -o $@.tmp.$$$$ -I. -isystem $(DEPS)/src tools/program.cpp -L$(DEPS)/lib/$* -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt && mv $@.tmp.$$$$ $@
 .PRECIOUS: build/static/%/pinniped.debug
 build/static/%/pinniped: build/static/%/pinniped.debug
 	$(TRIPLE_$*)-strip --strip-all -o $@.tmp.$$$$ $< && mv $@.tmp.$$$$ $@

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the build and tests need. Idempotent.
 # Adds a deb-src entry derived from the machine's own bookworm sources (so no
-# mirror is named here); cpp-httplib's header-only file comes from that source
+# mirror is named here); cpp-httplib's header comes from that source
 # package.
 set -eu
 [ "$(id -u)" = 0 ] || exec sudo "$0" "$@"
