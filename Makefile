@@ -20,6 +20,7 @@ CROSS    := 1
 endif
 DEPS     := build/deps
 HTTPLIB  := $(DEPS)/include/httplib.h
+HTTPLIB_CC := $(DEPS)/src/httplib.cc
 # mbedTLS built by tools/build-mbedtls.sh from Debian's source with our
 # configuration: its headers in $(DEPS)/include (found before
 # /usr/include), its libraries per architecture; cpp-httplib's definitions
@@ -41,7 +42,8 @@ CXXFLAGS := $(filter-out -g,$(CXXFLAGS))
 LIBS     := -L$(MBEDTLS_LIBDIR) -static -lhttplib -lmbedtls -lmbedx509 -lmbedcrypto -lyaml -lcrypt -pthread
 endif
 # The program itself compiles cpp-httplib's definitions with main.cpp
-# (tools/program.cpp): not libhttplib.a.
+# (tools/program.cpp): not libhttplib.a (nor the sanitizer and fuzzing
+# builds, which instrument their own copy).
 PROGRAM_LIBS = $(filter-out -lhttplib,$(LIBS))
 # The shipped binary per architecture: fully static and stripped.
 STATIC_BIN := build/static/$(ARCH)/pinniped
@@ -87,13 +89,14 @@ all: $(BUILD)/pinniped
 deps:
 	tools/deps.sh
 
-$(HTTPLIB): tools/fetch-httplib.sh
-	tools/fetch-httplib.sh $@
+# One fetch writes both halves of the split header (a grouped target).
+$(HTTPLIB) $(HTTPLIB_CC) &: tools/fetch-httplib.sh
+	tools/fetch-httplib.sh $(HTTPLIB)
 # cpp-httplib's definitions, split off its header by tools/fetch-httplib.sh,
 # compiled once per architecture (not again in every translation unit), with
 # the settings pinniped.hpp gives the header before including it.
 HTTPLIB_DEFS := -DCPPHTTPLIB_USE_POLL -DCPPHTTPLIB_LISTEN_BACKLOG=1024
-$(DEPS)/lib/%/libhttplib.a: $(HTTPLIB)
+$(DEPS)/lib/%/libhttplib.a: $(HTTPLIB_CC)
 	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
 	@mkdir -p $(@D)
 	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include $(HTTPLIB_DEFS) -Os -ffunction-sections \
@@ -112,14 +115,14 @@ $(BUILD)/pinniped: build/static/$(ARCH)/pinniped.debug
 	@mkdir -p $(@D)
 	cp $< $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
 else
-$(BUILD)/pinniped: main.cpp tools/program.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
+$(BUILD)/pinniped: main.cpp tools/program.cpp pinniped.hpp $(HTTPLIB_CC) $(LIBDEPS)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -isystem $(DEPS)/src -o $@.tmp.$$$$ tools/program.cpp $(PROGRAM_LIBS) && mv $@.tmp.$$$$ $@
 endif
 
 static: $(STATIC_BIN)
 # The shipped binary is the stripped copy of pinniped.debug.
-build/static/%/pinniped.debug: main.cpp tools/program.cpp pinniped.hpp $(HTTPLIB) $(DEPS)/lib/%/.stamp
+build/static/%/pinniped.debug: main.cpp tools/program.cpp pinniped.hpp $(HTTPLIB_CC) $(DEPS)/lib/%/.stamp
 	@test -n "$(TRIPLE_$*)" || { echo "unknown architecture \"$*\" (one of $(ARCHES))"; exit 1; }
 	@mkdir -p $(@D)
 	$(TRIPLE_$*)-g++ -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"' $(WARN) \
@@ -229,10 +232,15 @@ endif
 e2e: $(BUILD)/pinniped $(BUILD)/tests/e2e/test_e2e
 	PINNIPED_BIN=$(abspath $(BUILD)/pinniped) CROSS_ARCHES= E2E_PROFILES="$(E2E_PROFILES)" tools/test.sh $(BUILD)
 
-# The same suites and program under AddressSanitizer + UBSan.
-$(ASAN_DIR)/pinniped: main.cpp pinniped.hpp $(HTTPLIB) $(LIBDEPS)
+# The same suites and program under AddressSanitizer + UBSan, cpp-httplib's
+# definitions instrumented too (in the program's unit, and as an object of
+# their own for the suites).
+$(ASAN_DIR)/pinniped: main.cpp tools/program.cpp pinniped.hpp $(HTTPLIB_CC) $(LIBDEPS)
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -o $@ main.cpp $(LIBS)
+	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -isystem $(DEPS)/src -o $@ tools/program.cpp $(PROGRAM_LIBS)
+$(ASAN_DIR)/httplib.o: $(HTTPLIB_CC)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -isystem $(DEPS)/include $(HTTPLIB_DEFS) -c -o $@ $(DEPS)/src/httplib.cc
 $(ASAN_DIR)/catch_main.o: tests/catch_main.cpp
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -c -o $@ $<
@@ -240,8 +248,9 @@ $(ASAN_DIR)/unity-%.cpp: tools/unity.sh FORCE
 	@tools/unity.sh $@ $* $(UNITY_GROUPS) $(TEST_SRCS)
 $(ASAN_DIR)/unity-%.o: $(ASAN_DIR)/unity-%.cpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $(WARN) -I. -MMD -MP -c -o $@ $<
-$(ASAN_DIR)/suites: $(patsubst $(BUILD)/tests/%,$(ASAN_DIR)/%,$(UNITY_SRCS:.cpp=.o)) $(ASAN_DIR)/catch_main.o
-	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+$(ASAN_DIR)/suites: $(patsubst $(BUILD)/tests/%,$(ASAN_DIR)/%,$(UNITY_SRCS:.cpp=.o)) $(ASAN_DIR)/catch_main.o \
+	  $(ASAN_DIR)/httplib.o
+	$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) -o $@ $^ $(PROGRAM_LIBS)
 test-asan: $(ASAN_DIR)/pinniped $(ASAN_DIR)/suites $(BUILD)/readme-example $(BUILD)/readme-login-example $(STATIC_BIN)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
