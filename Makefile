@@ -256,7 +256,7 @@ test-asan: $(ASAN_DIR)/pinniped $(ASAN_DIR)/suites $(BUILD)/readme-example $(BUI
 	  PINNIPED_BIN=$(abspath $(ASAN_DIR)/pinniped) PINNIPED_STATIC=$(abspath $(STATIC_BIN)) PINNIPED_SLOW=4 PINNIPED_EXAMPLE=$(abspath $(BUILD)/readme-example) \
 	  tools/run-tests.sh $(foreach s,$(TEST_SUITES),suite:$(abspath $(ASAN_DIR)/suites):$(s))
 
-$(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
+$(BUILD)/bench-exchange: bench/exchange.cpp pinniped.hpp tests/support.hpp tests/jwt_keys.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)
 $(BUILD)/bench-local-user-authenticator: bench/local_user_authenticator.cpp pinniped.hpp tests/support.hpp $(HTTPLIB) $(LIBDEPS)
 	$(CXX) $(CXXFLAGS) $(WARN) -I. -o $@ $< $(LIBS)

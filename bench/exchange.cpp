@@ -12,6 +12,7 @@
 
 #include <cstdio>
 
+#include "tests/jwt_keys.hpp"
 #include "tests/support.hpp"
 
 using namespace testing;
@@ -78,74 +79,43 @@ Run drive(const ConciergeProcess &c, int clients, Millis duration, double target
 }
 
 // An OIDC issuer for the JWTAuthenticator leg: discovery and a JWKS with one
-// P-256 key over https on loopback, and an ES256 ID token it signed (the
-// bench's own: the tests use a real provider; here only the concierge's
-// side is measured, which never calls the issuer once it has the keys).
+// P-256 key over https on loopback (the tests' FakeIdp with GET routes), and
+// an ES256 ID token signed with that key (tests/jwt_keys.hpp). The tests use
+// a real provider; here only the concierge's side is measured, which never
+// calls the issuer once it has the keys.
 class BenchIssuer {
  public:
-  BenchIssuer() {
-    mbedtls_ecp_keypair_init(&key_);
-    if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &key_, detail::rng_fill, nullptr) != 0)
-      throw std::runtime_error("EC key generation failed");
-    ca_ = make_self_signed_ca("bench-issuer-ca", std::chrono::hours(2));
-    auto leaf = serving_cert(ca_, {"127.0.0.1"});
-    server_.set_credentials({leaf.cert_pem, leaf.key_pem, ""});
-  }
-  ~BenchIssuer() {
-    server_.shutdown();
-    if (thread_.joinable()) thread_.join();
-    mbedtls_ecp_keypair_free(&key_);
-  }
-  void start() {
-    port_ = server_.bind_to_any_port("127.0.0.1");
+  BenchIssuer() : key_(jwt_keys::make_ec("bench", MBEDTLS_ECP_DP_SECP256R1)) {
     std::string iss = issuer();
-    server_.Get("/.well-known/openid-configuration", [iss](const httplib::Request &, httplib::Response &res) {
+    server_.server().Get("/.well-known/openid-configuration", [iss](const httplib::Request &, httplib::Response &res) {
       res.set_content(R"({"issuer":")" + iss + R"(","jwks_uri":")" + iss +
                           R"(/jwks","id_token_signing_alg_values_supported":["ES256"]})",
                       "application/json");
     });
-    std::string jwks = R"({"keys":[{"kty":"EC","crv":"P-256","kid":"bench","use":"sig","x":")" +
-                       detail::base64url_encode(coordinate(key_.Q.X)) + R"(","y":")" +
-                       detail::base64url_encode(coordinate(key_.Q.Y)) + R"("}]})";
-    server_.Get("/jwks", [jwks](const httplib::Request &, httplib::Response &res) {
-      res.set_content(jwks, "application/json");
-    });
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    std::string set = jwt_keys::jwks({key_.jwk()});
+    server_.server().Get(
+        "/jwks", [set](const httplib::Request &, httplib::Response &res) { res.set_content(set, "application/json"); });
   }
-  std::string issuer() const { return "https://127.0.0.1:" + std::to_string(port_); }
-  std::string ca_pem() const { return ca_.cert_pem; }
+  std::string issuer() const { return "https://127.0.0.1:" + std::to_string(server_.port()); }
+  std::string ca_pem() const { return server_.ca_pem(); }
   // An ID token for `user`, valid for two hours.
-  std::string token(const std::string &user) {
-    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-    std::string input =
-        detail::base64url_encode(R"({"alg":"ES256","kid":"bench","typ":"JWT"})") + "." +
-        detail::base64url_encode(R"({"iss":")" + issuer() + R"(","aud":"pinniped-cli","sub":")" + user +
-                                 R"(","username":")" + user + R"(","groups":["group-a","group-b"],"iat":)" +
-                                 std::to_string(now) + R"(,"exp":)" + std::to_string(now + 7200) + "}");
-    std::string hash = detail::sha256(input);
-    mbedtls_mpi r, s;
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    int ret = mbedtls_ecdsa_sign(&key_.grp, &r, &s, &key_.d, reinterpret_cast<const unsigned char *>(hash.data()),
-                                 hash.size(), detail::rng_fill, nullptr);
-    std::string sig = ret == 0 ? coordinate(r) + coordinate(s) : "";
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&s);
-    if (sig.empty()) throw std::runtime_error("ES256 signing failed");
-    return input + "." + detail::base64url_encode(sig);
+  std::string token(const std::string &user) const {
+    int64_t now = jwt_keys::secs(Clock::now());
+    picojson::object c;
+    c["iss"] = jv(issuer());
+    c["aud"] = jv("pinniped-cli");
+    c["sub"] = jv(user);
+    c["username"] = jv(user);
+    c["groups"] = picojson::value(picojson::array{jv("group-a"), jv("group-b")});
+    c["iat"] = jv(now);
+    c["exp"] = jv(now + 7200);
+    return jwt_keys::token_from(key_, "ES256", jwt_keys::header_for_kid("ES256", key_.kid),
+                                picojson::value(c).serialize());
   }
 
  private:
-  static std::string coordinate(const mbedtls_mpi &v) {
-    std::string b(32, '\0');
-    mbedtls_mpi_write_binary(&v, reinterpret_cast<unsigned char *>(&b[0]), b.size());
-    return b;
-  }
-  mbedtls_ecp_keypair key_;
-  CertificateAndKey ca_;
-  TlsServer server_;
-  int port_ = 0;
-  std::thread thread_;
+  FakeIdp server_;
+  jwt_keys::TestKey key_;
 };
 
 // The crypto bound: what an exchange's crypto costs when the key pool is
@@ -298,7 +268,6 @@ int main(int argc, char **argv) {
   dir.write("signer.crt", ca.cert_pem);
   dir.write("signer.key", ca.key_pem);
   BenchIssuer oidc;
-  oidc.start();
   dir.write("auth.yaml", authenticator_yaml("my-idp", idp.url(), idp.ca_data()) +
                              "---\napiVersion: authentication.concierge.pinniped.dev/v1alpha1\nkind: JWTAuthenticator\n"
                              "metadata:\n  name: bench-oidc\nspec:\n  issuer: " +
