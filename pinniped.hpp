@@ -707,16 +707,6 @@ inline std::string form_encode(const std::multimap<std::string, std::string> &fi
     out += (out.empty() ? "" : "&") + percent_encode(f.first) + "=" + percent_encode(f.second);
   return out;
 }
-inline std::multimap<std::string, std::string> form_decode(const std::string &text) {
-  std::multimap<std::string, std::string> out;
-  for (const auto &pair : split(text, '&')) {
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    out.emplace(percent_decode(pair.substr(0, eq), true),
-                eq == std::string::npos ? "" : percent_decode(pair.substr(eq + 1), true));
-  }
-  return out;
-}
 // The reason phrase of an HTTP status code (RFC 9110 section 15), or "" for
 // a code without one here.
 inline const char *http_reason_phrase(int code) {

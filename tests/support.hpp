@@ -422,6 +422,19 @@ inline std::string authenticator_yaml(const std::string &name, const std::string
   return y + extra_spec;
 }
 
+// A form or a URL query read back (the product only writes them:
+// pinniped::detail::form_encode).
+inline std::multimap<std::string, std::string> form_decode(const std::string &text) {
+  std::multimap<std::string, std::string> out;
+  for (const auto &pair : pinniped::detail::split(text, '&')) {
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    out.emplace(pinniped::detail::percent_decode(pair.substr(0, eq), true),
+                eq == std::string::npos ? "" : pinniped::detail::percent_decode(pair.substr(eq + 1), true));
+  }
+  return out;
+}
+
 // The real `pinniped concierge` as a child process on 127.0.0.1:<any>.
 class ConciergeProcess {
  public:

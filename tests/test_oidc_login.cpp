@@ -590,7 +590,7 @@ TEST_CASE("the callback: no state waits, another issuer ends the login, a refuse
   auto login = std::async(std::launch::async, [&] { return oidc_login(o, err); });
   std::string url = wait_for_line(buf, "Log in by visiting this link:\n\n    ");
   httplib::Params q;
-  q = detail::form_decode(url.substr(url.find('?') + 1));
+  q = form_decode(url.substr(url.find('?') + 1));
   auto param = [&](const std::string &k) { return q.count(k) ? q.find(k)->second : ""; };
   Url cb = Url::parse(param("redirect_uri"));
   httplib::Client c("127.0.0.1", cb.port);
@@ -618,7 +618,7 @@ TEST_CASE("the callback: no state waits, another issuer ends the login, a refuse
   login = std::async(std::launch::async, [&] { return oidc_login(o, err2); });
   url = wait_for_line(buf2, "Log in by visiting this link:\n\n    ");
   q.clear();
-  q = detail::form_decode(url.substr(url.find('?') + 1));
+  q = form_decode(url.substr(url.find('?') + 1));
   httplib::Client c2("127.0.0.1", Url::parse(param("redirect_uri")).port);
   res = c2.Get("/callback?state=" + param("state") +
                "&code=c0de-2222-cccc&iss=" + detail::percent_encode(p.issuer()));
@@ -791,7 +791,7 @@ TEST_CASE(
   // The request: code with PKCE S256, fresh state and nonce; the ID token repeats the nonce.
   auto param = [&](const std::string &name) {
     httplib::Params q;
-    q = detail::form_decode(url.substr(url.find('?') + 1));
+    q = form_decode(url.substr(url.find('?') + 1));
     auto it = q.find(name);
     return it == q.end() ? std::string() : it->second;
   };
@@ -864,7 +864,7 @@ fs.rmSync(profile, { recursive: true, force: true });
     auto login = std::async(std::launch::async, [&] { return oidc_login(o, err); });
     std::string url = wait_for_line(buf, "Log in by visiting this link:\n\n    ");
     httplib::Params q;
-    q = detail::form_decode(url.substr(url.find('?') + 1));
+    q = form_decode(url.substr(url.find('?') + 1));
     auto params = [&](const std::string &name) { return q.count(name) ? q.find(name)->second : ""; };
     std::string redirect = params("redirect_uri");
     INFO(url);

@@ -262,7 +262,7 @@ TEST_CASE("found by fuzzing: RFC 3339 is parsed strictly, a Status body with a h
 }
 
 TEST_CASE("percent-encoding, forms and reason phrases (the helpers the OIDC login and the proxy headers use)") {
-  using pinniped::detail::form_decode;
+  using testing::form_decode;
   using pinniped::detail::form_encode;
   using pinniped::detail::percent_decode;
   using pinniped::detail::percent_encode;
