@@ -3,6 +3,7 @@
 // Independent of Catch2 so that bench/ can use it too.
 #pragma once
 #include <dirent.h>
+#include <ftw.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -24,7 +25,15 @@ struct TempDir {
     if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     path = tmpl;
   }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  ~TempDir() {  // in-process: no child to start (see spawn())
+    nftw(
+        path.c_str(),
+        [](const char *p, const struct stat *, int, struct FTW *) {
+          ::remove(p);
+          return 0;
+        },
+        16, FTW_DEPTH | FTW_PHYS);
+  }
   TempDir(const TempDir &) = delete;
   TempDir &operator=(const TempDir &) = delete;
   std::string file(const std::string &name) const { return path + "/" + name; }
@@ -96,17 +105,79 @@ inline std::map<std::string, std::string> read_env_file(const std::string &path)
   return env;
 }
 
+// Starts `argv` (argv[0] a path) as a child process with no signal blocked
+// and returns its pid once the child has reached exec (or has exited 127,
+// the exec having failed). `in_child` runs between fork and exec: only
+// async-signal-safe calls there. Under qemu-user a child forked from a
+// suite with several threads sometimes hangs before its exec, in a futex
+// wait that never ends (seen on arm64, through popen's posix_spawn). So the
+// start is watched through a close-on-exec pipe, and a child that has not
+// reached exec in 20 s is killed and started again, three times at most.
+// Starts are serialized, so that no other child holds that pipe open.
+inline pid_t spawn(const std::vector<std::string> &argv, const std::function<void()> &in_child = {}) {
+  static std::mutex starting;
+  std::vector<char *> args;
+  for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
+  args.push_back(nullptr);
+  std::lock_guard<std::mutex> lock(starting);
+  for (int attempt = 0; attempt < 3; attempt++) {
+    int gate[2];
+    if (pipe2(gate, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    pid_t pid = fork();
+    if (pid < 0) {
+      ::close(gate[0]);
+      ::close(gate[1]);
+      throw std::runtime_error("fork failed");
+    }
+    if (pid == 0) {
+      sigset_t none;  // whatever the suite blocks
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (in_child) in_child();
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    ::close(gate[1]);
+    pollfd p{gate[0], POLLIN, 0};
+    int r;
+    do r = ::poll(&p, 1, 20000);
+    while (r < 0 && errno == EINTR);
+    ::close(gate[0]);
+    if (r > 0) return pid;  // the pipe closed: exec (or exit)
+    ::kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    std::cerr << "spawn: " << argv[0] << " did not reach exec in 20 s; killed, starting it again\n";
+  }
+  throw std::runtime_error("spawn: " + argv[0] + " never reached exec");
+}
+
 // Runs `cmd` through the shell and returns its stdout; exit status in *rc.
 inline std::string run(const std::string &cmd, int *rc = nullptr) {
-  std::string out;
-  FILE *p = popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("popen failed");
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  pid_t pid;
+  try {
+    pid = spawn({"/bin/sh", "-c", cmd}, [&] { dup2(out[1], 1); });
+  } catch (...) {
+    ::close(out[0]);
+    ::close(out[1]);
+    throw;
+  }
+  ::close(out[1]);
+  std::string text;
   char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
+  for (;;) {
+    ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(out[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
   if (rc) *rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return out;
+  return text;
 }
 
 // Polls `cond` every `every` until it holds or `limit` passes; its last
@@ -299,22 +370,14 @@ class FakeIdp {
 class Process {
  public:
   Process(const std::vector<std::string> &argv, const std::string &log_path) : log_path_(log_path) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      sigset_t none;  // the child starts with no signal blocked, whatever the suite blocks
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const char *log = log_path.c_str();
+    pid_ = spawn(argv, [log] {
+      int fd = ::open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (fd >= 0) {
         dup2(fd, 1);
         dup2(fd, 2);
       }
-      std::vector<char *> args;
-      for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
+    });
   }
   ~Process() {
     if (pid_ > 0 && !exited_) {
