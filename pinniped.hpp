@@ -2168,18 +2168,20 @@ class KeyPool {
   KeyPool(const KeyPool &) = delete;
   KeyPool &operator=(const KeyPool &) = delete;
 
+  // The refill thread is woken after the lock is let go: woken under it,
+  // it would only block on the lock again (two more context switches on
+  // the request path).
   ClientKey take() {
+    std::optional<ClientKey> k;
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (!keys_.empty()) {
-        ClientKey k = std::move(keys_.front());
+        k = std::move(keys_.front());
         keys_.pop_front();
-        cv_.notify_one();
-        return k;
       }
     }
     cv_.notify_one();
-    return ClientKey::generate();
+    return k ? std::move(*k) : ClientKey::generate();
   }
   size_t ready() const {
     std::lock_guard<std::mutex> lk(mu_);
@@ -2188,9 +2190,13 @@ class KeyPool {
 
  private:
   void run() {
-    // Background work: let request threads go first when the cores are busy
-    // (Linux applies nice per thread).
-    setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
+    // Background work: request threads go first. SCHED_IDLE (per thread on
+    // Linux) runs it only on a core nothing else wants, and a request
+    // thread that wakes never waits behind it; nice 10 where that is
+    // refused (a busy request then generates its own key, see take()).
+    sched_param idle{};
+    if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0)
+      setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
     std::unique_lock<std::mutex> lk(mu_);
     while (!stop_) {
       if (keys_.size() >= capacity_) {
@@ -2930,11 +2936,23 @@ class TlsStream : public httplib::Stream {
   void set_read_cancel(const std::atomic<bool> *c) { read_cancel_ = c; }
 
   bool is_readable() const override {
+    if (!flush()) return false;
     if (mbedtls_ssl_get_bytes_avail(&s_.ssl) > 0) return true;
     return Bio::wait(&s_.bio, POLLIN) > 0;
   }
   bool is_writable() const override { return Bio::wait(&s_.bio, POLLOUT) > 0; }
+  // Sends a held message head (see write); false when that failed.
+  bool flush() const {
+    if (held_.empty()) return true;
+    std::string h;
+    h.swap(held_);
+    return send_all(h.data(), h.size());
+  }
   ssize_t read(char *ptr, size_t size) override {
+    if (!flush()) {
+      failed_ = true;
+      return -1;
+    }
     if (used_ >= budget_) {
       failed_ = true;
       return -1;
@@ -2964,15 +2982,23 @@ class TlsStream : public httplib::Stream {
       // "HTTP/1.1 NNN ...": the status line is the answer's first write.
       if (size >= 12 && std::memcmp(ptr, "HTTP/1.", 7) == 0) last_status_ = std::atoi(std::string(ptr + 9, 3).c_str());
     }
-    size_t off = 0;
-    while (off < size) {
-      int r = mbedtls_ssl_write(&s_.ssl, reinterpret_cast<const unsigned char *>(ptr + off), size - off);
-      if (r > 0)
-        off += static_cast<size_t>(r);
-      else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE)
-        return -1;
+    if (!held_.empty()) {  // the body of a held head: both in one record
+      std::string m;
+      m.swap(held_);
+      m.append(ptr, size);
+      return send_all(m.data(), m.size()) ? static_cast<ssize_t>(size) : -1;
     }
-    return static_cast<ssize_t>(size);
+    // cpp-httplib writes a message's head in one call, then its body. A
+    // head that announces a body waits for it, so that both go out as one
+    // TLS record and one send: as two, the peer wakes for the head alone
+    // and must wait again for the body. A head is held only when a body
+    // of known length follows (never chunked streams); whatever comes
+    // next, a read, or the end of the request (TlsServer) sends it.
+    if (announces_body(ptr, size)) {
+      held_.assign(ptr, size);
+      return static_cast<ssize_t>(size);
+    }
+    return send_all(ptr, size) ? static_cast<ssize_t>(size) : -1;
   }
   void get_remote_ip_and_port(std::string &ip, int &port) const override { addr(false, ip, port); }
   void get_local_ip_and_port(std::string &ip, int &port) const override { addr(true, ip, port); }
@@ -2997,7 +3023,49 @@ class TlsStream : public httplib::Stream {
     }
     ip = buf;
   }
+  bool send_all(const char *ptr, size_t size) const {
+    size_t off = 0;
+    while (off < size) {
+      int r = mbedtls_ssl_write(&s_.ssl, reinterpret_cast<const unsigned char *>(ptr + off), size - off);
+      if (r > 0)
+        off += static_cast<size_t>(r);
+      else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE)
+        return false;
+    }
+    return true;
+  }
+  // A whole HTTP/1.1 message head (status or request line, headers, the
+  // blank line) with "Content-Length: N", N > 0, and no Transfer-Encoding.
+  static bool announces_body(const char *ptr, size_t size) {
+    if (size < 16 || size > 16384 || std::memcmp(ptr + size - 4, "\r\n\r\n", 4) != 0) return false;
+    std::string_view m(ptr, size);
+    auto line_end = m.find("\r\n");
+    auto first = m.substr(0, line_end);
+    bool status_line = first.rfind("HTTP/1.", 0) == 0;
+    bool request_line = first.size() > 9 && first.substr(first.size() - 9) == " HTTP/1.1";
+    if (!status_line && !request_line) return false;
+    size_t length = 0;
+    bool has_length = false;
+    for (size_t at = line_end + 2; at < size;) {
+      auto end = m.find("\r\n", at);
+      if (end == std::string_view::npos || end == at) break;
+      auto line = m.substr(at, end - at);
+      at = end + 2;
+      auto colon = line.find(':');
+      if (colon == std::string_view::npos) continue;
+      std::string name = lower(std::string(line.substr(0, colon)));
+      if (name == "transfer-encoding") return false;
+      if (name != "content-length") continue;
+      auto v = line.substr(colon + 1);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      if (v.empty() || v.size() > 12 || v.find_first_not_of("0123456789") != std::string_view::npos) return false;
+      length = std::stoull(std::string(v));
+      has_length = true;
+    }
+    return has_length && length > 0;
+  }
   TlsSession &s_;
+  mutable std::string held_;  // a message head waiting for its body
   Millis write_timeout_;
   const std::atomic<bool> *read_cancel_ = nullptr;
   Steady::time_point read_deadline_ = Steady::time_point::max();
@@ -3025,10 +3093,13 @@ class BoundedPool : public httplib::TaskQueue {
   // connection that sends nothing never takes a queue slot or a worker.
   void enqueue(std::function<void()> fn) override { fn(); }
   // Queues `fn` when there is room; false (and nothing run) when full.
+  // The worker is woken after the lock is let go (see KeyPool::take).
   bool try_enqueue(std::function<void()> fn) {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (stop_ || queue_.size() >= max_queue_) return false;
-    queue_.push_back(std::move(fn));
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_ || queue_.size() >= max_queue_) return false;
+      queue_.push_back(std::move(fn));
+    }
     cv_.notify_one();
     return true;
   }
@@ -3123,8 +3194,9 @@ class TlsServer : public httplib::Server {
     set_keep_alive_timeout(
         std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(opt_.idle_timeout).count()));
     set_keep_alive_max_count(opt_.max_requests_per_connection);
-    // Headers and body go out as separate TLS records: without NODELAY,
-    // Nagle and delayed ACKs add ~40 ms per answer.
+    // A streamed answer goes out in several records (and a bodiless head
+    // before its body): without NODELAY, Nagle and delayed ACKs would add
+    // ~40 ms to each.
     set_tcp_nodelay(true);
     start_parker();
   }
@@ -3310,6 +3382,7 @@ class TlsServer : public httplib::Server {
         bool closed = false;
         detail::t_current_peer = &c->peer;
         c->ok = process_request(stream, close_connection, closed, nullptr);
+        c->ok = stream.flush() && c->ok;  // a head held for a body that never came (HEAD)
         detail::t_current_peer = nullptr;
         stream.set_deadline(Steady::time_point::max());
         // After a request cut short (body over budget, timeout) the rest of

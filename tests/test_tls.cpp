@@ -668,6 +668,104 @@ TEST_CASE("HttpsClient keeps one connection alive across requests") {
   CHECK(s.ports().size() == 1);
 }
 
+// The TLS records of what the server sent on `fd` so far, read with
+// MSG_PEEK (mbedTLS then reads them as usual): type and length of each.
+std::vector<std::pair<int, size_t>> peek_records(int fd) {
+  std::string buf(256 * 1024, '\0');
+  ssize_t n = ::recv(fd, &buf[0], buf.size(), MSG_PEEK | MSG_DONTWAIT);
+  std::vector<std::pair<int, size_t>> out;
+  for (size_t at = 0; n > 0 && at + 5 <= static_cast<size_t>(n);) {
+    size_t len = (static_cast<unsigned char>(buf[at + 3]) << 8) | static_cast<unsigned char>(buf[at + 4]);
+    out.push_back({static_cast<unsigned char>(buf[at]), len});
+    at += 5 + len;
+  }
+  return out;
+}
+
+TEST_CASE(
+    "an answer's head and body go out as one TLS record; a head whose body never comes, and streams, are not held") {
+  Pki pki;
+  TestServer s(credentials(pki.leaf));
+  std::atomic<bool> go_on{false};
+  s.server().Get("/stream", [&](const httplib::Request &, httplib::Response &res) {
+    res.set_chunked_content_provider("text/plain", [&](size_t offset, httplib::DataSink &sink) {
+      if (offset == 0) {
+        sink.write("first", 5);
+        return true;
+      }
+      auto until = Steady::now() + scaled(5000);
+      while (!go_on && Steady::now() < until) std::this_thread::sleep_for(Millis(5));
+      sink.write("second", 6);
+      sink.done();
+      return true;
+    });
+  });
+  s.server().Get("/sized", [](const httplib::Request &, httplib::Response &res) {
+    res.set_content_provider(5, "text/plain", [](size_t offset, size_t, httplib::DataSink &sink) {
+      sink.write(offset == 0 ? "hel" : "lo", offset == 0 ? 3 : 2);
+      return true;
+    });
+  });
+  int fd = tcp_connect(s.port());
+  detail::TlsSession tls(fd, detail::make_client_config(trust(pki.ca.cert_pem), "127.0.0.1"), 5000);
+  REQUIRE(tls.handshake(Steady::now() + scaled(5000)) == 0);
+  detail::TlsStream stream(tls);
+  auto ask = [&](const std::string &request) {
+    REQUIRE(stream.write(request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  };
+  // Reads until `want` is in what came, or 5 s pass.
+  auto read_until = [&](const std::string &want) {
+    std::string got;
+    char buf[4096];
+    auto until = Steady::now() + scaled(5000);
+    while (got.find(want) == std::string::npos && Steady::now() < until) {
+      stream.set_deadline(until);
+      ssize_t n = stream.read(buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  };
+  auto settled_records = [&] {  // what the server sent, once it is all here
+    std::this_thread::sleep_for(scaled(200));
+    return peek_records(fd);
+  };
+
+  ask("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto records = settled_records();
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].first == 23);  // application data
+  std::string got = read_until("\r\n\r\nhello");
+  CHECK(got.find("Content-Length: 5\r\n") != std::string::npos);
+  CHECK(got.substr(got.size() - 9) == "\r\n\r\nhello");
+
+  // HEAD: the head announces 5 bytes that never come; it is sent anyway.
+  ask("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  records = settled_records();
+  CHECK(records.size() == 1);
+  got = read_until("\r\n\r\n");
+  CHECK(got.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(got.find("Content-Length: 5\r\n") != std::string::npos);
+  CHECK(got.substr(got.size() - 4) == "\r\n\r\n");
+
+  // A body of known length from a provider: the head goes with its first part.
+  ask("GET /sized HTTP/1.1\r\nHost: x\r\n\r\n");
+  got = read_until("\r\n\r\nhello");
+  CHECK(got.substr(got.size() - 9) == "\r\n\r\nhello");
+
+  // A chunked stream: its head and first chunk arrive while the handler
+  // still holds the rest back.
+  ask("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  got = read_until("first\r\n");
+  CHECK(got.find("Transfer-Encoding: chunked") != std::string::npos);
+  CHECK(got.find("first\r\n") != std::string::npos);
+  CHECK(got.find("second") == std::string::npos);
+  go_on = true;
+  got = read_until("0\r\n\r\n");
+  CHECK(got.find("second") != std::string::npos);
+  ::close(fd);
+}
+
 TEST_CASE("HttpsClient reconnects after the server closed an idle connection") {
   Pki pki;
   TlsServerOptions o;
