@@ -10340,6 +10340,7 @@ struct OidcTokens {
   std::string id_token, refresh_token, access_token;
   Clock::time_point id_expiry;
   Clock::time_point access_expiry{};  // epoch: the provider said nothing
+  std::string subject;                // the ID token's sub, once checked (not stored: read from the token)
 };
 
 // A session's identity in the cache, upstream's SessionCacheKey: a different
@@ -10641,7 +10642,24 @@ inline OidcTokens checked_tokens(const OAuthAnswer &a, const OidcLoginOptions &o
   JwtCheck c = verify_jwt(t.id_token, *keys, rules, Clock::now());
   if (!c.ok) throw Error(401, "Unauthorized", "the ID token from " + what + " is not valid: " + c.reason);
   t.id_expiry = c.expiry;
+  auto sub = c.claims.find("sub");
+  if (sub != c.claims.end() && sub->second.is<std::string>()) t.subject = sub->second.get<std::string>();
   return t;
+}
+
+// The sub of an ID token this client checked when it got it (the session
+// cache's), read without checking it again: it may have expired since.
+// "" when it cannot be read.
+inline std::string cached_subject(const std::string &id_token) {
+  auto parts = split(id_token, '.');
+  if (parts.size() != 3) return "";
+  auto payload = base64url_decode(parts[1]);
+  if (!payload) return "";
+  try {
+    return json::get_string(json::parse(*payload), "sub", "sub");
+  } catch (const Error &) {
+    return "";
+  }
 }
 
 // Runs `program url` without a shell and without waiting for it: its output
@@ -10904,11 +10922,13 @@ inline OidcTokens device_login(const OidcLoginOptions &o, const OidcDiscovery &d
 }
 
 // The refresh grant; nullopt when the provider refused it, or its answer
-// has no valid ID token: the session is stale. Transport failures and the
-// provider's own failures are thrown (the session may work again).
+// has no valid ID token, or one for another subject than `subject` (OpenID
+// Connect Core 12.2; "": not known): the session is stale. Transport
+// failures and the provider's own failures are thrown (the session may
+// work again).
 inline std::optional<OidcTokens> refresh_session(const OidcLoginOptions &o, const OidcDiscovery &d,
-                                                 const std::string &refresh_token, Steady::time_point deadline,
-                                                 std::ostream &err) {
+                                                 const std::string &refresh_token, const std::string &subject,
+                                                 Steady::time_point deadline, std::ostream &err) {
   ClientTlsOptions tls;
   tls.ca_pem = o.ca_pem;
   auto a = post_form(d.token_endpoint, tls,
@@ -10923,7 +10943,8 @@ inline std::optional<OidcTokens> refresh_session(const OidcLoginOptions &o, cons
       // Providers differ on whether a refreshed ID token repeats the nonce: not checked.
       auto t = checked_tokens(a, o, d, "", deadline, "the token endpoint");
       if (t.refresh_token.empty()) t.refresh_token = refresh_token;  // not rotated
-      return t;
+      if (subject.empty() || t.subject == subject) return t;
+      why = "the refreshed ID token is for another subject than the session's";
     } catch (const Error &e) {
       if (e.code != 401) throw;
       why = e.what();
@@ -10969,7 +10990,8 @@ inline OidcTokens oidc_login(const OidcLoginOptions &opt, std::ostream &err) {
   OidcDiscovery d = fetch_oidc_discovery(opt.issuer, tls, detail::call_timeout(deadline, opt.timeout));
   if (d.token_endpoint.empty()) throw Error(400, "BadRequest", "the issuer's discovery has no token_endpoint");
   if (cached && !cached->refresh_token.empty()) {
-    if (auto t = detail::refresh_session(opt, d, cached->refresh_token, deadline, err)) {
+    if (auto t = detail::refresh_session(opt, d, cached->refresh_token, detail::cached_subject(cached->id_token),
+                                         deadline, err)) {
       keep([&] { cache->put(key, *t); });
       return *t;
     }

@@ -182,6 +182,8 @@ class ScriptedProvider {
   }
   std::string issuer() const { return "https://127.0.0.1:" + std::to_string(idp_.port()); }
   const std::string &ca_pem() const { return idp_.ca_pem(); }
+  // GET routes beyond discovery: add them before the first request.
+  TlsServer &server() { return idp_.server(); }
   static picojson::object standard(const std::string &iss) {
     picojson::object d;
     d["issuer"] = jv(iss);
@@ -329,7 +331,7 @@ TEST_CASE("the session cache: keys, replacement, drop, pruning, foreign entries,
   o.issuer = "https://idp.example";
   auto key = SessionCacheKey::of(o);
   auto now = Clock::now();
-  OidcTokens t{"id-1", "refresh-1", "access-1", now + std::chrono::minutes(5), now + std::chrono::minutes(5)};
+  OidcTokens t{"id-1", "refresh-1", "access-1", now + std::chrono::minutes(5), now + std::chrono::minutes(5), ""};
   CHECK(!cache.get(key));
   cache.put(key, t);
   CHECK(file_mode(dir.file("cfg/pinniped")) == 0700);
@@ -620,8 +622,7 @@ TEST_CASE("the callback: no state waits, another issuer ends the login, a refuse
   q.clear();
   q = form_decode(url.substr(url.find('?') + 1));
   httplib::Client c2("127.0.0.1", Url::parse(param("redirect_uri")).port);
-  res = c2.Get("/callback?state=" + param("state") +
-               "&code=c0de-2222-cccc&iss=" + detail::percent_encode(p.issuer()));
+  res = c2.Get("/callback?state=" + param("state") + "&code=c0de-2222-cccc&iss=" + detail::percent_encode(p.issuer()));
   REQUIRE(res);
   CHECK(res->status == 500);
   REQUIRE(login.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
@@ -656,7 +657,7 @@ TEST_CASE("refresh refusals: the session goes and the message has no refresh tok
   o.skip_browser = true;
   o.timeout = std::chrono::seconds(2);
   o.session_cache = dir.file("sessions.yaml");
-  OidcTokens stale{"id-expired", "rt-5ecret-refresh-token", "", Clock::now() - std::chrono::minutes(1), {}};
+  OidcTokens stale{"id-expired", "rt-5ecret-refresh-token", "", Clock::now() - std::chrono::minutes(1), {}, ""};
   SessionCache cache(o.session_cache);
 
   cache.put(SessionCacheKey::of(o), stale);
@@ -673,6 +674,71 @@ TEST_CASE("refresh refusals: the session goes and the message has no refresh tok
                                           "not valid\"); logging in again.\n"));
   CHECK(err.str().find("rt-5ecret") == std::string::npos);
   CHECK(cache.load().empty());
+}
+
+TEST_CASE("refresh: a refreshed ID token for another subject ends the session; one for the same subject is used") {
+  auto key = jwt_keys::make_rsa("k1", 2048);
+  std::atomic<bool> other_subject{true};
+  std::string iss;
+  auto id_token = [&](const std::string &sub, Clock::time_point exp) {
+    picojson::object c;
+    c["iss"] = jv(iss);
+    c["aud"] = jv("pinniped-cli");
+    c["sub"] = jv(sub);
+    c["iat"] = jv(jwt_keys::secs(Clock::now()));
+    c["exp"] = jv(jwt_keys::secs(exp));
+    return jwt_keys::token_from(key, "RS256", jwt_keys::header_for_kid("RS256", key.kid),
+                                picojson::value(c).serialize());
+  };
+  ScriptedProvider p(ScriptedProvider::standard, [&](const httplib::Request &req, httplib::Response &res) {
+    CHECK(req.get_param_value("grant_type") == "refresh_token");
+    picojson::object a;
+    a["id_token"] = jv(id_token(other_subject ? "mallory" : "alice", Clock::now() + std::chrono::minutes(30)));
+    a["access_token"] = jv("at-1");
+    a["refresh_token"] = jv("rt-2");
+    a["token_type"] = jv("Bearer");
+    a["expires_in"] = jv(1800);
+    res.set_content(to_json_string(picojson::value(a)), "application/json");
+  });
+  iss = p.issuer();
+  std::string set = jwt_keys::jwks({key.jwk()});
+  p.server().Get("/jwks",
+                 [set](const httplib::Request &, httplib::Response &res) { res.set_content(set, "application/json"); });
+  TempDir dir;
+  OidcLoginOptions o;
+  o.issuer = p.issuer();
+  o.ca_pem = p.ca_pem();
+  o.client_id = "pinniped-cli";
+  o.flow = "browser";
+  o.skip_browser = true;
+  o.timeout = std::chrono::seconds(2);
+  o.session_cache = dir.file("sessions.yaml");
+  SessionCache cache(o.session_cache);
+  OidcTokens stale;
+  stale.id_token = id_token("alice", Clock::now() - std::chrono::minutes(1));
+  stale.refresh_token = "rt-1";
+  stale.id_expiry = Clock::now() - std::chrono::minutes(1);
+  REQUIRE(detail::cached_subject(stale.id_token) == "alice");
+
+  // Another subject: refused, the session goes, and a login is asked for.
+  cache.put(SessionCacheKey::of(o), stale);
+  std::ostringstream err;
+  CHECK_THROWS_WITH(oidc_login(o, err), Catch::StartsWith("the login did not complete within 2s"));
+  CHECK_THAT(err.str(), Catch::StartsWith("Refreshing the session failed (the refreshed ID token is for another "
+                                          "subject than the session's); logging in again.\n"));
+  CHECK(cache.load().empty());
+
+  // The same subject: the refreshed tokens are used and stored.
+  other_subject = false;
+  cache.put(SessionCacheKey::of(o), stale);
+  std::ostringstream err2;
+  OidcTokens t = oidc_login(o, err2);
+  CHECK(err2.str().empty());
+  CHECK(t.subject == "alice");
+  CHECK(t.refresh_token == "rt-2");
+  auto stored = cache.load();
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].tokens.refresh_token == "rt-2");
 }
 
 TEST_CASE("browser flow against the real provider: tokens, nonce, cache reuse without a browser, 0600 file") {
