@@ -61,11 +61,13 @@ endif
 # time on these suites (another ARCH through --target and Debian's cross
 # toolchain), against the same libstdc++; the product, the benchmarks and
 # the sanitizer build stay on g++.
+# `override`: TEST_CXX or TEST_CXXFLAGS given on the command line still get
+# the target and the language settings.
 TEST_CXX ?= clang++
 ifdef CROSS
-TEST_CXX := $(TEST_CXX) --target=$(TRIPLE_$(ARCH))
+override TEST_CXX := $(TEST_CXX) --target=$(TRIPLE_$(ARCH))
 endif
-TEST_CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"'
+override TEST_CXXFLAGS += -std=c++17 -pthread -isystem $(DEPS)/include -DPINNIPED_VERSION='"$(VERSION)"'
 # The suites of tests/test_*.cpp are one binary of UNITY_GROUPS translation
 # units (tools/unity.sh): the header is compiled that many times, not once
 # per suite. tools/run-tests.sh runs it once per suite ("suite:BIN:NAME").
