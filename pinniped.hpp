@@ -279,6 +279,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -3053,9 +3054,12 @@ class TlsStream : public httplib::Stream {
       at = end + 2;
       auto colon = line.find(':');
       if (colon == std::string_view::npos) continue;
-      std::string name = lower(std::string(line.substr(0, colon)));
-      if (name == "transfer-encoding") return false;
-      if (name != "content-length") continue;
+      auto name = line.substr(0, colon);
+      auto is = [&name](std::string_view want) {
+        return name.size() == want.size() && strncasecmp(name.data(), want.data(), want.size()) == 0;
+      };
+      if (is("transfer-encoding")) return false;
+      if (!is("content-length")) continue;
       auto v = line.substr(colon + 1);
       while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
       if (v.empty() || v.size() > 12 || v.find_first_not_of("0123456789") != std::string_view::npos) return false;

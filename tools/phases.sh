@@ -96,7 +96,7 @@ json_send|arc|pinniped::Concierge::send_json(|pinniped::Concierge::create(
 json_inl_create|piece|picojson.h|pinniped::Concierge::create(
 json_inl_exchange|piece|picojson.h|pinniped::Concierge::exchange(
 webhook|fn|pinniped::WebhookAuthenticator::authenticate_unredacted(
-webhook_n|calls|pinniped::WebhookAuthenticator::authenticate_unredacted(|pinniped::Concierge::exchange(
+webhook_n|calls|pinniped::WebhookAuthenticator::authenticate_unredacted(|pinniped::WebhookAuthenticator::authenticate(
 wjson_parse|arc|pinniped::json::parse(|pinniped::WebhookAuthenticator::authenticate_unredacted(
 wjson_from|arc|pinniped::TokenReview::from_json(|pinniped::WebhookAuthenticator::authenticate_unredacted(
 wjson_to|arc|pinniped::TokenReview::to_json(|pinniped::WebhookAuthenticator::authenticate_unredacted(
