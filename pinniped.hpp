@@ -2983,11 +2983,13 @@ class TlsStream : public httplib::Stream {
       // "HTTP/1.1 NNN ...": the status line is the answer's first write.
       if (size >= 12 && std::memcmp(ptr, "HTTP/1.", 7) == 0) last_status_ = std::atoi(std::string(ptr + 9, 3).c_str());
     }
-    if (!held_.empty()) {  // the body of a held head: both in one record
+    if (!held_.empty()) {  // the body of a held head: both in one record (of at most 16 KiB)
       std::string m;
       m.swap(held_);
-      m.append(ptr, size);
-      return send_all(m.data(), m.size()) ? static_cast<ssize_t>(size) : -1;
+      size_t first = std::min(size, m.size() < 16384 ? 16384 - m.size() : 0);
+      m.append(ptr, first);
+      bool ok = send_all(m.data(), m.size()) && send_all(ptr + first, size - first);
+      return ok ? static_cast<ssize_t>(size) : -1;
     }
     // cpp-httplib writes a message's head in one call, then its body. A
     // head that announces a body waits for it, so that both go out as one

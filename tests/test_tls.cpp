@@ -764,6 +764,16 @@ TEST_CASE(
   got = read_until("0\r\n\r\n");
   CHECK(got.find("second") != std::string::npos);
   ::close(fd);
+
+  // Requests: a client's head goes with its body too, whole when the body
+  // is past one record (16 KiB) and when it is of one byte.
+  HttpsClient c(s.url(), trust(pki.ca.cert_pem));
+  for (size_t n : {size_t(1), size_t(16000), size_t(16384), size_t(70000)}) {
+    auto r =
+        c.request("POST", "/upload", {{"Content-Type", "application/octet-stream"}}, std::string(n, 'u'), scaled(5000));
+    CHECK(r.status == 200);
+    CHECK(r.body == std::to_string(n));
+  }
 }
 
 TEST_CASE("HttpsClient reconnects after the server closed an idle connection") {
