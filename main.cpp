@@ -411,7 +411,8 @@ constexpr FlagRow kConciergeOwnFlags[] = {
                 "connections with a request waiting for a worker before refusing (default 64; silent and idle "
                 "ones wait off the workers)",
                 opts.concierge.server.max_queue, 0, 100000),
-    number_flag("--key-pool", "client keys generated ahead of time (default 16)", opts.concierge.key_pool, 0, 1024),
+    number_flag("--key-pool", "client keys, and presignatures for an EC signer, made ahead of time (default 16)",
+                opts.concierge.key_pool, 0, 1024),
     number_flag("--max-exchanges",
                 "exchanges handled at once; more get 429 at once (default: the threads less 4, so probes and "
                 "metrics never wait behind an IDP)",

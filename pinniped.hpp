@@ -1813,6 +1813,162 @@ inline mbedtls_ecp_group *prepared_group(mbedtls_ecp_group_id id) {
 
 }  // namespace detail
 
+// The half of an ECDSA signature that does not depend on the message, made
+// ahead of time so that a signature on the request path is a few products
+// modulo the group order n instead of a scalar multiplication and an
+// inversion. With a random nonce k and a random blinding factor t, both in
+// [1, n-1], it holds r = x(k·G) mod n, t and w = (k·t)^-1 mod n; signing a
+// message e is then s = w·((e + r·d)·t) mod n = k^-1·(e + r·d) mod n, the
+// same steps and blinding as mbedTLS's own mbedtls_ecdsa_sign after its
+// nonce. A nonce must sign one message with one key: used twice it gives
+// the key away. So a presignature is move-only, leaves its pool with the
+// one caller that takes it, is spent (wiped) by its first use whether that
+// succeeds or not, is wiped when dropped, and is refused in a forked child,
+// which holds a copy of its parent's.
+class Presignature {
+ public:
+  Presignature() { init(); }
+  ~Presignature() { wipe(); }
+  Presignature(Presignature &&o) noexcept : Presignature() { swap(o); }
+  Presignature &operator=(Presignature &&o) noexcept {
+    if (this != &o) {
+      wipe();
+      init();
+      swap(o);
+    }
+    return *this;
+  }
+  Presignature(const Presignature &) = delete;
+  Presignature &operator=(const Presignature &) = delete;
+
+  // A fresh one for `curve`, with the thread's prepared group and DRBG.
+  static Presignature make(mbedtls_ecp_group_id curve) { return with_nonce(curve, nullptr); }
+  // Tests only: one made from a known nonce (big-endian, in [1, n-1]), to
+  // check the arithmetic against published vectors.
+  static Presignature with_known_nonce(mbedtls_ecp_group_id curve, const std::string &k_be) {
+    mbedtls_mpi k;
+    mbedtls_mpi_init(&k);
+    int ret = mbedtls_mpi_read_binary(&k, reinterpret_cast<const unsigned char *>(k_be.data()), k_be.size());
+    if (ret != 0) {
+      mbedtls_mpi_free(&k);
+      throw internal_error("presignature: bad nonce");
+    }
+    try {
+      Presignature p = with_nonce(curve, &k);
+      mbedtls_mpi_free(&k);
+      return p;
+    } catch (...) {
+      mbedtls_mpi_free(&k);
+      throw;
+    }
+  }
+
+  // Whether it can sign with a key on `curve` in this process.
+  bool usable_for(mbedtls_ecp_group_id curve) const {
+    return curve_ != MBEDTLS_ECP_DP_NONE && curve_ == curve && pid_ == getpid();
+  }
+
+  // Signs `hash` with the private scalar `d` of a key on `grp` (the key's
+  // own group: only its order is used), writing r and s. Spends the
+  // presignature. Non-zero (and nothing written) when it cannot be used:
+  // the caller then signs the usual way.
+  int finish(const mbedtls_ecp_group &grp, const mbedtls_mpi &d, const unsigned char *hash, size_t hash_len,
+             mbedtls_mpi *r, mbedtls_mpi *s) {
+    int ret = usable_for(grp.id) ? 0 : MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
+    mbedtls_mpi e, rd, v;
+    mbedtls_mpi_init(&e);
+    mbedtls_mpi_init(&rd);
+    mbedtls_mpi_init(&v);
+    if (ret == 0 && (mbedtls_mpi_cmp_int(&d, 1) < 0 || mbedtls_mpi_cmp_mpi(&d, &grp.N) >= 0))
+      ret = MBEDTLS_ERR_ECP_INVALID_KEY;
+    // e: the hash's leftmost bits, as many as n has (SEC 1, 4.1.3 step 5),
+    // then reduced modulo n.
+    size_t n_bytes = (grp.nbits + 7) / 8, use = std::min(hash_len, n_bytes);
+    if (ret == 0) ret = mbedtls_mpi_read_binary(&e, hash, use);
+    if (ret == 0 && use * 8 > grp.nbits) ret = mbedtls_mpi_shift_r(&e, use * 8 - grp.nbits);
+    if (ret == 0 && mbedtls_mpi_cmp_mpi(&e, &grp.N) >= 0) ret = mbedtls_mpi_sub_mpi(&e, &e, &grp.N);
+    if (ret == 0) ret = mbedtls_mpi_mul_mpi(&rd, &r_, &d);  // r·d
+    if (ret == 0) ret = mbedtls_mpi_add_mpi(&e, &e, &rd);   // e + r·d
+    if (ret == 0) ret = mbedtls_mpi_mul_mpi(&e, &e, &t_);   // (e + r·d)·t
+    if (ret == 0) ret = mbedtls_mpi_mul_mpi(&v, &w_, &e);   // (k·t)^-1·(e + r·d)·t
+    if (ret == 0) ret = mbedtls_mpi_mod_mpi(&v, &v, &grp.N);
+    if (ret == 0 && mbedtls_mpi_cmp_int(&v, 0) == 0) ret = MBEDTLS_ERR_ECP_RANDOM_FAILED;  // s = 0: sign anew
+    if (ret == 0) ret = mbedtls_mpi_copy(r, &r_);
+    if (ret == 0) ret = mbedtls_mpi_copy(s, &v);
+    mbedtls_mpi_free(&e);  // mbedtls_mpi_free wipes the limbs
+    mbedtls_mpi_free(&rd);
+    mbedtls_mpi_free(&v);
+    wipe();
+    init();
+    return ret;
+  }
+
+ private:
+  void init() {
+    curve_ = MBEDTLS_ECP_DP_NONE;
+    pid_ = 0;
+    mbedtls_mpi_init(&r_);
+    mbedtls_mpi_init(&t_);
+    mbedtls_mpi_init(&w_);
+  }
+  void wipe() {
+    curve_ = MBEDTLS_ECP_DP_NONE;
+    mbedtls_mpi_free(&r_);
+    mbedtls_mpi_free(&t_);
+    mbedtls_mpi_free(&w_);
+  }
+  void swap(Presignature &o) {
+    std::swap(curve_, o.curve_);
+    std::swap(pid_, o.pid_);
+    mbedtls_mpi_swap(&r_, &o.r_);
+    mbedtls_mpi_swap(&t_, &o.t_);
+    mbedtls_mpi_swap(&w_, &o.w_);
+  }
+  // `known`: the nonce to use (tests), or null for a random one.
+  static Presignature with_nonce(mbedtls_ecp_group_id curve, const mbedtls_mpi *known) {
+    mbedtls_ecp_group *g = detail::prepared_group(curve);
+    if (!g || g->N.p == nullptr) throw internal_error("presignature: curve unavailable");
+    Presignature p;
+    mbedtls_mpi k, kt;
+    mbedtls_ecp_point R;
+    mbedtls_mpi_init(&k);
+    mbedtls_mpi_init(&kt);
+    mbedtls_ecp_point_init(&R);
+    int ret = 0;
+    for (int tries = 0; ret == 0; tries++) {
+      if (tries == 10) {  // r = 0 ten times: the generator is broken
+        ret = MBEDTLS_ERR_ECP_RANDOM_FAILED;
+        break;
+      }
+      ret = known ? mbedtls_mpi_copy(&k, known) : mbedtls_ecp_gen_privkey(g, &k, detail::rng_fill, nullptr);
+      if (ret == 0 && (mbedtls_mpi_cmp_int(&k, 1) < 0 || mbedtls_mpi_cmp_mpi(&k, &g->N) >= 0))
+        ret = MBEDTLS_ERR_ECP_INVALID_KEY;
+      // k·G with randomized coordinates (the rng), the table in `g`.
+      if (ret == 0) ret = mbedtls_ecp_mul(g, &R, &k, &g->G, detail::rng_fill, nullptr);
+      if (ret == 0) ret = mbedtls_mpi_mod_mpi(&p.r_, &R.X, &g->N);
+      if (ret == 0 && mbedtls_mpi_cmp_int(&p.r_, 0) != 0) break;
+      if (known && ret == 0) ret = MBEDTLS_ERR_ECP_INVALID_KEY;
+    }
+    // The blinding factor t and the inverse of k·t: k is never inverted
+    // itself, so the inversion's timing says nothing about it.
+    if (ret == 0) ret = mbedtls_ecp_gen_privkey(g, &p.t_, detail::rng_fill, nullptr);
+    if (ret == 0) ret = mbedtls_mpi_mul_mpi(&kt, &k, &p.t_);
+    if (ret == 0) ret = mbedtls_mpi_mod_mpi(&kt, &kt, &g->N);
+    if (ret == 0) ret = mbedtls_mpi_inv_mod(&p.w_, &kt, &g->N);
+    mbedtls_mpi_free(&k);
+    mbedtls_mpi_free(&kt);
+    mbedtls_ecp_point_free(&R);
+    if (ret != 0) throw internal_error("presignature failed: " + detail::mbed_error(ret));
+    p.curve_ = curve;
+    p.pid_ = getpid();
+    return p;
+  }
+
+  mbedtls_ecp_group_id curve_;
+  pid_t pid_;
+  mbedtls_mpi r_, t_, w_;
+};
+
 // A private key (EC or RSA) with its PEM and DER forms.
 class PrivateKey {
  public:
@@ -1904,18 +2060,26 @@ class PrivateKey {
   mbedtls_pk_context *get() { return &pk_; }
   const mbedtls_pk_context *get() const { return &pk_; }
 
+  // The curve of an EC key; MBEDTLS_ECP_DP_NONE for RSA.
+  mbedtls_ecp_group_id curve() const { return is_ec() ? mbedtls_pk_ec(pk_)->grp.id : MBEDTLS_ECP_DP_NONE; }
+
   // A signature of `hash` (made with `md`), as X.509 and PKCS#10 carry it:
-  // ECDSA (DER SEQUENCE of r and s) with the thread's prepared group, or
-  // RSA PKCS#1 v1.5.
-  std::string sign(mbedtls_md_type_t md, const unsigned char *hash, size_t hash_len) const {
+  // ECDSA (DER SEQUENCE of r and s), finished from `pre` when one for the
+  // key's curve is given (and spending it), else with the thread's
+  // prepared group; or RSA PKCS#1 v1.5 (`pre` unused).
+  std::string sign(mbedtls_md_type_t md, const unsigned char *hash, size_t hash_len,
+                   Presignature *pre = nullptr) const {
     if (is_ec()) {
       const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(pk_);
-      mbedtls_ecp_group *g = detail::prepared_group(kp->grp.id);
       mbedtls_mpi r, s;
       mbedtls_mpi_init(&r);
       mbedtls_mpi_init(&s);
-      int ret = g ? mbedtls_ecdsa_sign(g, &r, &s, &kp->d, hash, hash_len, detail::rng_fill, nullptr)
-                  : MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+      int ret = pre ? pre->finish(kp->grp, kp->d, hash, hash_len, &r, &s) : -1;
+      if (ret != 0) {
+        mbedtls_ecp_group *g = detail::prepared_group(kp->grp.id);
+        ret = g ? mbedtls_ecdsa_sign(g, &r, &s, &kp->d, hash, hash_len, detail::rng_fill, nullptr)
+                : MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+      }
       std::string out;
       if (ret == 0) {
         auto bytes = [](const mbedtls_mpi &x) {
@@ -2053,10 +2217,11 @@ inline std::string parse_ip(const std::string &s) {
 }
 
 // Builds and signs a certificate. `issuer_name_der` is copied byte for byte
-// (Go compares issuer bytes exactly), `issuer_key_id` becomes the AKI.
+// (Go compares issuer bytes exactly), `issuer_key_id` becomes the AKI;
+// `pre`, when given, finishes an ECDSA signature (PrivateKey::sign).
 inline std::string sign_certificate(const CertificateTemplate &t, const std::string &subject_spki_der,
                                     const std::string &issuer_name_der, const PrivateKey &issuer_key,
-                                    const std::string &issuer_key_id) {
+                                    const std::string &issuer_key_id, Presignature *pre = nullptr) {
   auto alg = signature_algorithm(issuer_key);
   std::string serial = t.serial;
   if (serial.empty()) {
@@ -2091,7 +2256,7 @@ inline std::string sign_certificate(const CertificateTemplate &t, const std::str
   unsigned char hash[64];
   if (mbedtls_md(md, reinterpret_cast<const unsigned char *>(tbs.data()), tbs.size(), hash) != 0)
     throw internal_error("hashing failed");
-  return der::seq(tbs + alg.first + der::bits(issuer_key.sign(alg.second, hash, mbedtls_md_get_size(md))));
+  return der::seq(tbs + alg.first + der::bits(issuer_key.sign(alg.second, hash, mbedtls_md_get_size(md), pre)));
 }
 
 }  // namespace detail
@@ -2151,8 +2316,10 @@ struct ClientKey {
   }
 };
 
-// Keeps a few fresh P-256 keys ready so that key generation runs off the
-// request path, in one background thread that refills as keys are taken.
+// Keeps a few fresh P-256 client keys, and as many presignatures for the
+// signer's curve (presign_for), ready so that key generation and the heavy
+// half of the certificate's signature run off the request path, in one
+// background thread that refills as they are taken.
 class KeyPool {
  public:
   explicit KeyPool(size_t capacity) : capacity_(capacity) {
@@ -2179,14 +2346,64 @@ class KeyPool {
       if (!keys_.empty()) {
         k = std::move(keys_.front());
         keys_.pop_front();
+      } else {
+        key_misses_++;
       }
     }
     cv_.notify_one();
     return k ? std::move(*k) : ClientKey::generate();
   }
+  // Presignatures are made for `curve` from now on (MBEDTLS_ECP_DP_NONE:
+  // none, for an RSA signer); those for another curve are dropped.
+  void presign_for(mbedtls_ecp_group_id curve) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (curve == curve_) return;
+      curve_ = curve;
+      presignatures_.clear();
+    }
+    cv_.notify_one();
+  }
+  // One presignature for `curve`, taken out of the pool (no other caller
+  // gets it); none when the pool has none ready: the signature is then
+  // made whole, on the request path.
+  std::optional<Presignature> take_presignature(mbedtls_ecp_group_id curve) {
+    std::optional<Presignature> p;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (curve == MBEDTLS_ECP_DP_NONE || curve != curve_) return p;
+      if (presignatures_.empty()) {
+        presignature_misses_++;
+        return p;
+      }
+      p = std::move(presignatures_.front());
+      presignatures_.pop_front();
+      presignatures_taken_++;
+    }
+    cv_.notify_one();
+    return p;
+  }
   size_t ready() const {
     std::lock_guard<std::mutex> lk(mu_);
     return keys_.size();
+  }
+  size_t presignatures_ready() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return presignatures_.size();
+  }
+  size_t presignatures_taken() const {  // since the pool was made
+    std::lock_guard<std::mutex> lk(mu_);
+    return presignatures_taken_;
+  }
+  // Takes that found none ready, so that the work was done on the request
+  // path (since the pool was made): a pool that does not keep up.
+  size_t key_misses() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return key_misses_;
+  }
+  size_t presignature_misses() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return presignature_misses_;
   }
 
  private:
@@ -2194,32 +2411,43 @@ class KeyPool {
     // Background work: request threads go first. SCHED_IDLE (per thread on
     // Linux) runs it only on a core nothing else wants, and a request
     // thread that wakes never waits behind it; nice 10 where that is
-    // refused (a busy request then generates its own key, see take()).
+    // refused (a busy request then does the work itself, see take()).
     sched_param idle{};
     if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0)
       setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
     std::unique_lock<std::mutex> lk(mu_);
+    auto wants_key = [this] { return keys_.size() < capacity_; };
+    auto wants_presignature = [this] { return curve_ != MBEDTLS_ECP_DP_NONE && presignatures_.size() < capacity_; };
     while (!stop_) {
-      if (keys_.size() >= capacity_) {
-        cv_.wait(lk, [this] { return stop_ || keys_.size() < capacity_; });
+      if (!wants_key() && !wants_presignature()) {
+        cv_.wait(lk, [&] { return stop_ || wants_key() || wants_presignature(); });
         continue;
       }
+      // An exchange takes one of each: refill the one with fewer ready.
+      bool key = wants_key() && (!wants_presignature() || keys_.size() <= presignatures_.size());
+      mbedtls_ecp_group_id curve = curve_;
       lk.unlock();
-      ClientKey k;
+      std::optional<ClientKey> k;
+      std::optional<Presignature> p;
       try {
-        k = ClientKey::generate();
+        if (key)
+          k = ClientKey::generate();
+        else
+          p = Presignature::make(curve);
       } catch (const Error &) {
-        lk.lock();
-        continue;
       }
       lk.lock();
-      keys_.push_back(std::move(k));
+      if (k) keys_.push_back(std::move(*k));
+      if (p && curve == curve_) presignatures_.push_back(std::move(*p));
     }
   }
   size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<ClientKey> keys_;
+  mbedtls_ecp_group_id curve_ = MBEDTLS_ECP_DP_NONE;
+  std::deque<Presignature> presignatures_;
+  size_t presignatures_taken_ = 0, key_misses_ = 0, presignature_misses_ = 0;
   bool stop_ = false;
   std::thread worker_;
 };
@@ -2274,8 +2502,10 @@ class Signer {
 
   // Issues a client certificate: CN = username, one O per group, clientAuth
   // only, valid from now - skew to now + ttl (clamped to the signer's life).
+  // `pre`: a presignature for the signer's curve (KeyPool), spent here.
   IssuedCertificate issue(const std::string &username, const std::vector<std::string> &groups, Millis ttl,
-                          const ClientKey &key, Clock::time_point now = Clock::now(), Millis skew = kBackdate) const {
+                          const ClientKey &key, Clock::time_point now = Clock::now(), Millis skew = kBackdate,
+                          Presignature *pre = nullptr) const {
     if (username.empty()) throw bad_request("username must not be empty");
     CertificateTemplate t;
     t.common_name = username;
@@ -2290,7 +2520,7 @@ class Signer {
     t.not_after = std::min(now + ttl, not_after_);
     t.serial = detail::random_bytes(16);  // 128 random bits, as upstream
     if (t.serial[0] == 0) t.serial[0] = 1;
-    std::string der = detail::sign_certificate(t, key.spki_der, subject_der_, *key_, key_id_);
+    std::string der = detail::sign_certificate(t, key.spki_der, subject_der_, *key_, key_id_, pre);
     return {detail::pem_encode("CERTIFICATE", der), key.key_pem, t.not_before, t.not_after, detail::hex(t.serial)};
   }
 
@@ -2301,6 +2531,7 @@ class Signer {
   const std::string &subject() const { return subject_; }
   const std::string &fingerprint() const { return fingerprint_; }  // SHA-256 of the DER
   std::string key_type() const { return key_->describe(); }
+  mbedtls_ecp_group_id curve() const { return key_->curve(); }  // NONE for RSA
   Clock::time_point not_before() const { return not_before_; }
   Clock::time_point not_after() const { return not_after_; }
 
@@ -2349,6 +2580,7 @@ class CertificateAuthority {
   explicit CertificateAuthority(size_t key_pool = 16) : pool_(key_pool) {}
 
   void set_signer(std::shared_ptr<const Signer> s) {
+    pool_.presign_for(s ? s->curve() : MBEDTLS_ECP_DP_NONE);
     std::lock_guard<std::mutex> lk(mu_);
     signer_ = std::move(s);
   }
@@ -2360,7 +2592,9 @@ class CertificateAuthority {
                           Millis ttl = std::chrono::minutes(5)) {
     auto s = signer();
     if (!s) throw Error(503, "ServiceUnavailable", "no cluster signer is loaded");
-    return s->issue(username, groups, ttl, pool_.take());
+    ClientKey key = pool_.take();
+    std::optional<Presignature> pre = pool_.take_presignature(s->curve());
+    return s->issue(username, groups, ttl, key, Clock::now(), kBackdate, pre ? &*pre : nullptr);
   }
   KeyPool &key_pool() { return pool_; }
 
@@ -6343,7 +6577,7 @@ class Metrics {
 
   // Gauges come from the caller at render time.
   std::string render(double signer_expiry_unix, uint64_t watch_reconnects, uint64_t csr_api_requests,
-                     const TlsServer &server) const {
+                     const TlsServer &server, const KeyPool &pool) const {
     std::ostringstream o;
     std::lock_guard<std::mutex> lk(mu_);
     o << "# HELP pinniped_requests_total HTTP requests served, by resource and code.\n"
@@ -6392,6 +6626,15 @@ class Metrics {
     o << "# HELP pinniped_tls_failed_handshakes_total TLS handshakes that failed.\n"
          "# TYPE pinniped_tls_failed_handshakes_total counter\n"
       << "pinniped_tls_failed_handshakes_total " << server.failed_handshakes() << "\n";
+    o << "# HELP pinniped_key_pool_ready Client keys and presignatures (the signer's curve; none for RSA) made "
+         "ahead of time and ready.\n"
+         "# TYPE pinniped_key_pool_ready gauge\n"
+      << "pinniped_key_pool_ready{kind=\"key\"} " << pool.ready() << "\n"
+      << "pinniped_key_pool_ready{kind=\"presignature\"} " << pool.presignatures_ready() << "\n";
+    o << "# HELP pinniped_key_pool_misses_total Exchanges that found none ready and made it on the request path.\n"
+         "# TYPE pinniped_key_pool_misses_total counter\n"
+      << "pinniped_key_pool_misses_total{kind=\"key\"} " << pool.key_misses() << "\n"
+      << "pinniped_key_pool_misses_total{kind=\"presignature\"} " << pool.presignature_misses() << "\n";
     return o.str();
   }
 
@@ -8286,8 +8529,9 @@ class Concierge {
       auto s = ca_.signer();
       double expiry = s ? std::chrono::duration<double>(s->not_after().time_since_epoch()).count() : 0;
       res.status = 200;
-      res.set_content(metrics_.render(expiry, watch_reconnects(), csr_ ? csr_->api_requests() : 0, server_.tls()),
-                      "text/plain; version=0.0.4");
+      res.set_content(
+          metrics_.render(expiry, watch_reconnects(), csr_ ? csr_->api_requests() : 0, server_.tls(), ca_.key_pool()),
+          "text/plain; version=0.0.4");
       return;
     }
     if (path == "/openapi/v2") {

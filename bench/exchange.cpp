@@ -193,11 +193,19 @@ struct Repetition {
 // order that turns each round: on these cores the first request after an
 // idle spell pays ~0.1-0.2 ms more to wake them, and a request measured
 // right after another would not. The pauses also let the key pool's refill
-// thread replace the keys the exchanges took.
+// thread replace the keys and presignatures the exchanges took; its misses
+// (/metrics) over the rounds say whether it did.
 struct WarmLatency {
   std::vector<double> exchange_ms, jwt_ms, health_ms, review_ms, sign_ms;
   size_t failed = 0;
+  double key_misses = 0, presignature_misses = 0;
 };
+
+// One sample of a Prometheus text page; 0 when absent.
+double metric(const std::string &page, const std::string &series) {
+  size_t at = page.find("\n" + series + " ");
+  return at == std::string::npos ? 0 : std::atof(page.c_str() + at + series.size() + 2);
+}
 WarmLatency warm_latency(const ConciergeProcess &c, const FakeIdp &idp, const std::string &jwt_body,
                          const PrivateKey &signer_key, int warmup, int rounds, Millis pause) {
   WarmLatency w;
@@ -227,7 +235,10 @@ WarmLatency warm_latency(const ConciergeProcess &c, const FakeIdp &idp, const st
       {[&] { return !signer_key.sign(MBEDTLS_MD_SHA256, hash, sizeof hash).empty(); }, &w.sign_ms},
   };
   std::this_thread::sleep_for(Millis(500));  // the pool refills after the warm-up
+  auto metrics = c.client();
+  std::string before;
   for (int i = -warmup; i < rounds; i++) {
+    if (i == 0) before = metrics->request("GET", "/metrics", {}, "", limit).body;
     for (size_t k = 0; k < ops.size(); k++) {
       const Op &op = ops[(static_cast<size_t>(i + warmup) + k) % ops.size()];
       std::this_thread::sleep_for(pause);
@@ -242,6 +253,12 @@ WarmLatency warm_latency(const ConciergeProcess &c, const FakeIdp &idp, const st
       if (ok) op.into->push_back(ms);
       w.failed += !ok;
     }
+  }
+  std::string after = metrics->request("GET", "/metrics", {}, "", limit).body;
+  for (auto [kind, into] : {std::pair<const char *, double *>{"key", &w.key_misses},
+                            std::pair<const char *, double *>{"presignature", &w.presignature_misses}}) {
+    std::string series = std::string("pinniped_key_pool_misses_total{kind=\"") + kind + "\"}";
+    *into = metric(after, series) - metric(before, series);
   }
   return w;
 }
@@ -387,13 +404,15 @@ int main(int argc, char **argv) {
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
   std::printf(
       "  warm-pool exchange   %8.2f ms      (webhook; median of %zu sequential exchanges, 1 client, one kept-alive "
-      "connection, key pool warm, each call after a %lld ms pause; %zu calls of the warm rounds failed); ratio %.2f to "
+      "connection, key pool warm (client keys and presignatures), each call after a %lld ms pause; %zu calls of the "
+      "warm rounds failed; of their %zu exchanges, %.0f found no key and %.0f no presignature ready); ratio %.2f to "
       "the reference (target <= 1.5)\n",
       warm_ms, warm.exchange_ms.size(), static_cast<long long>(warm_pause.count()), warm.failed,
+      warm.exchange_ms.size() + warm.jwt_ms.size(), warm.key_misses, warm.presignature_misses,
       ratio(warm_ms, reference_ms));
   std::printf(
-      "    reference          %8.2f ms      (one signature %.3f ms with the %s signer key, in-process, median "
-      "of %zu; + one TLS record round-trip %.3f ms: GET /healthz on a kept-alive connection, median of %zu)\n",
+      "    reference          %8.2f ms      (one whole signature %.3f ms with the %s signer key, in-process, "
+      "median of %zu; + one TLS record round-trip %.3f ms: GET /healthz on a kept-alive connection, median of %zu)\n",
       reference_ms, sign_ms, signer_key->describe().c_str(), warm.sign_ms.size(), trip_ms, warm.health_ms.size());
   std::printf(
       "    webhook's own trip %8.2f ms      (a TokenReview POST from here to the same IDP, kept-alive, median of "

@@ -1194,3 +1194,272 @@ TEST_CASE("EC signatures and keys from the per-thread prepared groups verify, in
     CHECK(publics.size() == 40);
   }
 }
+
+// ============================================================================
+// 9. Presignatures: the message-independent half of ECDSA, made ahead
+// ============================================================================
+
+namespace {
+std::string unhex(const std::string &h) {
+  std::string out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
+  return out;
+}
+std::string mpi_hex(const mbedtls_mpi &x) {
+  char buf[200];
+  size_t n = 0;
+  REQUIRE(mbedtls_mpi_write_string(&x, 16, buf, sizeof buf, &n) == 0);
+  return buf;
+}
+// The r of a DER ECDSA signature, as hex.
+std::string signature_r(const std::string &sig) {
+  auto *p = reinterpret_cast<unsigned char *>(const_cast<char *>(sig.data()));
+  const unsigned char *end = p + sig.size();
+  size_t len = 0;
+  mbedtls_mpi r;
+  mbedtls_mpi_init(&r);
+  REQUIRE(mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) == 0);
+  REQUIRE(mbedtls_asn1_get_mpi(&p, end, &r) == 0);
+  std::string out = mpi_hex(r);
+  mbedtls_mpi_free(&r);
+  return out;
+}
+// Whether `sig` is `key`'s signature of `hash`, and of no other hash.
+bool verifies_only(const pinniped::PrivateKey &key, unsigned char *hash, size_t n, const std::string &sig) {
+  auto *pk = const_cast<mbedtls_pk_context *>(key.get());
+  auto *s = reinterpret_cast<const unsigned char *>(sig.data());
+  bool ok = mbedtls_pk_verify(pk, MBEDTLS_MD_NONE, hash, n, s, sig.size()) == 0;
+  hash[n - 1] ^= 1;
+  ok = ok && mbedtls_pk_verify(pk, MBEDTLS_MD_NONE, hash, n, s, sig.size()) != 0;
+  hash[n - 1] ^= 1;
+  return ok;
+}
+}  // namespace
+
+TEST_CASE("a presignature finishes the published ECDSA vectors exactly and signs once") {
+  // RFC 4754, sections 8.1 to 8.3: private key d, nonce k, the SHA-2 hash
+  // of "abc", and the signature (r, s) those give.
+  struct Vector {
+    mbedtls_ecp_group_id curve;
+    const char *d, *k, *hash, *r, *s;
+  };
+  const Vector vectors[] = {
+      {MBEDTLS_ECP_DP_SECP256R1, "DC51D3866A15BACDE33D96F992FCA99DA7E6EF0934E7097559C27F1614C88A7F",
+       "9E56F509196784D963D1C0A401510EE7ADA3DCC5DEE04B154BF61AF1D5A6DECE",
+       "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
+       "CB28E0999B9C7715FD0A80D8E47A77079716CBBF917DD72E97566EA1C066957C",
+       "86FA3BB4E26CAD5BF90B7F81899256CE7594BB1EA0C89212748BFF3B3D5B0315"},
+      {MBEDTLS_ECP_DP_SECP384R1,
+       "0BEB646634BA87735D77AE4809A0EBEA865535DE4C1E1DCB692E84708E81A5AF62E528C38B2A81B35309668D73524D9F",
+       "B4B74E44D71A13D568003D7489908D564C7761E229C58CBFA18950096EB7463B854D7FA992F934D927376285E63414FA",
+       "CB00753F45A35E8BB5A03D699AC65007272C32AB0EDED1631A8B605A43FF5BED8086072BA1E7CC2358BAECA134C825A7",
+       "FB017B914E29149432D8BAC29A514640B46F53DDAB2C69948084E2930F1C8F7E08E07C9C63F2D21A07DCB56A6AF56EB3",
+       "B263A1305E057F984D38726A1B46874109F417BCA112674C528262A40A629AF1CBB9F516CE0FA7D2FF630863A00E8B9F"},
+      {MBEDTLS_ECP_DP_SECP521R1,
+       "0065FDA3409451DCAB0A0EAD45495112A3D813C17BFD34BDF8C1209D7DF5849120597779060A7FF9D704ADF78B570FFAD6F0"
+       "62E95C7E0C5D5481C5B153B48B375FA1",
+       "00C1C2B305419F5A41344D7E4359933D734096F556197A9B244342B8B62F46F9373778F9DE6B6497B1EF825FF24F42F9B4A4"
+       "BD7382CFC3378A540B1B7F0C1B956C2F",
+       "DDAF35A193617ABACC417349AE20413112E6FA4E89A97EA20A9EEEE64B55D39A2192992A274FC1A836BA3C23A3FEEBBD454D"
+       "4423643CE80E2A9AC94FA54CA49F",
+       "0154FD3836AF92D0DCA57DD5341D3053988534FDE8318FC6AAAAB68E2E6F4339B19F2F281A7E0B22C269D93CF8794A927888"
+       "0ED7DBB8D9362CAEACEE544320552251",
+       "017705A7030290D1CEB605A9A1BB03FF9CDD521E87A696EC926C8C10C8362DF4975367101F67D1CF9BCCBF2F3D239534FA50"
+       "9E70AAC851AE01AAC68D62F866472660"},
+  };
+  for (const auto &v : vectors) {
+    CAPTURE(v.curve);
+    mbedtls_ecp_group grp;
+    mbedtls_ecp_group_init(&grp);
+    REQUIRE(mbedtls_ecp_group_load(&grp, v.curve) == 0);
+    mbedtls_mpi d, r, s;
+    mbedtls_mpi_init(&d);
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    REQUIRE(mbedtls_mpi_read_string(&d, 16, v.d) == 0);
+    std::string hash = unhex(v.hash);
+    auto *h = reinterpret_cast<const unsigned char *>(hash.data());
+    auto pre = pinniped::Presignature::with_known_nonce(v.curve, unhex(v.k));
+    CHECK(pre.usable_for(v.curve));
+    CHECK_FALSE(
+        pre.usable_for(v.curve == MBEDTLS_ECP_DP_SECP256R1 ? MBEDTLS_ECP_DP_SECP384R1 : MBEDTLS_ECP_DP_SECP256R1));
+    REQUIRE(pre.finish(grp, d, h, hash.size(), &r, &s) == 0);
+    mbedtls_mpi want_r, want_s;
+    mbedtls_mpi_init(&want_r);
+    mbedtls_mpi_init(&want_s);
+    REQUIRE(mbedtls_mpi_read_string(&want_r, 16, v.r) == 0);
+    REQUIRE(mbedtls_mpi_read_string(&want_s, 16, v.s) == 0);
+    CHECK(mpi_hex(r) == mpi_hex(want_r));
+    CHECK(mpi_hex(s) == mpi_hex(want_s));
+    mbedtls_mpi_free(&want_r);
+    mbedtls_mpi_free(&want_s);
+    // Spent: a second use is refused and writes nothing.
+    CHECK_FALSE(pre.usable_for(v.curve));
+    mbedtls_mpi_lset(&r, 7);
+    CHECK(pre.finish(grp, d, h, hash.size(), &r, &s) != 0);
+    CHECK(mbedtls_mpi_cmp_int(&r, 7) == 0);
+    mbedtls_mpi_free(&d);
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    mbedtls_ecp_group_free(&grp);
+  }
+  SECTION("a nonce out of range is refused") {
+    CHECK_THROWS_AS(pinniped::Presignature::with_known_nonce(MBEDTLS_ECP_DP_SECP256R1, std::string(32, '\0')),
+                    pinniped::Error);
+    CHECK_THROWS_AS(pinniped::Presignature::with_known_nonce(MBEDTLS_ECP_DP_SECP256R1, std::string(32, '\xff')),
+                    pinniped::Error);
+  }
+}
+
+TEST_CASE("signatures finished from presignatures verify, never share a nonce, and fall back when they cannot") {
+  auto key = pinniped::PrivateKey::parse(pinniped::PrivateKey::generate_ec()->to_pem());
+  SECTION("200 signatures: each verifies for its hash only, all r differ") {
+    std::set<std::string> rs;
+    int good = 0;
+    for (int i = 0; i < 200; i++) {
+      unsigned char hash[32];
+      std::memset(hash, i, sizeof hash);
+      auto pre = pinniped::Presignature::make(MBEDTLS_ECP_DP_SECP256R1);
+      std::string sig = key->sign(MBEDTLS_MD_SHA256, hash, sizeof hash, &pre);
+      CHECK_FALSE(pre.usable_for(MBEDTLS_ECP_DP_SECP256R1));  // spent
+      if (verifies_only(*key, hash, sizeof hash, sig)) good++;
+      rs.insert(signature_r(sig));
+    }
+    CHECK(good == 200);
+    CHECK(rs.size() == 200);
+  }
+  SECTION("a spent one, one for another curve, and one made before a fork: the signature is made whole") {
+    unsigned char hash[32] = {9};
+    auto pre = pinniped::Presignature::make(MBEDTLS_ECP_DP_SECP256R1);
+    std::string first = key->sign(MBEDTLS_MD_SHA256, hash, sizeof hash, &pre);
+    std::string again = key->sign(MBEDTLS_MD_SHA256, hash, sizeof hash, &pre);  // spent: signs the usual way
+    CHECK(verifies_only(*key, hash, sizeof hash, first));
+    CHECK(verifies_only(*key, hash, sizeof hash, again));
+    CHECK(signature_r(first) != signature_r(again));
+    auto p384 = pinniped::Presignature::make(MBEDTLS_ECP_DP_SECP384R1);
+    std::string other = key->sign(MBEDTLS_MD_SHA256, hash, sizeof hash, &p384);
+    CHECK(verifies_only(*key, hash, sizeof hash, other));
+    CHECK_FALSE(p384.usable_for(MBEDTLS_ECP_DP_SECP384R1));  // spent by the attempt all the same
+
+    auto before_fork = pinniped::Presignature::make(MBEDTLS_ECP_DP_SECP256R1);
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) _exit(before_fork.usable_for(MBEDTLS_ECP_DP_SECP256R1) ? 1 : 0);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);                          // refused in the child
+    CHECK(before_fork.usable_for(MBEDTLS_ECP_DP_SECP256R1));  // and still good in the parent
+  }
+  SECTION("an RSA key ignores a presignature and leaves it unspent") {
+    auto rsa = pinniped::PrivateKey::parse(pinniped::PrivateKey::generate_rsa(2048)->to_pem());
+    unsigned char hash[32] = {3};
+    auto pre = pinniped::Presignature::make(MBEDTLS_ECP_DP_SECP256R1);
+    std::string sig = rsa->sign(MBEDTLS_MD_SHA256, hash, sizeof hash, &pre);
+    auto *pk = const_cast<mbedtls_pk_context *>(rsa->get());
+    CHECK(mbedtls_pk_verify(pk, MBEDTLS_MD_SHA256, hash, sizeof hash,
+                            reinterpret_cast<const unsigned char *>(sig.data()), sig.size()) == 0);
+    CHECK(pre.usable_for(MBEDTLS_ECP_DP_SECP256R1));
+  }
+  SECTION("moved: only the destination holds it") {
+    auto a = pinniped::Presignature::make(MBEDTLS_ECP_DP_SECP256R1);
+    pinniped::Presignature b = std::move(a);
+    CHECK_FALSE(a.usable_for(MBEDTLS_ECP_DP_SECP256R1));  // NOLINT(bugprone-use-after-move): the point
+    CHECK(b.usable_for(MBEDTLS_ECP_DP_SECP256R1));
+    pinniped::Presignature c;
+    c = std::move(b);
+    CHECK_FALSE(b.usable_for(MBEDTLS_ECP_DP_SECP256R1));  // NOLINT(bugprone-use-after-move)
+    CHECK(c.usable_for(MBEDTLS_ECP_DP_SECP256R1));
+  }
+}
+
+TEST_CASE("the key pool keeps presignatures for the signer's curve and hands each out once") {
+  int idle_before = idle_threads();
+  pinniped::KeyPool pool(4);
+  CHECK(pool.presignatures_ready() == 0);
+  CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_SECP256R1));  // none asked for yet
+  pool.presign_for(MBEDTLS_ECP_DP_SECP256R1);
+  REQUIRE(wait_until([&] { return pool.ready() == 4 && pool.presignatures_ready() == 4; }, 20s));
+  CHECK(idle_threads() == idle_before + 1);  // the same one background thread
+  CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_SECP384R1));
+  CHECK(pool.presignatures_ready() == 4);
+
+  // Eight threads take at once, more than are ready: each one taken signs
+  // a distinct r; the rest find none.
+  auto key = pinniped::PrivateKey::parse(pinniped::PrivateKey::generate_ec()->to_pem());
+  std::mutex mu;
+  std::vector<std::string> rs;
+  std::atomic<int> bad{0}, none{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; t++)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; i++) {
+        auto p = pool.take_presignature(MBEDTLS_ECP_DP_SECP256R1);
+        if (!p) {
+          none++;
+          continue;
+        }
+        unsigned char hash[32];
+        std::memset(hash, t * 32 + i, sizeof hash);
+        std::string sig = key->sign(MBEDTLS_MD_SHA256, hash, sizeof hash, &*p);
+        if (!verifies_only(*key, hash, sizeof hash, sig)) bad++;
+        std::lock_guard<std::mutex> lk(mu);
+        rs.push_back(signature_r(sig));
+      }
+    });
+  for (auto &t : threads) t.join();
+  CHECK(bad == 0);
+  CHECK(rs.size() >= 4);
+  CHECK(std::set<std::string>(rs.begin(), rs.end()).size() == rs.size());
+  CHECK(rs.size() + static_cast<size_t>(none.load()) == 200);
+
+  SECTION("an RSA signer: the presignatures are dropped and no more are made") {
+    REQUIRE(wait_until([&] { return pool.presignatures_ready() == 4; }, 20s));
+    pool.presign_for(MBEDTLS_ECP_DP_NONE);
+    CHECK(pool.presignatures_ready() == 0);
+    std::this_thread::sleep_for(100ms);
+    CHECK(pool.presignatures_ready() == 0);
+    CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_NONE));
+  }
+  SECTION("a P-384 signer: those for P-256 are dropped, P-384 ones made") {
+    pool.presign_for(MBEDTLS_ECP_DP_SECP384R1);
+    CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_SECP256R1));
+    REQUIRE(wait_until([&] { return pool.presignatures_ready() == 4; }, 20s));
+    auto p = pool.take_presignature(MBEDTLS_ECP_DP_SECP384R1);
+    REQUIRE(p);
+    CHECK(p->usable_for(MBEDTLS_ECP_DP_SECP384R1));
+  }
+}
+
+TEST_CASE("the certificate authority signs with presignatures for EC signers, and certificates verify") {
+  TempDir dir;
+  pinniped::CertificateAuthority ca(4);
+  auto ec = testing::openssl_signer(dir, "ec", "ec", "/CN=ec");
+  auto rsa = testing::openssl_signer(dir, "rsa", "rsa", "/CN=rsa");
+  std::string ec_pem = pinniped::read_file(ec.cert_file), rsa_pem = pinniped::read_file(rsa.cert_file);
+  ca.set_signer(pinniped::Signer::from_pem(ec_pem, pinniped::read_file(ec.key_file)));
+  REQUIRE(wait_until([&] { return ca.key_pool().presignatures_ready() == 4; }, 20s));
+  // Whether from a presignature (the first one at least: four are ready)
+  // or made whole (when the refill lags), every signature verifies with
+  // mbedTLS and openssl, with its own nonce.
+  size_t taken_before = ca.key_pool().presignatures_taken();
+  std::set<std::string> rs;
+  for (int i = 0; i < 8; i++) {
+    auto c = ca.issue("alice-" + std::to_string(i), {"devs"});
+    CHECK(mbed_verifies(c.cert_pem, ec_pem));
+    X509 x(c.cert_pem);
+    rs.insert(signature_r(raw(x.get()->sig)));
+    if (i == 0) {
+      dir.write("leaf.crt", c.cert_pem);
+      CHECK(contains(sh("openssl verify -CAfile " + q(ec.cert_file) + " " + q(dir.file("leaf.crt"))), ": OK"));
+    }
+  }
+  CHECK(rs.size() == 8);
+  CHECK(ca.key_pool().presignatures_taken() > taken_before);
+  ca.set_signer(pinniped::Signer::from_pem(rsa_pem, pinniped::read_file(rsa.key_file)));
+  CHECK(ca.key_pool().presignatures_ready() == 0);
+  size_t taken_rsa = ca.key_pool().presignatures_taken();
+  auto r = ca.issue("bob", {});
+  CHECK(mbed_verifies(r.cert_pem, rsa_pem));
+  CHECK(ca.key_pool().presignatures_taken() == taken_rsa);
+}

@@ -783,6 +783,66 @@ TEST_CASE("a successful exchange answers 201 with a fresh credential and no toke
   CHECK(mbedtls_pk_check_pair(&chain->get()->pk, pk->get()) == 0);
 }
 
+namespace {
+// The value of one sample line of a Prometheus text page; -1 when absent.
+double sample(const std::string &page, const std::string &series) {
+  size_t at_ = page.find("\n" + series + " ");
+  if (at_ == std::string::npos) return -1;
+  return std::atof(page.c_str() + at_ + 1 + series.size() + 1);
+}
+}  // namespace
+
+TEST_CASE("the key pool's metrics: keys and presignatures ready for an EC signer, and exchanges spend them") {
+  Env env({{"--key-pool", "3"}});
+  auto &c = env.c();
+  auto metrics = [&] { return c.request("GET", "/metrics", "", {}).body; };
+  const std::string keys = "pinniped_key_pool_ready{kind=\"key\"}",
+                    pres = "pinniped_key_pool_ready{kind=\"presignature\"}",
+                    pre_miss = "pinniped_key_pool_misses_total{kind=\"presignature\"}";
+  auto full = [&] {
+    auto m = metrics();
+    return sample(m, keys) == 3 && sample(m, pres) == 3;
+  };
+  bool filled = false;
+  for (int i = 0; i < 200 && !(filled = full()); i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(filled);
+  auto before = metrics();
+  CHECK(contains(before, "# TYPE pinniped_key_pool_misses_total counter\n"));
+  // Six exchanges in a row, more than are ready: every certificate verifies
+  // against the signer, whichever way its signature was made.
+  auto signer = pinniped::read_file(env.dir.file("signer.crt"));
+  for (int i = 0; i < 6; i++) {
+    auto res = c.request("POST", kTcr, tcr_json(kGoodToken));
+    REQUIRE(res.status == 201);
+    auto cert = str(at(parse_json(res.body), {"status", "credential", "clientCertificateData"}));
+    auto chain = pinniped::CertificateChain::parse(cert), ca = pinniped::CertificateChain::parse(signer);
+    uint32_t flags = 0;
+    CHECK(mbedtls_x509_crt_verify(const_cast<mbedtls_x509_crt *>(chain->get()),
+                                  const_cast<mbedtls_x509_crt *>(ca->get()), nullptr, nullptr, &flags, nullptr,
+                                  nullptr) == 0);
+  }
+  auto after = metrics();
+  // The refill thread races the exchanges: at most one miss each.
+  double misses = sample(after, pre_miss) - sample(before, pre_miss);
+  CHECK(misses >= 0);
+  CHECK(misses <= 6);
+  CHECK(sample(after, "pinniped_certificates_issued_total") == 6);
+  filled = false;
+  for (int i = 0; i < 200 && !(filled = full()); i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(filled);  // refilled
+}
+
+TEST_CASE("with --key-pool 0 nothing is made ahead and every exchange counts a miss of each kind") {
+  Env env({{"--key-pool", "0"}});
+  auto &c = env.c();
+  for (int i = 0; i < 4; i++) REQUIRE(c.request("POST", kTcr, tcr_json(kGoodToken)).status == 201);
+  auto m = c.request("GET", "/metrics", "", {}).body;
+  CHECK(sample(m, "pinniped_key_pool_ready{kind=\"key\"}") == 0);
+  CHECK(sample(m, "pinniped_key_pool_ready{kind=\"presignature\"}") == 0);
+  CHECK(sample(m, "pinniped_key_pool_misses_total{kind=\"key\"}") == 4);
+  CHECK(sample(m, "pinniped_key_pool_misses_total{kind=\"presignature\"}") == 4);
+}
+
 TEST_CASE("every log line is one JSON object and none carries a token or a private key") {
   Env env({{"--log-level", "debug"}});
   auto &c = env.c();
