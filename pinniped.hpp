@@ -2336,11 +2336,19 @@ class KeyPool {
   KeyPool(const KeyPool &) = delete;
   KeyPool &operator=(const KeyPool &) = delete;
 
-  // The refill thread is woken after the lock is let go: woken under it,
-  // it would only block on the lock again (two more context switches on
-  // the request path).
-  ClientKey take() {
+  // What one exchange takes: a client key (made here when none is ready)
+  // and, for an EC signer's `curve`, a presignature when one is ready (no
+  // other caller gets it; without one the signature is made whole, on the
+  // request path). One lock and one wake-up for both. The refill thread is
+  // woken after the lock is let go: woken under it, it would only block on
+  // the lock again (two more context switches on the request path).
+  struct Taken {
+    ClientKey key;
+    std::optional<Presignature> presignature;
+  };
+  Taken take(mbedtls_ecp_group_id curve) {
     std::optional<ClientKey> k;
+    Taken t;
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (!keys_.empty()) {
@@ -2349,10 +2357,21 @@ class KeyPool {
       } else {
         key_misses_++;
       }
+      if (curve != MBEDTLS_ECP_DP_NONE && curve == curve_) {
+        if (presignatures_.empty()) {
+          presignature_misses_++;
+        } else {
+          t.presignature = std::move(presignatures_.front());
+          presignatures_.pop_front();
+          presignatures_taken_++;
+        }
+      }
     }
     cv_.notify_one();
-    return k ? std::move(*k) : ClientKey::generate();
+    t.key = k ? std::move(*k) : ClientKey::generate();
+    return t;
   }
+  ClientKey take() { return take(MBEDTLS_ECP_DP_NONE).key; }
   // Presignatures are made for `curve` from now on (MBEDTLS_ECP_DP_NONE:
   // none, for an RSA signer); those for another curve are dropped.
   void presign_for(mbedtls_ecp_group_id curve) {
@@ -2363,25 +2382,6 @@ class KeyPool {
       presignatures_.clear();
     }
     cv_.notify_one();
-  }
-  // One presignature for `curve`, taken out of the pool (no other caller
-  // gets it); none when the pool has none ready: the signature is then
-  // made whole, on the request path.
-  std::optional<Presignature> take_presignature(mbedtls_ecp_group_id curve) {
-    std::optional<Presignature> p;
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (curve == MBEDTLS_ECP_DP_NONE || curve != curve_) return p;
-      if (presignatures_.empty()) {
-        presignature_misses_++;
-        return p;
-      }
-      p = std::move(presignatures_.front());
-      presignatures_.pop_front();
-      presignatures_taken_++;
-    }
-    cv_.notify_one();
-    return p;
   }
   size_t ready() const {
     std::lock_guard<std::mutex> lk(mu_);
@@ -2592,9 +2592,9 @@ class CertificateAuthority {
                           Millis ttl = std::chrono::minutes(5)) {
     auto s = signer();
     if (!s) throw Error(503, "ServiceUnavailable", "no cluster signer is loaded");
-    ClientKey key = pool_.take();
-    std::optional<Presignature> pre = pool_.take_presignature(s->curve());
-    return s->issue(username, groups, ttl, key, Clock::now(), kBackdate, pre ? &*pre : nullptr);
+    KeyPool::Taken t = pool_.take(s->curve());
+    return s->issue(username, groups, ttl, t.key, Clock::now(), kBackdate,
+                    t.presignature ? &*t.presignature : nullptr);
   }
   KeyPool &key_pool() { return pool_; }
 

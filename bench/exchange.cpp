@@ -201,11 +201,6 @@ struct WarmLatency {
   double key_misses = 0, presignature_misses = 0;
 };
 
-// One sample of a Prometheus text page; 0 when absent.
-double metric(const std::string &page, const std::string &series) {
-  size_t at = page.find("\n" + series + " ");
-  return at == std::string::npos ? 0 : std::atof(page.c_str() + at + series.size() + 2);
-}
 WarmLatency warm_latency(const ConciergeProcess &c, const FakeIdp &idp, const std::string &jwt_body,
                          const PrivateKey &signer_key, int warmup, int rounds, Millis pause) {
   WarmLatency w;
@@ -258,7 +253,7 @@ WarmLatency warm_latency(const ConciergeProcess &c, const FakeIdp &idp, const st
   for (auto [kind, into] : {std::pair<const char *, double *>{"key", &w.key_misses},
                             std::pair<const char *, double *>{"presignature", &w.presignature_misses}}) {
     std::string series = std::string("pinniped_key_pool_misses_total{kind=\"") + kind + "\"}";
-    *into = metric(after, series) - metric(before, series);
+    *into = metric_sample(after, series) - metric_sample(before, series);
   }
   return w;
 }

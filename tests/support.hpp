@@ -546,6 +546,14 @@ inline std::string tcr_body(const std::string &token, const std::string &name = 
   return r.to_json(true).serialize();
 }
 
+// The value of one sample (series with its labels) of a Prometheus text
+// page; -1 when absent.
+inline double metric_sample(const std::string &page, const std::string &series) {
+  size_t at = page.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::atof(page.c_str() + at + 1 + series.size() + 1);
+}
+
 // Both halves of a test signer: an EC (k3s-like) or RSA (kubeadm-like)
 // CA made by openssl, so that our parser meets foreign encodings.
 struct OpensslSigner {

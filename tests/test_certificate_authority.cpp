@@ -1377,11 +1377,11 @@ TEST_CASE("the key pool keeps presignatures for the signer's curve and hands eac
   int idle_before = idle_threads();
   pinniped::KeyPool pool(4);
   CHECK(pool.presignatures_ready() == 0);
-  CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_SECP256R1));  // none asked for yet
+  CHECK_FALSE(pool.take(MBEDTLS_ECP_DP_SECP256R1).presignature);  // none asked for yet
   pool.presign_for(MBEDTLS_ECP_DP_SECP256R1);
   REQUIRE(wait_until([&] { return pool.ready() == 4 && pool.presignatures_ready() == 4; }, 20s));
   CHECK(idle_threads() == idle_before + 1);  // the same one background thread
-  CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_SECP384R1));
+  CHECK_FALSE(pool.take(MBEDTLS_ECP_DP_SECP384R1).presignature);
   CHECK(pool.presignatures_ready() == 4);
 
   // Eight threads take at once, more than are ready: each one taken signs
@@ -1394,7 +1394,7 @@ TEST_CASE("the key pool keeps presignatures for the signer's curve and hands eac
   for (int t = 0; t < 8; t++)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 25; i++) {
-        auto p = pool.take_presignature(MBEDTLS_ECP_DP_SECP256R1);
+        auto p = pool.take(MBEDTLS_ECP_DP_SECP256R1).presignature;
         if (!p) {
           none++;
           continue;
@@ -1419,13 +1419,13 @@ TEST_CASE("the key pool keeps presignatures for the signer's curve and hands eac
     CHECK(pool.presignatures_ready() == 0);
     std::this_thread::sleep_for(100ms);
     CHECK(pool.presignatures_ready() == 0);
-    CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_NONE));
+    CHECK_FALSE(pool.take(MBEDTLS_ECP_DP_NONE).presignature);
   }
   SECTION("a P-384 signer: those for P-256 are dropped, P-384 ones made") {
     pool.presign_for(MBEDTLS_ECP_DP_SECP384R1);
-    CHECK_FALSE(pool.take_presignature(MBEDTLS_ECP_DP_SECP256R1));
+    CHECK_FALSE(pool.take(MBEDTLS_ECP_DP_SECP256R1).presignature);
     REQUIRE(wait_until([&] { return pool.presignatures_ready() == 4; }, 20s));
-    auto p = pool.take_presignature(MBEDTLS_ECP_DP_SECP384R1);
+    auto p = pool.take(MBEDTLS_ECP_DP_SECP384R1).presignature;
     REQUIRE(p);
     CHECK(p->usable_for(MBEDTLS_ECP_DP_SECP384R1));
   }

@@ -783,15 +783,6 @@ TEST_CASE("a successful exchange answers 201 with a fresh credential and no toke
   CHECK(mbedtls_pk_check_pair(&chain->get()->pk, pk->get()) == 0);
 }
 
-namespace {
-// The value of one sample line of a Prometheus text page; -1 when absent.
-double sample(const std::string &page, const std::string &series) {
-  size_t at_ = page.find("\n" + series + " ");
-  if (at_ == std::string::npos) return -1;
-  return std::atof(page.c_str() + at_ + 1 + series.size() + 1);
-}
-}  // namespace
-
 TEST_CASE("the key pool's metrics: keys and presignatures ready for an EC signer, and exchanges spend them") {
   Env env({{"--key-pool", "3"}});
   auto &c = env.c();
@@ -801,7 +792,7 @@ TEST_CASE("the key pool's metrics: keys and presignatures ready for an EC signer
                     pre_miss = "pinniped_key_pool_misses_total{kind=\"presignature\"}";
   auto full = [&] {
     auto m = metrics();
-    return sample(m, keys) == 3 && sample(m, pres) == 3;
+    return testing::metric_sample(m, keys) == 3 && testing::metric_sample(m, pres) == 3;
   };
   bool filled = false;
   for (int i = 0; i < 200 && !(filled = full()); i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -823,10 +814,10 @@ TEST_CASE("the key pool's metrics: keys and presignatures ready for an EC signer
   }
   auto after = metrics();
   // The refill thread races the exchanges: at most one miss each.
-  double misses = sample(after, pre_miss) - sample(before, pre_miss);
+  double misses = testing::metric_sample(after, pre_miss) - testing::metric_sample(before, pre_miss);
   CHECK(misses >= 0);
   CHECK(misses <= 6);
-  CHECK(sample(after, "pinniped_certificates_issued_total") == 6);
+  CHECK(testing::metric_sample(after, "pinniped_certificates_issued_total") == 6);
   filled = false;
   for (int i = 0; i < 200 && !(filled = full()); i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK(filled);  // refilled
@@ -837,10 +828,10 @@ TEST_CASE("with --key-pool 0 nothing is made ahead and every exchange counts a m
   auto &c = env.c();
   for (int i = 0; i < 4; i++) REQUIRE(c.request("POST", kTcr, tcr_json(kGoodToken)).status == 201);
   auto m = c.request("GET", "/metrics", "", {}).body;
-  CHECK(sample(m, "pinniped_key_pool_ready{kind=\"key\"}") == 0);
-  CHECK(sample(m, "pinniped_key_pool_ready{kind=\"presignature\"}") == 0);
-  CHECK(sample(m, "pinniped_key_pool_misses_total{kind=\"key\"}") == 4);
-  CHECK(sample(m, "pinniped_key_pool_misses_total{kind=\"presignature\"}") == 4);
+  CHECK(testing::metric_sample(m, "pinniped_key_pool_ready{kind=\"key\"}") == 0);
+  CHECK(testing::metric_sample(m, "pinniped_key_pool_ready{kind=\"presignature\"}") == 0);
+  CHECK(testing::metric_sample(m, "pinniped_key_pool_misses_total{kind=\"key\"}") == 4);
+  CHECK(testing::metric_sample(m, "pinniped_key_pool_misses_total{kind=\"presignature\"}") == 4);
 }
 
 TEST_CASE("every log line is one JSON object and none carries a token or a private key") {
