@@ -2593,8 +2593,7 @@ class CertificateAuthority {
     auto s = signer();
     if (!s) throw Error(503, "ServiceUnavailable", "no cluster signer is loaded");
     KeyPool::Taken t = pool_.take(s->curve());
-    return s->issue(username, groups, ttl, t.key, Clock::now(), kBackdate,
-                    t.presignature ? &*t.presignature : nullptr);
+    return s->issue(username, groups, ttl, t.key, Clock::now(), kBackdate, t.presignature ? &*t.presignature : nullptr);
   }
   KeyPool &key_pool() { return pool_; }
 
